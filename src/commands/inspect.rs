@@ -1,0 +1,149 @@
+//! `mdt inspect`: what mdt reads from a Go binary, for a person or a script.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::cli::InspectArgs;
+use crate::gobin::layout::LayoutSource;
+use crate::gobin::{GoBinary, MapImpl, TextBaseSource, VersionSource};
+use crate::target;
+
+pub fn run(args: &InspectArgs) -> Result<ExitCode> {
+    let path = match (args.pid, &args.binary) {
+        (Some(pid), _) => target::exe_of(pid)?,
+        (None, Some(path)) => path.clone(),
+        (None, None) => unreachable!("clap requires a binary or a pid"),
+    };
+    let binary = GoBinary::open(&path)?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&binary).context("serializing the report")? + "\n"
+    } else {
+        report(&binary)
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The human report: a short aligned header, then one row per function.
+pub fn report(b: &GoBinary) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| {
+        let _ = writeln!(out, "{k:<13} {v}");
+    };
+    line("binary", b.path.display().to_string());
+    line(
+        "go version",
+        format!("{} (from {})", b.go_version, version_source(b.version_source)),
+    );
+    line(
+        "maps",
+        match b.map_impl {
+            MapImpl::Hmap => "classic buckets (runtime.hmap)".into(),
+            MapImpl::Swiss => "Swiss tables (internal/runtime/maps.Map)".into(),
+        },
+    );
+    line("build", build_flags(b));
+    line(
+        "build id",
+        match (&b.build_id.go, &b.build_id.gnu) {
+            (None, None) => "none".into(),
+            (go, gnu) => [go.as_ref().map(|g| format!("go {g}")), gnu.as_ref().map(|g| format!("gnu {g}"))]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
+    );
+    line(
+        "text base",
+        format!(
+            "{:#x} (from {})",
+            b.text_base,
+            match b.text_base_source {
+                TextBaseSource::Moduledata => "runtime.firstmoduledata",
+                TextBaseSource::PclntabHeader => "the .gopclntab header",
+                TextBaseSource::TextSection => "the .text section",
+            }
+        ),
+    );
+    line(
+        "offsets",
+        match &b.layout {
+            Some(l) => format!(
+                "goid at g+{}, map count at map+{} (from {})",
+                l.goid_offset,
+                l.map_count_offset,
+                match l.source {
+                    LayoutSource::Dwarf => "DWARF",
+                    LayoutSource::VersionTable => "the table of Go releases",
+                }
+            ),
+            None => "unknown for this Go release and no DWARF: mdt cannot read goroutine ids".into(),
+        },
+    );
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "{:<37} {:>10} {:>10} {:>6} {:>6}  {:<15} ATTACH",
+        "FUNCTION", "ADDRESS", "FILE OFF", "SIZE", "PROBE", "RETURNS"
+    );
+    for f in &b.functions {
+        let rets = f
+            .ret_offsets
+            .iter()
+            .map(|r| format!("+{r:#x}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let _ = writeln!(
+            out,
+            "{:<37} {:>10} {:>10} {:>6} {:>6}  {:<15} {}",
+            f.name,
+            format!("{:#x}", f.address),
+            format!("{:#x}", f.file_offset),
+            f.size,
+            format!("+{}", f.probe_offset),
+            rets,
+            if f.attach { "yes" } else { "no" }
+        );
+    }
+    out.push('\n');
+    for f in &b.functions {
+        let verdict = if f.attach { "probed" } else { "not probed" };
+        let _ = writeln!(out, "{} {verdict}: {}", f.name, f.reason);
+    }
+    for name in &b.absent {
+        let _ = writeln!(out, "{name} absent: not linked into this binary");
+    }
+    out
+}
+
+fn version_source(s: VersionSource) -> &'static str {
+    match s {
+        VersionSource::Buildinfo => ".go.buildinfo",
+        VersionSource::BuildVersion => "the runtime.buildVersion string",
+        VersionSource::PclntabFormat => "the .gopclntab header format",
+    }
+}
+
+fn build_flags(b: &GoBinary) -> String {
+    let arch = match b.arch {
+        crate::gobin::elf::Arch::X86_64 => "x86-64",
+        crate::gobin::elf::Arch::Aarch64 => "arm64",
+    };
+    let mut flags = vec![arch];
+    flags.push(if b.pie { "pie" } else { "not pie" });
+    flags.push(if b.stripped { "stripped" } else { "symbols" });
+    flags.push(if b.dwarf { "dwarf" } else { "no dwarf" });
+    if b.cgo {
+        flags.push("cgo");
+    }
+    if b.race {
+        flags.push("race");
+    }
+    if !b.section_headers {
+        flags.push("no section headers");
+    }
+    flags.join(", ")
+}

@@ -1,0 +1,14 @@
+//! One module per subcommand. Each takes its parsed arguments and returns the
+//! exit code; errors bubble up to `main`, which prints them on one line.
+
+mod inspect;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Inspect(args) => inspect::run(&args),
+    }
+}

@@ -1,0 +1,128 @@
+//! Struct offsets the BPF program reads at every delete: `goid` in
+//! `runtime.g`, and the element count in the map header. From DWARF when the
+//! binary has it, otherwise from a table of verified values per release
+//! (production binaries are usually built with `-w`).
+
+use std::borrow::Cow;
+
+use gimli::{AttributeValue, EndianSlice, RunTimeEndian};
+
+use super::elf::Elf;
+use super::version::GoVersion;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutSource {
+    Dwarf,
+    VersionTable,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Layout {
+    /// Offset of `goid` in `runtime.g`.
+    pub goid_offset: u64,
+    /// Offset of the element count (`hmap.count`, `maps.Map.used`) in the map header.
+    pub map_count_offset: u64,
+    pub source: LayoutSource,
+}
+
+/// The newest release whose offsets mdt has verified.
+pub const NEWEST_KNOWN_MINOR: u32 = 27;
+
+/// Verified offsets (see the reference notes on the Go runtime): `goid`
+/// moved to 160 when 1.23 added `g.syscallbp`, and back to 152 when 1.25
+/// removed `gobuf.ret`. The count is the first word of the header in every
+/// release, hmap and Swiss alike.
+pub fn from_version(v: GoVersion) -> Option<Layout> {
+    if v.major != 1 || v.minor < 17 || v.minor > NEWEST_KNOWN_MINOR {
+        return None;
+    }
+    let goid_offset = if matches!(v.minor, 23 | 24) { 160 } else { 152 };
+    Some(Layout {
+        goid_offset,
+        map_count_offset: 0,
+        source: LayoutSource::VersionTable,
+    })
+}
+
+/// Offsets read from DWARF, if the binary carries it.
+pub fn from_dwarf(elf: &Elf) -> Option<Layout> {
+    let load = |id: gimli::SectionId| -> Result<Cow<[u8]>, gimli::Error> {
+        Ok(elf
+            .section_uncompressed(id.name())
+            .unwrap_or(Cow::Borrowed(&[])))
+    };
+    let sections = gimli::DwarfSections::load(load).ok()?;
+    let dwarf = sections.borrow(|s| EndianSlice::new(s, RunTimeEndian::Little));
+    let goid = member_offset(&dwarf, "runtime.g", "goid")?;
+    let count = member_offset(&dwarf, "internal/runtime/maps.Map", "used")
+        .or_else(|| member_offset(&dwarf, "runtime.hmap", "count"))?;
+    Some(Layout {
+        goid_offset: goid,
+        map_count_offset: count,
+        source: LayoutSource::Dwarf,
+    })
+}
+
+type Dwarf<'a> = gimli::Dwarf<EndianSlice<'a, RunTimeEndian>>;
+
+/// `DW_AT_data_member_location` of `member` in the struct type named `ty`.
+fn member_offset(dwarf: &Dwarf, ty: &str, member: &str) -> Option<u64> {
+    let mut units = dwarf.units();
+    while let Ok(Some(header)) = units.next() {
+        let Ok(unit) = dwarf.unit(header) else { continue };
+        let mut entries = unit.entries();
+        let mut in_struct = false;
+        let mut struct_depth = 0isize;
+        let mut depth = 0isize;
+        while let Ok(Some((delta, entry))) = entries.next_dfs() {
+            depth += delta;
+            if in_struct && depth <= struct_depth {
+                in_struct = false;
+            }
+            let name = entry
+                .attr_value(gimli::DW_AT_name)
+                .ok()
+                .flatten()
+                .and_then(|v| dwarf.attr_string(&unit, v).ok());
+            let name = name.as_ref().map(|n| n.slice());
+            match entry.tag() {
+                gimli::DW_TAG_structure_type if name == Some(ty.as_bytes()) => {
+                    in_struct = true;
+                    struct_depth = depth;
+                }
+                gimli::DW_TAG_member if in_struct && name == Some(member.as_bytes()) => {
+                    return match entry.attr_value(gimli::DW_AT_data_member_location) {
+                        Ok(Some(AttributeValue::Udata(off))) => Some(off),
+                        Ok(Some(AttributeValue::Data1(off))) => Some(off.into()),
+                        Ok(Some(AttributeValue::Data2(off))) => Some(off.into()),
+                        Ok(Some(AttributeValue::Data4(off))) => Some(off.into()),
+                        Ok(Some(AttributeValue::Data8(off))) => Some(off),
+                        Ok(Some(AttributeValue::Sdata(off))) => u64::try_from(off).ok(),
+                        _ => None,
+                    };
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goid_offset_follows_the_releases() {
+        let at = |minor| from_version(GoVersion::new(1, minor)).map(|l| l.goid_offset);
+        assert_eq!(at(19), Some(152));
+        assert_eq!(at(22), Some(152));
+        assert_eq!(at(23), Some(160));
+        assert_eq!(at(24), Some(160));
+        assert_eq!(at(25), Some(152));
+        assert_eq!(at(27), Some(152));
+        assert_eq!(at(16), None);
+        assert_eq!(at(28), None);
+    }
+}

@@ -1,0 +1,249 @@
+//! The Go runtime's own symbol table, `.gopclntab`: function names and entry
+//! points (and, for symbolization, pc-to-file/line tables). It survives
+//! `-ldflags='-s -w'`, which is why mdt never needs ELF symbols.
+//!
+//! Layout reference: `runtime/symtab.go` (`pcHeader`, `_func`) and
+//! `debug/gosym/pclntab.go`, for the 1.16 and 1.18+ formats.
+
+use anyhow::{bail, Result};
+
+use super::bytes;
+use super::elf::Elf;
+
+/// The header magic: which format generation this table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Format {
+    /// 0xfffffffb, Go 1.2 – 1.15: too old for mdt (stack-based calling convention).
+    Go12,
+    /// 0xfffffffa, Go 1.16 – 1.17.
+    Go116,
+    /// 0xfffffff0, Go 1.18 – 1.19.
+    Go118,
+    /// 0xfffffff1, Go 1.20 and later.
+    Go120,
+}
+
+impl Format {
+    fn from_magic(magic: u32) -> Option<Self> {
+        match magic {
+            0xffff_fffb => Some(Format::Go12),
+            0xffff_fffa => Some(Format::Go116),
+            0xffff_fff0 => Some(Format::Go118),
+            0xffff_fff1 => Some(Format::Go120),
+            _ => None,
+        }
+    }
+
+    /// The Go releases that write this format.
+    pub fn releases(self) -> &'static str {
+        match self {
+            Format::Go12 => "go1.2 to go1.15",
+            Format::Go116 => "go1.16 or go1.17",
+            Format::Go118 => "go1.18 or go1.19",
+            Format::Go120 => "go1.20 or later",
+        }
+    }
+}
+
+/// A parsed `pcHeader` plus the bytes that follow it.
+pub struct Pclntab<'a> {
+    /// From the header to the end of the file data that holds it.
+    data: &'a [u8],
+    /// Virtual address of the header (what `moduledata.pcHeader` points to).
+    pub vaddr: u64,
+    pub format: Format,
+    pub ptr_size: u8,
+    pub min_lc: u8,
+    pub nfunc: u64,
+    /// `pcHeader.textStart` (1.18 – 1.25; zero from 1.26, and absent before 1.18).
+    pub text_start: u64,
+    pub funcname_offset: u64,
+    pub cu_offset: u64,
+    pub filetab_offset: u64,
+    pub pctab_offset: u64,
+    pub pcln_offset: u64,
+}
+
+/// One function of the table.
+#[derive(Debug, Clone)]
+pub struct Func<'a> {
+    pub name: &'a str,
+    /// Entry, relative to the text base for 1.18+, absolute before.
+    entry: u64,
+    end: u64,
+    /// Offset of the `_func` record from the start of the function table.
+    pub func_offset: u64,
+}
+
+impl<'a> Pclntab<'a> {
+    /// Finds the table by section name, or by scanning for its header when
+    /// the section headers are gone.
+    pub fn find(elf: &Elf<'a>) -> Result<Self> {
+        for name in [".gopclntab", ".data.rel.ro.gopclntab"] {
+            if let Some((addr, data)) = elf.section(name) {
+                return Self::parse(data, addr);
+            }
+        }
+        for seg in elf.segments.iter().filter(|s| !s.executable) {
+            let data = elf.segment_data(seg);
+            let mut off = 0u64;
+            while off + 72 <= data.len() as u64 {
+                if looks_like_header(data, off) {
+                    if let Ok(table) = Self::parse(&data[off as usize..], seg.vaddr + off) {
+                        if table.validate().is_ok() {
+                            return Ok(table);
+                        }
+                    }
+                }
+                off += 4;
+            }
+        }
+        bail!("not a Go program (no .gopclntab function table found)")
+    }
+
+    pub fn parse(data: &'a [u8], vaddr: u64) -> Result<Self> {
+        let Some(format) = bytes::u32_at(data, 0).and_then(Format::from_magic) else {
+            bail!("not a Go program (.gopclntab has an unknown header)");
+        };
+        if format == Format::Go12 {
+            bail!("unsupported Go version: the binary was built by {}; mdt needs go1.17 or later (register-based calling convention)", format.releases());
+        }
+        let ptr_size = bytes::u8_at(data, 7).unwrap_or(0);
+        let min_lc = bytes::u8_at(data, 6).unwrap_or(0);
+        if ptr_size != 8 {
+            bail!("unsupported Go binary: pointer size {ptr_size} (mdt supports 64-bit)");
+        }
+        let word = |i: u64| bytes::u64_at(data, 8 + 8 * i).unwrap_or(u64::MAX);
+        let table = if format == Format::Go116 {
+            Pclntab {
+                data,
+                vaddr,
+                format,
+                ptr_size,
+                min_lc,
+                nfunc: word(0),
+                text_start: 0,
+                funcname_offset: word(2),
+                cu_offset: word(3),
+                filetab_offset: word(4),
+                pctab_offset: word(5),
+                pcln_offset: word(6),
+            }
+        } else {
+            Pclntab {
+                data,
+                vaddr,
+                format,
+                ptr_size,
+                min_lc,
+                nfunc: word(0),
+                text_start: word(2),
+                funcname_offset: word(3),
+                cu_offset: word(4),
+                filetab_offset: word(5),
+                pctab_offset: word(6),
+                pcln_offset: word(7),
+            }
+        };
+        table.validate()?;
+        Ok(table)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let len = self.data.len() as u64;
+        let offsets = [
+            self.funcname_offset,
+            self.cu_offset,
+            self.filetab_offset,
+            self.pctab_offset,
+            self.pcln_offset,
+        ];
+        if self.nfunc == 0 || self.nfunc > 50_000_000 || offsets.iter().any(|&o| o >= len) {
+            bail!("corrupt or truncated Go binary: the .gopclntab header is out of range");
+        }
+        let table_len = (self.nfunc + 1) * self.functab_entry_size();
+        if bytes::slice(self.data, self.pcln_offset, table_len).is_none() {
+            bail!("corrupt or truncated Go binary: the function table is cut short");
+        }
+        self.func_at(0)?;
+        Ok(())
+    }
+
+    fn functab_entry_size(&self) -> u64 {
+        match self.format {
+            Format::Go116 => 2 * u64::from(self.ptr_size),
+            _ => 8,
+        }
+    }
+
+    /// (entry, funcoff) of function table slot `i`; slot `nfunc` holds the end of text.
+    fn functab_slot(&self, i: u64) -> Option<(u64, u64)> {
+        let at = self.pcln_offset + i * self.functab_entry_size();
+        match self.format {
+            Format::Go116 => Some((
+                bytes::u64_at(self.data, at)?,
+                bytes::u64_at(self.data, at + 8)?,
+            )),
+            _ => Some((
+                u64::from(bytes::u32_at(self.data, at)?),
+                u64::from(bytes::u32_at(self.data, at + 4)?),
+            )),
+        }
+    }
+
+    /// The `i`-th function of the table.
+    pub fn func_at(&self, i: u64) -> Result<Func<'a>> {
+        let corrupt = || anyhow::anyhow!("corrupt Go binary: bad .gopclntab function entry {i}");
+        let (entry, func_offset) = self.functab_slot(i).ok_or_else(corrupt)?;
+        let (end, _) = self.functab_slot(i + 1).ok_or_else(corrupt)?;
+        if end < entry {
+            return Err(corrupt());
+        }
+        let record = self.pcln_offset + func_offset;
+        let name_field = if self.format == Format::Go116 { 8 } else { 4 };
+        let name_off = bytes::i32_at(self.data, record + name_field).ok_or_else(corrupt)?;
+        let name = u64::try_from(name_off)
+            .ok()
+            .and_then(|n| bytes::cstr_at(self.data, self.funcname_offset + n))
+            .ok_or_else(corrupt)?;
+        Ok(Func {
+            name,
+            entry,
+            end,
+            func_offset,
+        })
+    }
+
+    /// Every function, in address order.
+    pub fn funcs(&self) -> impl Iterator<Item = Result<Func<'a>>> + '_ {
+        (0..self.nfunc).map(move |i| self.func_at(i))
+    }
+
+    /// Whether function entries are relative to the text base (1.18+).
+    pub fn relative_entries(&self) -> bool {
+        self.format != Format::Go116
+    }
+
+    /// The virtual address range of a function, given the module's text base.
+    pub fn func_range(&self, f: &Func, text_base: u64) -> (u64, u64) {
+        if self.relative_entries() {
+            (text_base + f.entry, text_base + f.end)
+        } else {
+            (f.entry, f.end)
+        }
+    }
+
+    /// Raw bytes of the table, from the header on (for the line tables).
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+}
+
+fn looks_like_header(data: &[u8], off: u64) -> bool {
+    matches!(
+        bytes::u32_at(data, off),
+        Some(0xffff_fffa | 0xffff_fff0 | 0xffff_fff1)
+    ) && bytes::u16_at(data, off + 4) == Some(0)
+        && matches!(bytes::u8_at(data, off + 6), Some(1 | 2 | 4))
+        && bytes::u8_at(data, off + 7) == Some(8)
+}

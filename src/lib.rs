@@ -1,0 +1,15 @@
+//! mdt: who deletes what from which Go map, how often, and from where.
+//!
+//! The modules follow the pipeline, in order:
+//!
+//! - [`cli`]: the command line (also feeds the man page and completions);
+//! - [`target`]: find the process to trace (a pid, or a command to launch);
+//! - [`gobin`]: read the Go binary (version, map functions, offsets);
+//! - [`probes`]: load the BPF object and attach the uprobes;
+//! - [`commands`]: one module per subcommand, wiring the stages together.
+
+pub mod cli;
+pub mod commands;
+pub mod gobin;
+pub mod probes;
+pub mod target;
