@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod docs;
 pub mod gobin;
 pub mod probes;
 pub mod target;

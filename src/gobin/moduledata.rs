@@ -2,7 +2,8 @@
 //! needs its `text` (the base that pclntab entries are relative to; not the
 //! `.text` section start in cgo binaries) and its `types` range (to turn a
 //! map type pointer into a name). Found without symbols by its first field,
-//! which points at the pclntab header.
+//! which points at the pclntab header. Field offsets were read from the
+//! DWARF of `runtime.moduledata` built by each toolchain.
 
 use super::bytes;
 use super::elf::Elf;
@@ -18,6 +19,8 @@ pub struct ModuleData {
     /// `[types, etypes)`, link-time addresses (relocate them for a PIE).
     pub types: u64,
     pub etypes: u64,
+    /// `go:func.*`: the base of the 1.18+ funcdata offsets (inline trees).
+    pub gofunc: u64,
 }
 
 /// Field offsets that moved between releases (64-bit).
@@ -25,6 +28,7 @@ pub struct Fields {
     pub text: u64,
     pub types: u64,
     pub etypes: u64,
+    pub gofunc: u64,
 }
 
 pub fn fields(version: Option<GoVersion>) -> Fields {
@@ -35,17 +39,21 @@ pub fn fields(version: Option<GoVersion>) -> Fields {
             text: 176,
             types: 280,
             etypes: 288,
+            gofunc: 304,
         },
         // 1.27 inserted `typedesclen` between types and etypes.
         20..=26 => Fields {
             text: 176,
             types: 296,
             etypes: 304,
+            gofunc: 320,
         },
+        // 1.27 inserted `typedesclen` after types, `itaboffset`/`itabsize` after etypes.
         _ => Fields {
             text: 176,
             types: 296,
             etypes: 312,
+            gofunc: 344,
         },
     }
 }
@@ -59,6 +67,7 @@ pub fn find(elf: &Elf, pclntab: &Pclntab, version: Option<GoVersion>) -> Option<
         text: field(f.text)?,
         types: field(f.types)?,
         etypes: field(f.etypes)?,
+        gofunc: field(f.gofunc)?,
     })
 }
 

@@ -247,3 +247,231 @@ fn looks_like_header(data: &[u8], off: u64) -> bool {
         && matches!(bytes::u8_at(data, off + 6), Some(1 | 2 | 4))
         && bytes::u8_at(data, off + 7) == Some(8)
 }
+
+/// `PCDATA_InlTreeIndex` and `FUNCDATA_InlTree` (runtime/symtab.go).
+const PCDATA_INL_TREE_INDEX: u32 = 2;
+const FUNCDATA_INL_TREE: u32 = 3;
+
+/// One frame of a symbolized pc: the innermost comes first, inlined callees
+/// before the function that physically contains the pc.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceFrame {
+    pub func: String,
+    pub file: String,
+    pub line: u32,
+    pub inlined: bool,
+}
+
+impl<'a> Pclntab<'a> {
+    /// Index of the function containing `pc` (a text-relative offset for
+    /// 1.18+, an address before), by binary search over the sorted table.
+    fn find_func_index(&self, pc: u64) -> Option<u64> {
+        let (first, _) = self.functab_slot(0)?;
+        let (end, _) = self.functab_slot(self.nfunc)?;
+        if pc < first || pc >= end {
+            return None;
+        }
+        let (mut lo, mut hi) = (0, self.nfunc);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.functab_slot(mid)?.0 <= pc {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Some(lo)
+    }
+
+    /// Byte offset in `_func` of the field after `cuOffset` moved in 1.20
+    /// (`startLine` was inserted); the fields before it are fixed.
+    fn func_field(&self, func: &Func, field: FuncField) -> Option<u32> {
+        let rec = self.pcln_offset + func.func_offset;
+        let base = if self.format == Format::Go116 { 4 } else { 0 };
+        let off = match field {
+            FuncField::PcFile => 20,
+            FuncField::PcLn => 24,
+            FuncField::NPcData => 28,
+            FuncField::CuOffset => 32,
+        };
+        bytes::u32_at(self.data, rec + base + off)
+    }
+
+    fn nfuncdata(&self, func: &Func) -> Option<u64> {
+        let rec = self.pcln_offset + func.func_offset;
+        let at = match self.format {
+            Format::Go116 => 43,
+            Format::Go118 => 39,
+            _ => 43,
+        };
+        bytes::u8_at(self.data, rec + at).map(u64::from)
+    }
+
+    fn pcdata_start(&self, func: &Func) -> u64 {
+        let rec = self.pcln_offset + func.func_offset;
+        rec + match self.format {
+            Format::Go118 => 40,
+            _ => 44,
+        }
+    }
+
+    fn pcdata_table(&self, func: &Func, index: u32) -> Option<u32> {
+        let n = self.func_field(func, FuncField::NPcData)?;
+        if index >= n {
+            return None;
+        }
+        bytes::u32_at(self.data, self.pcdata_start(func) + 4 * u64::from(index))
+    }
+
+    /// Offset (from `gofunc`) of funcdata `index`; None if absent.
+    fn funcdata_offset(&self, func: &Func, index: u32) -> Option<u32> {
+        if self.format == Format::Go116 || u64::from(index) >= self.nfuncdata(func)? {
+            return None;
+        }
+        let npcdata = u64::from(self.func_field(func, FuncField::NPcData)?);
+        let at = self.pcdata_start(func) + 4 * npcdata + 4 * u64::from(index);
+        bytes::u32_at(self.data, at).filter(|&o| o != u32::MAX)
+    }
+
+    /// Runs the pc-value table at `table` (in pctab) up to `target`.
+    fn pcvalue(&self, func: &Func, table: u32, target: u64) -> Option<i32> {
+        if table == 0 {
+            return None;
+        }
+        let mut p = self.pctab_offset + u64::from(table);
+        let mut pc = func.entry;
+        let mut val: i32 = -1;
+        let mut first = true;
+        loop {
+            let (uvdelta, n) = bytes::uvarint(self.data, p)?;
+            if uvdelta == 0 && !first {
+                return None;
+            }
+            p += n;
+            let uvdelta = uvdelta as u32;
+            let vdelta = if uvdelta & 1 != 0 {
+                !(uvdelta >> 1) as i32
+            } else {
+                (uvdelta >> 1) as i32
+            };
+            let (pcdelta, n) = bytes::uvarint(self.data, p)?;
+            p += n;
+            pc = pc.checked_add(pcdelta.checked_mul(u64::from(self.min_lc))?)?;
+            val = val.wrapping_add(vdelta);
+            first = false;
+            if target < pc {
+                return Some(val);
+            }
+        }
+    }
+
+    fn file_name(&self, func: &Func, fileno: i32) -> Option<&'a str> {
+        let cu = self.func_field(func, FuncField::CuOffset)?;
+        let idx = u64::from(cu).checked_add(u64::try_from(fileno).ok()?)?;
+        let off = bytes::u32_at(self.data, self.cu_offset + 4 * idx)?;
+        if off == u32::MAX {
+            return None;
+        }
+        bytes::cstr_at(self.data, self.filetab_offset + u64::from(off))
+    }
+
+    fn file_line(&self, func: &Func, pc: u64) -> (String, u32) {
+        let file = self
+            .func_field(func, FuncField::PcFile)
+            .and_then(|t| self.pcvalue(func, t, pc))
+            .and_then(|n| self.file_name(func, n))
+            .unwrap_or("?");
+        let line = self
+            .func_field(func, FuncField::PcLn)
+            .and_then(|t| self.pcvalue(func, t, pc))
+            .and_then(|l| u32::try_from(l).ok())
+            .unwrap_or(0);
+        (file.to_string(), line)
+    }
+
+    /// Symbolizes a pc (a link-time address): the frames of the inlining
+    /// chain at that pc, innermost first. `inl_tree` reads the inline tree
+    /// bytes at a link-time address (they live outside pclntab, in `go:func.*`).
+    pub fn frames_at<'r>(
+        &self,
+        pc_va: u64,
+        text_base: u64,
+        gofunc: Option<u64>,
+        read_va: &dyn Fn(u64, u64) -> Option<&'r [u8]>,
+    ) -> Option<Vec<SourceFrame>> {
+        let pc = if self.relative_entries() {
+            pc_va.checked_sub(text_base)?
+        } else {
+            pc_va
+        };
+        let func = self.func_at(self.find_func_index(pc)?).ok()?;
+        let mut frames = Vec::new();
+        let mut pc = pc;
+        let tree = gofunc.and_then(|base| {
+            let off = self.funcdata_offset(&func, FUNCDATA_INL_TREE)?;
+            Some(base + u64::from(off))
+        });
+        if let Some(tree) = tree {
+            let index_table = self.pcdata_table(&func, PCDATA_INL_TREE_INDEX);
+            // Bounded: an inline chain is short; a corrupt table must not loop.
+            for _ in 0..64 {
+                let Some(ix) = index_table.and_then(|t| self.pcvalue(&func, t, pc)) else {
+                    break;
+                };
+                let Ok(ix) = u64::try_from(ix) else { break };
+                let Some(call) = self.inlined_call(tree, ix, read_va) else {
+                    break;
+                };
+                let (file, line) = self.file_line(&func, pc);
+                frames.push(SourceFrame {
+                    func: call.name.unwrap_or("?").to_string(),
+                    file,
+                    line,
+                    inlined: true,
+                });
+                pc = func.entry + u64::from(call.parent_pc);
+            }
+        }
+        let (file, line) = self.file_line(&func, pc);
+        frames.push(SourceFrame {
+            func: func.name.to_string(),
+            file,
+            line,
+            inlined: false,
+        });
+        Some(frames)
+    }
+
+    fn inlined_call<'r>(
+        &self,
+        tree: u64,
+        ix: u64,
+        read_va: &dyn Fn(u64, u64) -> Option<&'r [u8]>,
+    ) -> Option<InlinedCall<'a>> {
+        // runtime.inlinedCall: 20 bytes in 1.18/1.19, 16 from 1.20.
+        let (size, name_at, parent_at) = match self.format {
+            Format::Go118 => (20, 12, 16),
+            _ => (16, 4, 8),
+        };
+        let rec = read_va(tree + ix * size, size)?;
+        let name_off = bytes::i32_at(rec, name_at)?;
+        let parent_pc = bytes::u32_at(rec, parent_at)?;
+        let name = u64::try_from(name_off)
+            .ok()
+            .and_then(|n| bytes::cstr_at(self.data, self.funcname_offset + n));
+        Some(InlinedCall { name, parent_pc })
+    }
+}
+
+struct InlinedCall<'a> {
+    name: Option<&'a str>,
+    parent_pc: u32,
+}
+
+#[derive(Clone, Copy)]
+enum FuncField {
+    PcFile,
+    PcLn,
+    NPcData,
+    CuOffset,
+}
