@@ -143,13 +143,12 @@ impl GoBinary {
         let setting = |k: &str| build_info.as_ref().and_then(|b| b.setting(k));
 
         let names = FuncIndex::build(&pclntab)?;
-        let map_impl = if names.has_swiss_map {
-            MapImpl::Swiss
-        } else if version.at_least(24)
-            && !go_version.contains("noswissmap")
-            && setting("GOEXPERIMENT").is_none_or(|e| !e.contains("noswissmap"))
-            && version_source != VersionSource::PclntabFormat
-        {
+        let noswiss_build = go_version.contains("noswissmap")
+            || setting("GOEXPERIMENT").is_some_and(|e| e.contains("noswissmap"));
+        let swiss_by_version = version.at_least(24)
+            && !noswiss_build
+            && version_source != VersionSource::PclntabFormat;
+        let map_impl = if names.has_swiss_map || swiss_by_version {
             MapImpl::Swiss
         } else {
             MapImpl::Hmap

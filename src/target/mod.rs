@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod memory;
+
 use anyhow::{bail, Result};
 
 /// `/proc/PID/exe` of a live process, with one-line errors for a missing

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * mdt.h -- the ONE header shared by the BPF program (bpf/mdt.bpf.c) and the
+ * Rust side. Rust never copies these definitions by hand: libbpf-cargo
+ * generates them from the BPF object's BTF into the skeleton's `types`
+ * module (src/probes/skel.rs re-exports it). Every struct here has explicit
+ * padding, so its layout is the same in C and in the generated Rust
+ * (#[repr(C)]), and the sizes are pinned by _Static_assert below and by
+ * const assertions in src/probes/mod.rs.
+ *
+ * Only types that appear in the object's BTF reach Rust; mdt.bpf.c keeps
+ * an "anchor" global for each of them (see "BTF anchors" there). Plain
+ * #defines never reach Rust: shared constants are enum members instead.
+ */
+#ifndef __MDT_H
+#define __MDT_H
+
+/* Sizes shared with Rust (Rust: types::mdt_limits::MDT_MAX_KEY_BYTES etc.). */
+enum mdt_limits {
+	/* Key bytes copied into an event; longer keys are truncated. */
+	MDT_MAX_KEY_BYTES = 64,
+	/* User stack frames (return addresses) captured per event. */
+	MDT_MAX_STACK_DEPTH = 64,
+	/* Attach points per loaded program: the attach cookie is the probe id
+	 * and must be < MDT_MAX_PROBES. */
+	MDT_MAX_PROBES = 64,
+};
+
+/*
+ * How the Go register arguments are laid out at an attach point (amd64
+ * ABIInternal, valid at the function entry and at the first instruction
+ * after the stack-check branch; see shared/reference/go-runtime.md).
+ * arg0..arg3 are AX, BX, CX, DI on amd64 and X0..X3 on arm64.
+ */
+enum mdt_kind {
+	/* Not configured: the hit is counted, no event is emitted. */
+	MDT_KIND_UNSET = 0,
+	/* runtime.mapdelete, reflect.mapdelete(t, m, key *K):
+	 * arg0 = map type, arg1 = map, arg2 = pointer to the key. */
+	MDT_KIND_KEY_PTR = 1,
+	/* runtime.mapdelete_fast32(t, m, key uint32): arg2 low 32 bits = key. */
+	MDT_KIND_FAST32 = 2,
+	/* runtime.mapdelete_fast64(t, m, key uint64): arg2 = key. */
+	MDT_KIND_FAST64 = 3,
+	/* runtime.mapdelete_faststr(t, m, key string), reflect.mapdelete_faststr:
+	 * arg2 = key data pointer, arg3 = key length. */
+	MDT_KIND_FASTSTR = 4,
+	/* runtime.mapclear, reflect.mapclear(t, m): no key. */
+	MDT_KIND_CLEAR = 5,
+	/* internal/runtime/maps.(*Map).Delete(m, t, key *K) (Go 1.24+):
+	 * receiver first: arg0 = map, arg1 = map type, arg2 = &key. */
+	MDT_KIND_SWISS_DELETE = 6,
+	/* internal/runtime/maps.(*Map).Clear(m, t) (Go 1.24+): arg0 = map,
+	 * arg1 = map type. */
+	MDT_KIND_SWISS_CLEAR = 7,
+};
+
+/* Bits of mdt_event.flags. */
+enum mdt_event_flags {
+	/* The key is longer than MDT_MAX_KEY_BYTES: key[] holds its first
+	 * MDT_MAX_KEY_BYTES bytes, key_len the full length. */
+	MDT_EV_KEY_TRUNCATED = 1,
+	/* Reading the key bytes (or the key type's size) from user memory
+	 * failed (e.g. page not resident): key[] is zero. */
+	MDT_EV_KEY_FAULT = 2,
+	/* Reading the map's element count failed: map_len is 0. */
+	MDT_EV_LEN_FAULT = 4,
+	/* Reading the goroutine id failed (or goid_offset is 0): goid is 0. */
+	MDT_EV_GOID_FAULT = 8,
+	/* The frame-pointer walk stopped at MDT_MAX_STACK_DEPTH (or at
+	 * mdt_config.max_stack_depth) before reaching the outermost frame. */
+	MDT_EV_STACK_TRUNCATED = 16,
+};
+
+/* Slots of the per-CPU "stats" array (health counters, summed over CPUs). */
+enum mdt_stat {
+	/* bpf_ringbuf_reserve failed: the event was LOST (hit still counted). */
+	MDT_STAT_RINGBUF_FULL = 0,
+	/* Hit counted, detailed event skipped by sampling. */
+	MDT_STAT_SAMPLED_OUT = 1,
+	/* Probe fired in a process other than mdt_config.target_tgid; ignored,
+	 * not counted as a hit. */
+	MDT_STAT_OTHER_TGID = 2,
+	/* Attach cookie >= MDT_MAX_PROBES, or probe kind MDT_KIND_UNSET. */
+	MDT_STAT_BAD_PROBE = 3,
+	/* Events submitted to the ring buffer. */
+	MDT_STAT_SUBMITTED = 4,
+	/* Number of slots (size of the "stats" array). */
+	MDT_STAT__COUNT = 5,
+};
+
+/*
+ * One map-delete (or map-clear) record, as submitted to the "events" ring
+ * buffer. 656 bytes, 8-byte aligned, no implicit padding.
+ */
+struct mdt_event {
+	/* bpf_ktime_get_ns() at the probe: CLOCK_MONOTONIC, nanoseconds. */
+	__u64 ts_ns;
+	/* Process id (tgid) as seen from the initial pid namespace. */
+	__u32 pid;
+	/* Thread id as seen from the initial pid namespace. */
+	__u32 tid;
+	/* Goroutine id, read at g + mdt_config.goid_offset; 0 if unknown
+	 * (then MDT_EV_GOID_FAULT is set). */
+	__u64 goid;
+	/* The runtime.g pointer (R14 on amd64, X28 on arm64): keys entry and
+	 * return probes of one call. */
+	__u64 g_ptr;
+	/* Go map type descriptor (*maptype <=1.23, *abi.SwissMapType 1.24-1.25,
+	 * *abi.MapType 1.26+): resolve to a type name in user space. */
+	__u64 map_type_ptr;
+	/* The map (*hmap / *maps.Map); 0 for a nil map. */
+	__u64 map_ptr;
+	/* Element count of the map at the probe (first 8 bytes of *map in every
+	 * Go version); 0 for a nil map. */
+	__u64 map_len;
+	/* FAST32: the key zero-extended from its low 32 bits; FAST64: the key;
+	 * FASTSTR: address of the string data; KEY_PTR / SWISS_DELETE: address
+	 * of the key; CLEAR kinds: 0. */
+	__u64 key_u64;
+	/* Full key length in bytes: 4 (FAST32), 8 (FAST64), the string length
+	 * (FASTSTR), the key type's size (KEY_PTR / SWISS_DELETE), 0 (CLEAR). */
+	__u32 key_len;
+	/* The attach cookie of the probe that fired (index into the hit
+	 * counters and into mdt_config.probes). */
+	__u32 probe_id;
+	/* enum mdt_kind of that probe. */
+	__u8 kind;
+	/* enum mdt_event_flags bits. */
+	__u8 flags;
+	/* Number of valid entries in stack[]. */
+	__u16 stack_depth;
+	/* Explicit padding, always 0. */
+	__u32 __pad0;
+	/* The first min(key_len, MDT_MAX_KEY_BYTES) bytes of the key, as laid
+	 * out in the target's memory; the rest is 0. */
+	__u8 key[MDT_MAX_KEY_BYTES];
+	/* User stack, innermost first: stack[0] = the probed instruction,
+	 * stack[1] = return address into the caller, then the frame-pointer
+	 * chain. Runtime (not file) addresses. */
+	__u64 stack[MDT_MAX_STACK_DEPTH];
+};
+
+/* Per-attach-point configuration, indexed by the attach cookie. */
+struct mdt_probe_cfg {
+	/* enum mdt_kind: how to read this function's arguments. */
+	__u8 kind;
+	/* Explicit padding, must be 0. */
+	__u8 __pad[7];
+};
+
+/*
+ * Read-only configuration: the program's `const volatile` .rodata global
+ * `mdt_cfg`, written by user space between open and load (the verifier
+ * then sees constants and prunes dead branches).
+ */
+struct mdt_config {
+	/* Only process (tgid, initial pid namespace) whose hits count; 0 = any. */
+	__u32 target_tgid;
+	/* Offset of goid in runtime.g (152 or 160, by Go version); 0 = don't
+	 * read the goroutine id. */
+	__u32 goid_offset;
+	/* Offset of the key *abi.Type inside the map type descriptor (48 in
+	 * every Go version); used by KEY_PTR / SWISS_DELETE to read the key size
+	 * (abi.Type.Size_ is at offset 0). 0 = don't copy generic keys. */
+	__u32 key_type_offset;
+	/* User stack frames to capture, 0..MDT_MAX_STACK_DEPTH; 0 = no stack. */
+	__u32 max_stack_depth;
+	/* Sampling of detailed events (hits are always counted): an event is
+	 * emitted iff bpf_get_prandom_u32() < sample_threshold. 0 = no events,
+	 * >= 2^32 = every hit (rate r -> r * 2^32). */
+	__u64 sample_threshold;
+	/* Per attach point (index = attach cookie). */
+	struct mdt_probe_cfg probes[MDT_MAX_PROBES];
+};
+
+_Static_assert(sizeof(struct mdt_event) == 656, "mdt_event layout changed");
+_Static_assert(sizeof(struct mdt_probe_cfg) == 8, "mdt_probe_cfg layout changed");
+_Static_assert(sizeof(struct mdt_config) == 24 + 8 * MDT_MAX_PROBES,
+	       "mdt_config layout changed");
+
+#endif /* __MDT_H */
