@@ -9,8 +9,8 @@
  *
  * Per hit: filter by target tgid, count the hit (exact, per-CPU), then --
  * subject to sampling -- read the Go register arguments, the map length,
- * the goroutine id, the key and the user stack, and submit a struct
- * mdt_event to the "events" ring buffer. Reservation failures are counted.
+ * the goroutine id, the key and the user stack, and copy a struct
+ * mdt_event into the "events" ring buffer. Failures to do so are counted.
  *
  * Precondition for the stack walk: the probe sits before the function's
  * frame setup (at its entry, at the first instruction after the stack-check
@@ -79,6 +79,38 @@ struct {
 } events SEC(".maps");
 
 /*
+ * Per-CPU scratch space: the event is built here (too big for the 512-byte
+ * BPF stack) and then copied into the ring buffer with only as many stack
+ * entries as were captured; `chunk` holds the copy of goroutine stack that
+ * the frame-pointer walk follows.
+ */
+struct scratch {
+	struct mdt_event ev;
+	/* Frame-pointer walk state. It lives here rather than on the BPF stack
+	 * on purpose: values read back from a map are unknown to the verifier,
+	 * so every iteration of the walk looks the same to it and the loop is
+	 * verified once instead of once per frame and path. */
+	__u64 fp;    /* frame pointer of the next frame to read */
+	__u64 base;  /* user address of chunk[0] */
+	__u32 valid; /* chunk[0..valid) is a copy of [base, base + valid) */
+	__u32 depth; /* frames captured so far */
+	__u32 max;   /* frames to capture */
+	__u32 __pad;
+	__u8 chunk[MDT_STACK_CHUNK];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_space SEC(".maps");
+
+/* Abi.Kind of a string (internal/abi/type.go). */
+#define GO_KIND_STRING 24
+#define GO_KIND_MASK 0x1f
+
+/*
  * Uprobe programs run with migration disabled but may be preempted, so a
  * plain "+= 1" on a per-CPU slot could lose an update: add atomically.
  */
@@ -90,12 +122,16 @@ static __always_inline void count(void *map, __u32 idx)
 		__sync_fetch_and_add(v, 1);
 }
 
-/* Copy min(len, MDT_MAX_KEY_BYTES) key bytes from user memory. */
+/* Copy min(len, key_bytes) key bytes from user memory. */
 static __always_inline void read_key(struct mdt_event *e, __u64 src, __u64 len)
 {
-	__u32 n = len > MDT_MAX_KEY_BYTES ? MDT_MAX_KEY_BYTES : len;
+	__u32 limit = mdt_cfg.key_bytes;
+	__u32 n;
 
-	if (len > MDT_MAX_KEY_BYTES)
+	if (limit > MDT_MAX_KEY_BYTES)
+		limit = MDT_MAX_KEY_BYTES;
+	n = len > limit ? limit : len;
+	if (len > limit)
 		e->flags |= MDT_EV_KEY_TRUNCATED;
 	barrier_var(n);
 	if (n > MDT_MAX_KEY_BYTES) /* for the verifier */
@@ -104,35 +140,117 @@ static __always_inline void read_key(struct mdt_event *e, __u64 src, __u64 len)
 		e->flags |= MDT_EV_KEY_FAULT;
 }
 
-/* A key passed by pointer: its size is the Size_ (offset 0) of the key
- * *abi.Type found at map type + key_type_offset. */
+/*
+ * A key passed by pointer: its size (Size_, offset 0) and kind (Kind_,
+ * offset 23) come from the key *abi.Type at map type + key_type_offset.
+ * A string key is followed to its bytes, as the fast path would have.
+ */
 static __always_inline void read_key_ptr(struct mdt_event *e, __u64 map_type, __u64 key_ptr)
 {
-	__u64 key_type = 0, size = 0;
+	struct {
+		__u64 size;
+		__u64 ptrdata;
+		__u32 hash;
+		__u8 tflag, align, field_align, kind;
+	} key_type;
+	struct {
+		__u64 ptr;
+		__u64 len;
+	} str;
+	__u64 key_type_ptr = 0;
 
 	e->key_u64 = key_ptr;
 	if (!mdt_cfg.key_type_offset)
 		return;
-	if (bpf_probe_read_user(&key_type, sizeof(key_type),
+	if (bpf_probe_read_user(&key_type_ptr, sizeof(key_type_ptr),
 				(const void *)(map_type + mdt_cfg.key_type_offset)) ||
-	    bpf_probe_read_user(&size, sizeof(size), (const void *)key_type)) {
+	    bpf_probe_read_user(&key_type, sizeof(key_type), (const void *)key_type_ptr)) {
 		e->flags |= MDT_EV_KEY_FAULT;
 		return;
 	}
-	e->key_len = size > 0xffffffffULL ? 0xffffffffU : (__u32)size;
-	read_key(e, key_ptr, size);
+	if ((key_type.kind & GO_KIND_MASK) == GO_KIND_STRING) {
+		if (bpf_probe_read_user(&str, sizeof(str), (const void *)key_ptr)) {
+			e->flags |= MDT_EV_KEY_FAULT;
+			return;
+		}
+		e->flags |= MDT_EV_KEY_STRING;
+		e->key_len = str.len > 0xffffffffULL ? 0xffffffffU : (__u32)str.len;
+		read_key(e, str.ptr, str.len);
+		return;
+	}
+	e->key_len = key_type.size > 0xffffffffULL ? 0xffffffffU : (__u32)key_type.size;
+	read_key(e, key_ptr, key_type.size);
 }
 
-/* stack[0] = pc, stack[1] = [SP], then the frame-pointer chain from BP. */
-static __always_inline void walk_stack(struct pt_regs *ctx, struct mdt_event *e)
+/* The bpf_loop context: just the scratch space, which holds the state. */
+struct walk_ctx {
+	struct scratch *s;
+};
+
+/*
+ * Copy goroutine stack from addr into the chunk: a whole chunk if it is
+ * mapped, else up to the end of addr's page (mapped, if addr is).
+ */
+static __always_inline void load_chunk(struct scratch *s, __u64 addr)
 {
+	__u32 n = 4096 - (addr & 4095);
+
+	s->base = addr;
+	s->valid = 0;
+	if (!bpf_probe_read_user(s->chunk, MDT_STACK_CHUNK, (const void *)addr)) {
+		s->valid = MDT_STACK_CHUNK;
+		return;
+	}
+	if (n > MDT_STACK_CHUNK)
+		n = MDT_STACK_CHUNK;
+	barrier_var(n);
+	if (n > MDT_STACK_CHUNK)
+		return;
+	if (!bpf_probe_read_user(s->chunk, n, (const void *)addr))
+		s->valid = n;
+}
+
+/* One frame of the chain: [fp] = caller's fp, [fp+8] = return address. */
+static long walk_step(__u32 i, void *ctx)
+{
+	struct scratch *s = ((struct walk_ctx *)ctx)->s;
+	__u64 fp = s->fp, off, next_fp, ret;
+	__u32 d = s->depth;
+
+	if (!fp)
+		return 1;
+	if (fp < s->base || fp - s->base + 16 > s->valid)
+		load_chunk(s, fp);
+	off = fp - s->base;
+	if (off + 16 > s->valid || off > MDT_STACK_CHUNK - 16)
+		return 1;
+	next_fp = *(__u64 *)&s->chunk[off];
+	ret = *(__u64 *)&s->chunk[off + 8];
+	if (!ret)
+		return 1;
+	if (d >= s->max || d >= MDT_MAX_STACK_DEPTH) {
+		s->ev.flags |= MDT_EV_STACK_TRUNCATED;
+		return 1;
+	}
+	s->ev.stack[d] = ret;
+	s->depth = d + 1;
+	/* Callers' frames live at higher addresses; anything else ends it. */
+	if (next_fp <= fp)
+		return 1;
+	s->fp = next_fp;
+	return 0;
+}
+
+/*
+ * stack[0] = pc, stack[1] = [SP] (the probe sits before the function pushes
+ * its frame), then the frame-pointer chain from BP, followed in copies of
+ * the goroutine stack.
+ */
+static __always_inline void walk_stack(struct pt_regs *ctx, struct scratch *s)
+{
+	struct mdt_event *e = &s->ev;
+	struct walk_ctx w = { .s = s };
 	__u32 max = mdt_cfg.max_stack_depth;
-	__u64 fp = GO_FP(ctx), ret = 0;
-	struct {
-		__u64 next_fp;
-		__u64 ret;
-	} frame;
-	__u32 i;
 
 	if (max > MDT_MAX_STACK_DEPTH)
 		max = MDT_MAX_STACK_DEPTH;
@@ -140,32 +258,36 @@ static __always_inline void walk_stack(struct pt_regs *ctx, struct mdt_event *e)
 		return;
 	e->stack[0] = GO_PC(ctx);
 	e->stack_depth = 1;
-	if (bpf_probe_read_user(&ret, sizeof(ret), (const void *)GO_SP(ctx)) || !ret)
+	load_chunk(s, GO_SP(ctx));
+	if (s->valid < 8 || !*(__u64 *)&s->chunk[0])
 		return;
 	if (max < 2) {
 		e->flags |= MDT_EV_STACK_TRUNCATED;
 		return;
 	}
-	e->stack[1] = ret;
-	e->stack_depth = 2;
+	e->stack[1] = *(__u64 *)&s->chunk[0];
+	s->fp = GO_FP(ctx);
+	s->depth = 2;
+	s->max = max;
+	bpf_loop(MDT_MAX_STACK_DEPTH, walk_step, &w, 0);
+	e->stack_depth = s->depth > MDT_MAX_STACK_DEPTH ? MDT_MAX_STACK_DEPTH : s->depth;
+}
 
-	for (i = 2; i < MDT_MAX_STACK_DEPTH; i++) {
-		if (!fp || bpf_probe_read_user(&frame, sizeof(frame), (const void *)fp) ||
-		    !frame.ret)
-			return;
-		if (i >= max) {
-			e->flags |= MDT_EV_STACK_TRUNCATED;
-			return;
-		}
-		e->stack[i] = frame.ret;
-		e->stack_depth = i + 1;
-		/* Frames live at increasing addresses; anything else ends the chain. */
-		if (frame.next_fp <= fp)
-			return;
-		fp = frame.next_fp;
+/* Copy the event into the ring buffer, cut after the last stack entry. */
+static __always_inline void submit(struct mdt_event *e)
+{
+	__u64 size = sizeof(*e) - sizeof(e->stack) + 8 * (__u64)e->stack_depth;
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (size > sizeof(*e))
+		size = sizeof(*e);
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= mdt_cfg.wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, e, size, flags)) {
+		count(&stats, MDT_STAT_RINGBUF_FULL);
+		return;
 	}
-	if (fp && !bpf_probe_read_user(&frame, sizeof(frame), (const void *)fp) && frame.ret)
-		e->flags |= MDT_EV_STACK_TRUNCATED;
+	count(&stats, MDT_STAT_SUBMITTED);
 }
 
 SEC("uprobe")
@@ -176,7 +298,8 @@ int mdt_map_delete(struct pt_regs *ctx)
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u64 a0, a1, a2, g;
 	struct mdt_event *e;
-	__u32 id;
+	struct scratch *s;
+	__u32 id, zero = 0;
 	__u8 kind;
 
 	if (mdt_cfg.target_tgid && tgid != mdt_cfg.target_tgid) {
@@ -201,13 +324,13 @@ int mdt_map_delete(struct pt_regs *ctx)
 		return 0;
 	}
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(&stats, MDT_STAT_RINGBUF_FULL);
+	s = bpf_map_lookup_elem(&scratch_space, &zero);
+	if (!s)
 		return 0;
-	}
-	/* Ring buffer memory is not zeroed. */
-	__builtin_memset(e, 0, sizeof(*e));
+	e = &s->ev;
+	/* The header is rewritten in full; key[] and stack[] are read only as
+	 * far as key_len and stack_depth say. */
+	__builtin_memset(e, 0, offsetof(struct mdt_event, key));
 
 	e->ts_ns = bpf_ktime_get_ns();
 	e->pid = tgid;
@@ -232,7 +355,8 @@ int mdt_map_delete(struct pt_regs *ctx)
 		e->map_ptr = a1;
 	}
 	if (e->map_ptr &&
-	    bpf_probe_read_user(&e->map_len, sizeof(e->map_len), (const void *)e->map_ptr))
+	    bpf_probe_read_user(&e->map_len, sizeof(e->map_len),
+				(const void *)(e->map_ptr + mdt_cfg.map_count_offset)))
 		e->flags |= MDT_EV_LEN_FAULT;
 
 	switch (kind) {
@@ -262,9 +386,7 @@ int mdt_map_delete(struct pt_regs *ctx)
 		break;
 	}
 
-	walk_stack(ctx, e);
-
-	bpf_ringbuf_submit(e, 0);
-	count(&stats, MDT_STAT_SUBMITTED);
+	walk_stack(ctx, s);
+	submit(e);
 	return 0;
 }

@@ -17,10 +17,15 @@
 
 /* Sizes shared with Rust (Rust: types::mdt_limits::MDT_MAX_KEY_BYTES etc.). */
 enum mdt_limits {
-	/* Key bytes copied into an event; longer keys are truncated. */
-	MDT_MAX_KEY_BYTES = 64,
-	/* User stack frames (return addresses) captured per event. */
-	MDT_MAX_STACK_DEPTH = 64,
+	/* Key bytes an event can hold (mdt_config.key_bytes picks how many are
+	 * copied, default 64); longer keys are truncated. */
+	MDT_MAX_KEY_BYTES = 256,
+	/* User stack frames (return addresses) an event can hold. */
+	MDT_MAX_STACK_DEPTH = 128,
+	/* Bytes of goroutine stack copied at once by the frame-pointer walk:
+	 * following the chain in a copy costs one user-memory read per chunk
+	 * instead of one per frame. A power of two. */
+	MDT_STACK_CHUNK = 2048,
 	/* Attach points per loaded program: the attach cookie is the probe id
 	 * and must be < MDT_MAX_PROBES. */
 	MDT_MAX_PROBES = 64,
@@ -70,6 +75,9 @@ enum mdt_event_flags {
 	/* The frame-pointer walk stopped at MDT_MAX_STACK_DEPTH (or at
 	 * mdt_config.max_stack_depth) before reaching the outermost frame. */
 	MDT_EV_STACK_TRUNCATED = 16,
+	/* A key passed by pointer whose type is a string: key[] holds the
+	 * string's bytes and key_len its length (not the 16-byte header). */
+	MDT_EV_KEY_STRING = 32,
 };
 
 /* Slots of the per-CPU "stats" array (health counters, summed over CPUs). */
@@ -91,7 +99,9 @@ enum mdt_stat {
 
 /*
  * One map-delete (or map-clear) record, as submitted to the "events" ring
- * buffer. 656 bytes, 8-byte aligned, no implicit padding.
+ * buffer. 8-byte aligned, no implicit padding. Records are cut after the
+ * last valid stack entry: a record is offsetof(stack) + 8 * stack_depth
+ * bytes long, so user space must not read past that.
  */
 struct mdt_event {
 	/* bpf_ktime_get_ns() at the probe: CLOCK_MONOTONIC, nanoseconds. */
@@ -132,8 +142,9 @@ struct mdt_event {
 	__u16 stack_depth;
 	/* Explicit padding, always 0. */
 	__u32 __pad0;
-	/* The first min(key_len, MDT_MAX_KEY_BYTES) bytes of the key, as laid
-	 * out in the target's memory; the rest is 0. */
+	/* The first min(key_len, mdt_config.key_bytes) bytes of the key, as
+	 * laid out in the target's memory (for MDT_EV_KEY_STRING: the string's
+	 * bytes); the rest is undefined. */
 	__u8 key[MDT_MAX_KEY_BYTES];
 	/* User stack, innermost first: stack[0] = the probed instruction,
 	 * stack[1] = return address into the caller, then the frame-pointer
@@ -170,13 +181,22 @@ struct mdt_config {
 	 * emitted iff bpf_get_prandom_u32() < sample_threshold. 0 = no events,
 	 * >= 2^32 = every hit (rate r -> r * 2^32). */
 	__u64 sample_threshold;
+	/* Key bytes to copy per event, 0..MDT_MAX_KEY_BYTES. */
+	__u32 key_bytes;
+	/* Offset of the element count in the map header (0 in every release). */
+	__u32 map_count_offset;
+	/* Wake the reader up only when this many bytes are waiting in the
+	 * ring buffer; otherwise it drains on its own timer. Waking it per
+	 * event would cost the target more than the rest of the probe. */
+	__u64 wakeup_bytes;
 	/* Per attach point (index = attach cookie). */
 	struct mdt_probe_cfg probes[MDT_MAX_PROBES];
 };
 
-_Static_assert(sizeof(struct mdt_event) == 656, "mdt_event layout changed");
+_Static_assert(sizeof(struct mdt_event) == 80 + MDT_MAX_KEY_BYTES + 8 * MDT_MAX_STACK_DEPTH,
+	       "mdt_event layout changed");
 _Static_assert(sizeof(struct mdt_probe_cfg) == 8, "mdt_probe_cfg layout changed");
-_Static_assert(sizeof(struct mdt_config) == 24 + 8 * MDT_MAX_PROBES,
+_Static_assert(sizeof(struct mdt_config) == 40 + 8 * MDT_MAX_PROBES,
 	       "mdt_config layout changed");
 
 #endif /* __MDT_H */

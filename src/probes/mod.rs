@@ -65,10 +65,9 @@ pub const DEFAULT_KEY_TYPE_OFFSET: u32 = 48;
 pub const DEFAULT_RINGBUF_BYTES: u32 = 4 << 20;
 
 // Same layout as in C (the C side has matching _Static_asserts).
-const _: () = assert!(size_of::<MdtEvent>() == 656);
+const _: () = assert!(size_of::<MdtEvent>() == 80 + MAX_KEY_BYTES + 8 * MAX_STACK_DEPTH);
 const _: () = assert!(size_of::<MdtProbeCfg>() == 8);
-const _: () = assert!(size_of::<MdtConfig>() == 24 + 8 * MAX_PROBES);
-const _: () = assert!(MAX_KEY_BYTES == 64 && MAX_STACK_DEPTH == 64);
+const _: () = assert!(size_of::<MdtConfig>() == 40 + 8 * MAX_PROBES);
 
 /// How the Go register arguments are laid out at an attach point
 /// (`enum mdt_kind`).
@@ -127,9 +126,10 @@ impl ProbeKind {
 
 /// Accessors for the fixed-size arrays and bit flags of an event.
 impl MdtEvent {
-    /// The key bytes that were copied (at most [`MAX_KEY_BYTES`]).
-    pub fn key_bytes(&self) -> &[u8] {
-        let n = (self.key_len as usize).min(MAX_KEY_BYTES);
+    /// The key bytes that were copied: at most `limit` (the configured
+    /// `key_bytes`) and [`MAX_KEY_BYTES`].
+    pub fn key_bytes(&self, limit: usize) -> &[u8] {
+        let n = (self.key_len as usize).min(MAX_KEY_BYTES).min(limit);
         &self.key[..n]
     }
 
@@ -159,16 +159,35 @@ impl MdtEvent {
         self.has_flag(types::mdt_event_flags::MDT_EV_KEY_FAULT)
     }
 
-    /// Decodes a ring buffer record. `None` if `data` is too short.
+    /// Decodes a ring buffer record. Records are cut after their last
+    /// stack entry, so the tail of the struct stays zero. `None` if `data`
+    /// is shorter than the fixed part or than its own stack depth says.
     pub fn from_bytes(data: &[u8]) -> Option<Self> {
-        if data.len() < size_of::<Self>() {
+        let fixed = std::mem::offset_of!(Self, stack);
+        if data.len() < fixed || data.len() > size_of::<Self>() {
             return None;
         }
-        // SAFETY: `data` holds at least size_of::<MdtEvent>() readable bytes
-        // (checked above); MdtEvent is a #[repr(C)] struct of plain integers
-        // and integer arrays, so every bit pattern is a valid value; and
-        // read_unaligned has no alignment requirement.
-        Some(unsafe { data.as_ptr().cast::<Self>().read_unaligned() })
+        let mut ev = Self::default();
+        // SAFETY: the destination is a live, exclusively borrowed MdtEvent of
+        // size_of::<MdtEvent>() bytes and we copy data.len() <= that many
+        // bytes (checked above) from a distinct slice; MdtEvent is a
+        // #[repr(C)] struct of plain integers and integer arrays, so any
+        // byte pattern is a valid value.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                (&raw mut ev).cast::<u8>(),
+                data.len(),
+            );
+        }
+        let needed = fixed + 8 * usize::from(ev.stack_depth).min(MAX_STACK_DEPTH);
+        (data.len() >= needed).then_some(ev)
+    }
+
+    /// The key held string bytes read through a pointer (generic delete of
+    /// a string-keyed map).
+    pub fn key_is_string(&self) -> bool {
+        self.has_flag(types::mdt_event_flags::MDT_EV_KEY_STRING)
     }
 }
 
@@ -189,6 +208,10 @@ pub struct ProbeConfig {
     pub sample_rate: f64,
     /// Ring buffer size: a power of two, at least the page size.
     pub ringbuf_bytes: u32,
+    /// Key bytes copied per event, `0..=MAX_KEY_BYTES`.
+    pub key_bytes: u32,
+    /// Offset of the element count in the map header.
+    pub map_count_offset: u32,
     /// Kind of each attach point; the index is the attach cookie / probe id.
     pub probes: Vec<ProbeKind>,
 }
@@ -202,6 +225,8 @@ impl Default for ProbeConfig {
             max_stack_depth: MAX_STACK_DEPTH as u32,
             sample_rate: 1.0,
             ringbuf_bytes: DEFAULT_RINGBUF_BYTES,
+            key_bytes: 64,
+            map_count_offset: 0,
             probes: Vec::new(),
         }
     }
@@ -225,6 +250,11 @@ impl ProbeConfig {
             key_type_offset: self.key_type_offset,
             max_stack_depth: self.max_stack_depth.min(MAX_STACK_DEPTH as u32),
             sample_threshold: sample_threshold(self.sample_rate),
+            key_bytes: self.key_bytes.min(MAX_KEY_BYTES as u32),
+            map_count_offset: self.map_count_offset,
+            // Wake the reader when a quarter of the buffer is used; below
+            // that it drains on its own short timer.
+            wakeup_bytes: u64::from(self.ringbuf_bytes / 4),
             ..MdtConfig::default()
         };
         for (slot, kind) in raw.probes.iter_mut().zip(&self.probes) {
