@@ -1,9 +1,12 @@
 //! The command line. Kept free of logic so that the man page and the shell
 //! completions (generated from [`command`]) always match what `mdt` accepts.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand};
+use regex::Regex;
 
 /// Trace who deletes what from which Go map, how often, and from where.
 ///
@@ -24,6 +27,93 @@ pub enum Command {
     /// Nothing is run and no privilege is needed for a file. The binary may be
     /// stripped, position-independent, cgo, race-enabled or lack section headers.
     Inspect(InspectArgs),
+
+    /// Trace map deletes in a running process, or in a program mdt starts.
+    ///
+    /// Prints one line per delete (or, with --json, one JSON object per line;
+    /// see docs/json.md) until the target exits, --duration passes, or
+    /// Ctrl-C/SIGTERM; then a summary with the exact totals. Needs root (or
+    /// CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE).
+    #[command(group(ArgGroup::new("target").required(true).args(["pid", "command"])))]
+    Trace(TraceArgs),
+}
+
+/// Which process to trace and what to capture: shared by the tracing commands.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Attach to this running process.
+    #[arg(short, long, value_name = "PID")]
+    pub pid: Option<i32>,
+
+    /// Stop after this long (e.g. 30s, 5m, 1h30m).
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Record details for this fraction of deletes, 0 < RATE <= 1 (counts stay exact).
+    #[arg(long, value_name = "RATE", env = "MAP_DELETE_TRACER_SAMPLING_RATE", value_parser = parse_rate, default_value = "1")]
+    pub sample: f64,
+
+    /// Bytes of each key to capture (longer keys are marked truncated).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=256))]
+    pub key_bytes: u32,
+
+    /// Stack frames to capture per delete.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=128))]
+    pub stack_depth: u32,
+
+    /// Replace key values by a stable hash (for keys that may be personal data).
+    #[arg(long)]
+    pub redact_keys: bool,
+
+    /// Keep only deletes whose map type matches this regex (e.g. 'main\.UserMap').
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+    pub map_type: Option<Regex>,
+
+    /// Keep only deletes with a stack frame whose function matches this regex.
+    #[arg(long = "func", value_name = "REGEX", value_parser = parse_regex)]
+    pub func: Option<Regex>,
+
+    /// The program to start and trace from its first instruction, after `--`.
+    #[arg(last = true, value_name = "CMD", num_args = 1..)]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// One JSON object per line (schema: docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write the records to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try 30s, 5m or 1h)"))?;
+    if d.is_zero() {
+        return Err("must be longer than 0s".into());
+    }
+    Ok(d)
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s.trim().parse().map_err(|_| "not a number".to_string())?;
+    if !(rate > 0.0 && rate <= 1.0) {
+        return Err("must be greater than 0 and at most 1 (e.g. 0.01 for 1%)".into());
+    }
+    Ok(rate)
+}
+
+fn parse_regex(s: &str) -> Result<Regex, String> {
+    Regex::new(s).map_err(|e| {
+        // The regex crate's message spans lines; keep the last, specific one.
+        let msg = e.to_string();
+        msg.lines().last().unwrap_or(&msg).trim().trim_start_matches("error: ").to_string()
+    })
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! exit code; errors bubble up to `main`, which prints them on one line.
 
 mod inspect;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -10,5 +11,6 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => inspect::run(&args),
+        Command::Trace(args) => trace::run(&args),
     }
 }

@@ -410,6 +410,11 @@ impl Probes {
     }
 
     /// Number of attached uprobes.
+    /// Detaches every uprobe (the maps stay readable).
+    pub fn detach_all(&mut self) {
+        self.links.clear();
+    }
+
     pub fn attached(&self) -> usize {
         self.links.len()
     }

@@ -3,7 +3,7 @@
 //! run-time ones for a position-independent binary.
 
 use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 
 use anyhow::{Context, Result};
 
@@ -37,13 +37,10 @@ impl ProcessMemory {
     }
 }
 
-/// The load bias of the executable of `pid`: run-time address minus
-/// link-time address (0 for a non-PIE binary). `link_base` is the lowest
-/// `p_vaddr - p_offset` of the ELF file.
-pub fn load_bias(pid: i32, link_base: u64) -> Result<u64> {
-    let exe_ino = std::fs::metadata(format!("/proc/{pid}/exe"))
-        .with_context(|| format!("cannot stat /proc/{pid}/exe"))?
-        .ino();
+/// The load bias of the executable (inode `exe_ino`) in `pid`: run-time
+/// address minus link-time address (0 for a non-PIE binary). `link_base`
+/// is the lowest `p_vaddr - p_offset` of the ELF file.
+pub fn load_bias(pid: i32, link_base: u64, exe_ino: u64) -> Result<u64> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .with_context(|| format!("cannot read /proc/{pid}/maps"))?;
     for line in maps.lines() {

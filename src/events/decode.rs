@@ -1,0 +1,134 @@
+//! BPF record → [`Event`]: name the probe, the map type, the key and the
+//! stack, and put the timestamp on the wall clock.
+
+use std::sync::Arc;
+
+use crate::gobin::GoBinary;
+use crate::probes::skel::types::mdt_event_flags;
+use crate::probes::{MdtEvent, ProbeKind};
+use crate::symbolize::types::TypeResolver;
+use crate::symbolize::Symbolizer;
+use crate::target::memory::ProcessMemory;
+
+use super::{find_caller, Event, EventKind, KeyValue};
+
+/// What the decoder knows of each attach point (index = probe id).
+#[derive(Debug, Clone)]
+pub struct ProbeInfo {
+    pub func: &'static str,
+    pub kind: ProbeKind,
+    /// Link-time address of the probed instruction.
+    pub probe_va: u64,
+}
+
+/// Names in the address space of one process: made on the first event,
+/// whose probed pc gives the load bias (exact, and still known after the
+/// target has exited).
+struct Namer {
+    symbolizer: Symbolizer,
+    types: TypeResolver,
+}
+
+pub struct Decoder {
+    probes: Vec<ProbeInfo>,
+    binary: GoBinary,
+    file: Arc<Vec<u8>>,
+    pid: i32,
+    namer: Option<Namer>,
+    /// Wall clock minus the monotonic clock that BPF timestamps use.
+    clock_offset_ns: i128,
+    key_bytes: usize,
+    redact_keys: bool,
+}
+
+impl Decoder {
+    pub fn new(
+        probes: Vec<ProbeInfo>,
+        binary: GoBinary,
+        file: Arc<Vec<u8>>,
+        pid: i32,
+        key_bytes: usize,
+        redact_keys: bool,
+    ) -> Self {
+        Decoder {
+            probes,
+            binary,
+            file,
+            pid,
+            namer: None,
+            clock_offset_ns: clock_offset_ns(),
+            key_bytes,
+            redact_keys,
+        }
+    }
+
+    fn namer(&mut self, raw: &MdtEvent, probe_va: u64) -> &mut Namer {
+        self.namer.get_or_insert_with(|| {
+            let bias = raw.stack().first().map_or(0, |pc| pc.wrapping_sub(probe_va));
+            let mem = ProcessMemory::open(self.pid).ok();
+            Namer {
+                symbolizer: Symbolizer::new(&self.binary, self.file.clone(), bias),
+                types: TypeResolver::new(self.file.clone(), mem, &self.binary, bias),
+            }
+        })
+    }
+
+    pub fn decode(&mut self, raw: &MdtEvent) -> Option<Event> {
+        let probe = self.probes.get(raw.probe_id as usize)?.clone();
+        let kind = if probe.kind.is_clear() {
+            EventKind::Clear
+        } else {
+            EventKind::Delete
+        };
+        let (key_bytes, redact) = (self.key_bytes, self.redact_keys);
+        let offset = self.clock_offset_ns;
+        let namer = self.namer(raw, probe.probe_va);
+        let ty = namer.types.map_type(raw.map_type_ptr);
+        let key = match kind {
+            EventKind::Clear => KeyValue::None,
+            EventKind::Delete if raw.key_fault() => KeyValue::None,
+            EventKind::Delete => KeyValue::decode(
+                ty.key_kind,
+                ty.key_size,
+                raw.key_bytes(key_bytes),
+                raw.key_is_string() || probe.kind == ProbeKind::FastStr,
+            ),
+        };
+        let key = if redact { key.redacted() } else { key };
+        let stack = namer.symbolizer.stack(raw.stack());
+        Some(Event {
+            kind,
+            ts_ns: (i128::from(raw.ts_ns) + offset).max(0) as u64,
+            pid: raw.pid,
+            tid: raw.tid,
+            goid: (!raw.has_flag(mdt_event_flags::MDT_EV_GOID_FAULT)).then_some(raw.goid),
+            func: probe.func,
+            map: raw.map_ptr,
+            map_type: ty.name,
+            key_type: ty.key_type,
+            key_truncated: raw.key_truncated(),
+            key,
+            map_len: raw.map_len,
+            cleared: (kind == EventKind::Clear).then_some(raw.map_len),
+            caller: find_caller(&stack),
+            stack,
+        })
+    }
+}
+
+/// Wall clock minus CLOCK_MONOTONIC (what `bpf_ktime_get_ns` returns).
+pub fn clock_offset_ns() -> i128 {
+    let read = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; clock_gettime only
+        // writes into it and the clock ids are constants the kernel knows.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+    };
+    let mono = read(libc::CLOCK_MONOTONIC);
+    let real = read(libc::CLOCK_REALTIME);
+    real - mono
+}

@@ -1,0 +1,434 @@
+//! A tracing session: read the target's Go binary, attach the probes, and
+//! pump decoded events into a sink until the target exits, the duration
+//! ends, or a signal arrives. `trace`, `flame` and the TUI all run one.
+
+use std::cell::RefCell;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use regex::Regex;
+
+use crate::events::decode::ProbeInfo;
+use crate::events::{Decoder, Event};
+use crate::gobin::funcs::KeyArg;
+use crate::gobin::GoBinary;
+use crate::probes::{MdtEvent, ProbeConfig, ProbeKind, Probes};
+use crate::sinks::{FunctionCount, Sink, Summary};
+use crate::target::launch::{self, ExitStatus, HeldChild};
+use crate::target::{self, ProcessWatch};
+
+/// How often the ring buffer is drained when the kernel does not wake us:
+/// the bound on how late a record reaches a pipe.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+
+/// What to trace.
+pub enum TargetSpec {
+    Pid(i32),
+    Launch(Vec<OsString>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub sample_rate: f64,
+    pub key_bytes: u32,
+    pub stack_depth: u32,
+    pub redact_keys: bool,
+    pub map_type: Option<Regex>,
+    pub func: Option<Regex>,
+    pub duration: Option<Duration>,
+}
+
+/// The process being traced.
+enum Target {
+    Attached { pid: i32, watch: ProcessWatch },
+    Launched { child: HeldChild, exit: Option<ExitStatus> },
+}
+
+impl Target {
+    fn pid(&self) -> i32 {
+        match self {
+            Target::Attached { pid, .. } => *pid,
+            Target::Launched { child, .. } => child.pid,
+        }
+    }
+
+    /// Has the target ended? Reaps a launched child.
+    fn exited(&mut self) -> bool {
+        match self {
+            Target::Attached { watch, .. } => watch.exited(),
+            Target::Launched { child, exit } => {
+                if exit.is_none() {
+                    *exit = launch::try_wait(child.pid);
+                }
+                exit.is_some()
+            }
+        }
+    }
+}
+
+/// A session with its probes armed and its target running.
+pub struct Session {
+    pub binary: GoBinary,
+    probes: Probes,
+    /// (probe id → function), in attach order.
+    attached: Vec<ProbeInfo>,
+    target: Target,
+    options: Options,
+    started: Instant,
+    pub attach_time: Duration,
+}
+
+/// Why the session stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    TargetExited,
+    Duration,
+    Signal,
+    OutputClosed,
+}
+
+impl Session {
+    /// Reads the binary, loads and attaches the probes, and (launch mode)
+    /// starts the program once everything is armed.
+    pub fn start(spec: TargetSpec, options: Options) -> Result<Self> {
+        let started = Instant::now();
+        target::check_kernel()?;
+        let (binary_path, held) = match &spec {
+            TargetSpec::Pid(pid) => (target::exe_of(*pid)?, None),
+            TargetSpec::Launch(cmd) => {
+                let program = launch::resolve_program(&cmd[0])?;
+                (program.clone(), Some(program))
+            }
+        };
+        let binary = GoBinary::open(&binary_path)?;
+        let layout = check_traceable(&binary)?;
+        target::check_privileges()?;
+
+        let attach_points: Vec<_> = binary.attach_points().cloned().collect();
+        let attached: Vec<ProbeInfo> = attach_points
+            .iter()
+            .map(|f| ProbeInfo {
+                func: f.name,
+                kind: probe_kind(f.key, f.receiver_first),
+                probe_va: f.address + f.probe_offset,
+            })
+            .collect();
+
+        let mut target = match (&spec, held) {
+            (TargetSpec::Pid(pid), _) => Target::Attached {
+                pid: *pid,
+                watch: ProcessWatch::open(*pid)?,
+            },
+            (TargetSpec::Launch(cmd), Some(program)) => Target::Launched {
+                child: launch::spawn_held(&program, &cmd[0], &cmd[1..])?,
+                exit: None,
+            },
+            _ => unreachable!("launch always resolves a program"),
+        };
+        let config = ProbeConfig {
+            target_tgid: target.pid() as u32,
+            goid_offset: layout.goid_offset as u32,
+            map_count_offset: layout.map_count_offset as u32,
+            max_stack_depth: options.stack_depth,
+            key_bytes: options.key_bytes,
+            sample_rate: options.sample_rate,
+            probes: attached.iter().map(|p| p.kind).collect(),
+            ..ProbeConfig::default()
+        };
+        let mut probes = Probes::load(&config)?;
+        let attach_path = match &target {
+            // Through /proc so a process in another mount namespace works.
+            Target::Attached { pid, .. } => PathBuf::from(format!("/proc/{pid}/exe")),
+            Target::Launched { child, .. } => child.program.clone(),
+        };
+        for (id, f) in attach_points.iter().enumerate() {
+            probes
+                .attach_uprobe(&attach_path, f.probe_file_offset(), id as u32, Some(target.pid() as u32))
+                .with_context(|| format!("attaching to {}", f.name))?;
+        }
+        let attach_time = started.elapsed();
+        if let Target::Launched { child, .. } = &mut target {
+            child.release()?;
+        }
+        Ok(Session {
+            binary,
+            probes,
+            attached,
+            target,
+            options,
+            started: Instant::now(),
+            attach_time,
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.target.pid()
+    }
+
+    pub fn attached_functions(&self) -> Vec<&'static str> {
+        self.attached.iter().map(|p| p.func).collect()
+    }
+
+    fn decoder(&self) -> Result<Decoder> {
+        let file = std::fs::read(&self.binary.path)
+            .with_context(|| format!("cannot read {}", self.binary.path.display()))?;
+        Ok(Decoder::new(
+            self.attached.clone(),
+            self.binary.clone(),
+            Arc::new(file),
+            self.pid(),
+            self.options.key_bytes as usize,
+            self.options.redact_keys,
+        ))
+    }
+
+    /// Pumps events into `sink` until a stop condition; returns the summary
+    /// (already written to the sink).
+    pub fn run(mut self, sink: &mut dyn Sink, signals: &Signals) -> Result<Summary> {
+        let decoder = self.decoder()?;
+        let pump = RefCell::new(Pump {
+            decoder,
+            sink,
+            map_type: self.options.map_type.clone(),
+            func: self.options.func.clone(),
+            filtered_out: 0,
+            output_error: None,
+        });
+        let reader = self.probes.event_reader(|raw: &MdtEvent| pump.borrow_mut().handle(raw))?;
+        let deadline = self.options.duration.map(|d| self.started + d);
+        let mut lost_seen = 0;
+        let mut forwarded = 0;
+        let reason = loop {
+            reader.poll(DRAIN_INTERVAL)?;
+            reader.consume()?;
+            lost_seen = report_lost(&self.probes, &pump, lost_seen)?;
+            if pump.borrow().output_error.is_some() {
+                break StopReason::OutputClosed;
+            }
+            pump.borrow_mut().flush();
+            if self.target.exited() {
+                break StopReason::TargetExited;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break StopReason::Duration;
+            }
+            let received = signals.count();
+            if received > forwarded {
+                forwarded = received;
+                // Launch mode: the program decides when to stop; a second
+                // signal stops mdt right away.
+                match &self.target {
+                    Target::Launched { child, .. } if received == 1 => {
+                        // SAFETY: kill with our child's pid and a valid signal.
+                        unsafe { libc::kill(child.pid, signals.last()) };
+                    }
+                    _ => break StopReason::Signal,
+                }
+            }
+        };
+        // Stop the probes first, then drain, so the totals and the records
+        // describe the same set of deletes.
+        self.probes.detach_all();
+        reader.consume()?;
+        lost_seen = report_lost(&self.probes, &pump, lost_seen)?;
+        drop(reader);
+        let pump = pump.into_inner();
+        let summary = self.summary(pump.filtered_out, lost_seen, reason)?;
+        if pump.output_error.is_none() {
+            let _ = pump.sink.summary(&summary);
+        }
+        Ok(summary)
+    }
+
+    fn summary(&mut self, filtered_out: u64, lost: u64, reason: StopReason) -> Result<Summary> {
+        let hits = self.probes.hit_counts()?;
+        let stats = self.probes.stats()?;
+        let by_function: Vec<FunctionCount> = self
+            .attached
+            .iter()
+            .zip(&hits)
+            .map(|(p, &hits)| FunctionCount {
+                func: p.func,
+                role: if p.kind.is_clear() {
+                    crate::gobin::funcs::Role::Clear
+                } else {
+                    crate::gobin::funcs::Role::Delete
+                },
+                hits,
+            })
+            .collect();
+        let total = |clear: bool| {
+            self.attached
+                .iter()
+                .zip(&hits)
+                .filter(|(p, _)| p.kind.is_clear() == clear)
+                .map(|(_, h)| h)
+                .sum()
+        };
+        let exit_status = match &mut self.target {
+            Target::Launched { child, exit } => {
+                if exit.is_none() && reason == StopReason::TargetExited {
+                    *exit = launch::try_wait(child.pid);
+                }
+                *exit
+            }
+            Target::Attached { .. } => None,
+        };
+        let target_exit = match (&exit_status, reason) {
+            (Some(status), _) => Some(status.to_string()),
+            (None, StopReason::TargetExited) => Some("exited".into()),
+            _ => None,
+        };
+        Ok(Summary {
+            duration: self.started.elapsed(),
+            deletes: total(false),
+            clears: total(true),
+            by_function,
+            records: 0,
+            sampled_out: stats.sampled_out,
+            lost: lost.max(stats.ringbuf_full),
+            filtered_out,
+            sample_rate: self.options.sample_rate,
+            target_exit,
+            exit_status,
+        })
+    }
+
+    /// Launch mode: waits for the program after tracing stopped early
+    /// (duration or signal), so its exit status can be passed on.
+    pub fn wait_child(summary: &mut Summary, pid: i32) {
+        if summary.exit_status.is_some() {
+            return;
+        }
+        let mut status = 0;
+        // SAFETY: blocking waitpid on our own child; `status` is a valid int.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid && libc::WIFEXITED(status) {
+            summary.exit_status = Some(ExitStatus::Code(libc::WEXITSTATUS(status)));
+        }
+    }
+}
+
+/// Decodes, filters and writes events; remembers the first output error
+/// (a closed pipe ends the session instead of failing it).
+struct Pump<'s> {
+    decoder: Decoder,
+    sink: &'s mut dyn Sink,
+    map_type: Option<Regex>,
+    func: Option<Regex>,
+    filtered_out: u64,
+    output_error: Option<std::io::Error>,
+}
+
+impl Pump<'_> {
+    fn handle(&mut self, raw: &MdtEvent) {
+        if self.output_error.is_some() {
+            return;
+        }
+        let Some(event) = self.decoder.decode(raw) else {
+            return;
+        };
+        if !self.keep(&event) {
+            self.filtered_out += 1;
+            return;
+        }
+        if let Err(e) = self.sink.event(&event) {
+            self.output_error = Some(e);
+        }
+    }
+
+    fn keep(&self, ev: &Event) -> bool {
+        self.map_type.as_ref().is_none_or(|re| re.is_match(&ev.map_type))
+            && self
+                .func
+                .as_ref()
+                .is_none_or(|re| ev.stack.iter().any(|f| re.is_match(&f.func)))
+    }
+
+    fn flush(&mut self) {
+        if self.output_error.is_none() {
+            if let Err(e) = self.sink.flush() {
+                self.output_error = Some(e);
+            }
+        }
+    }
+}
+
+fn report_lost(probes: &Probes, pump: &RefCell<Pump>, seen: u64) -> Result<u64> {
+    let total = probes.stats()?.ringbuf_full;
+    if total > seen {
+        let mut pump = pump.borrow_mut();
+        if let Err(e) = pump.sink.lost(total - seen, total) {
+            pump.output_error.get_or_insert(e);
+        }
+    }
+    Ok(total.max(seen))
+}
+
+fn probe_kind(key: KeyArg, receiver_first: bool) -> ProbeKind {
+    match (key, receiver_first) {
+        (KeyArg::Pointer, false) => ProbeKind::KeyPtr,
+        (KeyArg::Pointer, true) => ProbeKind::SwissDelete,
+        (KeyArg::Value32, _) => ProbeKind::Fast32,
+        (KeyArg::Value64, _) => ProbeKind::Fast64,
+        (KeyArg::String, _) => ProbeKind::FastStr,
+        (KeyArg::None, false) => ProbeKind::Clear,
+        (KeyArg::None, true) => ProbeKind::SwissClear,
+    }
+}
+
+/// Refuses binaries mdt cannot trace correctly, with what to do.
+fn check_traceable(binary: &GoBinary) -> Result<crate::gobin::layout::Layout> {
+    if binary.arch != crate::gobin::elf::Arch::X86_64 {
+        bail!("unsupported architecture: mdt traces x86-64 Go programs");
+    }
+    let Some(layout) = binary.layout else {
+        bail!(
+            "unsupported Go version {}: mdt knows the runtime layout of go1.17 to go1.{} and this binary has no DWARF to read it from",
+            binary.go_version,
+            crate::gobin::layout::NEWEST_KNOWN_MINOR
+        );
+    };
+    if binary.attach_points().next().is_none() {
+        bail!("{} never deletes from a map: none of the Go runtime's map-delete functions is linked in", binary.path.display());
+    }
+    Ok(layout)
+}
+
+/// SIGINT / SIGTERM, counted (the session forwards the first to a launched
+/// program and stops on the next).
+pub struct Signals {
+    count: Arc<AtomicUsize>,
+    last: Arc<AtomicUsize>,
+}
+
+impl Signals {
+    pub fn install() -> Result<Self> {
+        let count = Arc::new(AtomicUsize::new(0));
+        let last = Arc::new(AtomicUsize::new(0));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let (count, last) = (count.clone(), last.clone());
+            // SAFETY: the handler only performs atomic stores, which are
+            // async-signal-safe.
+            unsafe {
+                signal_hook::low_level::register(sig, move || {
+                    last.store(sig as usize, Ordering::SeqCst);
+                    count.fetch_add(1, Ordering::SeqCst);
+                })
+            }
+            .context("installing signal handlers")?;
+        }
+        Ok(Signals { count, last })
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    fn last(&self) -> i32 {
+        self.last.load(Ordering::SeqCst) as i32
+    }
+}

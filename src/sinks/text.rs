@@ -1,0 +1,77 @@
+//! One readable line per event, for a person watching a terminal or a log.
+
+use std::io::{self, Write};
+
+use super::{Sink, Summary};
+use crate::events::{Event, EventKind};
+
+pub struct TextSink<W: Write> {
+    out: W,
+    records: u64,
+}
+
+impl<W: Write> TextSink<W> {
+    pub fn new(out: W) -> Self {
+        TextSink { out, records: 0 }
+    }
+}
+
+fn clock(ts_ns: u64) -> String {
+    // HH:MM:SS.micro in UTC, from the RFC 3339 form.
+    let full = super::json::rfc3339_nanos(ts_ns);
+    full.get(11..26).unwrap_or(&full).to_string()
+}
+
+impl<W: Write> Sink for TextSink<W> {
+    fn event(&mut self, ev: &Event) -> io::Result<()> {
+        self.records += 1;
+        let goid = ev.goid.map_or("?".into(), |g| g.to_string());
+        let what = match ev.kind {
+            EventKind::Delete => format!(
+                "delete {} key={}{}",
+                ev.map_type,
+                ev.key,
+                if ev.key_truncated { "…" } else { "" }
+            ),
+            EventKind::Clear => format!("clear  {} cleared={}", ev.map_type, ev.cleared.unwrap_or(0)),
+        };
+        writeln!(
+            self.out,
+            "{} g{goid:<5} {what} len={} map={:#x} at {}",
+            clock(ev.ts_ns),
+            ev.map_len,
+            ev.map,
+            ev.caller_label()
+        )
+    }
+
+    fn lost(&mut self, count: u64, total: u64) -> io::Result<()> {
+        writeln!(self.out, "!! {count} records lost (ring buffer full), {total} so far")
+    }
+
+    fn summary(&mut self, s: &Summary) -> io::Result<()> {
+        writeln!(self.out, "--")?;
+        writeln!(
+            self.out,
+            "{} deletes, {} clears in {:.1}s (exact); {} records shown, {} sampled out, {} filtered out, {} lost",
+            s.deletes,
+            s.clears,
+            s.duration.as_secs_f64(),
+            self.records,
+            s.sampled_out,
+            s.filtered_out,
+            s.lost
+        )?;
+        for f in s.by_function.iter().filter(|f| f.hits > 0) {
+            writeln!(self.out, "  {:>10}  {}", f.hits, f.func)?;
+        }
+        if let Some(exit) = &s.target_exit {
+            writeln!(self.out, "target: {exit}")?;
+        }
+        self.out.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}

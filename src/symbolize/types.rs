@@ -1,0 +1,174 @@
+//! Map type pointer → Go type name (`main.UserMap`, `map[string]int`), key
+//! type name, kind and size, read from the live target as the Go runtime
+//! itself does (`runtime/type.go: resolveNameOff`). Type descriptors never
+//! change, so each is read once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::gobin::bytes;
+use crate::gobin::elf::Elf;
+use crate::gobin::GoBinary;
+use crate::target::memory::ProcessMemory;
+
+/// `abi.Kind` values mdt decodes keys by (`internal/abi/type.go`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Signed,
+    Unsigned,
+    String,
+    Pointer,
+    Other,
+}
+
+impl KeyKind {
+    fn from_abi(kind: u8) -> Self {
+        match kind & 0x1f {
+            2..=6 => KeyKind::Signed,         // Int, Int8, Int16, Int32, Int64
+            7..=12 => KeyKind::Unsigned,      // Uint .. Uintptr
+            24 => KeyKind::String,            // String
+            18 | 22 | 26 => KeyKind::Pointer, // Chan, Pointer, UnsafePointer
+            _ => KeyKind::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MapTypeInfo {
+    pub name: Arc<str>,
+    pub key_type: Arc<str>,
+    pub key_kind: KeyKind,
+    pub key_size: u64,
+}
+
+impl MapTypeInfo {
+    fn unknown(ptr: u64) -> Self {
+        MapTypeInfo {
+            name: format!("<map type {ptr:#x}>").into(),
+            key_type: "?".into(),
+            key_kind: KeyKind::Other,
+            key_size: 0,
+        }
+    }
+}
+
+/// `abi.Type` field offsets (identical 1.17 – 1.27).
+const TYPE_SIZE: u64 = 0;
+const TYPE_TFLAG: u64 = 20;
+const TYPE_KIND: u64 = 23;
+const TYPE_STR: u64 = 40;
+const MAPTYPE_KEY: u64 = 48;
+const MAPTYPE_ELEM: u64 = 56;
+const TFLAG_EXTRA_STAR: u8 = 2;
+
+/// Type descriptors are read from the executable file when they are in it
+/// (so a target that already exited can still be decoded), and from the
+/// live process otherwise (types made at run time by reflect).
+pub struct TypeResolver {
+    file: Arc<Vec<u8>>,
+    mem: Option<ProcessMemory>,
+    bias: u64,
+    /// Run-time `[types, etypes)` of the module.
+    types: Option<(u64, u64)>,
+    cache: HashMap<u64, MapTypeInfo>,
+}
+
+impl TypeResolver {
+    pub fn new(file: Arc<Vec<u8>>, mem: Option<ProcessMemory>, binary: &GoBinary, bias: u64) -> Self {
+        let types = binary.moduledata.map(|md| {
+            (md.types.wrapping_add(bias), md.etypes.wrapping_add(bias))
+        });
+        TypeResolver {
+            file,
+            mem,
+            bias,
+            types,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Bytes at a run-time address: from the file if it holds them.
+    fn read(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        let from_file = Elf::parse(&self.file)
+            .ok()
+            .and_then(|elf| elf.read_va(addr.wrapping_sub(self.bias), len as u64).map(<[u8]>::to_vec));
+        from_file.or_else(|| self.mem.as_ref()?.read(addr, len))
+    }
+
+    fn u8(&self, addr: u64) -> Option<u8> {
+        self.read(addr, 1).map(|b| b[0])
+    }
+
+    fn u64(&self, addr: u64) -> Option<u64> {
+        self.read(addr, 8).and_then(|b| bytes::u64_at(&b, 0))
+    }
+
+    fn i32(&self, addr: u64) -> Option<i32> {
+        self.read(addr, 4).and_then(|b| bytes::i32_at(&b, 0))
+    }
+
+    /// A pointer field: the file holds link-time addresses (the values a
+    /// PIE is relocated from), the live process run-time ones.
+    fn ptr(&self, addr: u64) -> Option<u64> {
+        let in_file = Elf::parse(&self.file)
+            .ok()
+            .and_then(|elf| elf.read_va(addr.wrapping_sub(self.bias), 8).and_then(|b| bytes::u64_at(b, 0)));
+        match in_file {
+            Some(0) | None => self.mem.as_ref()?.u64(addr),
+            Some(v) => Some(v.wrapping_add(self.bias)),
+        }
+    }
+
+    pub fn map_type(&mut self, ptr: u64) -> MapTypeInfo {
+        if let Some(hit) = self.cache.get(&ptr) {
+            return hit.clone();
+        }
+        let info = self.read_map_type(ptr).unwrap_or_else(|| MapTypeInfo::unknown(ptr));
+        self.cache.insert(ptr, info.clone());
+        info
+    }
+
+    fn read_map_type(&self, ptr: u64) -> Option<MapTypeInfo> {
+        if ptr == 0 {
+            return None;
+        }
+        let key = self.ptr(ptr + MAPTYPE_KEY)?;
+        let key_type = self.type_string(key).unwrap_or_else(|| "?".into());
+        // Types made at run time (reflect.MapOf) have no name in the module.
+        let name = self.type_string(ptr).or_else(|| {
+            let elem = self.type_string(self.ptr(ptr + MAPTYPE_ELEM)?)?;
+            Some(format!("map[{key_type}]{elem}"))
+        })?;
+        Some(MapTypeInfo {
+            name: name.into(),
+            key_type: key_type.into(),
+            key_kind: KeyKind::from_abi(self.u8(key + TYPE_KIND)?),
+            key_size: self.u64(key + TYPE_SIZE)?,
+        })
+    }
+
+    /// `reflect.Type.String()` of the type at `ptr`, if it lives in the module.
+    fn type_string(&self, ptr: u64) -> Option<String> {
+        let (types, etypes) = self.types?;
+        if !(types..etypes).contains(&ptr) {
+            return None;
+        }
+        let tflag = self.u8(ptr + TYPE_TFLAG)?;
+        let off = self.i32(ptr + TYPE_STR)?;
+        let name_at = types.checked_add_signed(i64::from(off))?;
+        // abi.Name: a flags byte, a uvarint length, the bytes.
+        let head = self.read(name_at + 1, 10)?;
+        let (len, n) = crate::gobin::bytes::uvarint(&head, 0)?;
+        if len > 4096 {
+            return None;
+        }
+        let raw = self.read(name_at + 1 + n, len as usize)?;
+        let s = String::from_utf8_lossy(&raw);
+        let s = if tflag & TFLAG_EXTRA_STAR != 0 {
+            s.strip_prefix('*').unwrap_or(&s)
+        } else {
+            &s
+        };
+        Some(s.to_string())
+    }
+}
