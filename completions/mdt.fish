@@ -27,10 +27,24 @@ end
 complete -c mdt -n "__fish_mdt_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mdt -n "__fish_mdt_needs_command" -s V -l version -d 'Print version'
 complete -c mdt -n "__fish_mdt_needs_command" -f -a "inspect" -d 'Show what mdt reads from a Go binary: version, map functions, probe offsets'
+complete -c mdt -n "__fish_mdt_needs_command" -f -a "trace" -d 'Trace map deletes in a running process, or in a program mdt starts'
 complete -c mdt -n "__fish_mdt_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mdt -n "__fish_mdt_using_subcommand inspect" -s p -l pid -d 'Read the executable of this running process (through /proc/PID/exe)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand inspect" -l json -d 'Print one JSON object instead of the report'
 complete -c mdt -n "__fish_mdt_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mdt -n "__fish_mdt_using_subcommand inspect" -s V -l version -d 'Print version'
-complete -c mdt -n "__fish_mdt_using_subcommand help; and not __fish_seen_subcommand_from inspect help" -f -a "inspect" -d 'Show what mdt reads from a Go binary: version, map functions, probe offsets'
-complete -c mdt -n "__fish_mdt_using_subcommand help; and not __fish_seen_subcommand_from inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -s p -l pid -d 'Attach to this running process' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -s d -l duration -d 'Stop after this long (e.g. 30s, 5m, 1h30m)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l sample -d 'Record details for this fraction of deletes, 0 < RATE <= 1 (counts stay exact)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l key-bytes -d 'Bytes of each key to capture (longer keys are marked truncated)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l stack-depth -d 'Stack frames to capture per delete' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l map-type -d 'Keep only deletes whose map type matches this regex (e.g. \'main\\.UserMap\')' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l func -d 'Keep only deletes with a stack frame whose function matches this regex' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -s o -l output -d 'Write the records to FILE instead of standard output' -r -F
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l redact-keys -d 'Replace key values by a stable hash (for keys that may be personal data)'
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l json -d 'One JSON object per line (schema: docs/json.md)'
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -s V -l version -d 'Print version'
+complete -c mdt -n "__fish_mdt_using_subcommand help; and not __fish_seen_subcommand_from inspect trace help" -f -a "inspect" -d 'Show what mdt reads from a Go binary: version, map functions, probe offsets'
+complete -c mdt -n "__fish_mdt_using_subcommand help; and not __fish_seen_subcommand_from inspect trace help" -f -a "trace" -d 'Trace map deletes in a running process, or in a program mdt starts'
+complete -c mdt -n "__fish_mdt_using_subcommand help; and not __fish_seen_subcommand_from inspect trace help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -3,10 +3,23 @@
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = mdt::cli::Cli::parse();
+    let cli = match mdt::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        Err(e) => {
+            // clap's message is several lines (usage, a tip); keep the one
+            // that says what is wrong.
+            let text = e.render().to_string();
+            let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+            eprintln!("mdt: {}", line.trim());
+            return ExitCode::from(2);
+        }
+    };
     match mdt::commands::run(cli) {
         Ok(code) => code,
         Err(err) => {

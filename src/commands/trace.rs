@@ -20,6 +20,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     };
     let session = Session::start(spec, options)?;
     let pid = session.pid();
+    announce(&session);
     let mut summary = session.run(sink.as_mut(), &signals)?;
     if launched {
         Session::wait_child(&mut summary, pid);
@@ -45,4 +46,16 @@ pub fn session_args(t: &TargetArgs) -> (TargetSpec, Options) {
         duration: t.duration,
     };
     (spec, options)
+}
+
+/// One line on stderr once every probe is armed: tells a person (and a
+/// script waiting to start its workload) that tracing has begun.
+pub fn announce(session: &Session) {
+    eprintln!(
+        "mdt: tracing pid {} ({}, {} probes attached in {} ms)",
+        session.pid(),
+        session.binary.go_version,
+        session.attached_functions().len(),
+        session.attach_time.as_millis()
+    );
 }
