@@ -17,3 +17,6 @@ cp fixtures/deletes/*.go "$work/"
 
 echo "== mdt inspect $work/workload"
 ./target/release/mdt inspect "$work/workload"
+echo
+echo "== mdt trace -- $work/workload   (every map delete the workload does)"
+./target/release/mdt trace -- "$work/workload"
