@@ -55,6 +55,8 @@ enum mdt_limits mdt_limits_btf_anchor;
 enum mdt_kind mdt_kind_btf_anchor;
 enum mdt_event_flags mdt_event_flags_btf_anchor;
 enum mdt_stat mdt_stat_btf_anchor;
+struct mdt_agg_key mdt_agg_key_btf_anchor;
+struct mdt_stack mdt_stack_btf_anchor;
 
 /* Hits per attach point (index = attach cookie). Exact: never sampled. */
 struct {
@@ -78,6 +80,22 @@ struct {
 	__uint(max_entries, 4 << 20);
 } events SEC(".maps");
 
+/* Aggregation mode: hits per (stack, map type, probe[, goroutine]). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 16);
+	__type(key, struct mdt_agg_key);
+	__type(value, __u64);
+} stack_counts SEC(".maps");
+
+/* Aggregation mode: the frames of each stack hash seen. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 14);
+	__type(key, __u64);
+	__type(value, struct mdt_stack);
+} stacks SEC(".maps");
+
 /*
  * Per-CPU scratch space: the event is built here (too big for the 512-byte
  * BPF stack) and then copied into the ring buffer with only as many stack
@@ -96,6 +114,7 @@ struct scratch {
 	__u32 depth; /* frames captured so far */
 	__u32 max;   /* frames to capture */
 	__u32 __pad;
+	__u64 hash;  /* running hash of the captured frames (aggregation) */
 	__u8 chunk[MDT_STACK_CHUNK];
 };
 
@@ -233,6 +252,7 @@ static long walk_step(__u32 i, void *ctx)
 		return 1;
 	}
 	s->ev.stack[d] = ret;
+	s->hash = (s->hash ^ ret) * 0x100000001b3ULL;
 	s->depth = d + 1;
 	/* Callers' frames live at higher addresses; anything else ends it. */
 	if (next_fp <= fp)
@@ -258,6 +278,7 @@ static __always_inline void walk_stack(struct pt_regs *ctx, struct scratch *s)
 		return;
 	e->stack[0] = GO_PC(ctx);
 	e->stack_depth = 1;
+	s->hash = (0xcbf29ce484222325ULL ^ GO_PC(ctx)) * 0x100000001b3ULL;
 	load_chunk(s, GO_SP(ctx));
 	if (s->valid < 8 || !*(__u64 *)&s->chunk[0])
 		return;
@@ -266,6 +287,7 @@ static __always_inline void walk_stack(struct pt_regs *ctx, struct scratch *s)
 		return;
 	}
 	e->stack[1] = *(__u64 *)&s->chunk[0];
+	s->hash = (s->hash ^ e->stack[1]) * 0x100000001b3ULL;
 	s->fp = GO_FP(ctx);
 	s->depth = 2;
 	s->max = max;
@@ -288,6 +310,49 @@ static __always_inline void submit(struct mdt_event *e)
 		return;
 	}
 	count(&stats, MDT_STAT_SUBMITTED);
+}
+
+/*
+ * Aggregation mode: add one to the count of this (stack, map type, probe),
+ * storing the stack's frames the first time it is seen.
+ */
+static __always_inline void aggregate(struct scratch *s)
+{
+	struct mdt_event *e = &s->ev;
+	struct mdt_agg_key key = {
+		.stack_hash = s->hash,
+		.map_type_ptr = e->map_type_ptr,
+		.goid = mdt_cfg.aggregate_goid ? e->goid : 0,
+		.probe_id = e->probe_id,
+	};
+	__u64 one = 1, *cnt;
+
+	cnt = bpf_map_lookup_elem(&stack_counts, &key);
+	if (cnt) {
+		__sync_fetch_and_add(cnt, 1);
+		return;
+	}
+	if (!bpf_map_lookup_elem(&stacks, &key.stack_hash)) {
+		/* The frames are copied from the event (same layout as pcs[]). */
+		struct mdt_stack *st = (struct mdt_stack *)&s->chunk[0];
+
+		st->depth = e->stack_depth;
+		st->flags = e->flags & MDT_EV_STACK_TRUNCATED;
+		__builtin_memcpy(st->pcs, e->stack, sizeof(st->pcs));
+		if (bpf_map_update_elem(&stacks, &key.stack_hash, st, BPF_NOEXIST) &&
+		    !bpf_map_lookup_elem(&stacks, &key.stack_hash)) {
+			count(&stats, MDT_STAT_AGG_FULL);
+			return;
+		}
+	}
+	/* Another CPU may have inserted the key meanwhile: add to its count. */
+	if (bpf_map_update_elem(&stack_counts, &key, &one, BPF_NOEXIST)) {
+		cnt = bpf_map_lookup_elem(&stack_counts, &key);
+		if (cnt)
+			__sync_fetch_and_add(cnt, 1);
+		else
+			count(&stats, MDT_STAT_AGG_FULL);
+	}
 }
 
 SEC("uprobe")
@@ -387,6 +452,9 @@ int mdt_map_delete(struct pt_regs *ctx)
 	}
 
 	walk_stack(ctx, s);
-	submit(e);
+	if (mdt_cfg.aggregate)
+		aggregate(s);
+	else
+		submit(e);
 	return 0;
 }

@@ -93,8 +93,12 @@ enum mdt_stat {
 	MDT_STAT_BAD_PROBE = 3,
 	/* Events submitted to the ring buffer. */
 	MDT_STAT_SUBMITTED = 4,
+	/* Aggregation mode: a new stack or (stack, map type) pair did not fit
+	 * in the "stack_counts" / "stacks" maps: that hit is LOST for the
+	 * flame graph (the hit counters still have it). */
+	MDT_STAT_AGG_FULL = 5,
 	/* Number of slots (size of the "stats" array). */
-	MDT_STAT__COUNT = 5,
+	MDT_STAT__COUNT = 6,
 };
 
 /*
@@ -189,6 +193,12 @@ struct mdt_config {
 	 * ring buffer; otherwise it drains on its own timer. Waking it per
 	 * event would cost the target more than the rest of the probe. */
 	__u64 wakeup_bytes;
+	/* 1 = aggregation mode (mdt flame): count hits per (stack, map type,
+	 * probe[, goroutine]) in the "stack_counts" map instead of sending a
+	 * record per delete, so user space does nothing per delete. */
+	__u32 aggregate;
+	/* Aggregation mode: also key the counts by goroutine id. */
+	__u32 aggregate_goid;
 	/* Per attach point (index = attach cookie). */
 	struct mdt_probe_cfg probes[MDT_MAX_PROBES];
 };
@@ -196,7 +206,28 @@ struct mdt_config {
 _Static_assert(sizeof(struct mdt_event) == 80 + MDT_MAX_KEY_BYTES + 8 * MDT_MAX_STACK_DEPTH,
 	       "mdt_event layout changed");
 _Static_assert(sizeof(struct mdt_probe_cfg) == 8, "mdt_probe_cfg layout changed");
-_Static_assert(sizeof(struct mdt_config) == 40 + 8 * MDT_MAX_PROBES,
+/* Key of the "stack_counts" map (aggregation mode). */
+struct mdt_agg_key {
+	/* Hash of stack[0..depth) (the "stacks" map holds the frames). */
+	__u64 stack_hash;
+	/* Map type descriptor, as in mdt_event.map_type_ptr. */
+	__u64 map_type_ptr;
+	/* Goroutine id if mdt_config.aggregate_goid, else 0. */
+	__u64 goid;
+	/* Attach cookie of the probe. */
+	__u32 probe_id;
+	__u32 __pad;
+};
+
+/* Value of the "stacks" map: the frames behind a stack hash. */
+struct mdt_stack {
+	__u32 depth;
+	__u32 flags; /* MDT_EV_STACK_TRUNCATED or 0 */
+	__u64 pcs[MDT_MAX_STACK_DEPTH];
+};
+
+_Static_assert(sizeof(struct mdt_agg_key) == 32, "mdt_agg_key layout changed");
+_Static_assert(sizeof(struct mdt_config) == 48 + 8 * MDT_MAX_PROBES,
 	       "mdt_config layout changed");
 
 #endif /* __MDT_H */

@@ -28,6 +28,7 @@ complete -c mdt -n "__fish_mdt_needs_command" -s h -l help -d 'Print help (see m
 complete -c mdt -n "__fish_mdt_needs_command" -s V -l version -d 'Print version'
 complete -c mdt -n "__fish_mdt_needs_command" -f -a "inspect" -d 'Show what mdt reads from a Go binary: version, map functions, probe offsets'
 complete -c mdt -n "__fish_mdt_needs_command" -f -a "trace" -d 'Trace map deletes in a running process, or in a program mdt starts'
+complete -c mdt -n "__fish_mdt_needs_command" -f -a "flame" -d 'Draw the code paths that lead to map deletes: flame graph, folded stacks or pprof'
 complete -c mdt -n "__fish_mdt_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mdt -n "__fish_mdt_using_subcommand inspect" -s p -l pid -d 'Read the executable of this running process (through /proc/PID/exe)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand inspect" -l json -d 'Print one JSON object instead of the report'
@@ -45,6 +46,30 @@ complete -c mdt -n "__fish_mdt_using_subcommand trace" -l redact-keys -d 'Replac
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l json -d 'One JSON object per line (schema: docs/json.md)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -s V -l version -d 'Print version'
-complete -c mdt -n "__fish_mdt_using_subcommand help; and not __fish_seen_subcommand_from inspect trace help" -f -a "inspect" -d 'Show what mdt reads from a Go binary: version, map functions, probe offsets'
-complete -c mdt -n "__fish_mdt_using_subcommand help; and not __fish_seen_subcommand_from inspect trace help" -f -a "trace" -d 'Trace map deletes in a running process, or in a program mdt starts'
-complete -c mdt -n "__fish_mdt_using_subcommand help; and not __fish_seen_subcommand_from inspect trace help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -s p -l pid -d 'Attach to this running process' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -s d -l duration -d 'Stop after this long (e.g. 30s, 5m, 1h30m)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l sample -d 'Record details for this fraction of deletes, 0 < RATE <= 1 (counts stay exact)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l key-bytes -d 'Bytes of each key to capture (longer keys are marked truncated)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l stack-depth -d 'Stack frames to capture per delete' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l map-type -d 'Keep only deletes whose map type matches this regex (e.g. \'main\\.UserMap\')' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l func -d 'Keep only deletes with a stack frame whose function matches this regex' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -s o -l output -d 'Output file; repeat for several (format from the extension: .svg, .folded/.txt, .pb.gz/.pprof). Default: deletes.svg' -r -F
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l format -d 'Output format, whatever the file names say' -r -f -a "svg\t''
+folded\t''
+pprof\t''"
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l from -d 'Read a saved folded file or `mdt trace --json` output instead of tracing' -r -F
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l title -d 'Title of the flame graph' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l group-by -d 'Add a root frame per map type, key type or goroutine' -r -f -a "map-type\t''
+key-type\t''
+goroutine\t''
+none\t''"
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l min-count -d 'Drop stacks seen fewer than N times' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l redact-keys -d 'Replace key values by a stable hash (for keys that may be personal data)'
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l inverted -d 'Icicle graph: the deletes on top, their callers below'
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l runtime-frames -d 'Keep the Go runtime frames above the delete (by default the delete function is the leaf, right above the code that called it)'
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -s V -l version -d 'Print version'
+complete -c mdt -n "__fish_mdt_using_subcommand help; and not __fish_seen_subcommand_from inspect trace flame help" -f -a "inspect" -d 'Show what mdt reads from a Go binary: version, map functions, probe offsets'
+complete -c mdt -n "__fish_mdt_using_subcommand help; and not __fish_seen_subcommand_from inspect trace flame help" -f -a "trace" -d 'Trace map deletes in a running process, or in a program mdt starts'
+complete -c mdt -n "__fish_mdt_using_subcommand help; and not __fish_seen_subcommand_from inspect trace flame help" -f -a "flame" -d 'Draw the code paths that lead to map deletes: flame graph, folded stacks or pprof'
+complete -c mdt -n "__fish_mdt_using_subcommand help; and not __fish_seen_subcommand_from inspect trace flame help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

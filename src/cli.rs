@@ -36,6 +36,56 @@ pub enum Command {
     /// CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE).
     #[command(group(ArgGroup::new("target").required(true).args(["pid", "command"])))]
     Trace(TraceArgs),
+
+    /// Draw the code paths that lead to map deletes: flame graph, folded stacks or pprof.
+    ///
+    /// Counts stacks in the kernel (user space does nothing per delete) until
+    /// the target exits, --duration passes, or Ctrl-C; then writes each -o
+    /// file. Counts are exact, also with --sample (then scaled, and the title
+    /// says so). --from turns a saved folded file or `mdt trace --json`
+    /// stream into any format without a live process.
+    #[command(group(ArgGroup::new("source").required(true).args(["pid", "command", "from"])))]
+    Flame(FlameArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FlameArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Output file; repeat for several (format from the extension: .svg,
+    /// .folded/.txt, .pb.gz/.pprof). Default: deletes.svg.
+    #[arg(short, long = "output", value_name = "FILE")]
+    pub outputs: Vec<PathBuf>,
+
+    /// Output format, whatever the file names say.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<crate::sinks::flame::Format>,
+
+    /// Read a saved folded file or `mdt trace --json` output instead of tracing.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "command"])]
+    pub from: Option<PathBuf>,
+
+    /// Title of the flame graph.
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+
+    /// Add a root frame per map type, key type or goroutine.
+    #[arg(long, value_enum, value_name = "WHAT", default_value = "none")]
+    pub group_by: crate::sinks::flame::GroupBy,
+
+    /// Icicle graph: the deletes on top, their callers below.
+    #[arg(long)]
+    pub inverted: bool,
+
+    /// Drop stacks seen fewer than N times.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub min_count: u64,
+
+    /// Keep the Go runtime frames above the delete (by default the delete
+    /// function is the leaf, right above the code that called it).
+    #[arg(long)]
+    pub runtime_frames: bool,
 }
 
 /// Which process to trace and what to capture: shared by the tracing commands.
@@ -112,14 +162,23 @@ fn parse_regex(s: &str) -> Result<Regex, String> {
     Regex::new(s).map_err(|e| {
         // The regex crate's message spans lines; keep the last, specific one.
         let msg = e.to_string();
-        msg.lines().last().unwrap_or(&msg).trim().trim_start_matches("error: ").to_string()
+        msg.lines()
+            .last()
+            .unwrap_or(&msg)
+            .trim()
+            .trim_start_matches("error: ")
+            .to_string()
     })
 }
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The Go executable to read.
-    #[arg(value_name = "BINARY", required_unless_present = "pid", conflicts_with = "pid")]
+    #[arg(
+        value_name = "BINARY",
+        required_unless_present = "pid",
+        conflicts_with = "pid"
+    )]
     pub binary: Option<PathBuf>,
 
     /// Read the executable of this running process (through /proc/PID/exe).

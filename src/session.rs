@@ -40,12 +40,22 @@ pub struct Options {
     pub map_type: Option<Regex>,
     pub func: Option<Regex>,
     pub duration: Option<Duration>,
+    /// Count stacks in the kernel instead of streaming records (flame).
+    pub aggregate: bool,
+    /// With `aggregate`: also per goroutine.
+    pub aggregate_goid: bool,
 }
 
 /// The process being traced.
 enum Target {
-    Attached { pid: i32, watch: ProcessWatch },
-    Launched { child: HeldChild, exit: Option<ExitStatus> },
+    Attached {
+        pid: i32,
+        watch: ProcessWatch,
+    },
+    Launched {
+        child: HeldChild,
+        exit: Option<ExitStatus>,
+    },
 }
 
 impl Target {
@@ -137,6 +147,8 @@ impl Session {
             key_bytes: options.key_bytes,
             sample_rate: options.sample_rate,
             probes: attached.iter().map(|p| p.kind).collect(),
+            aggregate: options.aggregate,
+            aggregate_goid: options.aggregate_goid,
             ..ProbeConfig::default()
         };
         let mut probes = Probes::load(&config)?;
@@ -147,7 +159,12 @@ impl Session {
         };
         for (id, f) in attach_points.iter().enumerate() {
             probes
-                .attach_uprobe(&attach_path, f.probe_file_offset(), id as u32, Some(target.pid() as u32))
+                .attach_uprobe(
+                    &attach_path,
+                    f.probe_file_offset(),
+                    id as u32,
+                    Some(target.pid() as u32),
+                )
                 .with_context(|| format!("attaching to {}", f.name))?;
         }
         let attach_time = started.elapsed();
@@ -198,7 +215,9 @@ impl Session {
             filtered_out: 0,
             output_error: None,
         });
-        let reader = self.probes.event_reader(|raw: &MdtEvent| pump.borrow_mut().handle(raw))?;
+        let reader = self
+            .probes
+            .event_reader(|raw: &MdtEvent| pump.borrow_mut().handle(raw))?;
         let deadline = self.options.duration.map(|d| self.started + d);
         let mut lost_seen = 0;
         let mut forwarded = 0;
@@ -242,6 +261,72 @@ impl Session {
             let _ = pump.sink.summary(&summary);
         }
         Ok(summary)
+    }
+
+    /// Aggregation mode: waits for a stop condition while the kernel counts
+    /// stacks, calling `progress` about once a second with (elapsed, exact
+    /// deletes + clears so far); then reads and names the counts.
+    pub fn run_aggregate(
+        mut self,
+        signals: &Signals,
+        progress: &mut dyn FnMut(Duration, u64),
+    ) -> Result<(Summary, Vec<StackCount>)> {
+        let deadline = self.options.duration.map(|d| self.started + d);
+        let mut last_progress = Instant::now();
+        let mut forwarded = 0;
+        let reason = loop {
+            std::thread::sleep(DRAIN_INTERVAL);
+            if last_progress.elapsed() >= Duration::from_secs(1) {
+                last_progress = Instant::now();
+                let total = self.probes.hit_counts()?.iter().sum();
+                progress(self.started.elapsed(), total);
+            }
+            if self.target.exited() {
+                break StopReason::TargetExited;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break StopReason::Duration;
+            }
+            let received = signals.count();
+            if received > forwarded {
+                forwarded = received;
+                match &self.target {
+                    Target::Launched { child, .. } if received == 1 => {
+                        // SAFETY: kill with our child's pid and a valid signal.
+                        unsafe { libc::kill(child.pid, signals.last()) };
+                    }
+                    _ => break StopReason::Signal,
+                }
+            }
+        };
+        self.probes.detach_all();
+        let stats = self.probes.stats()?;
+        let mut decoder = self.decoder()?;
+        let mut counts = Vec::new();
+        for (key, count) in self.probes.stack_counts()? {
+            let (pcs, truncated) = self
+                .probes
+                .stack_frames(key.stack_hash)?
+                .unwrap_or_default();
+            let Some((probe, frames, ty)) =
+                decoder.name_aggregate(key.probe_id, &pcs, key.map_type_ptr)
+            else {
+                continue;
+            };
+            counts.push(StackCount {
+                func: probe.func,
+                clear: probe.kind.is_clear(),
+                frames,
+                truncated,
+                map_type: ty.name,
+                key_type: ty.key_type,
+                goid: self.options.aggregate_goid.then_some(key.goid),
+                count,
+            });
+        }
+        let mut summary = self.summary(0, stats.agg_full, reason)?;
+        summary.records = counts.iter().map(|c| c.count).sum();
+        Ok((summary, counts))
     }
 
     fn summary(&mut self, filtered_out: u64, lost: u64, reason: StopReason) -> Result<Summary> {
@@ -341,7 +426,9 @@ impl Pump<'_> {
     }
 
     fn keep(&self, ev: &Event) -> bool {
-        self.map_type.as_ref().is_none_or(|re| re.is_match(&ev.map_type))
+        self.map_type
+            .as_ref()
+            .is_none_or(|re| re.is_match(&ev.map_type))
             && self
                 .func
                 .as_ref()
@@ -431,4 +518,19 @@ impl Signals {
     fn last(&self) -> i32 {
         self.last.load(Ordering::SeqCst) as i32
     }
+}
+
+/// One (stack, map type, probe) count of the kernel aggregation.
+#[derive(Debug, Clone)]
+pub struct StackCount {
+    /// The runtime function hit (the delete flavour).
+    pub func: &'static str,
+    pub clear: bool,
+    /// Innermost first.
+    pub frames: Arc<[crate::events::Frame]>,
+    pub truncated: bool,
+    pub map_type: Arc<str>,
+    pub key_type: Arc<str>,
+    pub goid: Option<u64>,
+    pub count: u64,
 }

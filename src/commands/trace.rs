@@ -44,6 +44,8 @@ pub fn session_args(t: &TargetArgs) -> (TargetSpec, Options) {
         map_type: t.map_type.clone(),
         func: t.func.clone(),
         duration: t.duration,
+        aggregate: false,
+        aggregate_goid: false,
     };
     (spec, options)
 }

@@ -62,9 +62,10 @@ impl Decoder {
         }
     }
 
-    fn namer(&mut self, raw: &MdtEvent, probe_va: u64) -> &mut Namer {
+    /// `first_pc`: the probed pc of some event (stack[0]) of probe `probe_va`.
+    fn namer(&mut self, first_pc: Option<u64>, probe_va: u64) -> &mut Namer {
         self.namer.get_or_insert_with(|| {
-            let bias = raw.stack().first().map_or(0, |pc| pc.wrapping_sub(probe_va));
+            let bias = first_pc.map_or(0, |pc| pc.wrapping_sub(probe_va));
             let mem = ProcessMemory::open(self.pid).ok();
             Namer {
                 symbolizer: Symbolizer::new(&self.binary, self.file.clone(), bias),
@@ -82,7 +83,7 @@ impl Decoder {
         };
         let (key_bytes, redact) = (self.key_bytes, self.redact_keys);
         let offset = self.clock_offset_ns;
-        let namer = self.namer(raw, probe.probe_va);
+        let namer = self.namer(raw.stack().first().copied(), probe.probe_va);
         let ty = namer.types.map_type(raw.map_type_ptr);
         let key = match kind {
             EventKind::Clear => KeyValue::None,
@@ -113,6 +114,27 @@ impl Decoder {
             caller: find_caller(&stack),
             stack,
         })
+    }
+}
+
+impl Decoder {
+    /// Names a stack counted in the kernel (aggregation mode): the frames
+    /// and the map type, as [`Decoder::decode`] would for an event.
+    pub fn name_aggregate(
+        &mut self,
+        probe_id: u32,
+        stack: &[u64],
+        map_type_ptr: u64,
+    ) -> Option<(
+        ProbeInfo,
+        Arc<[super::Frame]>,
+        crate::symbolize::types::MapTypeInfo,
+    )> {
+        let probe = self.probes.get(probe_id as usize)?.clone();
+        let namer = self.namer(stack.first().copied(), probe.probe_va);
+        let ty = namer.types.map_type(map_type_ptr);
+        let frames = namer.symbolizer.stack(stack);
+        Some((probe, frames, ty))
     }
 }
 

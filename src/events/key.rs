@@ -63,7 +63,9 @@ fn sign_extend(b: &[u8]) -> i64 {
 }
 
 fn zero_extend(b: &[u8]) -> u64 {
-    b.iter().rev().fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
+    b.iter()
+        .rev()
+        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
 }
 
 /// Valid UTF-8 as is; each invalid byte as `\xNN`.
@@ -118,7 +120,12 @@ mod tests {
             KeyValue::Int(-5)
         );
         assert_eq!(
-            KeyValue::decode(KeyKind::Unsigned, 8, &0xfedc_ba98_7654_3210u64.to_le_bytes(), false),
+            KeyValue::decode(
+                KeyKind::Unsigned,
+                8,
+                &0xfedc_ba98_7654_3210u64.to_le_bytes(),
+                false
+            ),
             KeyValue::Uint(0xfedc_ba98_7654_3210)
         );
         assert_eq!(

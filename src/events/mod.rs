@@ -117,6 +117,15 @@ pub fn is_delete_machinery(func: &str) -> bool {
         || func.starts_with("maps.DeleteFunc")
 }
 
+/// The Go runtime's own frames (and its functions linknamed into reflect):
+/// what a flame graph leaves out above the delete by default.
+pub fn is_runtime_internal(func: &str) -> bool {
+    func.starts_with("runtime.")
+        || func.starts_with("internal/runtime/")
+        || func.starts_with("reflect.mapdelete")
+        || func == "reflect.mapclear"
+}
+
 pub fn find_caller(stack: &[Frame]) -> Option<usize> {
     stack.iter().position(|f| !is_delete_machinery(&f.func))
 }

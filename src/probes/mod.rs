@@ -67,7 +67,8 @@ pub const DEFAULT_RINGBUF_BYTES: u32 = 4 << 20;
 // Same layout as in C (the C side has matching _Static_asserts).
 const _: () = assert!(size_of::<MdtEvent>() == 80 + MAX_KEY_BYTES + 8 * MAX_STACK_DEPTH);
 const _: () = assert!(size_of::<MdtProbeCfg>() == 8);
-const _: () = assert!(size_of::<MdtConfig>() == 40 + 8 * MAX_PROBES);
+const _: () = assert!(size_of::<MdtConfig>() == 48 + 8 * MAX_PROBES);
+const _: () = assert!(size_of::<types::mdt_agg_key>() == 32);
 
 /// How the Go register arguments are laid out at an attach point
 /// (`enum mdt_kind`).
@@ -212,6 +213,11 @@ pub struct ProbeConfig {
     pub key_bytes: u32,
     /// Offset of the element count in the map header.
     pub map_count_offset: u32,
+    /// Count hits per (stack, map type, probe) in the kernel instead of
+    /// sending records (mdt flame).
+    pub aggregate: bool,
+    /// With `aggregate`: also per goroutine.
+    pub aggregate_goid: bool,
     /// Kind of each attach point; the index is the attach cookie / probe id.
     pub probes: Vec<ProbeKind>,
 }
@@ -227,6 +233,8 @@ impl Default for ProbeConfig {
             ringbuf_bytes: DEFAULT_RINGBUF_BYTES,
             key_bytes: 64,
             map_count_offset: 0,
+            aggregate: false,
+            aggregate_goid: false,
             probes: Vec::new(),
         }
     }
@@ -255,6 +263,8 @@ impl ProbeConfig {
             // Wake the reader when a quarter of the buffer is used; below
             // that it drains on its own short timer.
             wakeup_bytes: u64::from(self.ringbuf_bytes / 4),
+            aggregate: u32::from(self.aggregate),
+            aggregate_goid: u32::from(self.aggregate_goid),
             ..MdtConfig::default()
         };
         for (slot, kind) in raw.probes.iter_mut().zip(&self.probes) {
@@ -281,6 +291,8 @@ pub fn sample_threshold(rate: f64) -> u64 {
 pub struct Stats {
     /// Events lost because the ring buffer was full.
     pub ringbuf_full: u64,
+    /// Aggregation mode: hits lost because the stack maps were full.
+    pub agg_full: u64,
     /// Hits for which sampling skipped the event.
     pub sampled_out: u64,
     /// Probe hits in processes other than the target (ignored).
@@ -440,11 +452,46 @@ impl Probes {
         let get = |s: types::mdt_stat| percpu_sum(m, s.0);
         Ok(Stats {
             ringbuf_full: get(types::mdt_stat::MDT_STAT_RINGBUF_FULL)?,
+            agg_full: get(types::mdt_stat::MDT_STAT_AGG_FULL)?,
             sampled_out: get(types::mdt_stat::MDT_STAT_SAMPLED_OUT)?,
             other_tgid: get(types::mdt_stat::MDT_STAT_OTHER_TGID)?,
             bad_probe: get(types::mdt_stat::MDT_STAT_BAD_PROBE)?,
             submitted: get(types::mdt_stat::MDT_STAT_SUBMITTED)?,
         })
+    }
+
+    /// Aggregation mode: every (key, count) of the kernel's stack counts.
+    pub fn stack_counts(&self) -> Result<Vec<(AggKey, u64)>> {
+        let map = &self.skel.maps.stack_counts;
+        let mut out = Vec::new();
+        for key in map.keys() {
+            let Some(value) = map.lookup(&key, MapFlags::ANY).context("reading stack counts")? else {
+                continue; // removed meanwhile
+            };
+            let (Some(key), Some(count)) = (AggKey::from_bytes(&key), value.get(..8)) else {
+                bail!("stack counts: unexpected key or value size");
+            };
+            out.push((key, u64::from_ne_bytes(count.try_into().unwrap_or_default())));
+        }
+        Ok(out)
+    }
+
+    /// Aggregation mode: the frames behind a stack hash (runtime addresses,
+    /// innermost first) and whether the walk was cut short.
+    pub fn stack_frames(&self, hash: u64) -> Result<Option<(Vec<u64>, bool)>> {
+        let map = &self.skel.maps.stacks;
+        let Some(value) = map.lookup(&hash.to_ne_bytes(), MapFlags::ANY).context("reading stacks")? else {
+            return Ok(None);
+        };
+        let word = |i: usize| -> u64 {
+            value
+                .get(8 + 8 * i..16 + 8 * i)
+                .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
+        };
+        let head = value.get(..8).context("stacks: short value")?;
+        let depth = (u32::from_ne_bytes(head[..4].try_into().unwrap_or_default()) as usize).min(MAX_STACK_DEPTH);
+        let truncated = u32::from_ne_bytes(head[4..8].try_into().unwrap_or_default()) != 0;
+        Ok(Some(((0..depth).map(word).collect(), truncated)))
     }
 
     /// A consumer of the event ring buffer that calls `on_event` for each
@@ -542,4 +589,25 @@ fn bpf_error(e: libbpf_rs::Error, what: &str) -> anyhow::Error {
         _ => "",
     };
     anyhow::Error::new(e).context(format!("{what}{hint}"))
+}
+
+/// Key of the kernel's stack counts (`struct mdt_agg_key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AggKey {
+    pub stack_hash: u64,
+    pub map_type_ptr: u64,
+    pub goid: u64,
+    pub probe_id: u32,
+}
+
+impl AggKey {
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        let word = |i: usize| b.get(8 * i..8 * i + 8).map(|w| u64::from_ne_bytes(w.try_into().unwrap_or_default()));
+        Some(AggKey {
+            stack_hash: word(0)?,
+            map_type_ptr: word(1)?,
+            goid: word(2)?,
+            probe_id: u32::from_ne_bytes(b.get(24..28)?.try_into().ok()?),
+        })
+    }
 }

@@ -1,6 +1,7 @@
 //! Where events go. Every sink takes the same [`Event`]s and the same
 //! end-of-run [`Summary`]; the session does not know which one it feeds.
 
+pub mod flame;
 pub mod json;
 pub mod text;
 

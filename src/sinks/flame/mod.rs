@@ -1,0 +1,247 @@
+//! Flame graphs of the code paths that lead to deletes: one aggregated
+//! [`Profile`] (stacks with exact counts), written as folded text, an
+//! inferno SVG, or a pprof protobuf. Built from the kernel's stack counts
+//! (live), or from a saved folded file or `mdt trace --json` stream.
+
+pub mod folded;
+pub mod input;
+pub mod pprof;
+pub mod svg;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::events::{is_runtime_internal, Frame};
+
+/// A frame of a flame-graph stack.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlameFrame {
+    pub func: Arc<str>,
+    /// Empty when unknown (folded input, synthetic frames).
+    pub file: Arc<str>,
+    pub line: u32,
+    pub inlined: bool,
+    /// Run-time pc; 0 for frames that are not code (group-by roots).
+    pub addr: u64,
+}
+
+impl FlameFrame {
+    fn synthetic(name: &str) -> Self {
+        FlameFrame {
+            func: name.into(),
+            file: "".into(),
+            line: 0,
+            inlined: false,
+            addr: 0,
+        }
+    }
+
+    fn from_frame(f: &Frame) -> Self {
+        FlameFrame {
+            func: f.func.clone(),
+            file: f.file.clone(),
+            line: f.line,
+            inlined: f.inlined,
+            addr: f.addr,
+        }
+    }
+
+    /// The name as folded text shows it; inlined frames carry inferno's
+    /// `_[i]` annotation.
+    pub fn folded_name(&self) -> String {
+        let name = self.func.replace(';', ":");
+        if self.inlined {
+            format!("{name}_[i]")
+        } else {
+            name
+        }
+    }
+}
+
+/// One stack, root first, with its count.
+#[derive(Debug, Clone)]
+pub struct FlameStack {
+    pub frames: Vec<FlameFrame>,
+    pub count: u64,
+    pub map_type: Option<Arc<str>>,
+}
+
+/// How to shape the stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum GroupBy {
+    MapType,
+    KeyType,
+    Goroutine,
+    #[default]
+    None,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Shape {
+    pub group_by: GroupBy,
+    /// Keep the Go runtime frames above the delete.
+    pub runtime_frames: bool,
+}
+
+/// What one counted stack looks like before shaping (innermost first).
+pub struct RawStack<'a> {
+    /// The runtime function hit: the leaf unless runtime frames are kept.
+    pub func: &'a str,
+    pub frames: &'a [Frame],
+    pub map_type: &'a str,
+    pub key_type: &'a str,
+    pub goid: Option<u64>,
+    pub count: u64,
+}
+
+/// The aggregated profile.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub stacks: Vec<FlameStack>,
+    /// Set when counts were scaled up from a sample (for the title).
+    pub scaled_from: Option<f64>,
+    pub duration_ns: u64,
+    /// Stacks (folded lines, pprof samples) seen fewer times are left out.
+    pub min_count: u64,
+}
+
+impl Profile {
+    pub fn total(&self) -> u64 {
+        self.stacks.iter().map(|s| s.count).sum()
+    }
+
+    /// The total the outputs show (after `min_count`).
+    pub fn shown_total(&self) -> u64 {
+        folded::parse(&folded::write(self)).map_or(0, |l| l.iter().map(|(_, c)| c).sum())
+    }
+
+    /// Adds a stack, shaped: by default the delete flavour is the leaf and
+    /// the caller chain starts at the first frame outside the map machinery.
+    pub fn add(&mut self, raw: RawStack, shape: &Shape) {
+        let mut frames: Vec<FlameFrame> = if shape.runtime_frames {
+            raw.frames.iter().map(FlameFrame::from_frame).collect()
+        } else {
+            let from = raw
+                .frames
+                .iter()
+                .position(|f| !is_runtime_internal(&f.func))
+                .unwrap_or(raw.frames.len());
+            // The leaf: the delete function, where the probe fired.
+            let leaf = raw.frames.iter().find(|f| &*f.func == raw.func);
+            std::iter::once(FlameFrame {
+                file: leaf.map_or("".into(), |f| f.file.clone()),
+                line: leaf.map_or(0, |f| f.line),
+                addr: raw.frames.first().map_or(0, |f| f.addr),
+                ..FlameFrame::synthetic(raw.func)
+            })
+            .chain(raw.frames[from..].iter().map(FlameFrame::from_frame))
+            .collect()
+        };
+        let root = match shape.group_by {
+            GroupBy::MapType => Some(raw.map_type.to_string()),
+            GroupBy::KeyType => Some(raw.key_type.to_string()),
+            GroupBy::Goroutine => Some(
+                raw.goid
+                    .map_or("goroutine ?".into(), |g| format!("goroutine {g}")),
+            ),
+            GroupBy::None => None,
+        };
+        if let Some(root) = root {
+            frames.push(FlameFrame::synthetic(&root));
+        }
+        frames.reverse();
+        self.stacks.push(FlameStack {
+            frames,
+            count: raw.count,
+            map_type: Some(raw.map_type.into()),
+        });
+    }
+
+    /// Merges identical stacks and sorts them; `min_count` is applied by
+    /// the writers, to what they show.
+    pub fn finish(&mut self, min_count: u64) {
+        self.min_count = min_count.max(1);
+        let mut merged: BTreeMap<(Vec<FlameFrame>, Option<Arc<str>>), u64> = BTreeMap::new();
+        for s in self.stacks.drain(..) {
+            *merged.entry((s.frames, s.map_type)).or_default() += s.count;
+        }
+        self.stacks = merged
+            .into_iter()
+            .map(|((frames, map_type), count)| FlameStack {
+                frames,
+                count,
+                map_type,
+            })
+            .collect();
+    }
+
+    /// Scales sampled counts so they add up to `exact` (largest remainder,
+    /// so the total is exact and each stack gets its fair share).
+    pub fn scale_to(&mut self, exact: u64, rate: f64) {
+        let sampled = self.total();
+        if sampled == 0 || exact == sampled {
+            return;
+        }
+        let factor = exact as f64 / sampled as f64;
+        let mut shares: Vec<(usize, u64, f64)> = self
+            .stacks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let x = s.count as f64 * factor;
+                (i, x.floor() as u64, x - x.floor())
+            })
+            .collect();
+        let assigned: u64 = shares.iter().map(|s| s.1).sum();
+        let mut missing = exact.saturating_sub(assigned);
+        shares.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+        for share in shares.iter_mut() {
+            if missing == 0 {
+                break;
+            }
+            share.1 += 1;
+            missing -= 1;
+        }
+        for (i, count, _) in shares {
+            self.stacks[i].count = count;
+        }
+        self.scaled_from = Some(rate);
+    }
+}
+
+/// The output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Svg,
+    Folded,
+    Pprof,
+}
+
+impl Format {
+    /// The format a file name implies, if any.
+    pub fn from_path(path: &std::path::Path) -> Option<Format> {
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        if name.ends_with(".svg") {
+            Some(Format::Svg)
+        } else if name.ends_with(".folded") || name.ends_with(".txt") {
+            Some(Format::Folded)
+        } else if name.ends_with(".pb.gz") || name.ends_with(".pprof") || name.ends_with(".pb") {
+            Some(Format::Pprof)
+        } else {
+            None
+        }
+    }
+}
+
+/// Renders the profile in `format`.
+pub fn render(
+    profile: &Profile,
+    format: Format,
+    opts: &svg::SvgOptions,
+) -> anyhow::Result<Vec<u8>> {
+    match format {
+        Format::Folded => Ok(folded::write(profile).into_bytes()),
+        Format::Svg => svg::write(profile, opts),
+        Format::Pprof => pprof::write(profile),
+    }
+}
