@@ -68,7 +68,7 @@ impl Decoder {
             let bias = first_pc.map_or(0, |pc| pc.wrapping_sub(probe_va));
             let mem = ProcessMemory::open(self.pid).ok();
             Namer {
-                symbolizer: Symbolizer::new(&self.binary, self.file.clone(), bias),
+                symbolizer: Symbolizer::new(&self.binary, self.file.clone(), bias, self.pid as u32),
                 types: TypeResolver::new(self.file.clone(), mem, &self.binary, bias),
             }
         })

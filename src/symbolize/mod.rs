@@ -1,7 +1,10 @@
 //! Naming what the probes saw: stack addresses become Go functions with
 //! file:line (inlined frames expanded, from `.gopclntab`, which every Go
-//! binary keeps), and map type pointers become Go type names (read from the
-//! target's memory). Both are cached: a hot delete site costs one lookup.
+//! binary keeps, stripped or not), and map type pointers become Go type
+//! names (read from the binary or the target's memory). Addresses outside
+//! the Go text (C code of a cgo program, shared libraries) are named by
+//! blazesym from their ELF symbols and DWARF. Everything is cached: a hot
+//! delete site costs one lookup.
 
 pub mod types;
 
@@ -24,10 +27,14 @@ pub struct Symbolizer {
     bias: u64,
     frames: HashMap<u64, Arc<[Frame]>>,
     stacks: HashMap<Vec<u64>, Arc<[Frame]>>,
+    /// For addresses pclntab does not cover.
+    native: blazesym::symbolize::Symbolizer,
+    pid: u32,
+    path: std::path::PathBuf,
 }
 
 impl Symbolizer {
-    pub fn new(binary: &GoBinary, data: Arc<Vec<u8>>, bias: u64) -> Self {
+    pub fn new(binary: &GoBinary, data: Arc<Vec<u8>>, bias: u64, pid: u32) -> Self {
         Symbolizer {
             data,
             pclntab_vaddr: binary.pclntab_address,
@@ -36,6 +43,9 @@ impl Symbolizer {
             bias,
             frames: HashMap::new(),
             stacks: HashMap::new(),
+            native: blazesym::symbolize::Symbolizer::new(),
+            pid,
+            path: binary.path.clone(),
         }
     }
 
@@ -66,7 +76,63 @@ impl Symbolizer {
     }
 
     fn resolve(&self, addr: u64, lookup: u64) -> Vec<Frame> {
-        let unnamed = || vec![Frame::unnamed(addr)];
+        self.resolve_go(addr, lookup)
+            .or_else(|| self.resolve_native(addr, lookup))
+            .unwrap_or_else(|| vec![Frame::unnamed(addr)])
+    }
+
+    /// C and shared-library code, by ELF symbols and DWARF of the live
+    /// process's mappings.
+    fn resolve_native(&self, addr: u64, lookup: u64) -> Option<Vec<Frame>> {
+        use blazesym::symbolize::{source, Input, Symbolized};
+        // The executable itself from its file (works after the target has
+        // exited); anything else (shared libraries) from the live process.
+        let link = lookup.wrapping_sub(self.bias);
+        let in_exe = Elf::parse(&self.data).is_ok_and(|elf| elf.va_to_offset(link).is_some());
+        let result = if in_exe {
+            let src = source::Source::Elf(source::Elf::new(&self.path));
+            self.native.symbolize_single(&src, Input::VirtOffset(link))
+        } else {
+            let src = source::Source::Process(source::Process::new(self.pid.into()));
+            self.native.symbolize_single(&src, Input::AbsAddr(lookup))
+        };
+        let Ok(Symbolized::Sym(sym)) = result else {
+            return None;
+        };
+        let location = |ci: Option<&blazesym::symbolize::CodeInfo>| {
+            ci.map_or((Arc::from(""), 0), |ci| {
+                (Arc::from(ci.to_path().display().to_string()), ci.line.unwrap_or(0))
+            })
+        };
+        let mut frames = Vec::new();
+        for f in sym.inlined.iter().rev() {
+            let (file, line) = location(f.code_info.as_ref());
+            frames.push(Frame {
+                func: f.name.as_ref().into(),
+                file,
+                line,
+                inlined: true,
+                addr,
+            });
+        }
+        let (file, line) = location(sym.code_info.as_deref());
+        frames.push(Frame {
+            func: sym.name.as_ref().into(),
+            // A named frame without source location still shows its module.
+            file: if file.is_empty() {
+                sym.module.as_deref().map_or(Arc::from("?"), |m| Arc::from(m.to_string_lossy().as_ref()))
+            } else {
+                file
+            },
+            line,
+            inlined: false,
+            addr,
+        });
+        Some(frames)
+    }
+
+    fn resolve_go(&self, addr: u64, lookup: u64) -> Option<Vec<Frame>> {
+        let unnamed = || None;
         let Ok(elf) = Elf::parse(&self.data) else {
             return unnamed();
         };
@@ -80,8 +146,9 @@ impl Symbolizer {
         };
         let link_pc = lookup.wrapping_sub(self.bias);
         let read = |va: u64, len: u64| elf.read_va(va, len);
-        match table.frames_at(link_pc, self.text_base, self.gofunc, &read) {
-            Some(frames) => frames
+        let frames = table.frames_at(link_pc, self.text_base, self.gofunc, &read)?;
+        Some(
+            frames
                 .into_iter()
                 .map(|f| Frame {
                     func: f.func.into(),
@@ -91,7 +158,6 @@ impl Symbolizer {
                     addr,
                 })
                 .collect(),
-            None => unnamed(),
-        }
+        )
     }
 }
