@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -90,6 +90,8 @@ pub struct Session {
     options: Options,
     started: Instant,
     pub attach_time: Duration,
+    /// Exact totals published while running, once asked for (the TUI).
+    live: Option<Arc<LiveTotals>>,
 }
 
 /// Why the session stopped.
@@ -179,11 +181,39 @@ impl Session {
             options,
             started: Instant::now(),
             attach_time,
+            live: None,
         })
     }
 
     pub fn pid(&self) -> i32 {
         self.target.pid()
+    }
+
+    /// Exact totals that [`Session::run`] refreshes every drain interval,
+    /// for a live display (the TUI header).
+    pub fn live_totals(&mut self) -> Arc<LiveTotals> {
+        self.live.get_or_insert_with(Default::default).clone()
+    }
+
+    fn publish_live(&self) {
+        let Some(live) = &self.live else { return };
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        if now_ms.saturating_sub(live.published_ms.load(Ordering::Relaxed)) < DRAIN_INTERVAL.as_millis() as u64 {
+            return;
+        }
+        live.published_ms.store(now_ms, Ordering::Relaxed);
+        if let Ok(hits) = self.probes.hit_counts() {
+            let (mut deletes, mut clears) = (0, 0);
+            for (p, h) in self.attached.iter().zip(&hits) {
+                *if p.kind.is_clear() { &mut clears } else { &mut deletes } += h;
+            }
+            live.deletes.store(deletes, Ordering::Relaxed);
+            live.clears.store(clears, Ordering::Relaxed);
+        }
+        if let Ok(stats) = self.probes.stats() {
+            live.lost.store(stats.ringbuf_full, Ordering::Relaxed);
+            live.sampled_out.store(stats.sampled_out, Ordering::Relaxed);
+        }
     }
 
     pub fn attached_functions(&self) -> Vec<&'static str> {
@@ -229,24 +259,9 @@ impl Session {
                 break StopReason::OutputClosed;
             }
             pump.borrow_mut().flush();
-            if self.target.exited() {
-                break StopReason::TargetExited;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                break StopReason::Duration;
-            }
-            let received = signals.count();
-            if received > forwarded {
-                forwarded = received;
-                // Launch mode: the program decides when to stop; a second
-                // signal stops mdt right away.
-                match &self.target {
-                    Target::Launched { child, .. } if received == 1 => {
-                        // SAFETY: kill with our child's pid and a valid signal.
-                        unsafe { libc::kill(child.pid, signals.last()) };
-                    }
-                    _ => break StopReason::Signal,
-                }
+            self.publish_live();
+            if let Some(reason) = self.should_stop(deadline, signals, &mut forwarded) {
+                break reason;
             }
         };
         // Stop the probes first, then drain, so the totals and the records
@@ -261,6 +276,36 @@ impl Session {
             let _ = pump.sink.summary(&summary);
         }
         Ok(summary)
+    }
+
+    /// The stop conditions of every run loop: the target exited, the
+    /// duration passed, or a signal. In launch mode the first signal is
+    /// passed on to the program, which decides when to stop; a second one
+    /// stops mdt right away.
+    fn should_stop(
+        &mut self,
+        deadline: Option<Instant>,
+        signals: &Signals,
+        forwarded: &mut usize,
+    ) -> Option<StopReason> {
+        if self.target.exited() {
+            return Some(StopReason::TargetExited);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some(StopReason::Duration);
+        }
+        let received = signals.count();
+        if received > *forwarded {
+            *forwarded = received;
+            match &self.target {
+                Target::Launched { child, .. } if received == 1 => {
+                    // SAFETY: kill with our child's pid and a valid signal.
+                    unsafe { libc::kill(child.pid, signals.last()) };
+                }
+                _ => return Some(StopReason::Signal),
+            }
+        }
+        None
     }
 
     /// Aggregation mode: waits for a stop condition while the kernel counts
@@ -281,22 +326,8 @@ impl Session {
                 let total = self.probes.hit_counts()?.iter().sum();
                 progress(self.started.elapsed(), total);
             }
-            if self.target.exited() {
-                break StopReason::TargetExited;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                break StopReason::Duration;
-            }
-            let received = signals.count();
-            if received > forwarded {
-                forwarded = received;
-                match &self.target {
-                    Target::Launched { child, .. } if received == 1 => {
-                        // SAFETY: kill with our child's pid and a valid signal.
-                        unsafe { libc::kill(child.pid, signals.last()) };
-                    }
-                    _ => break StopReason::Signal,
-                }
+            if let Some(reason) = self.should_stop(deadline, signals, &mut forwarded) {
+                break reason;
             }
         };
         self.probes.detach_all();
@@ -485,6 +516,18 @@ fn check_traceable(binary: &GoBinary) -> Result<crate::gobin::layout::Layout> {
     Ok(layout)
 }
 
+/// The BPF counters of a running session (exact), refreshed by
+/// [`Session::run`] about every 50 ms once [`Session::live_totals`] was called.
+#[derive(Debug, Default)]
+pub struct LiveTotals {
+    pub deletes: AtomicU64,
+    pub clears: AtomicU64,
+    /// Records the kernel could not deliver (ring buffer full).
+    pub lost: AtomicU64,
+    pub sampled_out: AtomicU64,
+    published_ms: AtomicU64,
+}
+
 /// SIGINT / SIGTERM, counted (the session forwards the first to a launched
 /// program and stops on the next).
 pub struct Signals {
@@ -513,6 +556,12 @@ impl Signals {
 
     pub fn count(&self) -> usize {
         self.count.load(Ordering::SeqCst)
+    }
+
+    /// Asks the session to stop as if SIGINT had arrived (the TUI's `q`).
+    pub fn request_stop(&self) {
+        self.last.store(signal_hook::consts::SIGINT as usize, Ordering::SeqCst);
+        self.count.fetch_add(1, Ordering::SeqCst);
     }
 
     fn last(&self) -> i32 {

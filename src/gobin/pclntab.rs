@@ -26,7 +26,7 @@ pub enum Format {
 impl Format {
     fn from_magic(magic: u32) -> Option<Self> {
         match magic {
-            0xffff_fffb => Some(Format::Go12),
+            GO12_MAGIC => Some(Format::Go12),
             0xffff_fffa => Some(Format::Go116),
             0xffff_fff0 => Some(Format::Go118),
             0xffff_fff1 => Some(Format::Go120),
@@ -84,21 +84,29 @@ impl<'a> Pclntab<'a> {
                 return Self::parse(data, addr);
             }
         }
+        // An old (Go 1.2 – 1.15) table is remembered so that the error says
+        // "unsupported version" rather than "not a Go program".
+        let mut old_format = None;
         for seg in elf.segments.iter().filter(|s| !s.executable) {
             let data = elf.segment_data(seg);
             let mut off = 0u64;
             while off + 72 <= data.len() as u64 {
                 if looks_like_header(data, off) {
-                    if let Ok(table) = Self::parse(&data[off as usize..], seg.vaddr + off) {
-                        if table.validate().is_ok() {
-                            return Ok(table);
+                    match Self::parse(&data[off as usize..], seg.vaddr + off) {
+                        Ok(table) => return Ok(table),
+                        Err(e) if bytes::u32_at(data, off) == Some(GO12_MAGIC) => {
+                            old_format = Some(e)
                         }
+                        Err(_) => {}
                     }
                 }
                 off += 4;
             }
         }
-        bail!("not a Go program (no .gopclntab function table found)")
+        match old_format {
+            Some(e) => Err(e),
+            None => bail!("not a Go program (no .gopclntab function table found)"),
+        }
     }
 
     pub fn parse(data: &'a [u8], vaddr: u64) -> Result<Self> {
@@ -114,36 +122,25 @@ impl<'a> Pclntab<'a> {
             bail!("unsupported Go binary: pointer size {ptr_size} (mdt supports 64-bit)");
         }
         let word = |i: u64| bytes::u64_at(data, 8 + 8 * i).unwrap_or(u64::MAX);
-        let table = if format == Format::Go116 {
-            Pclntab {
-                data,
-                vaddr,
-                format,
-                ptr_size,
-                min_lc,
-                nfunc: word(0),
-                text_start: 0,
-                funcname_offset: word(2),
-                cu_offset: word(3),
-                filetab_offset: word(4),
-                pctab_offset: word(5),
-                pcln_offset: word(6),
-            }
+        // 1.18 inserted textStart after nfiles; the offsets follow it.
+        let (text_start, first) = if format == Format::Go116 {
+            (0, 2)
         } else {
-            Pclntab {
-                data,
-                vaddr,
-                format,
-                ptr_size,
-                min_lc,
-                nfunc: word(0),
-                text_start: word(2),
-                funcname_offset: word(3),
-                cu_offset: word(4),
-                filetab_offset: word(5),
-                pctab_offset: word(6),
-                pcln_offset: word(7),
-            }
+            (word(2), 3)
+        };
+        let table = Pclntab {
+            data,
+            vaddr,
+            format,
+            ptr_size,
+            min_lc,
+            nfunc: word(0),
+            text_start,
+            funcname_offset: word(first),
+            cu_offset: word(first + 1),
+            filetab_offset: word(first + 2),
+            pctab_offset: word(first + 3),
+            pcln_offset: word(first + 4),
         };
         table.validate()?;
         Ok(table)
@@ -199,7 +196,12 @@ impl<'a> Pclntab<'a> {
         if end < entry {
             return Err(corrupt());
         }
-        let record = self.pcln_offset + func_offset;
+        // Bounded by the table, so that `pcln_offset + func_offset` is safe later.
+        let record = self
+            .pcln_offset
+            .checked_add(func_offset)
+            .filter(|&r| r < self.data.len() as u64)
+            .ok_or_else(corrupt)?;
         let name_field = if self.format == Format::Go116 { 8 } else { 4 };
         let name_off = bytes::i32_at(self.data, record + name_field).ok_or_else(corrupt)?;
         let name = u64::try_from(name_off)
@@ -224,12 +226,13 @@ impl<'a> Pclntab<'a> {
         self.format != Format::Go116
     }
 
-    /// The virtual address range of a function, given the module's text base.
-    pub fn func_range(&self, f: &Func, text_base: u64) -> (u64, u64) {
+    /// The virtual address range of a function, given the module's text base
+    /// (None if a corrupt base puts it past the top of the address space).
+    pub fn func_range(&self, f: &Func, text_base: u64) -> Option<(u64, u64)> {
         if self.relative_entries() {
-            (text_base + f.entry, text_base + f.end)
+            Some((text_base.checked_add(f.entry)?, text_base.checked_add(f.end)?))
         } else {
-            (f.entry, f.end)
+            Some((f.entry, f.end))
         }
     }
 
@@ -239,10 +242,12 @@ impl<'a> Pclntab<'a> {
     }
 }
 
+const GO12_MAGIC: u32 = 0xffff_fffb;
+
 fn looks_like_header(data: &[u8], off: u64) -> bool {
     matches!(
         bytes::u32_at(data, off),
-        Some(0xffff_fffa | 0xffff_fff0 | 0xffff_fff1)
+        Some(GO12_MAGIC | 0xffff_fffa | 0xffff_fff0 | 0xffff_fff1)
     ) && bytes::u16_at(data, off + 4) == Some(0)
         && matches!(bytes::u8_at(data, off + 6), Some(1 | 2 | 4))
         && bytes::u8_at(data, off + 7) == Some(8)
@@ -409,7 +414,7 @@ impl<'a> Pclntab<'a> {
         let mut pc = pc;
         let tree = gofunc.and_then(|base| {
             let off = self.funcdata_offset(&func, FUNCDATA_INL_TREE)?;
-            Some(base + u64::from(off))
+            base.checked_add(u64::from(off))
         });
         if let Some(tree) = tree {
             let index_table = self.pcdata_table(&func, PCDATA_INL_TREE_INDEX);
@@ -429,7 +434,10 @@ impl<'a> Pclntab<'a> {
                     line,
                     inlined: true,
                 });
-                pc = func.entry + u64::from(call.parent_pc);
+                let Some(parent) = func.entry.checked_add(u64::from(call.parent_pc)) else {
+                    break;
+                };
+                pc = parent;
             }
         }
         let (file, line) = self.file_line(&func, pc);
@@ -453,7 +461,7 @@ impl<'a> Pclntab<'a> {
             Format::Go118 => (20, 12, 16),
             _ => (16, 4, 8),
         };
-        let rec = read_va(tree + ix * size, size)?;
+        let rec = read_va(tree.checked_add(ix.checked_mul(size)?)?, size)?;
         let name_off = bytes::i32_at(rec, name_at)?;
         let parent_pc = bytes::u32_at(rec, parent_at)?;
         let name = u64::try_from(name_off)
