@@ -16,6 +16,9 @@ pub struct CodeFacts {
     /// Virtual addresses of direct call (and tail-jump) targets outside the function.
     #[serde(skip)]
     pub call_targets: Vec<u64>,
+    /// Length of the code without the alignment padding after it: the size
+    /// the linker gives the function symbol.
+    pub code_len: u64,
 }
 
 /// Go's g register on amd64.
@@ -41,6 +44,7 @@ pub fn analyze_x86_64(code: &[u8], entry: u64) -> Result<CodeFacts> {
     let end = entry + code.len() as u64;
     let mut facts = CodeFacts {
         probe_offset: stack_check_end(&instrs).map_or(0, |ip| ip - entry),
+        code_len: code_end(&instrs).map_or(0, |ip| ip - entry),
         ..CodeFacts::default()
     };
     for i in &instrs {
@@ -56,6 +60,19 @@ pub fn analyze_x86_64(code: &[u8], entry: u64) -> Result<CodeFacts> {
         }
     }
     Ok(facts)
+}
+
+/// The end of the last instruction that is not an `INT3`. pclntab only gives
+/// where the next function starts; the linker fills the gap up to the 32-byte
+/// aligned next entry with `INT3`s (amd64 `CodePad`), and Go never ends a
+/// function with one. Decoded, not scanned for 0xCC: a function may well end
+/// in `JMP rel8` with displacement 0xCC (`eb cc`).
+fn code_end(instrs: &[Instruction]) -> Option<u64> {
+    instrs
+        .iter()
+        .rev()
+        .find(|i| i.mnemonic() != Mnemonic::Int3)
+        .map(Instruction::next_ip)
 }
 
 /// The address after the `CMP SP-ish, 16(R14); JBE/JB morestack` pair that
@@ -99,7 +116,17 @@ mod tests {
         let facts = analyze_x86_64(&code, 0x1000).unwrap();
         assert_eq!(facts.probe_offset, 6);
         assert_eq!(facts.ret_offsets, vec![13, 15]);
+        assert_eq!(facts.code_len, 16);
         assert_eq!(facts.call_targets, vec![0x1000 + 12 + 0x1000]);
+    }
+
+    #[test]
+    fn padding_is_not_code_but_a_jmp_ending_in_0xcc_is() {
+        // ret ; int3 ; int3 | jmp -0x34 (eb cc) ; int3
+        let facts = analyze_x86_64(&[0xc3, 0xcc, 0xcc], 0).unwrap();
+        assert_eq!(facts.code_len, 1);
+        let facts = analyze_x86_64(&[0xc3, 0xeb, 0xcc, 0xcc], 0).unwrap();
+        assert_eq!(facts.code_len, 3);
     }
 
     #[test]

@@ -80,8 +80,18 @@ impl<'a> Elf<'a> {
             if bytes::slice(data, s.offset, s.filesz).is_none() {
                 bail!("corrupt or truncated ELF file: a segment extends past the end of the file");
             }
+            // So that `vaddr + offset within the segment` never overflows.
+            if s.vaddr.checked_add(s.memsz.max(s.filesz)).is_none() {
+                bail!("corrupt ELF file: a segment ends past the top of the address space");
+            }
         }
-        Ok(Elf { data, file, arch, segments })
+        check_sections_in_file(&file, data)?;
+        Ok(Elf {
+            data,
+            file,
+            arch,
+            segments,
+        })
     }
 
     /// `ET_DYN`: position-independent (the kernel picks the load address).
@@ -143,7 +153,7 @@ impl<'a> Elf<'a> {
     /// Bytes at a virtual address, if they are backed by the file.
     pub fn read_va(&self, va: u64, len: u64) -> Option<&'a [u8]> {
         let seg = self.segments.iter().find(|s| s.contains_file_va(va))?;
-        if va - seg.vaddr + len > seg.filesz {
+        if len > seg.filesz - (va - seg.vaddr) {
             return None;
         }
         bytes::slice(self.data, self.va_to_offset(va)?, len)
@@ -184,6 +194,24 @@ impl<'a> Elf<'a> {
         }
         (gnu, go)
     }
+}
+
+/// Every section with file data lies inside the file. `object` reads section
+/// data lazily, so without this a binary cut short in its symbols or DWARF
+/// would pass for whole (and lose its symbols silently).
+fn check_sections_in_file(file: &ElfFile64<'_, Endianness>, data: &[u8]) -> Result<()> {
+    for section in file.sections() {
+        let Some((off, len)) = section.file_range() else {
+            continue;
+        };
+        if bytes::slice(data, off, len).is_none() {
+            bail!(
+                "corrupt or truncated ELF file: section {} extends past the end of the file",
+                section.name().unwrap_or("?")
+            );
+        }
+    }
+    Ok(())
 }
 
 pub fn hex(data: &[u8]) -> String {

@@ -138,7 +138,8 @@ impl GoBinary {
         if !version.at_least(17) {
             bail!("unsupported Go version {go_version}: mdt needs go1.17 or later (older releases pass arguments on the stack)");
         }
-        let moduledata = moduledata::find(&elf, &pclntab, Some(version));
+        let exact = version_source != VersionSource::PclntabFormat;
+        let moduledata = moduledata::find(&elf, &pclntab, exact.then_some(version));
         let (text_base, text_base_source) = text_base(&elf, &pclntab, moduledata.as_ref())?;
         let setting = |k: &str| build_info.as_ref().and_then(|b| b.setting(k));
 
@@ -173,7 +174,8 @@ impl GoBinary {
             map_impl,
             pie: elf.is_pie(),
             stripped: !elf.has_symtab(),
-            cgo: setting("CGO_ENABLED") == Some("1") || elf.interpreter().is_some(),
+            // Not PT_INTERP: a CGO_ENABLED=0 PIE has one too (ld.so relocates it).
+            cgo: names.has_cgo_runtime,
             race: setting("-race") == Some("true") || names.has_race_runtime,
             dwarf,
             section_headers: elf.has_section_headers(),
@@ -284,6 +286,7 @@ struct FuncIndex<'a> {
     found: Vec<(&'static funcs::Spec, pclntab::Func<'a>)>,
     has_swiss_map: bool,
     has_race_runtime: bool,
+    has_cgo_runtime: bool,
 }
 
 impl<'a> FuncIndex<'a> {
@@ -292,6 +295,7 @@ impl<'a> FuncIndex<'a> {
             found: Vec::new(),
             has_swiss_map: false,
             has_race_runtime: false,
+            has_cgo_runtime: false,
         };
         for func in pclntab.funcs() {
             let func = func?;
@@ -304,6 +308,10 @@ impl<'a> FuncIndex<'a> {
             index.has_swiss_map |= func.name.starts_with("internal/runtime/maps.(*Map).");
             // Defined only by race_amd64.s / race_arm64.s (build tag race).
             index.has_race_runtime |= func.name == "runtime.racecallbackthunk";
+            // Defined by runtime/cgo's assembly, linked into every program that
+            // uses cgo (and -race, which needs it); absent otherwise, whatever
+            // CGO_ENABLED said.
+            index.has_cgo_runtime |= func.name == "crosscall2";
         }
         Ok(index)
     }
@@ -315,45 +323,25 @@ fn map_functions(
     index: &FuncIndex,
     text_base: u64,
 ) -> Result<(Vec<MapFunc>, Vec<&'static str>)> {
-    let mut out = Vec::new();
-    let mut ranges = Vec::new();
-    for (spec, func) in &index.found {
-        let (start, end) = pclntab.func_range(func, text_base);
-        ranges.push((spec.name, start, end));
-    }
-    for (spec, func) in &index.found {
-        let (start, end) = pclntab.func_range(func, text_base);
-        let code = elf
-            .read_va(start, end - start)
-            .with_context(|| format!("corrupt Go binary: the code of {} is outside the file", spec.name))?;
-        let facts = match elf.arch {
-            Arch::X86_64 => disasm::analyze_x86_64(code, start)
-                .with_context(|| format!("decoding {}", spec.name))?,
-            Arch::Aarch64 => bail!("arm64 binaries can be read but not yet probed: mdt decodes x86-64 machine code only"),
-        };
-        let calls: Vec<&'static str> = ranges
-            .iter()
-            .filter(|(_, s, e)| facts.call_targets.iter().any(|t| (s..e).contains(&t)))
-            .map(|(n, _, _)| *n)
-            .collect();
-        let (attach, reason) = funcs::decide(spec.name, &calls);
-        out.push(MapFunc {
-            name: spec.name,
-            role: spec.role,
-            key: spec.key,
-            receiver_first: spec.receiver_first,
-            address: start,
-            size: end - start,
-            file_offset: elf
-                .va_to_offset(start)
-                .context("corrupt Go binary: a map function is not backed by the file")?,
-            probe_offset: facts.probe_offset,
-            ret_offsets: facts.ret_offsets,
-            calls,
-            attach,
-            reason,
-        });
-    }
+    let ranges: Vec<(&'static str, u64, u64)> = index
+        .found
+        .iter()
+        .map(|(spec, func)| {
+            let (start, end) = pclntab.func_range(func, text_base).with_context(|| {
+                format!(
+                    "corrupt Go binary: {} lies outside the address space",
+                    spec.name
+                )
+            })?;
+            Ok((spec.name, start, end))
+        })
+        .collect::<Result<_>>()?;
+    let mut out = index
+        .found
+        .iter()
+        .zip(&ranges)
+        .map(|((spec, _), &(_, start, end))| map_function(elf, spec, start, end, &ranges))
+        .collect::<Result<Vec<_>>>()?;
     out.sort_by_key(|f| funcs::CATALOG.iter().position(|s| s.name == f.name));
     let absent = funcs::CATALOG
         .iter()
@@ -361,4 +349,53 @@ fn map_functions(
         .filter(|n| !out.iter().any(|f| f.name == *n))
         .collect();
     Ok((out, absent))
+}
+
+/// One catalog function spanning `[start, end)` (up to the next function's
+/// entry, padding included); `ranges` are all the catalog functions found.
+fn map_function(
+    elf: &Elf,
+    spec: &funcs::Spec,
+    start: u64,
+    end: u64,
+    ranges: &[(&'static str, u64, u64)],
+) -> Result<MapFunc> {
+    let code = end
+        .checked_sub(start)
+        .and_then(|len| elf.read_va(start, len))
+        .with_context(|| {
+            format!(
+                "corrupt Go binary: the code of {} is outside the file",
+                spec.name
+            )
+        })?;
+    let facts = match elf.arch {
+        Arch::X86_64 => disasm::analyze_x86_64(code, start)
+            .with_context(|| format!("corrupt Go binary: decoding {}", spec.name))?,
+        Arch::Aarch64 => bail!(
+            "arm64 binaries can be read but not yet probed: mdt decodes x86-64 machine code only"
+        ),
+    };
+    let calls: Vec<&'static str> = ranges
+        .iter()
+        .filter(|(_, s, e)| facts.call_targets.iter().any(|t| (s..e).contains(&t)))
+        .map(|(n, _, _)| *n)
+        .collect();
+    let (attach, reason) = funcs::decide(spec.name, &calls);
+    Ok(MapFunc {
+        name: spec.name,
+        role: spec.role,
+        key: spec.key,
+        receiver_first: spec.receiver_first,
+        address: start,
+        size: facts.code_len,
+        file_offset: elf
+            .va_to_offset(start)
+            .context("corrupt Go binary: a map function is not backed by the file")?,
+        probe_offset: facts.probe_offset,
+        ret_offsets: facts.ret_offsets,
+        calls,
+        attach,
+        reason,
+    })
 }

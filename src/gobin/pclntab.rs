@@ -230,7 +230,10 @@ impl<'a> Pclntab<'a> {
     /// (None if a corrupt base puts it past the top of the address space).
     pub fn func_range(&self, f: &Func, text_base: u64) -> Option<(u64, u64)> {
         if self.relative_entries() {
-            Some((text_base.checked_add(f.entry)?, text_base.checked_add(f.end)?))
+            Some((
+                text_base.checked_add(f.entry)?,
+                text_base.checked_add(f.end)?,
+            ))
         } else {
             Some((f.entry, f.end))
         }
