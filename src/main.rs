@@ -15,8 +15,7 @@ fn main() -> ExitCode {
             // clap's message is several lines (usage, a tip); keep the one
             // that says what is wrong.
             let text = e.render().to_string();
-            let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
-            eprintln!("mdt: {}", line.trim());
+            eprintln!("mdt: {}", first_line(&text));
             return ExitCode::from(2);
         }
     };
@@ -29,4 +28,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The line of a clap error that says what is wrong; a line ending in ':'
+/// ("required arguments were not provided:") is joined with what follows.
+fn first_line(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("error: invalid arguments").to_string();
+    if first.ends_with(':') {
+        let rest: Vec<&str> = lines.take_while(|l| !l.starts_with("Usage:")).collect();
+        return format!("{first} {}", rest.join(", "));
+    }
+    first
 }
