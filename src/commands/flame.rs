@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::FlameArgs;
 use crate::session::{Session, Signals, StackCount};
 use crate::sinks::flame::{self, input, svg::SvgOptions, Format, Profile, RawStack, Shape};
+use crate::sinks::Summary;
 
 pub fn run(args: &FlameArgs) -> Result<ExitCode> {
     let outputs = Output::plan(args)?;
@@ -17,7 +18,7 @@ pub fn run(args: &FlameArgs) -> Result<ExitCode> {
         group_by: args.group_by,
         runtime_frames: args.runtime_frames,
     };
-    let (mut profile, exit_code) = match &args.from {
+    let (mut profile, launched) = match &args.from {
         Some(path) => (input::read(path, &shape)?, None),
         None => trace(args, &shape)?,
     };
@@ -26,21 +27,37 @@ pub fn run(args: &FlameArgs) -> Result<ExitCode> {
         title: args.title.clone(),
         inverted: args.inverted,
     };
-    for out in outputs {
+    // Every output is rendered and written to its temporary file first, and
+    // renamed only when all of them are: a failure leaves none behind (the
+    // temporary files go when `outputs` is dropped).
+    let mut outputs = outputs;
+    for out in &mut outputs {
         let bytes = flame::render(&profile, out.format, &svg)?;
-        out.commit(&bytes)?;
+        out.write(bytes)?;
+    }
+    let (total, lines) = (profile.shown_total(), profile.folded_lines().len());
+    for out in &outputs {
+        out.commit()?;
         eprintln!(
-            "mdt: wrote {} ({} deletes in {} stacks)",
-            out.path.display(),
-            profile.shown_total(),
-            profile.stacks.len()
+            "mdt: wrote {} ({total} deletes in {lines} stacks)",
+            out.path.display()
         );
     }
+    // Launch mode: the graph is written when tracing stops (also when a
+    // --duration ends first); then the program's exit status is passed on.
+    let exit_code = launched.and_then(|(mut summary, pid)| {
+        if summary.target_exit.is_none() {
+            eprintln!("mdt: tracing stopped; waiting for pid {pid} to exit");
+        }
+        Session::wait_child(&mut summary, pid);
+        summary.exit_status.map(|s| s.shell_code())
+    });
     Ok(exit_code.map_or(ExitCode::SUCCESS, |c| ExitCode::from(c.clamp(0, 255) as u8)))
 }
 
-/// Traces until a stop condition, counting stacks in the kernel.
-fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<i32>)> {
+/// Traces until a stop condition, counting stacks in the kernel. In launch
+/// mode also returns the summary and the pid of the program, to wait for.
+fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i32)>)> {
     let signals = Signals::install()?;
     let (spec, mut options) = super::trace::session_args(&args.target);
     options.aggregate = true;
@@ -62,7 +79,7 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<i32>)> {
         }
         last = (elapsed, total);
     };
-    let (mut summary, counts) = session.run_aggregate(&signals, &mut progress)?;
+    let (summary, counts) = session.run_aggregate(&signals, &mut progress)?;
     if show_progress {
         eprint!("\r\x1b[K");
     }
@@ -89,7 +106,13 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<i32>)> {
         );
     }
     if summary.lost > 0 {
-        eprintln!("mdt: warning: {} deletes could not be counted by stack (the kernel's stack tables were full); the totals are exact", summary.lost);
+        if filtered {
+            eprintln!("mdt: warning: {} deletes could not be counted by stack (the kernel's stack tables were full); they are not in the graph", summary.lost);
+        } else {
+            // Their stacks are unknown, but they happened: keep the totals exact.
+            profile.add_unknown("[stack not recorded: tables full]", summary.lost);
+            eprintln!("mdt: warning: {} deletes could not be counted by stack (the kernel's stack tables were full); the graph shows them as [stack not recorded]", summary.lost);
+        }
     }
     if options.sample_rate < 1.0 {
         profile.finish(1);
@@ -103,13 +126,7 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<i32>)> {
             profile.scale_to(summary.deletes + summary.clears, options.sample_rate);
         }
     }
-    let exit = if launched {
-        Session::wait_child(&mut summary, pid);
-        summary.exit_status.map(|s| s.shell_code())
-    } else {
-        None
-    };
-    Ok((profile, exit))
+    Ok((profile, launched.then_some((summary, pid))))
 }
 
 fn keep(c: &StackCount, o: &crate::session::Options) -> bool {
@@ -125,8 +142,14 @@ fn keep(c: &StackCount, o: &crate::session::Options) -> bool {
 /// interrupted run never leaves a partial file behind.
 struct Output {
     path: PathBuf,
-    tmp: PathBuf,
+    /// The temporary file next to `path`, renamed to it at the end; `None`
+    /// for an existing file that is not a regular one (`/dev/stdout`, a
+    /// pipe, `/dev/null`): renaming over it would replace it, so it is
+    /// written in place at the end.
+    tmp: Option<PathBuf>,
     format: Format,
+    /// The rendered output, for `tmp: None`.
+    bytes: Vec<u8>,
 }
 
 impl Output {
@@ -143,55 +166,83 @@ impl Output {
         } else {
             args.outputs.clone()
         };
-        let mut outs: Vec<Output> = Vec::new();
-        for path in paths {
-            let format = match args.format.or_else(|| Format::from_path(&path)) {
-                Some(f) => f,
-                None => {
-                    outs.iter().for_each(Output::discard);
-                    bail!("cannot tell the format of {} from its name: use --format svg|folded|pprof or a .svg, .folded or .pb.gz name", path.display())
-                }
-            };
-            match Output::reserve(&path, format) {
-                Ok(o) => outs.push(o),
-                Err(e) => {
-                    outs.iter().for_each(Output::discard);
-                    return Err(e);
-                }
+        // Every format is decided before any file is created.
+        let mut formats = Vec::new();
+        for path in &paths {
+            match args.format.or_else(|| Format::from_path(path)) {
+                Some(f) => formats.push(f),
+                None => bail!("cannot tell the format of {} from its name: use --format svg|folded|pprof or a .svg, .folded or .pb.gz name", path.display()),
             }
+        }
+        let mut outs: Vec<Output> = Vec::new();
+        for (i, (path, format)) in paths.iter().zip(formats).enumerate() {
+            // A failed reservation drops (and so discards) those made so far.
+            outs.push(Output::reserve(path, format, i)?);
         }
         Ok(outs)
     }
 
-    fn reserve(path: &Path, format: Format) -> Result<Output> {
+    fn reserve(path: &Path, format: Format, index: usize) -> Result<Output> {
         let name = path
             .file_name()
-            .with_context(|| format!("{} is not a file name", path.display()))?;
-        let tmp = path.with_file_name(format!(
-            ".{}.mdt-{}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", path.display()))?;
+            .with_context(|| format!("cannot write {}: not a file name", path.display()))?;
+        if path.is_dir() {
+            bail!(
+                "cannot write {}: it is a directory (give a file name, e.g. {})",
+                path.display(),
+                path.join("deletes.svg").display()
+            );
+        }
+        let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        let tmp = if special {
+            None
+        } else {
+            let tmp = path.with_file_name(format!(
+                ".{}.mdt-{}-{index}.tmp",
+                name.to_string_lossy(),
+                std::process::id()
+            ));
+            std::fs::File::create(&tmp)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Some(tmp)
+        };
         Ok(Output {
             path: path.to_path_buf(),
             tmp,
             format,
+            bytes: Vec::new(),
         })
     }
 
-    fn commit(&self, bytes: &[u8]) -> Result<()> {
-        let write =
-            std::fs::write(&self.tmp, bytes).and_then(|()| std::fs::rename(&self.tmp, &self.path));
-        if let Err(e) = write {
-            self.discard();
-            return Err(e).with_context(|| format!("cannot write {}", self.path.display()));
+    /// Writes the whole output to the temporary file (or keeps it).
+    fn write(&mut self, bytes: Vec<u8>) -> Result<()> {
+        match &self.tmp {
+            Some(tmp) => std::fs::write(tmp, bytes)
+                .with_context(|| format!("cannot write {}", self.path.display())),
+            None => {
+                self.bytes = bytes;
+                Ok(())
+            }
         }
-        Ok(())
+    }
+
+    /// Gives the written temporary file its real name (or writes a
+    /// non-regular file in place).
+    fn commit(&self) -> Result<()> {
+        match &self.tmp {
+            Some(tmp) => std::fs::rename(tmp, &self.path),
+            None => std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .and_then(|mut f| f.write_all(&self.bytes)),
+        }
+        .with_context(|| format!("cannot write {}", self.path.display()))
     }
 
     fn discard(&self) {
-        let _ = std::fs::remove_file(&self.tmp);
+        if let Some(tmp) = &self.tmp {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 }
 

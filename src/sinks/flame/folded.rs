@@ -1,6 +1,5 @@
 //! The classic folded format: `root;...;leaf count`, one stack per line.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::Profile;
@@ -8,13 +7,8 @@ use super::Profile;
 /// Stacks that differ only in lines or addresses fold into one line
 /// (folded text names functions); `min_count` applies to the folded lines.
 pub fn write(profile: &Profile) -> String {
-    let mut lines: BTreeMap<String, u64> = BTreeMap::new();
-    for s in &profile.stacks {
-        let names: Vec<String> = s.frames.iter().map(|f| f.folded_name()).collect();
-        *lines.entry(names.join(";")).or_default() += s.count;
-    }
     let mut out = String::new();
-    for (stack, count) in lines.iter().filter(|(_, &c)| c >= profile.min_count) {
+    for (stack, count) in profile.folded_lines() {
         let _ = writeln!(out, "{stack} {count}");
     }
     out

@@ -49,8 +49,16 @@ pub fn read(path: &std::path::Path, shape: &Shape) -> Result<Profile> {
         None => bail!("{} is empty: nothing to draw", path.display()),
         Some(l) if l.trim_start().starts_with('{') => from_json(&text, shape)
             .with_context(|| format!("{}: not a valid `mdt trace --json` stream", path.display())),
-        Some(_) => from_folded(&text)
-            .with_context(|| format!("{}: not a valid folded file", path.display())),
+        Some(_) => {
+            if shape.group_by != super::GroupBy::None || shape.runtime_frames {
+                bail!(
+                    "{} is a folded file, drawn as it was saved: --group-by and --runtime-frames need a saved `mdt trace --json` stream",
+                    path.display()
+                );
+            }
+            from_folded(&text)
+                .with_context(|| format!("{}: not a valid folded file", path.display()))
+        }
     }
 }
 

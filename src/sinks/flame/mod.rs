@@ -66,6 +66,14 @@ pub struct FlameStack {
     pub map_type: Option<Arc<str>>,
 }
 
+impl FlameStack {
+    /// The stack as a folded line shows it, without the count.
+    pub fn folded_key(&self) -> String {
+        let names: Vec<String> = self.frames.iter().map(FlameFrame::folded_name).collect();
+        names.join(";")
+    }
+}
+
 /// How to shape the stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum GroupBy {
@@ -112,7 +120,30 @@ impl Profile {
 
     /// The total the outputs show (after `min_count`).
     pub fn shown_total(&self) -> u64 {
-        folded::parse(&folded::write(self)).map_or(0, |l| l.iter().map(|(_, c)| c).sum())
+        self.folded_lines().values().sum()
+    }
+
+    /// The folded lines every output shows: stacks that differ only in
+    /// lines or addresses are one line (folded text names functions), and
+    /// `min_count` applies to these lines, so that the folded file, the SVG
+    /// and the pprof profile keep the same stacks and add up to the same
+    /// total.
+    pub fn folded_lines(&self) -> BTreeMap<String, u64> {
+        let mut lines: BTreeMap<String, u64> = BTreeMap::new();
+        for s in &self.stacks {
+            *lines.entry(s.folded_key()).or_default() += s.count;
+        }
+        lines.retain(|_, c| *c >= self.min_count);
+        lines
+    }
+
+    /// The stacks (with lines and addresses) behind the folded lines shown.
+    pub fn shown_stacks(&self) -> Vec<&FlameStack> {
+        let lines = self.folded_lines();
+        self.stacks
+            .iter()
+            .filter(|s| lines.contains_key(&s.folded_key()))
+            .collect()
     }
 
     /// Adds a stack, shaped: by default the delete flavour is the leaf and
@@ -154,6 +185,17 @@ impl Profile {
             frames,
             count: raw.count,
             map_type: Some(raw.map_type.into()),
+        });
+    }
+
+    /// Adds deletes whose stack is not known as one stack of a synthetic
+    /// frame (`label`, in brackets: not a function name), so that the totals
+    /// stay exact.
+    pub fn add_unknown(&mut self, label: &str, count: u64) {
+        self.stacks.push(FlameStack {
+            frames: vec![FlameFrame::synthetic(label)],
+            count,
+            map_type: None,
         });
     }
 

@@ -182,11 +182,9 @@ pub fn encode(profile: &Profile) -> proto::Profile {
     });
     b.profile.period = 1;
     let map_type_key = b.string("map_type");
-    for s in profile
-        .stacks
-        .iter()
-        .filter(|s| s.count >= profile.min_count)
-    {
+    // The stacks of the folded lines shown, so that `--min-count` keeps
+    // the same stacks (and total) as the folded file and the SVG.
+    for s in profile.shown_stacks() {
         let location_id = location_groups(&s.frames)
             .iter()
             .map(|g| b.location(g))
