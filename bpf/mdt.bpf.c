@@ -7,7 +7,8 @@
  * point, each time with a different attach cookie = probe id. The probe id
  * selects the hit counter and the argument layout (mdt_cfg.probes[id].kind).
  *
- * Per hit: filter by target tgid, count the hit (exact, per-CPU), then --
+ * Per hit: filter by target tgid, count the hit (exact, per-CPU) -- and,
+ * when asked, per (map type, caller) in "site_counts" -- then --
  * subject to sampling -- read the Go register arguments, the map length,
  * the goroutine id, the key and the user stack, and copy a struct
  * mdt_event into the "events" ring buffer. Failures to do so are counted.
@@ -47,6 +48,16 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile struct mdt_config mdt_cfg = {};
 
 /*
+ * Site counting, also set before load: the link-time ranges of the
+ * functions that delete on behalf of their caller (reflect.mapdelete*,
+ * reflect.Value.SetMapIndex, reflect.Value.Clear, maps.DeleteFunc when not
+ * inlined; start = 0 ends the list), and the link-time address of each
+ * probe, which turns run-time return addresses into link-time ones (PIE).
+ */
+const volatile struct mdt_range mdt_machinery[MDT_MAX_MACHINERY] = {};
+const volatile __u64 mdt_probe_va[MDT_MAX_PROBES] = {};
+
+/*
  * BTF anchors: unused globals that put these types into the object's BTF,
  * so that libbpf-cargo generates them in the skeleton's `types` module.
  */
@@ -57,6 +68,8 @@ enum mdt_event_flags mdt_event_flags_btf_anchor;
 enum mdt_stat mdt_stat_btf_anchor;
 struct mdt_agg_key mdt_agg_key_btf_anchor;
 struct mdt_stack mdt_stack_btf_anchor;
+struct mdt_site_key mdt_site_key_btf_anchor;
+struct mdt_range mdt_range_btf_anchor;
 
 /* Hits per attach point (index = attach cookie). Exact: never sampled. */
 struct {
@@ -95,6 +108,22 @@ struct {
 	__type(key, __u64);
 	__type(value, struct mdt_stack);
 } stacks SEC(".maps");
+
+/*
+ * Site counting (mdt_config.count_sites): hits per (map type, caller return
+ * address, probe), per CPU, counted before sampling: exact. Entries are
+ * allocated as they are first seen (BPF_F_NO_PREALLOC, = 1 in the UAPI's
+ * enum; not in our trimmed vmlinux.h): new sites are rare, and memory stays
+ * what the program really uses. User space shrinks it to one entry when site
+ * counting is off.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1 << 16);
+	__uint(map_flags, 1 /* BPF_F_NO_PREALLOC */);
+	__type(key, struct mdt_site_key);
+	__type(value, __u64);
+} site_counts SEC(".maps");
 
 /*
  * Per-CPU scratch space: the event is built here (too big for the 512-byte
@@ -245,7 +274,9 @@ static long walk_step(__u32 i, void *ctx)
 		return 1;
 	next_fp = *(__u64 *)&s->chunk[off];
 	ret = *(__u64 *)&s->chunk[off + 8];
-	if (!ret)
+	/* No code lives in the first 64 KiB: past the last Go frame (into C
+	 * code without frame pointers, say) the chain is garbage; stop. */
+	if (ret < 0x10000)
 		return 1;
 	if (d >= s->max || d >= MDT_MAX_STACK_DEPTH) {
 		s->ev.flags |= MDT_EV_STACK_TRUNCATED;
@@ -355,6 +386,86 @@ static __always_inline void aggregate(struct scratch *s)
 	}
 }
 
+static __always_inline bool in_machinery(__u64 link_addr)
+{
+	for (int i = 0; i < MDT_MAX_MACHINERY; i++) {
+		__u64 start = mdt_machinery[i].start;
+
+		if (!start)
+			return false;
+		if (link_addr >= start && link_addr < mdt_machinery[i].end)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A reflect delete returns into reflect's code, not into the code that
+ * asked for it: step up the frame-pointer chain (BP is still the caller's
+ * frame pointer at the probe) while the return address lies in one of
+ * mdt_machinery's functions. Costs nothing more for a plain delete.
+ */
+static __always_inline void skip_machinery(struct pt_regs *ctx, struct mdt_site_key *key, __u32 id)
+{
+	struct {
+		__u64 fp;
+		__u64 ret;
+	} frame;
+	__u64 bias, fp = GO_FP(ctx);
+
+	if (!mdt_machinery[0].start || id >= MDT_MAX_PROBES)
+		return;
+	bias = GO_PC(ctx) - mdt_probe_va[id];
+	for (int hop = 0; hop < MDT_MAX_CALLER_HOPS; hop++) {
+		if (!in_machinery(key->caller - bias))
+			return;
+		if (!fp || bpf_probe_read_user(&frame, sizeof(frame), (const void *)fp) || !frame.ret)
+			return;
+		key->caller = frame.ret;
+		fp = frame.fp;
+	}
+}
+
+/*
+ * Site counting: one more hit of (map type, caller, probe). The caller is
+ * the return address at [SP] (the probe sits before the frame setup), past
+ * reflect's frames.
+ */
+static __always_inline void count_site(struct pt_regs *ctx, __u32 id, __u8 kind)
+{
+	/* Both registers are read first: the verifier refuses a context
+	 * access at a computed offset. */
+	__u64 a0 = GO_ARG0(ctx), a1 = GO_ARG1(ctx);
+	struct mdt_site_key key = {
+		.pc = GO_PC(ctx),
+		.probe_id = id,
+	};
+	__u64 one = 1, *cnt;
+
+	barrier_var(a0);
+	barrier_var(a1);
+	key.map_type_ptr = (kind == MDT_KIND_SWISS_DELETE || kind == MDT_KIND_SWISS_CLEAR) ? a1 : a0;
+
+	if (bpf_probe_read_user(&key.caller, sizeof(key.caller), (const void *)GO_SP(ctx)))
+		key.caller = 0;
+	else
+		skip_machinery(ctx, &key, id);
+	cnt = bpf_map_lookup_elem(&site_counts, &key);
+	if (cnt) {
+		__sync_fetch_and_add(cnt, 1);
+		return;
+	}
+	/* Another CPU (or a program that preempted this one) may have
+	 * inserted the key meanwhile: then add to this CPU's count of it. */
+	if (bpf_map_update_elem(&site_counts, &key, &one, BPF_NOEXIST)) {
+		cnt = bpf_map_lookup_elem(&site_counts, &key);
+		if (cnt)
+			__sync_fetch_and_add(cnt, 1);
+		else
+			count(&stats, MDT_STAT_SITES_FULL);
+	}
+}
+
 SEC("uprobe")
 int mdt_map_delete(struct pt_regs *ctx)
 {
@@ -383,6 +494,8 @@ int mdt_map_delete(struct pt_regs *ctx)
 		count(&stats, MDT_STAT_BAD_PROBE);
 		return 0;
 	}
+	if (mdt_cfg.count_sites)
+		count_site(ctx, id, kind);
 	if (mdt_cfg.sample_threshold < (1ULL << 32) &&
 	    bpf_get_prandom_u32() >= mdt_cfg.sample_threshold) {
 		count(&stats, MDT_STAT_SAMPLED_OUT);

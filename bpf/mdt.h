@@ -29,6 +29,12 @@ enum mdt_limits {
 	/* Attach points per loaded program: the attach cookie is the probe id
 	 * and must be < MDT_MAX_PROBES. */
 	MDT_MAX_PROBES = 64,
+	/* Site counting: functions that delete on behalf of their caller
+	 * (reflect's map functions, maps.DeleteFunc) known to the program
+	 * (mdt_machinery), and how many of their frames it steps over to find
+	 * the code that asked for the delete. */
+	MDT_MAX_MACHINERY = 16,
+	MDT_MAX_CALLER_HOPS = 4,
 };
 
 /*
@@ -97,8 +103,12 @@ enum mdt_stat {
 	 * in the "stack_counts" / "stacks" maps: that hit is LOST for the
 	 * flame graph (the hit counters still have it). */
 	MDT_STAT_AGG_FULL = 5,
+	/* Site counting (mdt_config.count_sites): a new (map type, caller,
+	 * probe) did not fit in the "site_counts" map: the hit is counted here
+	 * instead (the hit counters still have it). */
+	MDT_STAT_SITES_FULL = 6,
 	/* Number of slots (size of the "stats" array). */
-	MDT_STAT__COUNT = 6,
+	MDT_STAT__COUNT = 7,
 };
 
 /*
@@ -199,6 +209,13 @@ struct mdt_config {
 	__u32 aggregate;
 	/* Aggregation mode: also key the counts by goroutine id. */
 	__u32 aggregate_goid;
+	/* 1 = count every hit (before sampling) per (map type, caller return
+	 * address, probe) in the "site_counts" map: the exact counts behind
+	 * mdt's Prometheus metrics and alerts. Costs one 8-byte user read and
+	 * one hash update per hit, so it is off unless asked for. */
+	__u32 count_sites;
+	/* Explicit padding, must be 0. */
+	__u32 __pad_sites;
 	/* Per attach point (index = attach cookie). */
 	struct mdt_probe_cfg probes[MDT_MAX_PROBES];
 };
@@ -226,8 +243,33 @@ struct mdt_stack {
 	__u64 pcs[MDT_MAX_STACK_DEPTH];
 };
 
+/* Key of the "site_counts" map (mdt_config.count_sites). */
+struct mdt_site_key {
+	/* Map type descriptor, as in mdt_event.map_type_ptr. */
+	__u64 map_type_ptr;
+	/* Return address into the code that asked for the delete: the word at
+	 * [SP] at the probe (= mdt_event.stack[1]), or, when that lies in one of
+	 * mdt_machinery's functions (a reflect delete), the first return
+	 * address of the frame-pointer chain outside them; 0 if unreadable. */
+	__u64 caller;
+	/* The probed pc (= mdt_event.stack[0]): one per probe id; lets user
+	 * space find the load bias without an event. */
+	__u64 pc;
+	/* Attach cookie of the probe. */
+	__u32 probe_id;
+	__u32 __pad;
+};
+
+/* A link-time address range [start, end) (mdt_machinery). */
+struct mdt_range {
+	__u64 start;
+	__u64 end;
+};
+
 _Static_assert(sizeof(struct mdt_agg_key) == 32, "mdt_agg_key layout changed");
-_Static_assert(sizeof(struct mdt_config) == 48 + 8 * MDT_MAX_PROBES,
+_Static_assert(sizeof(struct mdt_range) == 16, "mdt_range layout changed");
+_Static_assert(sizeof(struct mdt_site_key) == 32, "mdt_site_key layout changed");
+_Static_assert(sizeof(struct mdt_config) == 56 + 8 * MDT_MAX_PROBES,
 	       "mdt_config layout changed");
 
 #endif /* __MDT_H */

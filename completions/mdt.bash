@@ -231,7 +231,7 @@ _mdt() {
             return 0
             ;;
         mdt__subcmd__trace)
-            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --json --output --help --version"
+            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --json --output --no-tui --prometheus --quiet --max-series --alert --alerts --webhook --webhook-format --webhook-timeout --alert-exec --alert-cooldown --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,6 +278,42 @@ _mdt() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prometheus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-series)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alerts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --webhook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --webhook-format)
+                    COMPREPLY=($(compgen -W "json slack" -- "${cur}"))
+                    return 0
+                    ;;
+                --webhook-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alert-exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alert-cooldown)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -42,8 +42,20 @@ complete -c mdt -n "__fish_mdt_using_subcommand trace" -l stack-depth -d 'Stack 
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l map-type -d 'Keep only deletes whose map type matches this regex (e.g. \'main\\.UserMap\')' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l func -d 'Keep only deletes with a stack frame whose function matches this regex' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -s o -l output -d 'Write the records to FILE instead of standard output' -r -F
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l prometheus -d 'Serve Prometheus metrics at http://ADDR/metrics while tracing. ADDR is HOST:PORT, or :PORT / PORT for 127.0.0.1 (see docs/monitoring.md)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l max-series -d 'At most N (map_type, caller) label pairs; deletes at further call sites are counted under caller="other"' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l alert -d 'Alert rule, repeatable: e.g. \'count(map) > 100 within 5m\', \'rate(caller) > 1000/s within 30s\' (syntax: docs/monitoring.md)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l alerts -d 'Alert rules from a TOML or YAML file' -r -F
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l webhook -d 'POST each alert (and its resolution) to URL' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l webhook-format -d 'Body of the webhook POST: mdt\'s alert JSON, or Slack\'s {"text": ...}' -r -f -a "json\t''
+slack\t''"
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l webhook-timeout -d 'Give up one webhook attempt after this long (3 attempts per alert)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l alert-exec -d 'Run CMD for each alert with the alert JSON on its standard input (no shell: CMD is split on spaces)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l alert-cooldown -d 'A rule that fired for a group does not fire again for it before this long has passed (0s: every time it crosses the threshold)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l redact-keys -d 'Replace key values by a stable hash (for keys that may be personal data)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l json -d 'One JSON object per line (schema: docs/json.md)'
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l no-tui -d 'Print one line per delete even on a terminal (no interactive UI)'
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l quiet -d 'No records: only metrics, alerts and a summary line on stderr'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -s V -l version -d 'Print version'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -s p -l pid -d 'Attach to this running process' -r

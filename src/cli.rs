@@ -30,10 +30,13 @@ pub enum Command {
 
     /// Trace map deletes in a running process, or in a program mdt starts.
     ///
-    /// Prints one line per delete (or, with --json, one JSON object per line;
-    /// see docs/json.md) until the target exits, --duration passes, or
-    /// Ctrl-C/SIGTERM; then a summary with the exact totals. Needs root (or
-    /// CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE).
+    /// On a terminal, opens an interactive UI: the callers that delete, the
+    /// maps, the newest events, the full stack of the selected row (press ?
+    /// for the keys, q to quit). With --json, -o, --no-tui or a non-terminal
+    /// standard output, prints one line per delete instead (or one JSON object
+    /// per line; see docs/json.md). Tracing runs until the target exits,
+    /// --duration passes, or Ctrl-C/SIGTERM; then a summary with the exact
+    /// totals. Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE).
     #[command(group(ArgGroup::new("target").required(true).args(["pid", "command"])))]
     Trace(TraceArgs),
 
@@ -140,6 +143,79 @@ pub struct TraceArgs {
     /// Write the records to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Print one line per delete even on a terminal (no interactive UI).
+    #[arg(long)]
+    pub no_tui: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics while tracing. ADDR is
+    /// HOST:PORT, or :PORT / PORT for 127.0.0.1 (see docs/monitoring.md).
+    #[arg(long, value_name = "ADDR", help_heading = "Metrics and alerts",
+          value_parser = crate::sinks::metrics::server::parse_listen_addr)]
+    pub prometheus: Option<std::net::SocketAddr>,
+
+    /// No records: only metrics, alerts and a summary line on stderr.
+    #[arg(long, help_heading = "Metrics and alerts", conflicts_with_all = ["json", "output"])]
+    pub quiet: bool,
+
+    /// At most N (map_type, caller) label pairs; deletes at further call
+    /// sites are counted under caller="other".
+    #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Metrics and alerts",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_series: u32,
+
+    /// Alert rule, repeatable: e.g. 'count(map) > 100 within 5m',
+    /// 'rate(caller) > 1000/s within 30s' (syntax: docs/monitoring.md).
+    #[arg(long = "alert", value_name = "RULE", help_heading = "Metrics and alerts",
+          value_parser = parse_rule)]
+    pub alert: Vec<crate::sinks::alerts::Rule>,
+
+    /// Alert rules from a TOML or YAML file.
+    #[arg(
+        long = "alerts",
+        value_name = "FILE",
+        help_heading = "Metrics and alerts"
+    )]
+    pub alerts_file: Option<PathBuf>,
+
+    /// POST each alert (and its resolution) to URL.
+    #[arg(long, value_name = "URL", help_heading = "Metrics and alerts",
+          value_parser = crate::sinks::alerts::deliver::parse_webhook_url)]
+    pub webhook: Option<String>,
+
+    /// Body of the webhook POST: mdt's alert JSON, or Slack's {"text": ...}.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "json",
+        help_heading = "Metrics and alerts"
+    )]
+    pub webhook_format: crate::sinks::alerts::deliver::WebhookFormat,
+
+    /// Give up one webhook attempt after this long (3 attempts per alert).
+    #[arg(long, value_name = "DURATION", default_value = "5s", help_heading = "Metrics and alerts",
+          value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// Run CMD for each alert with the alert JSON on its standard input (no
+    /// shell: CMD is split on spaces).
+    #[arg(long, value_name = "CMD", help_heading = "Metrics and alerts")]
+    pub alert_exec: Option<String>,
+
+    /// A rule that fired for a group does not fire again for it before this
+    /// long has passed (0s: every time it crosses the threshold).
+    #[arg(long, value_name = "DURATION", default_value = "1m", help_heading = "Metrics and alerts",
+          value_parser = parse_cooldown)]
+    pub alert_cooldown: Duration,
+}
+
+fn parse_rule(s: &str) -> Result<crate::sinks::alerts::Rule, String> {
+    crate::sinks::alerts::rule::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_cooldown(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (try 0s, 30s or 5m)"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

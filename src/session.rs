@@ -16,7 +16,7 @@ use crate::events::decode::ProbeInfo;
 use crate::events::{Decoder, Event};
 use crate::gobin::funcs::KeyArg;
 use crate::gobin::GoBinary;
-use crate::probes::{MdtEvent, ProbeConfig, ProbeKind, Probes};
+use crate::probes::{MdtEvent, ProbeConfig, ProbeKind, Probes, SiteKey, Stats};
 use crate::sinks::{FunctionCount, Sink, Summary};
 use crate::target::launch::{self, ExitStatus, HeldChild};
 use crate::target::{self, ProcessWatch};
@@ -44,6 +44,9 @@ pub struct Options {
     pub aggregate: bool,
     /// With `aggregate`: also per goroutine.
     pub aggregate_goid: bool,
+    /// Count every hit per (map type, caller) in the kernel, before
+    /// sampling: the exact counts an [`Observer`] gets (metrics, alerts).
+    pub count_sites: bool,
 }
 
 /// The process being traced.
@@ -83,6 +86,8 @@ impl Target {
 /// A session with its probes armed and its target running.
 pub struct Session {
     pub binary: GoBinary,
+    /// The executable's bytes, read when the session started.
+    file: Arc<Vec<u8>>,
     probes: Probes,
     /// (probe id → function), in attach order.
     attached: Vec<ProbeInfo>,
@@ -92,6 +97,10 @@ pub struct Session {
     pub attach_time: Duration,
     /// Exact totals published while running, once asked for (the TUI).
     live: Option<Arc<LiveTotals>>,
+    /// Metrics and alerts: sees the records and, every OBSERVE_INTERVAL,
+    /// the exact counters (moved into the pump while running).
+    observer: Option<Box<dyn Observer + Send>>,
+    observed: Option<Instant>,
 }
 
 /// Why the session stopped.
@@ -116,7 +125,11 @@ impl Session {
                 (program.clone(), Some(program))
             }
         };
-        let binary = GoBinary::open(&binary_path)?;
+        // Read once, now: a -p target may exit before the first event is
+        // decoded, and /proc/PID/exe goes with it.
+        let file = Arc::new(crate::gobin::elf::read_file(&binary_path)?);
+        let binary = GoBinary::analyze(&binary_path, &file)
+            .with_context(|| binary_path.display().to_string())?;
         let layout = check_traceable(&binary)?;
         target::check_privileges()?;
 
@@ -151,6 +164,13 @@ impl Session {
             probes: attached.iter().map(|p| p.kind).collect(),
             aggregate: options.aggregate,
             aggregate_goid: options.aggregate_goid,
+            count_sites: options.count_sites,
+            machinery: if options.count_sites {
+                crate::sinks::metrics::sites::machinery_ranges(&binary)
+            } else {
+                Vec::new()
+            },
+            probe_vas: attached.iter().map(|p| p.probe_va).collect(),
             ..ProbeConfig::default()
         };
         let mut probes = Probes::load(&config)?;
@@ -175,6 +195,7 @@ impl Session {
         }
         Ok(Session {
             binary,
+            file,
             probes,
             attached,
             target,
@@ -182,6 +203,8 @@ impl Session {
             started: Instant::now(),
             attach_time,
             live: None,
+            observer: None,
+            observed: None,
         })
     }
 
@@ -198,14 +221,19 @@ impl Session {
     fn publish_live(&self) {
         let Some(live) = &self.live else { return };
         let now_ms = self.started.elapsed().as_millis() as u64;
-        if now_ms.saturating_sub(live.published_ms.load(Ordering::Relaxed)) < DRAIN_INTERVAL.as_millis() as u64 {
+        let last = live.published_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) < DRAIN_INTERVAL.as_millis() as u64 {
             return;
         }
         live.published_ms.store(now_ms, Ordering::Relaxed);
         if let Ok(hits) = self.probes.hit_counts() {
             let (mut deletes, mut clears) = (0, 0);
             for (p, h) in self.attached.iter().zip(&hits) {
-                *if p.kind.is_clear() { &mut clears } else { &mut deletes } += h;
+                if p.kind.is_clear() {
+                    clears += h;
+                } else {
+                    deletes += h;
+                }
             }
             live.deletes.store(deletes, Ordering::Relaxed);
             live.clears.store(clears, Ordering::Relaxed);
@@ -216,17 +244,71 @@ impl Session {
         }
     }
 
+    /// Hands the exact counters to `observer` about every
+    /// [`OBSERVE_INTERVAL`] while [`Session::run`] runs, and once more after
+    /// the probes are detached. Per-site counts need [`Options::count_sites`].
+    pub fn set_observer(&mut self, observer: Box<dyn Observer + Send>) {
+        self.observer = Some(observer);
+    }
+
+    /// Calls the pump's observer if its interval passed (or `stopped`: always).
+    fn observe(&mut self, pump: &mut Pump, stopped: Option<StopReason>) -> Result<()> {
+        let Pump {
+            decoder,
+            observer: Some(observer),
+            ..
+        } = pump
+        else {
+            return Ok(());
+        };
+        if stopped.is_none()
+            && self
+                .observed
+                .is_some_and(|t| t.elapsed() < OBSERVE_INTERVAL)
+        {
+            return Ok(());
+        }
+        self.observed = Some(Instant::now());
+        let sites = if self.options.count_sites {
+            self.probes.site_counts()?
+        } else {
+            Vec::new()
+        };
+        let hits = self.probes.hit_counts()?;
+        let stats = self.probes.stats()?;
+        let target_up = match stopped {
+            Some(reason) => reason != StopReason::TargetExited,
+            None => !self.target.exited(),
+        };
+        let attached = if stopped.is_some() {
+            0
+        } else {
+            self.probes.attached()
+        };
+        let mut obs = Observation {
+            elapsed: self.started.elapsed(),
+            sites: &sites,
+            probes: &self.attached,
+            hits: &hits,
+            stats,
+            attached,
+            target_up,
+            last: stopped.is_some(),
+            decoder,
+        };
+        observer.observe(&mut obs);
+        Ok(())
+    }
+
     pub fn attached_functions(&self) -> Vec<&'static str> {
         self.attached.iter().map(|p| p.func).collect()
     }
 
     fn decoder(&self) -> Result<Decoder> {
-        let file = std::fs::read(&self.binary.path)
-            .with_context(|| format!("cannot read {}", self.binary.path.display()))?;
         Ok(Decoder::new(
             self.attached.clone(),
             self.binary.clone(),
-            Arc::new(file),
+            self.file.clone(),
             self.pid(),
             self.options.key_bytes as usize,
             self.options.redact_keys,
@@ -244,6 +326,7 @@ impl Session {
             func: self.options.func.clone(),
             filtered_out: 0,
             output_error: None,
+            observer: self.observer.take(),
         });
         let reader = self
             .probes
@@ -260,6 +343,7 @@ impl Session {
             }
             pump.borrow_mut().flush();
             self.publish_live();
+            self.observe(&mut pump.borrow_mut(), None)?;
             if let Some(reason) = self.should_stop(deadline, signals, &mut forwarded) {
                 break reason;
             }
@@ -270,7 +354,8 @@ impl Session {
         reader.consume()?;
         lost_seen = report_lost(&self.probes, &pump, lost_seen)?;
         drop(reader);
-        let pump = pump.into_inner();
+        let mut pump = pump.into_inner();
+        self.observe(&mut pump, Some(reason))?;
         let summary = self.summary(pump.filtered_out, lost_seen, reason)?;
         if pump.output_error.is_none() {
             let _ = pump.sink.summary(&summary);
@@ -437,6 +522,7 @@ struct Pump<'s> {
     func: Option<Regex>,
     filtered_out: u64,
     output_error: Option<std::io::Error>,
+    observer: Option<Box<dyn Observer + Send>>,
 }
 
 impl Pump<'_> {
@@ -450,6 +536,9 @@ impl Pump<'_> {
         if !self.keep(&event) {
             self.filtered_out += 1;
             return;
+        }
+        if let Some(observer) = &mut self.observer {
+            observer.event(&event);
         }
         if let Err(e) = self.sink.event(&event) {
             self.output_error = Some(e);
@@ -528,6 +617,41 @@ pub struct LiveTotals {
     published_ms: AtomicU64,
 }
 
+/// How often [`Session::run`] hands the exact counters to its [`Observer`].
+pub const OBSERVE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The exact counters of a running session, as an [`Observer`] sees them.
+pub struct Observation<'a> {
+    /// Since tracing started.
+    pub elapsed: Duration,
+    /// Cumulative hits per (map type, caller return address, probe), from
+    /// the kernel, counted before sampling (empty without
+    /// [`Options::count_sites`]).
+    pub sites: &'a [(SiteKey, u64)],
+    /// The attach points, indexed by probe id.
+    pub probes: &'a [ProbeInfo],
+    /// Exact hits per probe id.
+    pub hits: &'a [u64],
+    pub stats: Stats,
+    /// Uprobes attached now (0 once stopped).
+    pub attached: usize,
+    /// The target is still running.
+    pub target_up: bool,
+    /// The last observation: the probes are detached and drained.
+    pub last: bool,
+    /// Names sites (map type, caller frames): [`Decoder::name_aggregate`].
+    pub decoder: &'a mut Decoder,
+}
+
+/// Sees the records and the exact counters of a running session (metrics,
+/// alerts).
+pub trait Observer {
+    /// Every record that passed the filters, before the sink gets it.
+    fn event(&mut self, _ev: &Event) {}
+    /// The exact counters, about every [`OBSERVE_INTERVAL`].
+    fn observe(&mut self, obs: &mut Observation<'_>);
+}
+
 /// SIGINT / SIGTERM, counted (the session forwards the first to a launched
 /// program and stops on the next).
 pub struct Signals {
@@ -560,7 +684,8 @@ impl Signals {
 
     /// Asks the session to stop as if SIGINT had arrived (the TUI's `q`).
     pub fn request_stop(&self) {
-        self.last.store(signal_hook::consts::SIGINT as usize, Ordering::SeqCst);
+        let sigint = signal_hook::consts::SIGINT as usize;
+        self.last.store(sigint, Ordering::SeqCst);
         self.count.fetch_add(1, Ordering::SeqCst);
     }
 

@@ -1,27 +1,70 @@
 //! `mdt trace`: stream every map delete of the target to a sink.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use crate::cli::{TargetArgs, TraceArgs};
 use crate::session::{Options, Session, Signals, TargetSpec};
-use crate::sinks::{json::JsonSink, open_output, text::TextSink, Sink};
+use crate::sinks::metrics::{MonitorArgs, Monitoring, QuietSink};
+use crate::sinks::{json::JsonSink, open_output, text::TextSink, tui, Sink};
 
 pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     let signals = Signals::install()?;
-    let (spec, options) = session_args(&args.target);
+    let (spec, mut options) = session_args(&args.target);
     let launched = matches!(spec, TargetSpec::Launch(_));
-    let out = open_output(args.output.as_deref())?;
-    let mut sink: Box<dyn Sink> = if args.json {
-        Box::new(JsonSink::new(out))
+    let tui = use_tui(args);
+    // Metrics and alerts: checked (rules read, port bound) before tracing.
+    let mut monitoring = monitoring(args)?;
+    options.count_sites = monitoring.is_some();
+    let board = monitoring.as_ref().and_then(Monitoring::board);
+    let mut sink: Option<Box<dyn Sink>> = if tui {
+        None
+    } else if args.quiet {
+        Some(Box::new(QuietSink::new()))
+    } else if let (true, Some(board)) = (args.json, &board) {
+        let out = open_output(args.output.as_deref())?;
+        Some(Box::new(JsonSink::new(out).with_alerts(board.clone())))
     } else {
-        Box::new(TextSink::new(out))
+        let out = open_output(args.output.as_deref())?;
+        Some(if args.json {
+            Box::new(JsonSink::new(out))
+        } else {
+            Box::new(TextSink::new(out))
+        })
     };
-    let session = Session::start(spec, options)?;
+    // Launch mode under the UI: the program must not write over the screen.
+    let redirected = (tui && launched)
+        .then(tui::launch::ChildOutput::redirect)
+        .transpose()?;
+    let session = Session::start(spec, options);
+    let child_output = redirected.map(tui::launch::Redirected::restore);
+    let mut session = session?;
     let pid = session.pid();
+    if let Some(m) = &mut monitoring {
+        session.set_observer(Box::new(m.start(pid, !tui)?));
+    }
     announce(&session);
-    let mut summary = session.run(sink.as_mut(), &signals)?;
+    if let Some(addr) = monitoring.as_ref().and_then(Monitoring::metrics_addr) {
+        eprintln!("mdt: metrics at http://{addr}/metrics");
+    }
+    let mut summary = match sink.as_mut() {
+        Some(sink) => session.run(sink.as_mut(), &signals)?,
+        None => tui::run(session, &signals, args.target.sample, child_output)?,
+    };
+    if let Some(board) = &board {
+        let failed = board.failed.load(std::sync::atomic::Ordering::Relaxed);
+        if failed > 0 {
+            if tui {
+                // Not printed while the UI owned the terminal.
+                for line in board.failures() {
+                    eprintln!("mdt: {line}");
+                }
+            }
+            eprintln!("mdt: {failed} alert deliveries failed");
+        }
+    }
     if launched {
         Session::wait_child(&mut summary, pid);
         if let Some(status) = summary.exit_status {
@@ -29,6 +72,31 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The terminal UI: on a terminal, unless another output was asked for.
+fn use_tui(args: &TraceArgs) -> bool {
+    !args.json
+        && args.output.is_none()
+        && !args.no_tui
+        && !args.quiet
+        && std::io::stdout().is_terminal()
+}
+
+/// `--prometheus`, `--alert`, ...: None when none of them is given.
+fn monitoring(args: &TraceArgs) -> Result<Option<Monitoring>> {
+    Monitoring::prepare(MonitorArgs {
+        prometheus: args.prometheus,
+        max_series: args.max_series as usize,
+        rules: args.alert.clone(),
+        rules_file: args.alerts_file.clone(),
+        webhook: args.webhook.clone(),
+        webhook_format: args.webhook_format,
+        webhook_timeout: args.webhook_timeout,
+        alert_exec: args.alert_exec.clone(),
+        cooldown: args.alert_cooldown,
+        sample_rate: args.target.sample,
+    })
 }
 
 pub fn session_args(t: &TargetArgs) -> (TargetSpec, Options) {
@@ -46,6 +114,7 @@ pub fn session_args(t: &TargetArgs) -> (TargetSpec, Options) {
         duration: t.duration,
         aggregate: false,
         aggregate_goid: false,
+        count_sites: false,
     };
     (spec, options)
 }

@@ -54,6 +54,8 @@ pub const MAX_KEY_BYTES: usize = types::mdt_limits::MDT_MAX_KEY_BYTES.0 as usize
 pub const MAX_STACK_DEPTH: usize = types::mdt_limits::MDT_MAX_STACK_DEPTH.0 as usize;
 /// Number of attach points (cookies `0..MAX_PROBES`) one load supports.
 pub const MAX_PROBES: usize = types::mdt_limits::MDT_MAX_PROBES.0 as usize;
+/// Machinery ranges site counting can step over (`MDT_MAX_MACHINERY`).
+pub const MAX_MACHINERY: usize = types::mdt_limits::MDT_MAX_MACHINERY.0 as usize;
 
 /// `mdt_config.sample_threshold` value meaning "every hit".
 pub const SAMPLE_ALL: u64 = 1 << 32;
@@ -67,8 +69,10 @@ pub const DEFAULT_RINGBUF_BYTES: u32 = 4 << 20;
 // Same layout as in C (the C side has matching _Static_asserts).
 const _: () = assert!(size_of::<MdtEvent>() == 80 + MAX_KEY_BYTES + 8 * MAX_STACK_DEPTH);
 const _: () = assert!(size_of::<MdtProbeCfg>() == 8);
-const _: () = assert!(size_of::<MdtConfig>() == 48 + 8 * MAX_PROBES);
+const _: () = assert!(size_of::<MdtConfig>() == 56 + 8 * MAX_PROBES);
 const _: () = assert!(size_of::<types::mdt_agg_key>() == 32);
+const _: () = assert!(size_of::<types::mdt_site_key>() == 32);
+const _: () = assert!(size_of::<types::mdt_range>() == 16);
 
 /// How the Go register arguments are laid out at an attach point
 /// (`enum mdt_kind`).
@@ -218,6 +222,16 @@ pub struct ProbeConfig {
     pub aggregate: bool,
     /// With `aggregate`: also per goroutine.
     pub aggregate_goid: bool,
+    /// Count every hit per (map type, caller, probe) in the kernel, before
+    /// sampling ([`Probes::site_counts`]): exact counts for metrics and
+    /// alerts, at the cost of one 8-byte user read and a hash update per hit.
+    pub count_sites: bool,
+    /// Site counting: link-time `[start, end)` of the functions that delete
+    /// on behalf of their caller (reflect's), stepped over to find the
+    /// caller; at most [`MAX_MACHINERY`].
+    pub machinery: Vec<(u64, u64)>,
+    /// Site counting: link-time address of each probe (index = probe id).
+    pub probe_vas: Vec<u64>,
     /// Kind of each attach point; the index is the attach cookie / probe id.
     pub probes: Vec<ProbeKind>,
 }
@@ -235,7 +249,10 @@ impl Default for ProbeConfig {
             map_count_offset: 0,
             aggregate: false,
             aggregate_goid: false,
+            count_sites: false,
+            machinery: Vec::new(),
             probes: Vec::new(),
+            probe_vas: Vec::new(),
         }
     }
 }
@@ -265,6 +282,7 @@ impl ProbeConfig {
             wakeup_bytes: u64::from(self.ringbuf_bytes / 4),
             aggregate: u32::from(self.aggregate),
             aggregate_goid: u32::from(self.aggregate_goid),
+            count_sites: u32::from(self.count_sites),
             ..MdtConfig::default()
         };
         for (slot, kind) in raw.probes.iter_mut().zip(&self.probes) {
@@ -301,6 +319,9 @@ pub struct Stats {
     pub bad_probe: u64,
     /// Events submitted to the ring buffer.
     pub submitted: u64,
+    /// Site counting: hits of a (map type, caller, probe) that did not fit
+    /// in the kernel's site map (still in the hit counters).
+    pub sites_full: u64,
 }
 
 /// The loaded BPF program, its maps and its uprobe links.
@@ -353,10 +374,23 @@ impl Probes {
             .as_deref_mut()
             .context("BPF object has no .rodata (mdt_cfg)")?;
         rodata.mdt_cfg = raw;
+        for (slot, &(start, end)) in rodata.mdt_machinery.iter_mut().zip(&cfg.machinery) {
+            *slot = types::mdt_range { start, end };
+        }
+        for (slot, &va) in rodata.mdt_probe_va.iter_mut().zip(&cfg.probe_vas) {
+            *slot = va;
+        }
         open.maps
             .events
             .set_max_entries(rb)
             .map_err(|e| bpf_error(e, "sizing the ring buffer"))?;
+        if !cfg.count_sites {
+            // Unused: don't reserve its memory.
+            open.maps
+                .site_counts
+                .set_max_entries(1)
+                .map_err(|e| bpf_error(e, "sizing the site counts"))?;
+        }
 
         let skel = open.load().map_err(|e| {
             bpf_error(
@@ -457,6 +491,7 @@ impl Probes {
             other_tgid: get(types::mdt_stat::MDT_STAT_OTHER_TGID)?,
             bad_probe: get(types::mdt_stat::MDT_STAT_BAD_PROBE)?,
             submitted: get(types::mdt_stat::MDT_STAT_SUBMITTED)?,
+            sites_full: get(types::mdt_stat::MDT_STAT_SITES_FULL)?,
         })
     }
 
@@ -472,6 +507,34 @@ impl Probes {
                 bail!("stack counts: unexpected key or value size");
             };
             out.push((key, u64::from_ne_bytes(count.try_into().unwrap_or_default())));
+        }
+        Ok(out)
+    }
+
+    /// Site counting ([`ProbeConfig::count_sites`]): every (key, exact
+    /// count summed over CPUs) of the kernel's site counts.
+    pub fn site_counts(&self) -> Result<Vec<(SiteKey, u64)>> {
+        let map = &self.skel.maps.site_counts;
+        let mut out = Vec::new();
+        for key in map.keys() {
+            let Some(values) = map
+                .lookup_percpu(&key, MapFlags::ANY)
+                .context("reading site counts")?
+            else {
+                continue;
+            };
+            let Some(key) = SiteKey::from_bytes(&key) else {
+                bail!("site counts: unexpected key size");
+            };
+            let mut sum = 0u64;
+            for v in values {
+                let bytes: [u8; 8] = v
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .context("site counts: value shorter than 8 bytes")?;
+                sum = sum.wrapping_add(u64::from_ne_bytes(bytes));
+            }
+            out.push((key, sum));
         }
         Ok(out)
     }
@@ -607,6 +670,32 @@ impl AggKey {
             stack_hash: word(0)?,
             map_type_ptr: word(1)?,
             goid: word(2)?,
+            probe_id: u32::from_ne_bytes(b.get(24..28)?.try_into().ok()?),
+        })
+    }
+}
+
+/// Key of the kernel's site counts (`struct mdt_site_key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SiteKey {
+    pub map_type_ptr: u64,
+    /// Return address into the caller of the probed function; 0 if unknown.
+    pub caller: u64,
+    /// The probed pc (run-time address).
+    pub pc: u64,
+    pub probe_id: u32,
+}
+
+impl SiteKey {
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        let word = |i: usize| {
+            b.get(8 * i..8 * i + 8)
+                .map(|w| u64::from_ne_bytes(w.try_into().unwrap_or_default()))
+        };
+        Some(SiteKey {
+            map_type_ptr: word(0)?,
+            caller: word(1)?,
+            pc: word(2)?,
             probe_id: u32::from_ne_bytes(b.get(24..28)?.try_into().ok()?),
         })
     }

@@ -2,21 +2,49 @@
 //! `docs/json.md`; field names are a stable interface.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::json;
 
+use super::alerts::AlertBoard;
 use super::{Sink, Summary};
 use crate::events::{Event, EventKind, Frame, KeyValue};
 
 pub struct JsonSink<W: Write> {
     out: W,
     records: u64,
+    /// `--alert`: alert records from the board, and where we are in it.
+    alerts: Option<(Arc<AlertBoard>, usize)>,
 }
 
 impl<W: Write> JsonSink<W> {
     pub fn new(out: W) -> Self {
-        JsonSink { out, records: 0 }
+        JsonSink {
+            out,
+            records: 0,
+            alerts: None,
+        }
+    }
+
+    /// Also writes the `alert` / `resolved` records posted to `board`
+    /// (between delete records, as they fire) and an `alerts` object in the
+    /// summary.
+    pub fn with_alerts(mut self, board: Arc<AlertBoard>) -> Self {
+        self.alerts = Some((board, 0));
+        self
+    }
+
+    fn write_alerts(&mut self) -> io::Result<()> {
+        let Some((board, cursor)) = &mut self.alerts else {
+            return Ok(());
+        };
+        let (notices, next) = board.since(*cursor);
+        *cursor = next;
+        for n in notices {
+            self.line(&n.to_json())?;
+        }
+        Ok(())
     }
 
     fn line(&mut self, value: &impl Serialize) -> io::Result<()> {
@@ -57,6 +85,7 @@ pub fn rfc3339_nanos(ts_ns: u64) -> String {
 
 impl<W: Write> Sink for JsonSink<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
+        self.write_alerts()?;
         let is_delete = ev.kind == EventKind::Delete;
         let record = Record {
             kind: ev.kind,
@@ -91,16 +120,21 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn summary(&mut self, s: &Summary) -> io::Result<()> {
+        self.write_alerts()?;
         let mut value = serde_json::to_value(s).map_err(io::Error::other)?;
         if let Some(obj) = value.as_object_mut() {
             obj.insert("records".into(), self.records.into());
             obj.insert("type".into(), "summary".into());
+            if let Some((board, _)) = &self.alerts {
+                obj.insert("alerts".into(), board.summary_json());
+            }
         }
         self.line(&value)?;
         self.out.flush()
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.write_alerts()?;
         self.out.flush()
     }
 }

@@ -1,9 +1,12 @@
 //! Where events go. Every sink takes the same [`Event`]s and the same
 //! end-of-run [`Summary`]; the session does not know which one it feeds.
 
+pub mod alerts;
 pub mod flame;
 pub mod json;
+pub mod metrics;
 pub mod text;
+pub mod tui;
 
 use std::io;
 use std::time::Duration;

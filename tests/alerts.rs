@@ -1,0 +1,682 @@
+//! `mdt trace --alert ...`, end to end, as root with real uprobes on `fixtures/alerts` (150
+//! deletes from one map, 50 from another; optionally 40 more from the second later):
+//!
+//! * `one_alert_for_the_busy_map`: `count(map) > 100 within 5m` fires exactly once, for the
+//!   busy map, delivered to a real HTTP receiver started by the test (body checked), to
+//!   `--alert-exec`, and to the JSON stream.
+//! * `exact_rules_resolve_and_slack_bodies`: a rule on the exact kernel counts (map type) over a
+//!   2 s window fires, then resolves; the webhook gets Slack `{"text": ...}` bodies for both.
+//! * `dead_webhooks_do_not_slow_tracing`: a webhook that never answers and one that refuses
+//!   connections: records keep flowing while delivery hangs or fails, the counts stay exact,
+//!   and the failures are reported (stderr, summary, metric).
+//! * `rule_and_url_errors_are_one_line`: syntax errors (with their column), rules files, bad
+//!   URLs: one line, non-zero exit (no root needed).
+//!
+//! Needs root and BPF: skipped without, unless CI=true (then they fail).
+
+mod common;
+mod monitor_common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{Toolchain, Variant};
+use monitor_common::*;
+use serde_json::Value;
+
+const RULE: &str = "count(map) > 100 within 5m";
+
+// ---------------------------------------------------------------------------------------------
+// A webhook receiver on loopback
+
+#[derive(Clone, Copy, PartialEq)]
+enum Behaviour {
+    /// 200 OK, bodies recorded.
+    Answer,
+    /// Accepts and reads, never answers (holds the connection open).
+    Hang,
+}
+
+struct Received {
+    path: String,
+    content_type: String,
+    body: Value,
+}
+
+struct Receiver {
+    port: u16,
+    got: Arc<Mutex<Vec<Received>>>,
+    accepted: Arc<Mutex<usize>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Receiver {
+    fn start(behaviour: Behaviour) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(Mutex::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (g, a, s) = (got.clone(), accepted.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut held: Vec<TcpStream> = Vec::new();
+            // Bounded: the test ends within minutes.
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while !s.load(Ordering::SeqCst) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        *a.lock().unwrap() += 1;
+                        stream.set_nonblocking(false).unwrap();
+                        stream
+                            .set_read_timeout(Some(Duration::from_secs(5)))
+                            .unwrap();
+                        let req = read_request(&mut stream);
+                        if behaviour == Behaviour::Hang {
+                            held.push(stream);
+                            continue;
+                        }
+                        if let Some(r) = req {
+                            g.lock().unwrap().push(r);
+                        }
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Receiver {
+            port,
+            got,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.body.clone())
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One HTTP request with a Content-Length body.
+fn read_request(stream: &mut TcpStream) -> Option<Received> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    let len: usize = header("content-length").parse().ok()?;
+    while buf.len() < header_end + len {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+    Some(Received {
+        path,
+        content_type: header("content-type"),
+        body: serde_json::from_slice(&buf[header_end..header_end + len]).ok()?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+struct Run {
+    fixture: Proc,
+    mdt: Proc,
+    out: PathBuf,
+    hot: String,
+    cold: String,
+}
+
+/// The alerts fixture held on a wait file (and on `then` for phase two), mdt attached with
+/// `--json -o out.json flags`, then told to go.
+fn start(ctx: &str, tc: &Toolchain, dir: &Scratch, then: bool, flags: &[String]) -> Run {
+    let bin = common::build_fixture("alerts", tc, Variant::Plain);
+    let go = dir.path("go");
+    let mut fx = Command::new(&bin);
+    fx.arg("-wait-file").arg(&go).arg("-hold");
+    if then {
+        fx.arg("-then-file").arg(dir.path("then"));
+    }
+    let fixture = Proc::spawn(&format!("{ctx}: fixture"), fx);
+    assert!(
+        fixture
+            .stdout
+            .wait_for(RUN_TIMEOUT, |t| t.contains("cold 0x")),
+        "{ctx}: fixture start"
+    );
+    let text = fixture.stdout.text();
+    let addr = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap()
+            .to_string()
+    };
+    let (hot, cold) = (addr("hot"), addr("cold"));
+    let out = dir.path("out.json");
+    let mut cmd = mdt_cmd(["trace", "--json", "-p", &fixture.pid().to_string(), "-o"]);
+    cmd.arg(&out).args(flags);
+    let mdt = Proc::spawn(&format!("{ctx}: mdt"), cmd);
+    mdt.wait_announce();
+    fs::write(&go, b"").unwrap();
+    Run {
+        fixture,
+        mdt,
+        out,
+        hot,
+        cold,
+    }
+}
+
+impl Run {
+    /// Ends the fixture, then mdt; returns (every JSON record, the summary, mdt's stderr, how
+    /// long mdt took after the fixture's exit).
+    fn finish(mut self, ctx: &str) -> (Vec<Value>, Value, String, Duration) {
+        self.fixture.finish(RUN_TIMEOUT, "the fixture ending");
+        let ended = Instant::now();
+        let (status, _, err) = self.mdt.finish(STOP_TIMEOUT, "mdt after its target exited");
+        let took = ended.elapsed();
+        assert!(status.success(), "{ctx}: mdt exited {status}: {err}");
+        let records = json_records(&self.out);
+        let summary = records.last().cloned().unwrap();
+        assert_eq!(summary["type"], "summary", "{ctx}: last record: {summary}");
+        (records, summary, err, took)
+    }
+}
+
+fn json_records(path: &Path) -> Vec<Value> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.ends_with('}'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line ({e}): {l}")))
+        .collect()
+}
+
+fn of_type<'a>(records: &'a [Value], t: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["type"] == t).collect()
+}
+
+/// The newest toolchain of the matrix (Swiss maps) and the oldest (hmap).
+fn toolchains() -> Vec<Toolchain> {
+    let mut all = common::toolchains();
+    if all.len() > 2 {
+        let newest = all.pop().unwrap();
+        all.truncate(1);
+        all.push(newest);
+    }
+    all
+}
+
+/// The alert every channel must deliver: the hot map, 150 deletes, exact.
+fn check_alert(v: &Value, run_hot: &str, ctx: &str) {
+    assert_eq!(v["type"], "alert", "{ctx}: {v}");
+    assert_eq!(v["state"], "firing", "{ctx}: {v}");
+    assert_eq!(v["rule"], RULE, "{ctx}: {v}");
+    assert_eq!(
+        v["group"]["map"], run_hot,
+        "{ctx}: alert for the wrong map: {v}"
+    );
+    assert_eq!(v["group"]["map_type"], "main.HotMap", "{ctx}: {v}");
+    assert_eq!(v["value"], 150, "{ctx}: {v}");
+    assert_eq!(v["threshold"], 100, "{ctx}: {v}");
+    assert_eq!(v["window"], "5m", "{ctx}: {v}");
+    assert_eq!(v["window_seconds"], 300.0, "{ctx}: {v}");
+    assert_eq!(v["exact"], true, "{ctx}: {v}");
+    let top = &v["top_stacks"][0];
+    assert_eq!(top["count"], 150, "{ctx}: {v}");
+    assert!(
+        top["caller"]
+            .as_str()
+            .unwrap()
+            .starts_with("main.deleteHot "),
+        "{ctx}: {v}"
+    );
+    assert!(
+        top["frames"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("main.deleteHot "),
+        "{ctx}: {v}"
+    );
+}
+
+fn one_alert(tc: &Toolchain) {
+    let ctx = format!("{tc}");
+    let dir = Scratch::new("alerts");
+    let receiver = Receiver::start(Behaviour::Answer);
+    let exec_out = dir.path("exec.jsonl");
+    let run = start(
+        &ctx,
+        tc,
+        &dir,
+        false,
+        &[
+            "--alert".into(),
+            RULE.into(),
+            "--webhook".into(),
+            receiver.url(),
+            "--alert-exec".into(),
+            format!("/usr/bin/tee -a {}", exec_out.display()),
+        ],
+    );
+    assert!(
+        run.fixture
+            .stdout
+            .wait_for(RUN_TIMEOUT, |t| t.contains("deletes done: 200")),
+        "{ctx}: fixture"
+    );
+    poll(
+        Duration::from_secs(20),
+        &format!("{ctx}: the webhook POST"),
+        || match receiver.bodies().len() {
+            0 => Err(run.mdt.stderr.text()),
+            _ => Ok(()),
+        },
+    );
+    // Three more observations: still one alert (fires once per group).
+    std::thread::sleep(Duration::from_millis(1600));
+    let (hot, cold) = (run.hot.clone(), run.cold.clone());
+    let (records, summary, err, _) = run.finish(&ctx);
+
+    let got = receiver.got.lock().unwrap();
+    assert_eq!(
+        got.len(),
+        1,
+        "{ctx}: webhook POSTs: {:?}",
+        got.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    assert_eq!(got[0].path, "/hook");
+    assert!(
+        got[0].content_type.starts_with("application/json"),
+        "{ctx}: {}",
+        got[0].content_type
+    );
+    check_alert(&got[0].body, &hot, &format!("{ctx}: webhook"));
+
+    let exec_lines: Vec<Value> = fs::read_to_string(&exec_out)
+        .unwrap_or_else(|e| panic!("{ctx}: --alert-exec wrote nothing ({e}); mdt stderr:\n{err}"))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        exec_lines.len(),
+        1,
+        "{ctx}: --alert-exec runs: {exec_lines:?}"
+    );
+    check_alert(&exec_lines[0], &hot, &format!("{ctx}: --alert-exec"));
+
+    let alerts = of_type(&records, "alert");
+    assert_eq!(alerts.len(), 1, "{ctx}: alert records: {alerts:?}");
+    assert_ne!(
+        alerts[0]["group"]["map"], cold,
+        "{ctx}: the map with 50 deletes must not alert"
+    );
+    check_alert(alerts[0], &hot, &format!("{ctx}: JSON stream"));
+    assert!(of_type(&records, "resolved").is_empty(), "{ctx}");
+    assert_eq!(of_type(&records, "delete").len(), 200, "{ctx}");
+    assert_eq!(summary["deletes"], 200, "{ctx}: {summary}");
+    assert_eq!(summary["alerts"]["fired"], 1, "{ctx}: {summary}");
+    assert_eq!(summary["alerts"]["delivered"], 2, "{ctx}: {summary}");
+    assert_eq!(
+        summary["alerts"]["delivery_failures"], 0,
+        "{ctx}: {summary}"
+    );
+    assert_eq!(
+        err.matches("mdt: ALERT ").count(),
+        1,
+        "{ctx}: stderr:\n{err}"
+    );
+}
+
+fn each_toolchain(test: &str, f: impl Fn(&Toolchain) + Sync) {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let started = Instant::now();
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for tc in toolchains() {
+            let (f, failures) = (&f, &failures);
+            s.spawn(move || {
+                if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&tc))) {
+                    let msg = e
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    failures.lock().unwrap().push(format!("--- {tc}:\n{msg}"));
+                }
+            });
+        }
+    });
+    common::note(&format!("{test}: {:.1}s", started.elapsed().as_secs_f64()));
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{test}:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn one_alert_for_the_busy_map() {
+    each_toolchain("one_alert_for_the_busy_map", one_alert);
+}
+
+fn resolve_slack(tc: &Toolchain) {
+    let ctx = format!("{tc}");
+    let dir = Scratch::new("alerts-slack");
+    let receiver = Receiver::start(Behaviour::Answer);
+    let rule = r#"count(map_type="main.HotMap") > 100 within 2s"#;
+    let run = start(
+        &ctx,
+        tc,
+        &dir,
+        false,
+        &[
+            "--alert".into(),
+            rule.into(),
+            "--webhook".into(),
+            receiver.url(),
+            "--webhook-format".into(),
+            "slack".into(),
+            // Sampling does not matter to a rule on the exact counts.
+            "--sample".into(),
+            "0.01".into(),
+        ],
+    );
+    poll(
+        Duration::from_secs(30),
+        &format!("{ctx}: alert and resolution"),
+        || match receiver.bodies().len() {
+            n if n >= 2 => Ok(()),
+            n => Err(format!("{n} POSTs; stderr: {}", run.mdt.stderr.text())),
+        },
+    );
+    let (records, summary, _, _) = run.finish(&ctx);
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 2, "{ctx}: {bodies:?}");
+    let text = |i: usize| {
+        bodies[i]["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{ctx}: not a Slack body: {}", bodies[i]))
+            .to_string()
+    };
+    assert!(
+        text(0).contains("ALERT") && text(0).contains("map_type=main.HotMap"),
+        "{ctx}: {}",
+        text(0)
+    );
+    assert!(text(0).contains("150 deletes in 2s"), "{ctx}: {}", text(0));
+    assert!(
+        text(1).contains("RESOLVED") && text(1).contains("main.HotMap"),
+        "{ctx}: {}",
+        text(1)
+    );
+    assert_eq!(
+        bodies[0].as_object().unwrap().len(),
+        1,
+        "{ctx}: Slack bodies have only text"
+    );
+    let alert = of_type(&records, "alert");
+    let resolved = of_type(&records, "resolved");
+    assert_eq!((alert.len(), resolved.len()), (1, 1), "{ctx}: {records:?}");
+    assert_eq!(alert[0]["exact"], true);
+    assert_eq!(alert[0]["value"], 150);
+    assert_eq!(resolved[0]["group"]["map_type"], "main.HotMap");
+    assert_eq!(resolved[0]["value"], 0);
+    assert_eq!(summary["deletes"], 200, "{ctx}: {summary}");
+    assert_eq!(summary["alerts"]["resolved"], 1, "{ctx}: {summary}");
+}
+
+#[test]
+fn exact_rules_resolve_and_slack_bodies() {
+    each_toolchain("exact_rules_resolve_and_slack_bodies", resolve_slack);
+}
+
+fn dead_webhook(tc: &Toolchain, hang: bool) {
+    let ctx = format!("{tc} {}", if hang { "never answers" } else { "refuses" });
+    let dir = Scratch::new("alerts-dead");
+    let receiver = hang.then(|| Receiver::start(Behaviour::Hang));
+    let url = match &receiver {
+        Some(r) => r.url(),
+        None => format!("http://127.0.0.1:{}/hook", free_port()),
+    };
+    let metrics_port = free_port();
+    let run = start(
+        &ctx,
+        tc,
+        &dir,
+        true,
+        &[
+            "--alert".into(),
+            RULE.into(),
+            "--webhook".into(),
+            url.clone(),
+            "--webhook-timeout".into(),
+            "10s".into(),
+            "--prometheus".into(),
+            format!("127.0.0.1:{metrics_port}"),
+        ],
+    );
+    assert!(
+        run.fixture
+            .stdout
+            .wait_for(RUN_TIMEOUT, |t| t.contains("deletes done: 200")),
+        "{ctx}: fixture"
+    );
+    assert!(
+        run.mdt
+            .stderr
+            .wait_for(Duration::from_secs(10), |t| t.contains("mdt: ALERT ")),
+        "{ctx}: no alert: {}",
+        run.mdt.stderr.text()
+    );
+    // Delivery is now hanging (or failing): phase two's records must still arrive at once.
+    let t0 = Instant::now();
+    fs::write(dir.path("then"), b"").unwrap();
+    poll(
+        Duration::from_secs(5),
+        &format!("{ctx}: records while the webhook is down"),
+        || match of_type(&json_records(&run.out), "delete").len() {
+            240 => Ok(()),
+            n => Err(format!("{n} delete records")),
+        },
+    );
+    let lag = t0.elapsed();
+    if let Some(r) = &receiver {
+        assert!(
+            *r.accepted.lock().unwrap() >= 1,
+            "{ctx}: the webhook was not even tried"
+        );
+        // The webhook hangs for 10 s per attempt: the records did not wait for it.
+        assert!(lag < Duration::from_secs(5), "{ctx}: {lag:?}");
+    }
+    let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
+    if !hang {
+        // Refused three times (0.5 s + 1 s apart): reported while tracing goes on.
+        assert!(
+            run.mdt
+                .stderr
+                .wait_for(Duration::from_secs(10), |t| t.contains("not delivered")),
+            "{ctx}: failure not reported: {}",
+            run.mdt.stderr.text()
+        );
+        poll(
+            Duration::from_secs(5),
+            &format!("{ctx}: failure metric"),
+            || {
+                let (_, body) = http_get(&metrics)?;
+                match body
+                    .lines()
+                    .any(|l| l == "mdt_alert_delivery_failures_total 1")
+                {
+                    true => Ok(()),
+                    false => Err(body),
+                }
+            },
+        );
+    }
+    let (records, summary, err, took) = run.finish(&ctx);
+    assert_eq!(
+        summary["deletes"], 240,
+        "{ctx}: counts stay exact: {summary}"
+    );
+    assert_eq!(of_type(&records, "delete").len(), 240, "{ctx}");
+    assert_eq!(summary["lost"], 0, "{ctx}");
+    assert_eq!(of_type(&records, "alert").len(), 1, "{ctx}");
+    assert!(
+        summary["alerts"]["delivery_failures"].as_u64().unwrap() >= 1,
+        "{ctx}: {summary}"
+    );
+    assert_eq!(summary["alerts"]["delivered"], 0, "{ctx}: {summary}");
+    assert!(
+        err.contains(&format!("webhook {url}")) || err.contains("given up"),
+        "{ctx}: {err}"
+    );
+    assert!(err.contains("alert deliveries failed"), "{ctx}: {err}");
+    // At exit mdt waits for a pending delivery at most one attempt (10 s) and a second, not
+    // for every retry (3 attempts: over 30 s). Generous: the machine may be loaded.
+    assert!(
+        took < Duration::from_secs(20),
+        "{ctx}: mdt took {took:?} to exit after its target"
+    );
+}
+
+#[test]
+fn dead_webhooks_do_not_slow_tracing() {
+    each_toolchain("dead_webhooks_do_not_slow_tracing", |tc| {
+        dead_webhook(tc, true);
+        dead_webhook(tc, false);
+    });
+}
+
+/// One line on stderr, starting with `mdt: `, containing every needle; non-zero exit.
+fn expect_one_line_error(args: &[&str], needles: &[&str]) {
+    let out = mdt_cmd(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mdt");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?}: exited 0; stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
+    assert!(err.starts_with("mdt: "), "{args:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: {err:?} does not say {n:?}");
+    }
+}
+
+#[test]
+fn rule_and_url_errors_are_one_line() {
+    let t = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["trace", "-p", "1"].iter().map(|s| s.to_string()).collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let check = |extra: &[&str], needles: &[&str]| {
+        let args = t(extra);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        expect_one_line_error(&refs, needles);
+    };
+    check(
+        &["--alert", "count(map) >> 100 within 5m"],
+        &["--alert", "column 13", "expected a threshold"],
+    );
+    check(
+        &["--alert", "count(maps) > 100 within 5m"],
+        &["column 7", "map, map_type, caller or key"],
+    );
+    check(
+        &["--alert", "count(map) > 100 within 5"],
+        &["column 25", "unit"],
+    );
+    check(
+        &["--alert", "count(map) > 1/s within 5m"],
+        &["column 15", "rate"],
+    );
+    check(&["--alert", "count(map) < 1 within 5m"], &["column 12"]);
+    check(
+        &["--webhook", "ftp://example.invalid/x", "--alert", RULE],
+        &["--webhook", "scheme"],
+    );
+    check(&["--webhook", "not a url", "--alert", RULE], &["--webhook"]);
+    check(
+        &["--webhook", "http://127.0.0.1:9/x"],
+        &["give rules with --alert"],
+    );
+    check(
+        &["--alert-exec", "   ", "--alert", RULE],
+        &["--alert-exec", "empty"],
+    );
+    check(
+        &["--alert", RULE, "--alert-cooldown", "soon"],
+        &["--alert-cooldown"],
+    );
+    check(
+        &["--alert", RULE, "--webhook-format", "teams"],
+        &["--webhook-format"],
+    );
+
+    let dir = Scratch::new("alerts-files");
+    let bad = dir.path("rules.toml");
+    fs::write(&bad, "[[alert]]\nrule = \"count(map) > 100 within 5m\"\n\n[[alert]]\nrule = \"rate(caller) > x within 1m\"\n").unwrap();
+    let bad_s = bad.display().to_string();
+    check(&["--alerts", &bad_s], &[&bad_s, "rule 2", "column 16"]);
+    let broken = dir.path("rules.yaml");
+    fs::write(&broken, "alerts:\n  - rule: [\n").unwrap();
+    check(
+        &["--alerts", &broken.display().to_string()],
+        &["rules.yaml"],
+    );
+    check(
+        &["--alerts", "/nonexistent/rules.toml"],
+        &["cannot read /nonexistent/rules.toml"],
+    );
+}
