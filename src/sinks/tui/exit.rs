@@ -1,0 +1,161 @@
+//! The exit status of a process mdt attached to but did not start (only a
+//! parent can `wait` for it): from `/proc/PID/stat` while it is a zombie,
+//! or, once its parent reaped it, from its pidfd (`PIDFD_GET_INFO`, Linux
+//! 6.15 and later). Either may be unavailable: then the status is unknown.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use crate::target::launch::ExitStatus;
+
+pub struct ExitWatch {
+    pid: i32,
+    pidfd: Option<OwnedFd>,
+}
+
+/// `struct pidfd_info` of <linux/pidfd.h> (the fields up to exit_code, and
+/// those after it, zeroed).
+#[repr(C)]
+#[derive(Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    pid: u32,
+    tgid: u32,
+    ppid: u32,
+    ruid: u32,
+    rgid: u32,
+    euid: u32,
+    egid: u32,
+    suid: u32,
+    sgid: u32,
+    fsuid: u32,
+    fsgid: u32,
+    exit_code: i32,
+    coredump_mask: u32,
+    spare: u32,
+}
+
+const PIDFD_INFO_EXIT: u64 = 1 << 3;
+/// `_IOWR(PIDFS_IOCTL_MAGIC, 11, struct pidfd_info)`.
+const PIDFD_GET_INFO: u64 =
+    (3 << 30) | ((std::mem::size_of::<PidfdInfo>() as u64) << 16) | (0xFF << 8) | 11;
+
+impl ExitWatch {
+    /// Opens a pidfd on `pid` now, while it runs, so that its exit status
+    /// can be asked for later.
+    pub fn open(pid: i32) -> Self {
+        // SAFETY: pidfd_open takes a pid and flags; it returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        let pidfd = (fd >= 0).then(|| {
+            // SAFETY: `fd` was just returned to us and nothing else owns it.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        });
+        ExitWatch { pid, pidfd }
+    }
+
+    /// Whether the process has exited (zombie or reaped).
+    pub fn exited(&self) -> bool {
+        let Some(fd) = &self.pidfd else {
+            return false;
+        };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd and a zero timeout: poll only reads and
+        // writes `pfd`.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n > 0 && pfd.revents & libc::POLLIN != 0
+    }
+
+    /// The exit status, if the process has exited and it can be read.
+    pub fn status(&self) -> Option<ExitStatus> {
+        self.pidfd_status().or_else(|| self.zombie_status())
+    }
+
+    fn pidfd_status(&self) -> Option<ExitStatus> {
+        let fd = self.pidfd.as_ref()?;
+        let mut info = PidfdInfo {
+            mask: PIDFD_INFO_EXIT,
+            ..Default::default()
+        };
+        // SAFETY: PIDFD_GET_INFO reads and writes one `struct pidfd_info` of
+        // the size encoded in the request; `info` is that struct.
+        let r = unsafe {
+            libc::ioctl(
+                fd.as_raw_fd(),
+                PIDFD_GET_INFO as _,
+                &mut info as *mut PidfdInfo,
+            )
+        };
+        (r == 0 && info.mask & PIDFD_INFO_EXIT != 0).then(|| from_wait_status(info.exit_code))?
+    }
+
+    fn zombie_status(&self) -> Option<ExitStatus> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        parse_zombie_stat(&stat)
+    }
+}
+
+/// The exit code field (52) of a zombie's `/proc/PID/stat`.
+fn parse_zombie_stat(stat: &str) -> Option<ExitStatus> {
+    // The command name (field 2) may hold spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (the state).
+    if fields.first() != Some(&"Z") {
+        return None;
+    }
+    from_wait_status(fields.get(49)?.parse().ok()?)
+}
+
+fn from_wait_status(status: i32) -> Option<ExitStatus> {
+    if libc::WIFEXITED(status) {
+        Some(ExitStatus::Code(libc::WEXITSTATUS(status)))
+    } else if libc::WIFSIGNALED(status) {
+        Some(ExitStatus::Signal(libc::WTERMSIG(status)))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn zombie_stat_gives_the_exit_code() {
+        let stat = "123 (a (b) c) Z 1 123 123 0 -1 4228164 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0 \
+                    18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 1792\n";
+        assert_eq!(parse_zombie_stat(stat), Some(ExitStatus::Code(7)));
+        assert_eq!(parse_zombie_stat(&stat.replace(") Z ", ") S ")), None);
+    }
+
+    #[test]
+    fn status_of_a_process_before_and_after_it_is_reaped() {
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 0.2; exit 7"])
+            .spawn()
+            .unwrap();
+        let watch = ExitWatch::open(child.id() as i32);
+        assert_eq!(watch.status(), None, "still running");
+        assert!(!watch.exited());
+        // A zombie (not reaped yet): /proc/PID/stat.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while watch.zombie_status().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(watch.exited());
+        assert_eq!(watch.status(), Some(ExitStatus::Code(7)));
+        child.wait().unwrap();
+        // Reaped: the pidfd, on kernels that keep the exit info (6.15+).
+        let status = watch.status();
+        assert!(
+            status.is_none() || status == Some(ExitStatus::Code(7)),
+            "{status:?}"
+        );
+    }
+}

@@ -1,0 +1,795 @@
+//! Rendering tests of the terminal UI: a fixed sequence of synthetic
+//! events, drawn with ratatui's `TestBackend`. Each view shows the right
+//! rows, numbers, sort order and filter result; the layout holds at 80x24
+//! and 200x60; NO_COLOR draws no colour.
+
+use std::sync::Arc;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use mdt::events::{Event, EventKind, Frame, KeyValue};
+use mdt::sinks::tui::app::{App, Effect, Ended, TargetInfo, Totals, View};
+use mdt::sinks::tui::input;
+use mdt::sinks::tui::state::{Stats, MAX_MAPS};
+use mdt::sinks::tui::view::{self, Theme};
+use mdt::target::launch::ExitStatus;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+use ratatui::Terminal;
+
+/// 2023-11-14T22:13:20Z.
+const T0: u64 = 1_700_000_000;
+const NS: u64 = 1_000_000_000;
+
+fn frame(func: &str, file: &str, line: u32, addr: u64, inlined: bool) -> Frame {
+    Frame {
+        func: func.into(),
+        file: file.into(),
+        line,
+        inlined,
+        addr,
+    }
+}
+
+struct Site {
+    stack: Arc<[Frame]>,
+    caller: usize,
+    func: &'static str,
+}
+
+fn site(runtime: &'static str, frames: Vec<Frame>) -> Site {
+    let mut stack = vec![frame(
+        runtime,
+        "/go/src/runtime/map.go",
+        700,
+        0x40_1000,
+        false,
+    )];
+    stack.extend(frames);
+    stack.push(frame("main.main", "/src/app/main.go", 10, 0x40_9000, false));
+    let caller = mdt::events::find_caller(&stack).unwrap();
+    Site {
+        stack: stack.into(),
+        caller,
+        func: runtime,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ev(
+    s: &Site,
+    kind: EventKind,
+    sec: u64,
+    n: u64,
+    map: u64,
+    map_type: &str,
+    key: KeyValue,
+    len: u64,
+) -> Event {
+    Event {
+        kind,
+        ts_ns: (T0 + sec) * NS + n * 1_000_000,
+        pid: 4242,
+        tid: 4243,
+        goid: Some(17 + n % 3),
+        func: s.func,
+        map,
+        map_type: map_type.into(),
+        key_type: match &key {
+            KeyValue::Str(_) => "string".into(),
+            _ => "int64".into(),
+        },
+        key,
+        key_truncated: false,
+        map_len: len,
+        cleared: (kind == EventKind::Clear).then_some(5),
+        stack: s.stack.clone(),
+        caller: Some(s.caller),
+    }
+}
+
+/// The fixed sequence:
+/// - `main.(*Cache).evict cache.go:42`: 30 deletes from map 0xc000100000
+///   (main.UserMap; keys k0..k29; 10 at T0, 10 at T0+1, 10 at T0+2) and 3
+///   from 0xc000400000 (main.UserMap, at T0+2): 33;
+/// - `main.cleanup jobs.go:88`: 12 deletes + 1 clear of 0xc000200000
+///   (map[int64]*main.Job, at T0+1): 13;
+/// - `main.handle server.go:120`, through an inlined `maps.DeleteFunc`: 5
+///   deletes from 0xc000300000 (map[string]int, keys "s0".."s4", at T0+2).
+///
+/// 51 records; at T0+3 the rates (last complete second) are 13, 0 and 5.
+fn events() -> Vec<Event> {
+    let cache = site(
+        "runtime.mapdelete_faststr",
+        vec![frame(
+            "main.(*Cache).evict",
+            "/src/app/cache.go",
+            42,
+            0x40_2000,
+            false,
+        )],
+    );
+    let jobs = site(
+        "runtime.mapdelete_fast64",
+        vec![frame(
+            "main.cleanup",
+            "/src/app/jobs.go",
+            88,
+            0x40_3000,
+            false,
+        )],
+    );
+    let jobs_clear = site(
+        "runtime.mapclear",
+        vec![frame(
+            "main.cleanup",
+            "/src/app/jobs.go",
+            88,
+            0x40_3010,
+            false,
+        )],
+    );
+    let handle = site(
+        "runtime.mapdelete_faststr",
+        vec![
+            frame(
+                "maps.DeleteFunc[...]",
+                "/go/src/maps/maps.go",
+                64,
+                0x40_4000,
+                true,
+            ),
+            frame("main.handle", "/src/app/server.go", 120, 0x40_4000, false),
+        ],
+    );
+    let mut out = Vec::new();
+    for i in 0..30u64 {
+        let key = KeyValue::Str(format!("k{i}"));
+        out.push(ev(
+            &cache,
+            EventKind::Delete,
+            i / 10,
+            i,
+            0xc000100000,
+            "main.UserMap",
+            key,
+            100 - i,
+        ));
+        if i == 15 {
+            for j in 0..12u64 {
+                let key = KeyValue::Int(1000 + j as i64);
+                out.push(ev(
+                    &jobs,
+                    EventKind::Delete,
+                    1,
+                    j,
+                    0xc000200000,
+                    "map[int64]*main.Job",
+                    key,
+                    20 - j,
+                ));
+            }
+            out.push(ev(
+                &jobs_clear,
+                EventKind::Clear,
+                1,
+                13,
+                0xc000200000,
+                "map[int64]*main.Job",
+                KeyValue::None,
+                5,
+            ));
+        }
+    }
+    for i in 0..3u64 {
+        let key = KeyValue::Str(format!("u{i}"));
+        out.push(ev(
+            &cache,
+            EventKind::Delete,
+            2,
+            50 + i,
+            0xc000400000,
+            "main.UserMap",
+            key,
+            9,
+        ));
+    }
+    for i in 0..5u64 {
+        let key = KeyValue::Str(format!("s{i}"));
+        out.push(ev(
+            &handle,
+            EventKind::Delete,
+            2,
+            60 + i,
+            0xc000300000,
+            "map[string]int",
+            key,
+            7,
+        ));
+    }
+    out
+}
+
+fn stats() -> Stats {
+    let mut st = Stats::new();
+    for e in events() {
+        st.apply(&e);
+    }
+    st
+}
+
+fn app() -> App {
+    App::new(TargetInfo {
+        pid: 4242,
+        binary: "/srv/api/bin/api-server".into(),
+        go_version: "go1.24.11".into(),
+        map_impl: "swiss".into(),
+        sample_rate: 1.0,
+        attached_ns: T0 * NS - 65 * NS,
+    })
+}
+
+const NOW: u64 = (T0 + 3) * NS + 500_000_000;
+
+fn exact() -> Option<Totals> {
+    Some(Totals {
+        deletes: 50,
+        clears: 1,
+        lost: 0,
+        sampled_out: 0,
+    })
+}
+
+fn draw(app: &mut App, w: u16, h: u16, theme: Theme) -> Buffer {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| view::draw(f, app, &theme)).unwrap();
+    term.backend().buffer().clone()
+}
+
+fn lines(buf: &Buffer) -> Vec<String> {
+    let area = buf.area;
+    (0..area.height)
+        .map(|y| {
+            (0..area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect()
+}
+
+fn screen(app: &mut App, w: u16, h: u16) -> Vec<String> {
+    lines(&draw(app, w, h, Theme { color: false }))
+}
+
+fn press(app: &mut App, code: KeyCode) -> Effect {
+    let cmd = input::command(KeyEvent::new(code, KeyModifiers::NONE), app.mode())
+        .unwrap_or_else(|| panic!("no command for {code:?}"));
+    app.apply(cmd)
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        press(app, KeyCode::Char(c));
+    }
+}
+
+/// The table rows on screen: the lines after the column header line.
+fn rows(screen: &[String], header: &str) -> Vec<String> {
+    let at = screen
+        .iter()
+        .position(|l| l.contains(header) && !l.contains("sort "))
+        .unwrap_or_else(|| panic!("no header {header:?} in\n{}", screen.join("\n")));
+    screen[at + 1..]
+        .iter()
+        .take_while(|l| !l.trim().is_empty() && !l.contains('┌'))
+        .filter(|l| !l.starts_with(" q quit") && !l.starts_with(" q ? "))
+        .cloned()
+        .collect()
+}
+
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+fn dump(s: &[String]) -> String {
+    s.join("\n")
+}
+
+#[test]
+fn callers_view_rows_numbers_and_default_order() {
+    let st = stats();
+    let mut app = app();
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 80, 24);
+    let text = dump(&s);
+    // Header: target, totals, rate.
+    assert!(
+        s[0].contains("pid 4242") && s[0].contains("go1.24.11") && s[0].contains("swiss"),
+        "{text}"
+    );
+    assert!(s[0].contains("attached 00:01:08"), "{text}");
+    assert!(
+        s[1].contains("deletes 50") && s[1].contains("clears 1"),
+        "{text}"
+    );
+    assert!(
+        s[1].contains("lost 0") && s[1].contains("sampling 100%"),
+        "{text}"
+    );
+    let r = rows(&s, "TOTAL");
+    assert_eq!(r.len(), 3, "{text}");
+    assert_eq!(
+        &words(&r[0])[..6],
+        [
+            "33",
+            "13",
+            "64.7%",
+            "2",
+            "main.(*Cache).evict",
+            "cache.go:42"
+        ],
+        "{text}"
+    );
+    assert!(r[0].contains("main.UserMap"), "{text}");
+    assert_eq!(
+        &words(&r[1])[..6],
+        ["13", "0", "25.5%", "1", "main.cleanup", "jobs.go:88"]
+    );
+    assert!(r[1].contains("map[int64]*main."), "{text}");
+    assert_eq!(
+        &words(&r[2])[..6],
+        ["5", "5", "9.8%", "1", "main.handle", "server.go:120"]
+    );
+    assert!(s.iter().any(|l| l.contains("3/3")), "{text}");
+}
+
+#[test]
+fn s_cycles_the_sort_column_and_r_reverses_it() {
+    let st = stats();
+    let mut app = app();
+    let order = |app: &mut App| -> Vec<String> {
+        app.refresh(&st, exact(), NOW);
+        rows(&screen(app, 80, 24), "CALLER")
+            .iter()
+            .map(|l| words(l)[4].to_string())
+            .collect()
+    };
+    assert_eq!(
+        order(&mut app),
+        ["main.(*Cache).evict", "main.cleanup", "main.handle"]
+    );
+    press(&mut app, KeyCode::Char('s')); // rate
+    let s = screen(&mut app, 80, 24);
+    assert!(s.iter().any(|l| l.contains("RATE/s▼")), "{}", dump(&s));
+    assert_eq!(
+        order(&mut app),
+        ["main.(*Cache).evict", "main.handle", "main.cleanup"]
+    );
+    press(&mut app, KeyCode::Char('r'));
+    assert_eq!(
+        order(&mut app),
+        ["main.cleanup", "main.handle", "main.(*Cache).evict"]
+    );
+    press(&mut app, KeyCode::Char('s')); // share
+    press(&mut app, KeyCode::Char('s')); // maps
+    press(&mut app, KeyCode::Char('s')); // caller, A to Z
+    let s = screen(&mut app, 80, 24);
+    assert!(s.iter().any(|l| l.contains("CALLER▲")), "{}", dump(&s));
+    assert_eq!(
+        order(&mut app),
+        ["main.(*Cache).evict", "main.cleanup", "main.handle"]
+    );
+    press(&mut app, KeyCode::Char('r'));
+    assert_eq!(
+        order(&mut app),
+        ["main.handle", "main.cleanup", "main.(*Cache).evict"]
+    );
+}
+
+#[test]
+fn maps_view_shows_type_len_counts_and_top_caller() {
+    let st = stats();
+    let mut app = app();
+    press(&mut app, KeyCode::Char('2'));
+    assert_eq!(app.view, View::Maps);
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 120, 30);
+    let text = dump(&s);
+    let r = rows(&s, "MAP TYPE");
+    assert_eq!(r.len(), 4, "{text}");
+    // MAP, TYPE, LEN, DELETES, RATE/s, CLEARS, TOP CALLER (by deletes).
+    assert_eq!(
+        words(&r[0]),
+        [
+            "0xc000100000",
+            "main.UserMap",
+            "71",
+            "30",
+            "10",
+            "0",
+            "main.(*Cache).evict",
+            "cache.go:42"
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        words(&r[1]),
+        [
+            "0xc000200000",
+            "map[int64]*main.Job",
+            "0",
+            "12",
+            "0",
+            "1",
+            "main.cleanup",
+            "jobs.go:88"
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        words(&r[2])[..4],
+        ["0xc000300000", "map[string]int", "7", "5"]
+    );
+    assert_eq!(
+        words(&r[3])[..4],
+        ["0xc000400000", "main.UserMap", "9", "3"]
+    );
+    // Tab goes on to the Events view, Shift-Tab back.
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.view, View::Events);
+    press(&mut app, KeyCode::BackTab);
+    assert_eq!(app.view, View::Maps);
+}
+
+#[test]
+fn events_view_lists_the_newest_first() {
+    let st = stats();
+    let mut app = app();
+    press(&mut app, KeyCode::Char('3'));
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 100, 24);
+    let text = dump(&s);
+    let r = rows(&s, "TIME (UTC)");
+    assert!(r.len() >= 10, "{text}");
+    // The last event: main.handle deleting "s4" at T0+2 (+64 ms).
+    assert_eq!(
+        words(&r[0]),
+        [
+            "22:13:22.064",
+            "18",
+            "map[string]int",
+            "\"s4\"",
+            "main.handle",
+            "server.go:120"
+        ],
+        "{text}"
+    );
+    assert!(words(&r[1]).contains(&"\"s3\""), "{text}");
+    assert!(s.iter().any(|l| l.contains("51/51")), "{text}");
+    // The clear shows as such.
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "Job");
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 100, 24);
+    assert!(s.iter().any(|l| l.contains("clear(5)")), "{}", dump(&s));
+    assert!(s.iter().any(|l| l.contains("13/51")), "{}", dump(&s));
+}
+
+#[test]
+fn slash_filters_rows_by_function_file_map_type_and_key() {
+    let st = stats();
+    let mut app = app();
+    let callers = |app: &mut App| -> Vec<String> {
+        app.refresh(&st, exact(), NOW);
+        rows(&screen(app, 80, 24), "CALLER")
+            .iter()
+            .map(|l| words(l)[4].to_string())
+            .collect()
+    };
+    app.refresh(&st, exact(), NOW);
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "jobs.go"); // file
+    assert_eq!(callers(&mut app), ["main.cleanup"]);
+    let s = screen(&mut app, 80, 24);
+    assert!(
+        s.iter()
+            .any(|l| l.contains("/jobs.go") && l.contains("1/3")),
+        "{}",
+        dump(&s)
+    );
+    // Esc while editing clears the filter (it does not quit).
+    assert_eq!(press(&mut app, KeyCode::Esc), Effect::None);
+    assert!(app.filter.is_empty() && !app.editing);
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "usermap"); // map type, smart case
+    assert_eq!(callers(&mut app), ["main.(*Cache).evict"]);
+    for _ in 0.."usermap".len() {
+        press(&mut app, KeyCode::Backspace);
+    }
+    type_text(&mut app, "s3"); // a key
+    press(&mut app, KeyCode::Enter);
+    assert!(!app.editing);
+    assert_eq!(callers(&mut app), ["main.handle"]);
+    // The filter applies to the Maps view too.
+    press(&mut app, KeyCode::Char('2'));
+    app.refresh(&st, exact(), NOW);
+    let r = rows(&screen(&mut app, 80, 24), "MAP TYPE");
+    assert_eq!(r.len(), 1);
+    assert!(r[0].starts_with("0xc000300000"));
+    // Nothing matches: say so.
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "zzz");
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 80, 24);
+    assert!(
+        s.iter().any(|l| l.contains("no rows match /s3zzz")),
+        "{}",
+        dump(&s)
+    );
+}
+
+#[test]
+fn enter_opens_the_detail_with_the_stack_keys_and_chart() {
+    let st = stats();
+    let mut app = app();
+    app.refresh(&st, exact(), NOW);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down); // main.handle
+    press(&mut app, KeyCode::Enter);
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 80, 24);
+    let text = dump(&s);
+    assert!(
+        text.contains("main.handle /src/app/server.go:120"),
+        "{text}"
+    );
+    assert!(text.contains("\"s4\""), "{text}");
+    assert!(text.contains("maps.DeleteFunc[...] [inlined]"), "{text}");
+    assert!(text.contains("▶ main.handle"), "{text}");
+    assert!(text.contains("rate/s"), "{text}");
+    // The selection follows its row when the order changes.
+    press(&mut app, KeyCode::Char('r'));
+    app.refresh(&st, exact(), NOW);
+    assert_eq!(app.selected(), 0);
+    // Esc closes the detail, then quits.
+    assert_eq!(press(&mut app, KeyCode::Esc), Effect::None);
+    assert!(!app.detail_open);
+    assert_eq!(press(&mut app, KeyCode::Esc), Effect::Quit);
+    assert_eq!(press(&mut app, KeyCode::Char('q')), Effect::Quit);
+}
+
+#[test]
+fn layout_holds_at_80x24_and_uses_200x60() {
+    let st = stats();
+    for view in ['1', '2', '3'] {
+        for detail in [false, true] {
+            let mut app = app();
+            press(&mut app, KeyCode::Char(view));
+            if detail {
+                press(&mut app, KeyCode::Enter);
+            }
+            app.ended = Some(Ended::Exited(Some(ExitStatus::Code(0))));
+            app.refresh(&st, exact(), NOW);
+            for (w, h) in [(80u16, 24u16), (200, 60)] {
+                let s = screen(&mut app, w, h);
+                let text = dump(&s);
+                assert_eq!(s.len(), h as usize);
+                assert!(s[1].contains("deletes 50"), "{w}x{h}:\n{text}");
+                assert!(
+                    text.contains("process exited (status 0)"),
+                    "{w}x{h}:\n{text}"
+                );
+                assert!(s[h as usize - 1].contains("? help"), "{w}x{h}:\n{text}");
+                assert!(
+                    text.contains("1 Callers") && text.contains("3 Events"),
+                    "{w}x{h}:\n{text}"
+                );
+                if detail && w == 200 {
+                    // Side by side: the detail's border starts right of the middle.
+                    let top = s.iter().find(|l| l.contains('┌')).unwrap();
+                    let col = top.chars().position(|c| c == '┌').unwrap();
+                    assert!(col > 100, "{text}");
+                }
+                if !detail {
+                    // A large terminal shows every row; a small one as many as fit.
+                    let n = match view {
+                        '1' => 3,
+                        '2' => 4,
+                        _ => 51,
+                    };
+                    let header = ["TOTAL", "DELETES", "TIME"]["123".find(view).unwrap()];
+                    let shown = rows(&s, header).len();
+                    assert_eq!(shown, n.min(h as usize - 7), "{w}x{h} view {view}:\n{text}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn tiny_terminals_do_not_break_the_layout() {
+    let st = stats();
+    for (w, h) in [(1u16, 1u16), (10, 3), (20, 5), (40, 10), (80, 8)] {
+        for keys in ["", "\n", "?", "2\n", "3\n", "/x"] {
+            let mut app = app();
+            app.ended = Some(Ended::Exited(None));
+            app.refresh(&st, exact(), NOW);
+            for c in keys.chars() {
+                press(
+                    &mut app,
+                    if c == '\n' {
+                        KeyCode::Enter
+                    } else {
+                        KeyCode::Char(c)
+                    },
+                );
+            }
+            app.refresh(&st, exact(), NOW);
+            let s = screen(&mut app, w, h);
+            assert_eq!(s.len(), h as usize);
+        }
+    }
+}
+
+#[test]
+fn no_color_draws_without_colour_and_lost_events_warn() {
+    let st = stats();
+    let mut app = app();
+    let lost = Some(Totals {
+        deletes: 50,
+        clears: 1,
+        lost: 7,
+        sampled_out: 0,
+    });
+    app.refresh(&st, lost, NOW);
+    let mono = draw(&mut app, 80, 24, Theme { color: false });
+    assert!(mono
+        .content
+        .iter()
+        .all(|c| c.fg == Color::Reset && c.bg == Color::Reset));
+    let color = draw(&mut app, 80, 24, Theme { color: true });
+    let l = lines(&color);
+    let x = l[1].find("lost 7").expect("lost shown") + "lost ".len();
+    let x = l[1][..x].chars().count() as u16;
+    assert_eq!(color[(x, 1)].symbol(), "7");
+    assert_eq!(
+        color[(x, 1)].fg,
+        Color::Yellow,
+        "lost events in the warning colour"
+    );
+}
+
+#[test]
+fn pause_freezes_the_rows_while_the_totals_go_on() {
+    let mut st = stats();
+    let mut app = app();
+    press(&mut app, KeyCode::Char('3'));
+    app.refresh(&st, exact(), NOW);
+    press(&mut app, KeyCode::Char(' '));
+    app.refresh(&st, exact(), NOW);
+    let before = rows(&screen(&mut app, 100, 24), "TIME");
+    // More events arrive.
+    let mut more = events()[0].clone();
+    more.key = KeyValue::Str("late".into());
+    more.ts_ns = (T0 + 3) * NS;
+    st.apply(&more);
+    let later = Some(Totals {
+        deletes: 51,
+        clears: 1,
+        lost: 0,
+        sampled_out: 0,
+    });
+    app.refresh(&st, later, NOW);
+    let s = screen(&mut app, 100, 24);
+    assert_eq!(rows(&s, "TIME"), before);
+    assert!(s[1].contains("deletes 51"), "{}", dump(&s));
+    assert!(s[1].contains("PAUSED"), "{}", dump(&s));
+    press(&mut app, KeyCode::Char(' '));
+    app.refresh(&st, later, NOW);
+    let s = screen(&mut app, 100, 24);
+    assert!(rows(&s, "TIME")[0].contains("\"late\""), "{}", dump(&s));
+}
+
+#[test]
+fn c_resets_the_counters() {
+    let mut st = stats();
+    let mut app = app();
+    app.refresh(&st, exact(), NOW);
+    assert_eq!(press(&mut app, KeyCode::Char('c')), Effect::Reset);
+    st.reset();
+    app.reset();
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 80, 24);
+    let text = dump(&s);
+    assert!(
+        s[1].contains("deletes 0") && s[1].contains("clears 0"),
+        "{text}"
+    );
+    assert!(text.contains("waiting for map deletes"), "{text}");
+    assert!(text.contains("counters reset"), "{text}");
+}
+
+#[test]
+fn e_exports_folded_stacks_and_json_aggregates() {
+    let st = stats();
+    let mut app = app();
+    app.refresh(&st, exact(), NOW);
+    assert_eq!(press(&mut app, KeyCode::Char('e')), Effect::Export);
+    let dir = tempfile::tempdir().unwrap();
+    let (folded, json) = mdt::sinks::tui::export::write(dir.path(), &app, &st).unwrap();
+    let folded = std::fs::read_to_string(folded).unwrap();
+    assert!(
+        folded.contains(
+            "main.main;main.handle;maps.DeleteFunc[...]_[i];runtime.mapdelete_faststr 5\n"
+        ),
+        "{folded}"
+    );
+    assert!(
+        folded.contains("main.main;main.(*Cache).evict;runtime.mapdelete_faststr 33\n"),
+        "{folded}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert_eq!(v["totals"]["deletes"], 50);
+    assert_eq!(
+        v["callers"][0]["caller"],
+        "main.(*Cache).evict /src/app/cache.go:42"
+    );
+    assert_eq!(v["callers"][0]["total"], 33);
+    assert_eq!(v["maps"].as_array().unwrap().len(), 4);
+    // A second export the same second gets new names.
+    let (f2, _) = mdt::sinks::tui::export::write(dir.path(), &app, &st).unwrap();
+    assert!(f2.display().to_string().ends_with("-1.folded"));
+}
+
+#[test]
+fn a_full_table_says_capped_in_the_header() {
+    let mut st = stats();
+    let mut e = events()[0].clone();
+    for i in 0..MAX_MAPS as u64 {
+        e.map = 0xd000_0000 + i * 64;
+        st.apply(&e);
+    }
+    let mut app = app();
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 80, 24);
+    assert!(s[2].contains("capped: maps"), "{}", dump(&s));
+}
+
+#[test]
+fn help_lists_the_keys() {
+    let st = stats();
+    let mut app = app();
+    press(&mut app, KeyCode::Char('?'));
+    app.refresh(&st, exact(), NOW);
+    let text = dump(&screen(&mut app, 80, 24));
+    for k in [
+        "quit",
+        "switch view",
+        "sort by the next column",
+        "filter rows",
+        "pause",
+        "export",
+    ] {
+        assert!(text.contains(k), "{k}: {text}");
+    }
+    press(&mut app, KeyCode::Esc);
+    assert!(!app.help);
+}
+
+#[test]
+fn banner_when_the_target_exited_or_the_duration_passed() {
+    let st = stats();
+    let mut app = app();
+    app.ended = Some(Ended::Exited(Some(ExitStatus::Code(3))));
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 80, 24);
+    assert!(
+        s[3].contains("process exited (status 3) · press q to quit"),
+        "{}",
+        dump(&s)
+    );
+    app.ended = Some(Ended::Duration(std::time::Duration::from_secs(30)));
+    let s = screen(&mut app, 80, 24);
+    assert!(s[3].contains("tracing stopped after 30s"), "{}", dump(&s));
+}
