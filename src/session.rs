@@ -128,8 +128,14 @@ impl Session {
         // Read once, now: a -p target may exit before the first event is
         // decoded, and /proc/PID/exe goes with it.
         let file = Arc::new(crate::gobin::elf::read_file(&binary_path)?);
-        let binary = GoBinary::analyze(&binary_path, &file)
-            .with_context(|| binary_path.display().to_string())?;
+        let binary = GoBinary::analyze(&binary_path, &file).with_context(|| match &spec {
+            // "process 42 (/usr/bin/sleep): not a Go program", not "/proc/42/exe: ...".
+            TargetSpec::Pid(pid) => match std::fs::read_link(&binary_path) {
+                Ok(real) => format!("process {pid} ({})", real.display()),
+                Err(_) => format!("process {pid}"),
+            },
+            TargetSpec::Launch(_) => binary_path.display().to_string(),
+        })?;
         let layout = check_traceable(&binary)?;
         target::check_privileges()?;
 
@@ -173,22 +179,13 @@ impl Session {
             probe_vas: attached.iter().map(|p| p.probe_va).collect(),
             ..ProbeConfig::default()
         };
-        let mut probes = Probes::load(&config)?;
         let attach_path = match &target {
             // Through /proc so a process in another mount namespace works.
             Target::Attached { pid, .. } => PathBuf::from(format!("/proc/{pid}/exe")),
             Target::Launched { child, .. } => child.program.clone(),
         };
-        for (id, f) in attach_points.iter().enumerate() {
-            probes
-                .attach_uprobe(
-                    &attach_path,
-                    f.probe_file_offset(),
-                    id as u32,
-                    Some(target.pid() as u32),
-                )
-                .with_context(|| format!("attaching to {}", f.name))?;
-        }
+        let offsets: Vec<u64> = attach_points.iter().map(|f| f.probe_file_offset()).collect();
+        let probes = attach(config, &attach_path, &offsets, target.pid() as u32)?;
         let attach_time = started.elapsed();
         if let Target::Launched { child, .. } = &mut target {
             child.release()?;
@@ -573,6 +570,23 @@ fn report_lost(probes: &Probes, pump: &RefCell<Pump>, seen: u64) -> Result<u64> 
         }
     }
     Ok(total.max(seen))
+}
+
+/// Loads the probes and arms them: with one uprobe.multi link where the
+/// kernel has it (one syscall, one grace period to detach), else one
+/// uprobe per attach point.
+fn attach(config: ProbeConfig, path: &std::path::Path, offsets: &[u64], pid: u32) -> Result<Probes> {
+    let multi = ProbeConfig {
+        multi: true,
+        ..config.clone()
+    };
+    let armed = Probes::load(&multi).and_then(|mut p| p.attach_all(path, offsets, Some(pid)).map(|()| p));
+    if let Ok(probes) = armed {
+        return Ok(probes);
+    }
+    let mut probes = Probes::load(&config)?;
+    probes.attach_all(path, offsets, Some(pid))?;
+    Ok(probes)
 }
 
 fn probe_kind(key: KeyArg, receiver_first: bool) -> ProbeKind {

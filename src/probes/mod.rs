@@ -215,6 +215,9 @@ pub struct ProbeConfig {
     pub ringbuf_bytes: u32,
     /// Key bytes copied per event, `0..=MAX_KEY_BYTES`.
     pub key_bytes: u32,
+    /// Attach with one uprobe.multi link (Linux 6.6+) instead of one
+    /// uprobe per attach point.
+    pub multi: bool,
     /// Offset of the element count in the map header.
     pub map_count_offset: u32,
     /// Count hits per (stack, map type, probe) in the kernel instead of
@@ -246,6 +249,7 @@ impl Default for ProbeConfig {
             sample_rate: 1.0,
             ringbuf_bytes: DEFAULT_RINGBUF_BYTES,
             key_bytes: 64,
+            multi: false,
             map_count_offset: 0,
             aggregate: false,
             aggregate_goid: false,
@@ -330,6 +334,7 @@ pub struct Probes {
     links: Vec<AttachedProbe>,
     skel: MdtSkel<'static>,
     n_probes: usize,
+    multi: bool,
 }
 
 /// One uprobe attachment.
@@ -392,6 +397,8 @@ impl Probes {
                 .map_err(|e| bpf_error(e, "sizing the site counts"))?;
         }
 
+        open.progs.mdt_map_delete.set_autoload(!cfg.multi);
+        open.progs.mdt_map_delete_multi.set_autoload(cfg.multi);
         let skel = open.load().map_err(|e| {
             bpf_error(
                 e,
@@ -402,7 +409,37 @@ impl Probes {
             links: Vec::new(),
             skel,
             n_probes: cfg.probes.len(),
+            multi: cfg.multi,
         })
+    }
+
+    /// Attaches a probe at each file offset of `binary`; probe id = index.
+    /// With `ProbeConfig::multi`, one uprobe.multi link arms them all.
+    pub fn attach_all(&mut self, binary: &Path, file_offsets: &[u64], pid: Option<u32>) -> Result<()> {
+        if !self.multi {
+            for (id, &off) in file_offsets.iter().enumerate() {
+                self.attach_uprobe(binary, off, id as u32, pid)?;
+            }
+            return Ok(());
+        }
+        let pid = pid.map_or(Ok(-1), i32::try_from).context("pid out of range")?;
+        let opts = libbpf_rs::UprobeMultiOpts {
+            offsets: file_offsets
+                .iter()
+                .map(|&o| usize::try_from(o))
+                .collect::<std::result::Result<_, _>>()
+                .context("file offset out of range")?,
+            cookies: (0..file_offsets.len() as u64).collect(),
+            ..libbpf_rs::UprobeMultiOpts::default()
+        };
+        let link = self
+            .skel
+            .progs
+            .mdt_map_delete_multi
+            .attach_uprobe_multi_with_opts(pid, binary, "", opts)
+            .map_err(|e| bpf_error(e, &format!("attaching uprobes to {}", binary.display())))?;
+        self.links.push(AttachedProbe { _link: link });
+        Ok(())
     }
 
     /// Attaches the program as a uprobe on `binary` at `file_offset` (a
