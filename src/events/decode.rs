@@ -87,7 +87,17 @@ impl Decoder {
         let ty = namer.types.map_type(raw.map_type_ptr);
         let key = match kind {
             EventKind::Clear => KeyValue::None,
-            EventKind::Delete if raw.key_fault() => KeyValue::None,
+            EventKind::Delete if raw.key_fault() => {
+                match reread_key(&namer.types, raw, probe.kind, key_bytes) {
+                    Some(bytes) => KeyValue::decode(
+                        ty.key_kind,
+                        ty.key_size,
+                        &bytes,
+                        probe.kind == ProbeKind::FastStr,
+                    ),
+                    None => KeyValue::None,
+                }
+            }
             EventKind::Delete => KeyValue::decode(
                 ty.key_kind,
                 ty.key_size,
@@ -136,6 +146,33 @@ impl Decoder {
         let frames = namer.symbolizer.stack(stack);
         Some((probe, frames, ty))
     }
+}
+
+/// The key of a delete whose key bytes the probe could not copy (their page
+/// was not resident: a uprobe cannot fault it in), read again from user
+/// space. Only when the probe knew where the bytes are and how many
+/// (`key_u64` is the key's address and `key_len` its size: the fast string
+/// path, and keys passed by pointer that are not strings); when reading the
+/// key's type failed instead, the key may sit in a stack slot that has been
+/// reused since, and the key stays unknown rather than guessed.
+fn reread_key(
+    types: &TypeResolver,
+    raw: &MdtEvent,
+    kind: ProbeKind,
+    key_bytes: usize,
+) -> Option<Vec<u8>> {
+    let by_address = match kind {
+        ProbeKind::FastStr => true,
+        ProbeKind::KeyPtr | ProbeKind::SwissDelete => !raw.key_is_string(),
+        _ => false,
+    };
+    if !by_address || raw.key_len == 0 || raw.key_u64 == 0 {
+        return None;
+    }
+    let n = (raw.key_len as usize)
+        .min(crate::probes::MAX_KEY_BYTES)
+        .min(key_bytes);
+    types.read_data(raw.key_u64, n)
 }
 
 /// Wall clock minus CLOCK_MONOTONIC (what `bpf_ktime_get_ns` returns).

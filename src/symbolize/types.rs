@@ -95,6 +95,28 @@ impl TypeResolver {
         from_file.or_else(|| self.mem.as_ref()?.read(addr, len))
     }
 
+    /// Bytes of the target's data at a run-time address, for a key the
+    /// probe could not copy because its page was not resident (a BPF uprobe
+    /// cannot fault pages in). A page that was not mapped when the delete
+    /// ran had not been written since it was mapped, so its bytes are still
+    /// what the live process reads now (faulting it in), or, once the target
+    /// has exited, what the executable holds when the address is in one of
+    /// its file-backed segments (static data such as the runtime's table of
+    /// small integers that `reflect` points int keys at).
+    pub fn read_data(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        if len == 0 {
+            return Some(Vec::new());
+        }
+        self.mem
+            .as_ref()
+            .and_then(|m| m.read(addr, len))
+            .or_else(|| {
+                let elf = Elf::parse(&self.file).ok()?;
+                elf.read_va(addr.wrapping_sub(self.bias), len as u64)
+                    .map(<[u8]>::to_vec)
+            })
+    }
+
     fn u8(&self, addr: u64) -> Option<u8> {
         self.read(addr, 1).map(|b| b[0])
     }

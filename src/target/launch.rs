@@ -45,7 +45,8 @@ pub fn resolve_program(program: &OsStr) -> Result<PathBuf> {
 /// Forks a child that will exec `program` with `args` once released.
 /// `argv0` is the command as the user typed it.
 pub fn spawn_held(program: &Path, argv0: &OsStr, args: &[OsString]) -> Result<HeldChild> {
-    let path = CString::new(program.as_os_str().as_bytes()).context("program path has a NUL byte")?;
+    let path =
+        CString::new(program.as_os_str().as_bytes()).context("program path has a NUL byte")?;
     let mut argv = vec![CString::new(argv0.as_bytes()).context("the command has a NUL byte")?];
     for a in args {
         argv.push(CString::new(a.as_bytes()).context("an argument has a NUL byte")?);

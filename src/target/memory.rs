@@ -13,8 +13,9 @@ pub struct ProcessMemory {
 
 impl ProcessMemory {
     pub fn open(pid: i32) -> Result<Self> {
-        let file = File::open(format!("/proc/{pid}/mem"))
-            .with_context(|| format!("cannot read the memory of process {pid} (needs root or CAP_SYS_PTRACE)"))?;
+        let file = File::open(format!("/proc/{pid}/mem")).with_context(|| {
+            format!("cannot read the memory of process {pid} (needs root or CAP_SYS_PTRACE)")
+        })?;
         Ok(ProcessMemory { file })
     }
 
@@ -25,7 +26,8 @@ impl ProcessMemory {
     }
 
     pub fn u64(&self, addr: u64) -> Option<u64> {
-        self.read(addr, 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+        self.read(addr, 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
     }
 
     pub fn u8(&self, addr: u64) -> Option<u8> {
@@ -33,7 +35,8 @@ impl ProcessMemory {
     }
 
     pub fn i32(&self, addr: u64) -> Option<i32> {
-        self.read(addr, 4).map(|b| i32::from_le_bytes(b.try_into().unwrap_or_default()))
+        self.read(addr, 4)
+            .map(|b| i32::from_le_bytes(b.try_into().unwrap_or_default()))
     }
 }
 
@@ -54,7 +57,9 @@ pub fn load_bias(pid: i32, link_base: u64, exe_ino: u64) -> Result<u64> {
         ) else {
             continue;
         };
-        if inode.parse::<u64>().ok() != Some(exe_ino) || u64::from_str_radix(offset, 16).ok() != Some(0) {
+        if inode.parse::<u64>().ok() != Some(exe_ino)
+            || u64::from_str_radix(offset, 16).ok() != Some(0)
+        {
             continue;
         }
         let start = range

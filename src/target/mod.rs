@@ -21,6 +21,10 @@ pub fn exe_of(pid: i32) -> Result<PathBuf> {
     let exe = proc_dir.join("exe");
     match std::fs::File::open(&exe) {
         Ok(_) => Ok(exe),
+        // SAFETY: geteuid has no preconditions.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && unsafe { libc::geteuid() } == 0 => bail!(
+            "permission denied reading /proc/{pid}/exe: this root process lacks CAP_SYS_PTRACE, which mdt needs to read another process"
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
             "permission denied reading /proc/{pid}/exe: run mdt as root (or with CAP_SYS_PTRACE) to read another user's process"
         ),
@@ -71,28 +75,55 @@ impl Drop for ProcessWatch {
 }
 
 /// Checks that this process may load BPF programs and read other processes:
-/// root, or CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN) and CAP_SYS_PTRACE.
+/// CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN) and CAP_SYS_PTRACE, which root
+/// has unless they were taken away (a container, `setpriv`, systemd's
+/// `CapabilityBoundingSet`): so the effective set is checked even for root.
 pub fn check_privileges() -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    let missing = missing_capabilities(effective_capabilities());
+    if missing.is_empty() {
         return Ok(());
     }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        bail!(
+            "permission denied: mdt trace needs the capabilities CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE, and this root process lacks {} (in a container: add them, e.g. docker run --cap-add BPF --cap-add PERFMON --cap-add SYS_PTRACE)",
+            missing.join(", ")
+        );
+    }
+    bail!("permission denied: mdt trace needs root, or the capabilities CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE (try sudo)");
+}
+
+/// The effective capability set of this process (`CapEff` in /proc/self/status).
+fn effective_capabilities() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let caps = status
+    status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
-    let has = |bit: u32| caps & (1u64 << bit) != 0;
+        .unwrap_or(0)
+}
+
+/// The capabilities tracing needs that `caps` lacks (CAP_SYS_ADMIN stands in
+/// for CAP_BPF and CAP_PERFMON, as on kernels before 5.8).
+fn missing_capabilities(caps: u64) -> Vec<&'static str> {
     const CAP_SYS_PTRACE: u32 = 19;
     const CAP_SYS_ADMIN: u32 = 21;
     const CAP_PERFMON: u32 = 38;
     const CAP_BPF: u32 = 39;
-    let bpf = has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
-    if !bpf || !has(CAP_SYS_PTRACE) {
-        bail!("permission denied: mdt trace needs root, or the capabilities CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE (try sudo)");
+    let has = |bit: u32| caps & (1u64 << bit) != 0;
+    let mut missing = Vec::new();
+    if !has(CAP_SYS_ADMIN) {
+        if !has(CAP_BPF) {
+            missing.push("CAP_BPF");
+        }
+        if !has(CAP_PERFMON) {
+            missing.push("CAP_PERFMON");
+        }
     }
-    Ok(())
+    if !has(CAP_SYS_PTRACE) {
+        missing.push("CAP_SYS_PTRACE");
+    }
+    missing
 }
 
 /// Checks the kernel features the probes need, with what to do if absent.
@@ -104,4 +135,25 @@ pub fn check_kernel() -> Result<()> {
         bail!("this kernel has no uprobes (/sys/bus/event_source/devices/uprobe is missing): mdt needs CONFIG_UPROBE_EVENTS=y");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_capabilities_are_named() {
+        assert!(missing_capabilities(u64::MAX).is_empty());
+        assert_eq!(
+            missing_capabilities(0),
+            ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE"]
+        );
+        // CAP_SYS_ADMIN + CAP_SYS_PTRACE is enough.
+        assert!(missing_capabilities((1 << 21) | (1 << 19)).is_empty());
+        // Root in a default container: no BPF, PERFMON, SYS_ADMIN, SYS_PTRACE.
+        assert_eq!(
+            missing_capabilities(0xa80425fb),
+            ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE"]
+        );
+    }
 }

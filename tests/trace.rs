@@ -1,0 +1,1788 @@
+//! `mdt trace` end to end, as root, with real uprobes on real Go processes: the `deletes`
+//! fixture (fixtures/deletes) knows every delete it does and writes them (`-expect FILE`); each
+//! test traces it and compares, for every toolchain × variant of the matrix (`MDT_GO_VERSIONS`).
+//!
+//! * `launch_and_pid_mode_find_every_delete_exactly_once`: launch mode (default `--key-bytes`,
+//!   then `--key-bytes 256` with `-exit-code 3`) and `-p` mode: every expected delete/clear is
+//!   matched by exactly one traced record (kind, map type, key type, key, truncation, goroutine,
+//!   map address, caller function/file/line, cleared), nothing is left over, the stack holds the
+//!   fixture's call chain, and the summary's totals equal the fixture's own counts. The target's
+//!   stdout and exit status are the same as in an untraced run.
+//! * `sampling_keeps_exact_totals`: `--sample 0.1`, the environment variable, and the flag
+//!   winning over the variable.
+//! * `only_the_chosen_process_is_traced`: two processes of one binary, one traced.
+//! * `signals_end_with_a_complete_summary`: SIGINT (stdout) and SIGTERM (`-o FILE`) to mdt
+//!   while the target deletes; the target survives the detach.
+//! * `filters_and_redaction`: `--map-type`, `--func`, `--redact-keys`.
+//! * `errors_are_one_line`: user mistakes get one `mdt: ...` line and a non-zero exit.
+//! * `decoder_rereads_keys_the_probe_could_not_read` (no BPF): keys on pages that were not
+//!   resident when the probe fired are read again in user space.
+//!
+//! Needs root and BPF: without them the tests are skipped, unless `CI=true` (then they fail).
+//! Every process is started in its own process group and killed (group and all) if a test fails
+//! or times out, so a hung mdt fails the test instead of hanging it. Each test runs the matrix
+//! on `MDT_TRACE_TEST_THREADS` threads (default 6): most of a run is waiting, chiefly for the
+//! kernel to unregister mdt's uprobes when it exits (about 0.1 s per probe, serialized across
+//! the whole machine), which bounds how fast this suite can be.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{Toolchain, Variant};
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts
+
+/// mdt attached and announced itself (debug build, loaded machine).
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
+/// A whole traced or untraced run of the fixture.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// mdt to finish after its target exited or after a signal.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+const ANNOUNCE: &str = "mdt: tracing pid ";
+const SAMPLING_ENV: &str = "MAP_DELETE_TRACER_SAMPLING_RATE";
+
+/// A private link to (or copy of) the mdt under test, made once per test process: other builds
+/// sharing the target directory may replace `target/debug/mdt` while the tests run.
+fn mdt_bin() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = common::target_dir().join("tmp").join("trace-bin");
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        // Copies left by earlier test processes that are gone.
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("mdt-") {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        let copy = dir.join(format!("mdt-{}", std::process::id()));
+        let tmp = dir.join(format!(".mdt-{}.tmp", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        // A hard link keeps this build's file even when cargo replaces target/debug/mdt (it
+        // writes a new file); a copy where linking is not possible. Retried: a concurrent build
+        // may be replacing it right now.
+        let src = Path::new(env!("CARGO_BIN_EXE_mdt"));
+        for attempt in 0.. {
+            match fs::hard_link(src, &tmp).or_else(|_| fs::copy(src, &tmp).map(|_| ())) {
+                Ok(()) => break,
+                Err(_) if attempt < 100 => std::thread::sleep(Duration::from_millis(100)),
+                Err(e) => panic!("copy {}: {e}", src.display()),
+            }
+        }
+        fs::rename(&tmp, &copy).unwrap();
+        copy
+    })
+}
+
+/// `mdt ARGS`, with the sampling variable removed (it is set only where a test wants it).
+fn mdt_cmd<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = Command::new(mdt_bin());
+    cmd.args(args)
+        .env_remove(SAMPLING_ENV)
+        .env_remove("RUST_BACKTRACE")
+        .env("GORACE", GORACE);
+    cmd
+}
+
+/// The race runtime sleeps a second at exit by default (`atexit_sleep_ms=1000`): not needed
+/// here. Passed to every fixture, directly or through mdt's launch.
+const GORACE: &str = "atexit_sleep_ms=0";
+
+/// A command running the fixture `bin` (without mdt).
+fn fixture_cmd(bin: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env("GORACE", GORACE);
+    cmd
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/// Collects everything a child writes to one pipe, in a thread; waiters are woken per chunk.
+/// The bytes read so far and whether the pipe is closed, and a condition variable.
+type Shared = Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>;
+
+struct Collector {
+    state: Shared,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Collector {
+    fn new<R: Read + Send + 'static>(mut pipe: R) -> Collector {
+        let state = Arc::new((Mutex::new((Vec::new(), false)), Condvar::new()));
+        let st = state.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 1 << 16];
+            loop {
+                let n = match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => 0,
+                    Ok(n) => n,
+                };
+                let (lock, cv) = &*st;
+                let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
+                if n == 0 {
+                    g.1 = true;
+                    cv.notify_all();
+                    return;
+                }
+                g.0.extend_from_slice(&buf[..n]);
+                cv.notify_all();
+            }
+        });
+        Collector {
+            state,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits until `pred(bytes so far)` holds or the pipe closes; false on timeout or close
+    /// without the predicate.
+    fn wait_for(&self, timeout: Duration, pred: impl Fn(&[u8]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.state;
+        let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if pred(&g.0) {
+                return true;
+            }
+            if g.1 {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            g = cv
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn snapshot(&self) -> String {
+        let g = self.state.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&g.0).into_owned()
+    }
+
+    /// Everything, once the pipe is closed (every writer exited).
+    fn finish(&mut self, timeout: Duration) -> Vec<u8> {
+        assert!(
+            self.wait_for(timeout, |_| false) || self.state.0.lock().unwrap().1,
+            "pipe still open after {timeout:?}"
+        );
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::mem::take(&mut self.state.0.lock().unwrap().0)
+    }
+}
+
+/// A child in its own process group. On drop (a failed assertion, a timeout) the whole group
+/// is killed and the child reaped: no process outlives its test.
+struct Proc {
+    name: String,
+    child: Child,
+    status: Option<ExitStatus>,
+    stdout: Option<Collector>,
+    stderr: Option<Collector>,
+    stdin: Option<ChildStdin>,
+}
+
+impl Proc {
+    /// Spawns `cmd` (stdin: `stdin`; stdout/stderr piped and collected).
+    fn spawn(name: &str, mut cmd: Command, stdin: Stdio) -> Proc {
+        cmd.stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = None;
+        for attempt in 0.. {
+            match cmd.spawn() {
+                Ok(c) => {
+                    child = Some(c);
+                    break;
+                }
+                // A freshly written executable can still be open for writing in a child
+                // another thread forked and that has not exec'd yet.
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 50 => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("{name}: cannot start {:?}: {e}", cmd.get_program()),
+            }
+        }
+        let mut child = child.unwrap();
+        let stdout = child.stdout.take().map(Collector::new);
+        let stderr = child.stderr.take().map(Collector::new);
+        let stdin = child.stdin.take();
+        Proc {
+            name: name.to_string(),
+            child,
+            status: None,
+            stdout,
+            stderr,
+            stdin,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn stderr_text(&self) -> String {
+        self.stderr
+            .as_ref()
+            .map(|c| c.snapshot())
+            .unwrap_or_default()
+    }
+
+    fn stdout_text(&self) -> String {
+        self.stdout
+            .as_ref()
+            .map(|c| c.snapshot())
+            .unwrap_or_default()
+    }
+
+    /// Has it exited? Does not reap it (WNOWAIT), so its pid and process group stay ours.
+    fn has_exited(&self) -> bool {
+        // SAFETY: waitid on our own child with a zeroed siginfo_t it may fill.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.pid() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: si_pid is valid to read for a WEXITED result (0 if nothing exited).
+        r == 0 && unsafe { info.si_pid() } == self.pid()
+    }
+
+    /// Waits for the exit; on timeout kills the group and fails with `what` and the child's
+    /// stderr.
+    fn wait(&mut self, timeout: Duration, what: &str) -> ExitStatus {
+        if let Some(s) = self.status {
+            return s;
+        }
+        let deadline = Instant::now() + timeout;
+        while !self.has_exited() {
+            if Instant::now() >= deadline {
+                let err = self.stderr_text();
+                self.kill();
+                panic!(
+                    "{}: {what}: still running after {timeout:?}; stderr so far:\n{err}",
+                    self.name
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Anything it left behind in its group goes with it (the zombie keeps the pgid ours).
+        // SAFETY: kill of our own process group.
+        unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
+        let s = self.child.wait().expect("wait");
+        self.status = Some(s);
+        s
+    }
+
+    /// Waits for the exit and for both pipes to close; returns (status, stdout, stderr).
+    fn finish(&mut self, timeout: Duration, what: &str) -> (ExitStatus, Vec<u8>, String) {
+        let status = self.wait(timeout, what);
+        let out = self
+            .stdout
+            .as_mut()
+            .map(|c| c.finish(STOP_TIMEOUT))
+            .unwrap_or_default();
+        let err = self
+            .stderr
+            .as_mut()
+            .map(|c| String::from_utf8_lossy(&c.finish(STOP_TIMEOUT)).into_owned())
+            .unwrap_or_default();
+        (status, out, err)
+    }
+
+    fn signal(&self, sig: i32) {
+        assert!(self.status.is_none(), "{}: signal after exit", self.name);
+        // SAFETY: kill of our own, not yet reaped child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    fn kill(&mut self) {
+        if self.status.is_none() {
+            // SAFETY: the child is not reaped yet, so the group id is still ours.
+            unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
+            self.status = self.child.wait().ok();
+        }
+    }
+
+    /// mdt: waits for its "tracing pid N" line on stderr; fails if it exits first.
+    fn wait_announce(&self) {
+        let ok = self
+            .stderr
+            .as_ref()
+            .expect("stderr collected")
+            .wait_for(ATTACH_TIMEOUT, |b| {
+                String::from_utf8_lossy(b).contains(ANNOUNCE)
+            });
+        assert!(
+            ok,
+            "{}: mdt did not announce tracing within {ATTACH_TIMEOUT:?} (or exited); stderr:\n{}",
+            self.name,
+            self.stderr_text()
+        );
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stdin.take();
+        self.kill();
+    }
+}
+
+/// A scratch directory, removed when the test passes (kept for inspection when it fails).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = common::target_dir().join("tmp").join(format!(
+            "trace-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The matrix, in parallel
+
+const WORKER: &str = "matrix-worker";
+
+/// The matrix workers' panics are collected and reported together by [`for_matrix`]: don't
+/// also print each one (with a backtrace when RUST_BACKTRACE is set) as it happens.
+fn quiet_worker_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() != Some(WORKER) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f` for every (toolchain, variant) of the matrix on a few threads (most of a run is
+/// waiting for processes), collects every failure, and fails with all of them.
+fn for_matrix(test: &str, f: impl Fn(&Toolchain, Variant) + Sync) {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let jobs = common::matrix();
+    let workers: usize = std::env::var("MDT_TRACE_TEST_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let started = Instant::now();
+    quiet_worker_panics();
+    std::thread::scope(|s| {
+        for _ in 0..workers.min(jobs.len()) {
+            let worker = std::thread::Builder::new().name(WORKER.into());
+            let spawned = worker.spawn_scoped(s, || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some((tc, v)) = jobs.get(i) else { break };
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tc, *v)));
+                if let Err(e) = r {
+                    let msg = e
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "panic".into());
+                    failures
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(format!("--- {tc} {v}:\n{msg}"));
+                }
+            });
+            spawned.expect("spawn a worker thread");
+        }
+    });
+    common::note(&format!(
+        "{test}: {} toolchain×variant in {:.1}s",
+        jobs.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    let failures = failures.into_inner().unwrap();
+    if !failures.is_empty() {
+        panic!(
+            "{test}: {} of {} failed:\n{}",
+            failures.len(),
+            jobs.len(),
+            failures.join("\n")
+        );
+    }
+}
+
+fn fixture(tc: &Toolchain, v: Variant) -> PathBuf {
+    common::build_fixture("deletes", tc, v)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+/// What one traced run produced.
+struct Traced {
+    status: ExitStatus,
+    /// Every line of the JSON output, parsed (delete, clear, lost, summary).
+    records: Vec<Value>,
+    summary: Value,
+    /// The target's stdout (launch mode: mdt's stdout is the program's).
+    target_stdout: String,
+    mdt_stderr: String,
+}
+
+impl Traced {
+    fn events(&self) -> impl Iterator<Item = &Value> {
+        self.records
+            .iter()
+            .filter(|r| matches!(r["type"].as_str(), Some("delete" | "clear")))
+    }
+
+    fn count(&self) -> usize {
+        self.events().count()
+    }
+}
+
+/// Parses mdt's JSON output: every line complete and valid, the last (and only the last) a
+/// summary.
+fn parse_output(text: &str, ctx: &str) -> (Vec<Value>, Value) {
+    assert!(!text.is_empty(), "{ctx}: no output at all");
+    assert!(
+        text.ends_with('\n'),
+        "{ctx}: output does not end with a complete line: ...{:?}",
+        &text[text.len().saturating_sub(200)..]
+    );
+    let records: Vec<Value> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{ctx}: line {} is not JSON ({e}): {l}", i + 1))
+        })
+        .collect();
+    let n_summaries = records.iter().filter(|r| r["type"] == "summary").count();
+    let last = records.last().unwrap().clone();
+    assert!(
+        last["type"] == "summary" && n_summaries == 1,
+        "{ctx}: the last line must be the only summary; {n_summaries} summaries, last line: {last}"
+    );
+    for r in &records {
+        assert!(
+            matches!(
+                r["type"].as_str(),
+                Some("delete" | "clear" | "lost" | "summary")
+            ),
+            "{ctx}: record without a known type: {r}"
+        );
+    }
+    (records, last)
+}
+
+/// `mdt trace --json -o OUT [flags] -- FIXTURE fixture_args`, to its end.
+fn trace_launch(
+    ctx: &str,
+    bin: &Path,
+    dir: &Scratch,
+    flags: &[&str],
+    fixture_args: &[&str],
+    env: &[(&str, &str)],
+) -> Traced {
+    let out = dir.path("trace.json");
+    let mut cmd = mdt_cmd(["trace", "--json", "-o"]);
+    cmd.arg(&out)
+        .args(flags)
+        .arg("--")
+        .arg(bin)
+        .args(fixture_args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut p = Proc::spawn(&format!("{ctx}: mdt (launch)"), cmd, Stdio::null());
+    let (status, stdout, stderr) = p.finish(RUN_TIMEOUT, "tracing the launched fixture");
+    let text = fs::read_to_string(&out)
+        .unwrap_or_else(|e| panic!("{ctx}: read {}: {e}; mdt stderr:\n{stderr}", out.display()));
+    let (records, summary) = parse_output(&text, ctx);
+    Traced {
+        status,
+        records,
+        summary,
+        target_stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        mdt_stderr: stderr,
+    }
+}
+
+/// The fixture run without mdt: (status, stdout, stderr).
+fn run_untraced(ctx: &str, bin: &Path, args: &[&str]) -> (ExitStatus, String, String) {
+    let mut cmd = fixture_cmd(bin);
+    cmd.args(args);
+    let mut p = Proc::spawn(&format!("{ctx}: untraced fixture"), cmd, Stdio::null());
+    let (s, out, err) = p.finish(RUN_TIMEOUT, "running the fixture");
+    (s, String::from_utf8_lossy(&out).into_owned(), err)
+}
+
+/// Starts the fixture held on `-wait-file`, attaches `mdt trace -p PID --json flags`, then lets
+/// the fixture delete; returns when both ended. The fixture writes its records to `expect`.
+fn trace_pid(ctx: &str, bin: &Path, dir: &Scratch, flags: &[&str]) -> (Traced, PathBuf) {
+    let go = dir.path("go");
+    let expect = dir.path("expect.json");
+    let mut fx = fixture_cmd(bin);
+    fx.arg("-wait-file")
+        .arg(&go)
+        .args(["-wait-timeout", "90s", "-expect"])
+        .arg(&expect);
+    let mut target = Proc::spawn(&format!("{ctx}: fixture"), fx, Stdio::null());
+    let mut cmd = mdt_cmd(["trace", "--json", "-p", &target.pid().to_string()]);
+    cmd.args(flags);
+    let mut mdt = Proc::spawn(&format!("{ctx}: mdt -p"), cmd, Stdio::null());
+    mdt.wait_announce();
+    fs::write(&go, b"").unwrap();
+    let (fs_, fx_out, fx_err) = target.finish(RUN_TIMEOUT, "the fixture deleting");
+    assert!(
+        fs_.success(),
+        "{ctx}: traced fixture failed ({fs_}): {fx_err}"
+    );
+    let (status, stdout, stderr) = mdt.finish(STOP_TIMEOUT, "mdt after its target exited");
+    let text = String::from_utf8_lossy(&stdout).into_owned();
+    assert!(
+        status.success(),
+        "{ctx}: mdt -p exited {status} after the target exited; stderr:\n{stderr}"
+    );
+    let (records, summary) = parse_output(&text, ctx);
+    (
+        Traced {
+            status,
+            records,
+            summary,
+            target_stdout: String::from_utf8_lossy(&fx_out).into_owned(),
+            mdt_stderr: stderr,
+        },
+        expect,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparing with the fixture's records
+
+/// Everything a traced record must agree on with the fixture's record of the same delete.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Ident {
+    kind: String,
+    map_type: String,
+    key_type: String,
+    /// JSON text of the key (number or string); empty for a clear.
+    key: String,
+    key_truncated: Option<bool>,
+    goid: i64,
+    map: String,
+    /// `function file:line`
+    caller: String,
+    cleared: Option<u64>,
+}
+
+fn s(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// The record the fixture wrote, as mdt should report it with `--key-bytes key_bytes`: a
+/// string key longer than that is cut (ASCII here) and marked truncated.
+fn expected_ident(rec: &Value, key_bytes: usize) -> Ident {
+    let kind = s(&rec["kind"]);
+    let (key, key_truncated) = if kind == "delete" {
+        match &rec["key"] {
+            Value::String(k) if k.len() > key_bytes => (
+                Value::String(k[..key_bytes].to_string()).to_string(),
+                Some(true),
+            ),
+            k => (k.to_string(), Some(false)),
+        }
+    } else {
+        (String::new(), None)
+    };
+    Ident {
+        kind,
+        map_type: s(&rec["map_type"]),
+        key_type: s(&rec["key_type"]),
+        key,
+        key_truncated,
+        goid: rec["goid"].as_i64().unwrap_or(-1),
+        map: s(&rec["map"]),
+        caller: format!("{} {}:{}", s(&rec["func"]), s(&rec["file"]), rec["line"]),
+        cleared: rec["cleared"].as_u64(),
+    }
+}
+
+fn traced_ident(ev: &Value) -> Ident {
+    let kind = s(&ev["type"]);
+    let is_delete = kind == "delete";
+    Ident {
+        kind,
+        map_type: s(&ev["map_type"]),
+        key_type: s(&ev["key_type"]),
+        key: if is_delete {
+            ev["key"].to_string()
+        } else {
+            String::new()
+        },
+        key_truncated: if is_delete {
+            ev["key_truncated"].as_bool()
+        } else {
+            None
+        },
+        goid: ev["goid"].as_i64().unwrap_or(-1),
+        map: s(&ev["map"]),
+        caller: s(&ev["caller"]),
+        cleared: ev["cleared"].as_u64(),
+    }
+}
+
+fn multiset<'a>(
+    items: impl Iterator<Item = (Ident, &'a Value)>,
+) -> BTreeMap<Ident, Vec<&'a Value>> {
+    let mut m: BTreeMap<Ident, Vec<&Value>> = BTreeMap::new();
+    for (k, v) in items {
+        m.entry(k).or_default().push(v);
+    }
+    m
+}
+
+/// Every expected record matched by exactly one traced event (`subset`: the traced events are
+/// a sample: each must match a distinct expected record, not all are present). Also checks each
+/// matched event's stack. Returns the problems, empty if none.
+fn compare(expected: &[Value], traced: &Traced, key_bytes: usize, subset: bool) -> Vec<String> {
+    let exp = multiset(expected.iter().map(|r| (expected_ident(r, key_bytes), r)));
+    let got = multiset(traced.events().map(|e| (traced_ident(e), e)));
+    let mut problems = Vec::new();
+    for (id, recs) in &exp {
+        let n = got.get(id).map_or(0, Vec::len);
+        if n != recs.len() && !(subset && n < recs.len()) {
+            problems.push(format!(
+                "expected {}×, traced {n}×: {id:?}\n    fixture: {}",
+                recs.len(),
+                recs[0]
+            ));
+        }
+    }
+    for (id, evs) in &got {
+        if !exp.contains_key(id) {
+            problems.push(format!(
+                "traced {}× but not expected: {id:?}\n    event: {}",
+                evs.len(),
+                short_event(evs[0])
+            ));
+        }
+    }
+    for (id, evs) in &got {
+        let Some(recs) = exp.get(id) else { continue };
+        for ev in evs {
+            if let Err(e) = check_stack(ev, recs[0]) {
+                problems.push(format!("{e}\n    event: {}", short_event(ev)));
+                break;
+            }
+        }
+    }
+    problems
+}
+
+/// An event without its stack's file names, for messages.
+fn short_event(ev: &Value) -> String {
+    let mut e = ev.clone();
+    if let Some(stack) = e.get_mut("stack").and_then(Value::as_array_mut) {
+        let frames: Vec<Value> = stack
+            .iter()
+            .map(|f| {
+                Value::String(format!(
+                    "{}:{}{}",
+                    s(&f["func"]),
+                    f["line"],
+                    if f["inlined"] == true { "(inl)" } else { "" }
+                ))
+            })
+            .collect();
+        *stack = frames;
+    }
+    e.to_string()
+}
+
+/// The stack of a matched event: starts at the probed runtime function, names the fixture's
+/// function at the fixture's line as the caller (after any delete machinery: runtime, reflect,
+/// the inlined maps.DeleteFunc), and goes on through the fixture's call chain.
+fn check_stack(ev: &Value, rec: &Value) -> Result<(), String> {
+    let stack = ev["stack"].as_array().ok_or("no stack array")?;
+    let funcs: Vec<&str> = stack
+        .iter()
+        .map(|f| f["func"].as_str().unwrap_or(""))
+        .collect();
+    if funcs.first() != Some(&ev["func"].as_str().unwrap_or("?")) {
+        return Err(format!(
+            "stack[0] is {:?}, not the probed function {}",
+            funcs.first(),
+            ev["func"]
+        ));
+    }
+    let want_func = rec["func"].as_str().unwrap();
+    let caller = stack
+        .iter()
+        .position(|f| {
+            f["func"] == want_func && f["line"] == rec["line"] && f["file"] == rec["file"]
+        })
+        .ok_or_else(|| {
+            format!(
+                "no frame {want_func} {}:{} in the stack",
+                rec["file"], rec["line"]
+            )
+        })?;
+    for (i, f) in funcs[..caller].iter().enumerate() {
+        let machinery = f.starts_with("runtime.")
+            || f.starts_with("internal/runtime/")
+            || f.starts_with("reflect.")
+            || f.starts_with("maps.");
+        if !machinery {
+            return Err(format!(
+                "frame {i} ({f}) before the caller is not delete machinery"
+            ));
+        }
+    }
+    let inlined_delete_func = stack[..caller]
+        .iter()
+        .any(|f| s(&f["func"]).starts_with("maps.DeleteFunc") && f["inlined"] == true);
+    match rec["via"].as_str() {
+        Some("maps.DeleteFunc") if !inlined_delete_func => {
+            return Err("no inlined maps.DeleteFunc frame before the caller".into());
+        }
+        Some("reflect") => {
+            let want = if rec["kind"] == "clear" {
+                "reflect.Value.Clear"
+            } else {
+                "reflect.Value.SetMapIndex"
+            };
+            if !funcs[..caller].contains(&want) {
+                return Err(format!("no {want} frame before the caller"));
+            }
+        }
+        _ => {}
+    }
+    let chain: &[&str] = match (rec["site"].as_str(), rec["via"].as_str()) {
+        (Some("goroutine"), _) => &["main.goroutineWorker"],
+        // The callback comes from C: the walk ends in cgocallback / C frames.
+        (_, Some("cgo-callback")) => &["main.mdtGoCallback"],
+        _ => &["main.runIteration", "main.runAll", "main.main"],
+    };
+    let mut rest = funcs[caller + 1..].iter();
+    for want in chain {
+        if !rest.any(|f| f == want) {
+            return Err(format!(
+                "the stack after the caller lacks {want} (in order {chain:?})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn fail_if(problems: Vec<String>, ctx: &str, traced: &Traced) {
+    if problems.is_empty() {
+        return;
+    }
+    let n = problems.len();
+    let shown: Vec<String> = problems.into_iter().take(25).collect();
+    panic!(
+        "{ctx}: {n} mismatches between the fixture's records and mdt's:\n  {}\nsummary: {}\nmdt stderr: {}",
+        shown.join("\n  "),
+        traced.summary,
+        traced.mdt_stderr
+    );
+}
+
+/// (deletes, clears) from the fixture's stdout.
+fn fixture_counts(stdout: &str, ctx: &str) -> (u64, u64) {
+    let get = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| {
+                panic!("{ctx}: no {prefix:?} line in the fixture's stdout: {stdout:?}")
+            })
+    };
+    (get("deletes done: "), get("clears done: "))
+}
+
+/// The summary's totals are the fixture's own, exactly; by_function adds up; nothing lost.
+fn check_summary(t: &Traced, deletes: u64, clears: u64, ctx: &str) {
+    let sm = &t.summary;
+    let u = |k: &str| {
+        sm[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{ctx}: summary.{k} missing: {sm}"))
+    };
+    assert_eq!(
+        (u("deletes"), u("clears")),
+        (deletes, clears),
+        "{ctx}: summary totals (deletes, clears) differ from the fixture's own count: {sm}"
+    );
+    let by = sm["by_function"].as_array().expect("by_function");
+    let sum_role = |role: &str| -> u64 {
+        by.iter()
+            .filter(|f| f["role"] == role)
+            .map(|f| f["hits"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        (sum_role("delete"), sum_role("clear")),
+        (deletes, clears),
+        "{ctx}: by_function hits don't add up to the totals: {sm}"
+    );
+    assert_eq!(u("lost"), 0, "{ctx}: records lost: {sm}");
+    assert!(
+        !t.records.iter().any(|r| r["type"] == "lost"),
+        "{ctx}: a lost record in the output"
+    );
+    assert_eq!(
+        u("records") as usize,
+        t.count(),
+        "{ctx}: summary.records differs from the records written: {sm}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1, 4, 6: every delete exactly once, launch and -p mode; exit status and stdout unchanged
+
+#[test]
+fn launch_and_pid_mode_find_every_delete_exactly_once() {
+    for_matrix("launch_and_pid_mode", |tc, v| {
+        let bin = fixture(tc, v);
+        let (want_d, want_c) = common::expected_deletes(tc, v, 1);
+        let (want_d, want_c) = (want_d as u64, want_c as u64);
+        let untraced_stdout = common::expected_deletes_stdout(tc, v, 1);
+
+        // Launch mode, default --key-bytes (64).
+        {
+            let ctx = format!("{tc} {v} launch");
+            let dir = Scratch::new("launch");
+            let expect = dir.path("expect.json");
+            let exp_arg = expect.to_str().unwrap();
+            let t = trace_launch(&ctx, &bin, &dir, &[], &["-expect", exp_arg], &[]);
+            assert_eq!(
+                t.status.code(),
+                Some(0),
+                "{ctx}: mdt exit status; stderr:\n{}",
+                t.mdt_stderr
+            );
+            // 6: the program's output is what it prints untraced.
+            let (us, uout, uerr) = run_untraced(&ctx, &bin, &[]);
+            assert!(us.success(), "{ctx}: untraced run failed: {uerr}");
+            assert_eq!(uout, untraced_stdout, "{ctx}: untraced stdout");
+            assert_eq!(
+                t.target_stdout, uout,
+                "{ctx}: traced stdout differs from untraced"
+            );
+            // Only the announcement on stderr (the fixture writes none).
+            let lines: Vec<&str> = t.mdt_stderr.lines().collect();
+            assert!(
+                lines.len() == 1 && lines[0].starts_with(ANNOUNCE),
+                "{ctx}: mdt stderr should be the one announcement line: {:?}",
+                t.mdt_stderr
+            );
+            assert!(
+                lines[0].contains(&format!("({}, ", tc.runtime_version(v))),
+                "{ctx}: announcement without the Go version {}: {}",
+                tc.runtime_version(v),
+                lines[0]
+            );
+            let (d, c) = fixture_counts(&t.target_stdout, &ctx);
+            assert_eq!((d, c), (want_d, want_c), "{ctx}: fixture's own counts");
+            check_summary(&t, d, c, &ctx);
+            assert_eq!(
+                t.summary["target_exit"], "exit status 0",
+                "{ctx}: {}",
+                t.summary
+            );
+            assert_eq!(t.summary["sampled_out"], 0, "{ctx}");
+            assert_eq!(t.summary["filtered_out"], 0, "{ctx}");
+            let expected = common::read_json_lines(&expect);
+            assert_eq!(expected.len() as u64, d + c, "{ctx}: expect file length");
+            fail_if(compare(&expected, &t, 64, false), &ctx, &t);
+        }
+
+        // Launch mode, --key-bytes 256 (the 300-byte key is still cut, at 256) and a program
+        // that exits 3: mdt exits 3 too, and the output is still whole.
+        {
+            let ctx = format!("{tc} {v} launch --key-bytes 256 -exit-code 3");
+            let dir = Scratch::new("launch256");
+            let expect = dir.path("expect.json");
+            let args = ["-expect", expect.to_str().unwrap(), "-exit-code", "3"];
+            let t = trace_launch(&ctx, &bin, &dir, &["--key-bytes", "256"], &args, &[]);
+            assert_eq!(
+                t.status.code(),
+                Some(3),
+                "{ctx}: mdt must exit with the program's status; stderr:\n{}",
+                t.mdt_stderr
+            );
+            let (us, uout, _) = run_untraced(&ctx, &bin, &["-exit-code", "3"]);
+            assert_eq!(us.code(), Some(3), "{ctx}: untraced exit status");
+            assert_eq!(
+                t.target_stdout, uout,
+                "{ctx}: traced stdout differs from untraced"
+            );
+            let (d, c) = fixture_counts(&t.target_stdout, &ctx);
+            check_summary(&t, d, c, &ctx);
+            assert_eq!(
+                t.summary["target_exit"], "exit status 3",
+                "{ctx}: {}",
+                t.summary
+            );
+            let expected = common::read_json_lines(&expect);
+            fail_if(compare(&expected, &t, 256, false), &ctx, &t);
+            let long = t
+                .events()
+                .find(|e| e["key"].as_str().is_some_and(|k| k.len() == 256));
+            assert!(
+                long.is_some(),
+                "{ctx}: no 256-byte key prefix in the output"
+            );
+        }
+
+        // -p mode.
+        {
+            let ctx = format!("{tc} {v} -p");
+            let dir = Scratch::new("pid");
+            let (t, expect) = trace_pid(&ctx, &bin, &dir, &[]);
+            assert_eq!(t.target_stdout, untraced_stdout, "{ctx}: fixture stdout");
+            let (d, c) = fixture_counts(&t.target_stdout, &ctx);
+            check_summary(&t, d, c, &ctx);
+            assert_eq!(t.summary["target_exit"], "exited", "{ctx}: {}", t.summary);
+            let expected = common::read_json_lines(&expect);
+            fail_if(compare(&expected, &t, 64, false), &ctx, &t);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2: sampling
+
+/// Records of a `rate` sample of `total` hits: more than 0, fewer than all, and within a
+/// generous binomial bound (6 standard deviations + 5).
+fn check_sample_size(records: usize, total: u64, rate: f64, ctx: &str) {
+    let mean = total as f64 * rate;
+    let sd = (total as f64 * rate * (1.0 - rate)).sqrt();
+    let slack = 6.0 * sd + 5.0;
+    assert!(
+        records > 0 && (records as u64) < total && (records as f64 - mean).abs() <= slack,
+        "{ctx}: {records} records of {total} hits at rate {rate}: expected {mean:.0} ± {slack:.0}"
+    );
+}
+
+#[test]
+fn sampling_keeps_exact_totals() {
+    const REPEAT: usize = 100;
+    for_matrix("sampling", |tc, v| {
+        let bin = fixture(tc, v);
+        let (want_d, want_c) = common::expected_deletes(tc, v, REPEAT);
+        let total = (want_d + want_c) as u64;
+        let repeat = REPEAT.to_string();
+        // Everything but the sample size, for a run of `repeat` iterations at `rate`.
+        let check = |t: &Traced, expect: &Path, repeat: usize, rate: f64, ctx: &str| {
+            assert_eq!(
+                t.status.code(),
+                Some(0),
+                "{ctx}: mdt exit; {}",
+                t.mdt_stderr
+            );
+            let (want_d, want_c) = common::expected_deletes(tc, v, repeat);
+            let (d, c) = fixture_counts(&t.target_stdout, ctx);
+            assert_eq!(
+                (d, c),
+                (want_d as u64, want_c as u64),
+                "{ctx}: fixture counts"
+            );
+            check_summary(t, d, c, ctx);
+            assert_eq!(
+                t.summary["sample_rate"].as_f64(),
+                Some(rate),
+                "{ctx}: {}",
+                t.summary
+            );
+            assert_eq!(
+                t.summary["sampled_out"].as_u64().unwrap() + t.count() as u64,
+                d + c,
+                "{ctx}: sampled_out + records must be every hit: {}",
+                t.summary
+            );
+            // Whatever was kept is exact.
+            let expected = common::read_json_lines(expect);
+            fail_if(compare(&expected, t, 64, rate < 1.0), ctx, t);
+        };
+
+        // The flag.
+        {
+            let ctx = format!("{tc} {v} --sample 0.1");
+            let dir = Scratch::new("sample");
+            let expect = dir.path("expect.json");
+            let args = ["-expect", expect.to_str().unwrap(), "-repeat", &repeat];
+            let t = trace_launch(&ctx, &bin, &dir, &["--sample", "0.1"], &args, &[]);
+            check(&t, &expect, REPEAT, 0.1, &ctx);
+            check_sample_size(t.count(), total, 0.1, &ctx);
+        }
+        // The environment variable.
+        {
+            let ctx = format!("{tc} {v} {SAMPLING_ENV}=0.1");
+            let dir = Scratch::new("sample-env");
+            let expect = dir.path("expect.json");
+            let args = ["-expect", expect.to_str().unwrap(), "-repeat", &repeat];
+            let t = trace_launch(&ctx, &bin, &dir, &[], &args, &[(SAMPLING_ENV, "0.1")]);
+            check(&t, &expect, REPEAT, 0.1, &ctx);
+            check_sample_size(t.count(), total, 0.1, &ctx);
+        }
+        // The flag wins over the variable (10 iterations: every hit recorded, or about 10%,
+        // can't be mistaken for each other).
+        {
+            let ctx = format!("{tc} {v} {SAMPLING_ENV}=0.1 --sample 1");
+            let dir = Scratch::new("sample-both");
+            let expect = dir.path("expect.json");
+            let args = ["-expect", expect.to_str().unwrap(), "-repeat", "10"];
+            let t = trace_launch(
+                &ctx,
+                &bin,
+                &dir,
+                &["--sample", "1"],
+                &args,
+                &[(SAMPLING_ENV, "0.1")],
+            );
+            check(&t, &expect, 10, 1.0, &ctx);
+            let (d, c) = common::expected_deletes(tc, v, 10);
+            assert_eq!(t.count(), d + c, "{ctx}: every hit recorded");
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3: two processes of one binary
+
+#[test]
+fn only_the_chosen_process_is_traced() {
+    for_matrix("two_processes", |tc, v| {
+        let ctx = format!("{tc} {v} two processes");
+        let bin = fixture(tc, v);
+        let dir = Scratch::new("two");
+        let go = dir.path("go");
+        let start = |name: &str| {
+            let mut cmd = fixture_cmd(&bin);
+            cmd.arg("-wait-file")
+                .arg(&go)
+                .args(["-wait-timeout", "90s", "-hold", "-expect"])
+                .arg(dir.path(&format!("{name}.json")));
+            Proc::spawn(&format!("{ctx}: fixture {name}"), cmd, Stdio::piped())
+        };
+        let mut a = start("a");
+        let mut b = start("b");
+        let mut mdt = Proc::spawn(
+            &format!("{ctx}: mdt"),
+            mdt_cmd(["trace", "--json", "-p", &a.pid().to_string()]),
+            Stdio::null(),
+        );
+        mdt.wait_announce();
+        fs::write(&go, b"").unwrap();
+        // Both delete (at the same time); both are done once they printed their counts.
+        for p in [&a, &b] {
+            let done = p.stdout.as_ref().unwrap().wait_for(RUN_TIMEOUT, |o| {
+                String::from_utf8_lossy(o).contains("clears done: ")
+            });
+            assert!(
+                done,
+                "{}: did not finish deleting: {}",
+                p.name,
+                p.stderr_text()
+            );
+        }
+        // B ends first; mdt goes on until A ends.
+        b.stdin.take();
+        let (bs, _, berr) = b.finish(RUN_TIMEOUT, "fixture b after stdin EOF");
+        assert!(bs.success(), "{ctx}: fixture b failed: {berr}");
+        assert!(
+            !mdt.has_exited(),
+            "{ctx}: mdt exited when the other process did"
+        );
+        a.stdin.take();
+        let (as_, a_out, aerr) = a.finish(RUN_TIMEOUT, "fixture a after stdin EOF");
+        assert!(as_.success(), "{ctx}: fixture a failed: {aerr}");
+        let (ms, out, merr) = mdt.finish(STOP_TIMEOUT, "mdt after its target exited");
+        assert!(ms.success(), "{ctx}: mdt exit {ms}: {merr}");
+        let (records, summary) = parse_output(&String::from_utf8_lossy(&out), &ctx);
+        let t = Traced {
+            status: ms,
+            records,
+            summary,
+            target_stdout: String::from_utf8_lossy(&a_out).into_owned(),
+            mdt_stderr: merr,
+        };
+        let a_pid = a.pid() as u64;
+        for e in t.events() {
+            assert_eq!(
+                e["pid"].as_u64(),
+                Some(a_pid),
+                "{ctx}: event of another process: {e}"
+            );
+        }
+        let (d, c) = fixture_counts(&t.target_stdout, &ctx);
+        check_summary(&t, d, c, &ctx);
+        let expected = common::read_json_lines(&dir.path("a.json"));
+        fail_if(compare(&expected, &t, 64, false), &ctx, &t);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4: Ctrl-C and SIGTERM
+
+#[test]
+fn signals_end_with_a_complete_summary() {
+    for_matrix("signals", |tc, v| {
+        let bin = fixture(tc, v);
+        for (sig, name, to_file) in [
+            (libc::SIGINT, "SIGINT", false),
+            (libc::SIGTERM, "SIGTERM", true),
+        ] {
+            let ctx = format!(
+                "{tc} {v} {name} to mdt -p ({})",
+                if to_file { "-o FILE" } else { "stdout" }
+            );
+            let dir = Scratch::new("sig");
+            let go = dir.path("go");
+            let out = dir.path("trace.json");
+            // Enough deletes that the signal arrives while records are being written.
+            let mut fx = fixture_cmd(&bin);
+            fx.arg("-wait-file")
+                .arg(&go)
+                .args(["-wait-timeout", "90s", "-hold", "-repeat", "100"]);
+            let mut target = Proc::spawn(&format!("{ctx}: fixture"), fx, Stdio::piped());
+            let mut cmd = mdt_cmd(["trace", "--json", "-p", &target.pid().to_string()]);
+            if to_file {
+                cmd.arg("-o").arg(&out);
+            }
+            let mut mdt = Proc::spawn(&format!("{ctx}: mdt"), cmd, Stdio::null());
+            mdt.wait_announce();
+            fs::write(&go, b"").unwrap();
+            // Wait for some records (or the end of the deletes), then signal.
+            let deadline = Instant::now() + RUN_TIMEOUT;
+            loop {
+                let written = if to_file {
+                    fs::metadata(&out).map(|m| m.len()).unwrap_or(0) as usize
+                } else {
+                    mdt.stdout.as_ref().unwrap().snapshot().len()
+                };
+                let finished = target.stdout_text().contains("clears done: ");
+                if written > 64 * 1024 || finished {
+                    break;
+                }
+                assert!(
+                    !mdt.has_exited(),
+                    "{ctx}: mdt exited early: {}",
+                    mdt.stderr_text()
+                );
+                assert!(
+                    Instant::now() < deadline,
+                    "{ctx}: no records after {RUN_TIMEOUT:?}"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            mdt.signal(sig);
+            let (ms, stdout, merr) = mdt.finish(STOP_TIMEOUT, &format!("mdt after {name}"));
+            assert_eq!(
+                ms.code(),
+                Some(0),
+                "{ctx}: mdt exit status {ms}; stderr:\n{merr}"
+            );
+            assert!(!merr.contains("panicked"), "{ctx}: mdt panicked: {merr}");
+            let text = if to_file {
+                assert!(stdout.is_empty(), "{ctx}: stdout should be empty with -o");
+                fs::read_to_string(&out).unwrap()
+            } else {
+                String::from_utf8_lossy(&stdout).into_owned()
+            };
+            let (records, summary) = parse_output(&text, &ctx);
+            let n = records
+                .iter()
+                .filter(|r| matches!(r["type"].as_str(), Some("delete" | "clear")))
+                .count();
+            assert!(n > 0, "{ctx}: no records before the signal");
+            assert_eq!(
+                summary["records"].as_u64(),
+                Some(n as u64),
+                "{ctx}: {summary}"
+            );
+            let hits = summary["deletes"].as_u64().unwrap() + summary["clears"].as_u64().unwrap();
+            let lost = summary["lost"].as_u64().unwrap();
+            assert_eq!(
+                hits,
+                n as u64 + lost,
+                "{ctx}: every hit recorded or lost: {summary}"
+            );
+            assert!(
+                summary["target_exit"].is_null(),
+                "{ctx}: the target did not exit: {summary}"
+            );
+            // The target outlives the detach and ends normally.
+            let done = target.stdout.as_ref().unwrap().wait_for(RUN_TIMEOUT, |o| {
+                String::from_utf8_lossy(o).contains("clears done: ")
+            });
+            assert!(
+                done,
+                "{ctx}: the fixture did not finish: {}",
+                target.stderr_text()
+            );
+            target.stdin.take();
+            let (fs_, fout, ferr) = target.finish(RUN_TIMEOUT, "fixture after stdin EOF");
+            assert!(
+                fs_.success(),
+                "{ctx}: the fixture failed after mdt detached ({fs_}): {ferr}"
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&fout),
+                common::expected_deletes_stdout(tc, v, 100),
+                "{ctx}: fixture stdout"
+            );
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7: filters and redaction
+
+#[test]
+fn filters_and_redaction() {
+    for_matrix("filters", |tc, v| {
+        let bin = fixture(tc, v);
+        // --map-type keeps one map type; --func keeps any stack frame's function (a group
+        // function here, which is never the caller).
+        type Keep = fn(&Value) -> bool;
+        let cases: [(&str, &str, Keep); 2] = [
+            ("--map-type", r"^main\.UserMap$", |r| {
+                r["map_type"] == "main.UserMap"
+            }),
+            ("--func", r"^main\.intKeys$", |r| {
+                matches!(
+                    r["func"].as_str(),
+                    Some("main.delInt32" | "main.delInt64" | "main.delUint64")
+                )
+            }),
+        ];
+        for (flag, re, keep) in cases {
+            let ctx = format!("{tc} {v} {flag} {re}");
+            let dir = Scratch::new("filter");
+            let expect = dir.path("expect.json");
+            let t = trace_launch(
+                &ctx,
+                &bin,
+                &dir,
+                &[flag, re],
+                &["-expect", expect.to_str().unwrap()],
+                &[],
+            );
+            assert_eq!(t.status.code(), Some(0), "{ctx}: {}", t.mdt_stderr);
+            let (d, c) = fixture_counts(&t.target_stdout, &ctx);
+            check_summary(&t, d, c, &ctx);
+            let expected = common::read_json_lines(&expect);
+            let kept: Vec<Value> = expected.iter().filter(|r| keep(r)).cloned().collect();
+            assert!(
+                !kept.is_empty(),
+                "{ctx}: the filter should keep some records"
+            );
+            fail_if(compare(&kept, &t, 64, false), &ctx, &t);
+            assert_eq!(
+                t.summary["filtered_out"].as_u64(),
+                Some(d + c - kept.len() as u64),
+                "{ctx}: filtered_out must be the rest: {}",
+                t.summary
+            );
+        }
+
+        // --redact-keys, two iterations (so that every key is deleted at least twice).
+        let ctx = format!("{tc} {v} --redact-keys");
+        let dir = Scratch::new("redact");
+        let expect = dir.path("expect.json");
+        let args = ["-expect", expect.to_str().unwrap(), "-repeat", "2"];
+        let t = trace_launch(&ctx, &bin, &dir, &["--redact-keys"], &args, &[]);
+        assert_eq!(t.status.code(), Some(0), "{ctx}: {}", t.mdt_stderr);
+        let (d, c) = fixture_counts(&t.target_stdout, &ctx);
+        check_summary(&t, d, c, &ctx);
+        let expected = common::read_json_lines(&expect);
+        check_redaction(&expected, &t, &ctx);
+    });
+}
+
+/// No key value is in the output; every delete's key is a hash, the same for equal keys and
+/// different for different ones. The fixture's records are paired with the events by call site
+/// and order (one goroutine deletes a site's keys one after the other); for the sites that
+/// delete several keys from one line in random order (maps.DeleteFunc, the range loop under
+/// -race) only distinctness is checked.
+fn check_redaction(expected: &[Value], t: &Traced, ctx: &str) {
+    // Everything except the key must still match.
+    let unkeyed = |mut id: Ident| {
+        id.key.clear();
+        id.key_truncated = None;
+        id
+    };
+    let mut exp: BTreeMap<Ident, Vec<&Value>> = BTreeMap::new();
+    for r in expected {
+        exp.entry(unkeyed(expected_ident(r, 64)))
+            .or_default()
+            .push(r);
+    }
+    let mut got: BTreeMap<Ident, Vec<&Value>> = BTreeMap::new();
+    for e in t.events() {
+        got.entry(unkeyed(traced_ident(e))).or_default().push(e);
+    }
+    let text: String = t
+        .events()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for r in expected.iter().filter(|r| r["kind"] == "delete") {
+        if let Some(k) = r["key"].as_str() {
+            let quoted = Value::String(k.to_string()).to_string();
+            assert!(
+                !text.contains(&quoted),
+                "{ctx}: key {quoted} appears in the output"
+            );
+        }
+    }
+    for e in t.events().filter(|e| e["type"] == "delete") {
+        assert!(
+            e["key"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("redacted:")),
+            "{ctx}: key not redacted: {}",
+            short_event(e)
+        );
+    }
+    let mut key_to_hash: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut hash_to_key: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for (id, recs) in &exp {
+        let evs = got.get(id).cloned().unwrap_or_default();
+        assert_eq!(
+            evs.len(),
+            recs.len(),
+            "{ctx}: {} records expected, {} traced for {id:?}",
+            recs.len(),
+            evs.len()
+        );
+        if id.kind != "delete" {
+            continue;
+        }
+        let hashes: Vec<String> = {
+            let mut evs = evs.clone();
+            evs.sort_by_key(|e| e["ts_ns"].as_u64());
+            evs.iter().map(|e| s(&e["key"])).collect()
+        };
+        let unordered = matches!(recs[0]["via"].as_str(), Some("maps.DeleteFunc" | "range"));
+        if unordered {
+            let mut uniq = hashes.clone();
+            uniq.sort();
+            uniq.dedup();
+            let mut keys: Vec<String> = recs.iter().map(|r| r["key"].to_string()).collect();
+            keys.sort();
+            keys.dedup();
+            assert_eq!(
+                uniq.len(),
+                keys.len(),
+                "{ctx}: {id:?}: distinct keys vs hashes"
+            );
+            continue;
+        }
+        for (r, h) in recs.iter().zip(&hashes) {
+            let key = (s(&r["key_type"]), expected_ident(r, 64).key);
+            if let Some(old) = key_to_hash.insert(key.clone(), h.clone()) {
+                assert_eq!(&old, h, "{ctx}: key {key:?} got two different hashes");
+            }
+            if let Some(old) = hash_to_key.insert(h.clone(), key.clone()) {
+                assert_eq!(
+                    old, key,
+                    "{ctx}: keys {old:?} and {key:?} got the same hash {h}"
+                );
+            }
+        }
+    }
+    // Some key recurs (the second iteration, and `5` in two sites): equality was exercised.
+    assert!(key_to_hash.len() > 10, "{ctx}: too few keys compared");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5: errors
+
+/// Runs mdt (as `cmd`) and checks the error contract: a non-zero exit (`code` if given), exactly
+/// one line on stderr starting with `mdt: `, containing each of `needles`, no panic.
+fn expect_error(ctx: &str, cmd: Command, code: Option<i32>, needles: &[&str]) {
+    let mut p = Proc::spawn(ctx, cmd, Stdio::null());
+    let (status, stdout, stderr) = p.finish(RUN_TIMEOUT, "an mdt that should fail");
+    assert!(!status.success(), "{ctx}: mdt succeeded; stderr: {stderr}");
+    if let Some(c) = code {
+        assert_eq!(
+            status.code(),
+            Some(c),
+            "{ctx}: exit status; stderr: {stderr}"
+        );
+    }
+    assert!(
+        status.code().is_some(),
+        "{ctx}: killed by a signal: {status}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("mdt: "),
+        "{ctx}: stderr must be one line starting with `mdt: `, got:\n{stderr}"
+    );
+    for n in needles {
+        assert!(
+            lines[0].to_lowercase().contains(&n.to_lowercase()),
+            "{ctx}: the message should mention {n:?}: {}",
+            lines[0]
+        );
+    }
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{ctx}: panic: {stderr}"
+    );
+    assert!(
+        stdout.is_empty(),
+        "{ctx}: unexpected stdout: {}",
+        String::from_utf8_lossy(&stdout)
+    );
+}
+
+/// A copy of `bin` with every occurrence of its version string replaced by `fake` (same length).
+fn patched_version_copy(bin: &Path, real: &str, fake: &str, dest: &Path) {
+    assert_eq!(real.len(), fake.len());
+    let mut data = fs::read(bin).unwrap();
+    let mut n = 0;
+    let mut i = 0;
+    while let Some(pos) = data[i..]
+        .windows(real.len())
+        .position(|w| w == real.as_bytes())
+    {
+        let at = i + pos;
+        data[at..at + real.len()].copy_from_slice(fake.as_bytes());
+        n += 1;
+        i = at + real.len();
+    }
+    assert!(n > 0, "{real} not found in {}", bin.display());
+    fs::write(dest, &data).unwrap();
+    fs::set_permissions(dest, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A pid that no process has.
+fn free_pid() -> i32 {
+    let max: i32 = fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(32768);
+    (100..max)
+        .rev()
+        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+        .expect("a free pid")
+}
+
+#[test]
+fn errors_are_one_line() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let tcs = common::toolchains();
+    let newest = tcs.last().unwrap().clone();
+    let dir = Scratch::new("errors");
+
+    // No such process.
+    let pid = free_pid().to_string();
+    expect_error(
+        "no such pid",
+        mdt_cmd(["trace", "--json", "-p", &pid]),
+        None,
+        &["no such process", &pid],
+    );
+
+    // Not a Go program.
+    let mut sleep = Proc::spawn(
+        "sleep",
+        {
+            let mut c = Command::new("sleep");
+            c.arg("60");
+            c
+        },
+        Stdio::null(),
+    );
+    expect_error(
+        "pid of a non-Go program",
+        mdt_cmd(["trace", "--json", "-p", &sleep.pid().to_string()]),
+        None,
+        &["not a Go program", "sleep", &sleep.pid().to_string()],
+    );
+    sleep.kill();
+    expect_error(
+        "launching a non-Go program",
+        mdt_cmd(["trace", "--json", "--", "sleep", "0"]),
+        None,
+        &["not a Go program"],
+    );
+
+    // Unsupported Go versions: too old (stack ABI) and newer than mdt knows (stripped, so no
+    // DWARF to read the layout from).
+    for (variant, fake, needle) in [
+        (Variant::Plain, "go1.16", "go1.16"),
+        (Variant::Strip, "go1.99", "go1.99"),
+    ] {
+        let bin = fixture(&newest, variant);
+        // "go1.27.3" -> "go1.16.3": the same length, every copy (buildinfo, runtime.buildVersion).
+        let real = format!("go{}.", newest.short);
+        let fake_full = format!("{fake}.");
+        let dest = dir.path(&format!("deletes-{fake}"));
+        patched_version_copy(&bin, &real, &fake_full, &dest);
+        let ctx = format!("unsupported version {fake} (launch)");
+        let mut cmd = mdt_cmd(["trace", "--json", "--"]);
+        cmd.arg(&dest);
+        expect_error(&ctx, cmd, None, &["unsupported Go version", needle]);
+        // -p mode: the process runs (the version string is only data to it).
+        let mut target = Proc::spawn(
+            &format!("{ctx} target"),
+            {
+                let mut c = fixture_cmd(&dest);
+                c.arg("-hold");
+                c
+            },
+            Stdio::piped(),
+        );
+        expect_error(
+            &format!("unsupported version {fake} (-p)"),
+            mdt_cmd(["trace", "--json", "-p", &target.pid().to_string()]),
+            None,
+            &["unsupported Go version", needle],
+        );
+        target.kill();
+    }
+
+    // Invalid flag values: exit 2.
+    for (what, args) in [
+        ("--sample 0", vec!["--sample", "0"]),
+        ("--sample 2", vec!["--sample", "2"]),
+        ("--sample x", vec!["--sample", "x"]),
+        ("bad --map-type regex", vec!["--map-type", "("]),
+        ("bad --func regex", vec!["--func", "[a-"]),
+        ("bad --duration", vec!["--duration", "5 parsecs"]),
+        ("--duration 0", vec!["--duration", "0s"]),
+        ("--key-bytes 257", vec!["--key-bytes", "257"]),
+    ] {
+        let mut cmd = mdt_cmd(["trace", "--json"]);
+        cmd.args(&args).args(["-p", "1"]);
+        expect_error(what, cmd, Some(2), &[args[0]]);
+    }
+    let mut cmd = mdt_cmd(["trace", "--json", "-p", "1"]);
+    cmd.env(SAMPLING_ENV, "0");
+    expect_error("bad sampling variable", cmd, Some(2), &["sample"]);
+
+    // The command to launch does not exist.
+    expect_error(
+        "launching a missing path",
+        mdt_cmd(["trace", "--json", "--", "/nonexistent/mdt-test/prog"]),
+        None,
+        &["/nonexistent/mdt-test/prog"],
+    );
+    expect_error(
+        "launching a missing command",
+        mdt_cmd(["trace", "--json", "--", "mdt-no-such-command-xyz"]),
+        None,
+        &["mdt-no-such-command-xyz", "not found"],
+    );
+
+    // Not enough privilege.
+    not_root(&dir, &newest);
+}
+
+/// mdt run as the user nobody (a copy readable by nobody), and as root without the BPF
+/// capabilities: the message says which privilege is missing.
+fn not_root(dir: &Scratch, tc: &Toolchain) {
+    let priv_dir = dir.path("nobody");
+    fs::create_dir_all(&priv_dir).unwrap();
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&priv_dir, fs::Permissions::from_mode(0o755)).unwrap();
+    // Every directory on the way must be searchable by nobody.
+    let mut p = dir.0.clone();
+    while let Some(parent) = p.parent() {
+        let mode = fs::metadata(parent).unwrap().permissions().mode();
+        assert!(
+            mode & 0o001 != 0,
+            "{} is not searchable by others: cannot run the not-root test",
+            parent.display()
+        );
+        p = parent.to_path_buf();
+    }
+    let mdt = priv_dir.join("mdt");
+    fs::copy(mdt_bin(), &mdt).unwrap();
+    fs::set_permissions(&mdt, fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = priv_dir.join("deletes");
+    fs::copy(fixture(tc, Variant::Plain), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&mdt)
+            .args(args)
+            .env_remove(SAMPLING_ENV);
+        c
+    };
+    expect_error(
+        "launch as nobody",
+        as_nobody(&["trace", "--json", "--", bin.to_str().unwrap()]),
+        None,
+        &["root", "CAP_BPF", "CAP_PERFMON"],
+    );
+    let mut target = Proc::spawn(
+        "root-owned fixture",
+        {
+            let mut c = fixture_cmd(&bin);
+            c.arg("-hold");
+            c
+        },
+        Stdio::piped(),
+    );
+    expect_error(
+        "-p as nobody",
+        as_nobody(&["trace", "--json", "-p", &target.pid().to_string()]),
+        None,
+        &["root"],
+    );
+    // Root, but without the capabilities BPF needs (as in a default container).
+    let mut c = Command::new("setpriv");
+    c.args(["--bounding-set=-bpf,-perfmon,-sys_admin"])
+        .arg(&mdt)
+        .args(["trace", "--json", "-p", &target.pid().to_string()])
+        .env_remove(SAMPLING_ENV);
+    expect_error("root without CAP_BPF", c, None, &["CAP_BPF"]);
+    target.kill();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys on pages that were not resident (no BPF needed)
+
+/// A key the probe could not copy (its page was not resident: a uprobe cannot fault pages in,
+/// which happens to `reflect`'s small-integer keys, which point into the runtime's static table
+/// of small integers) is read again by the decoder: here from the executable, as after the
+/// target exited. Keys whose address or size the probe did not know stay unknown.
+#[test]
+fn decoder_rereads_keys_the_probe_could_not_read() {
+    use mdt::events::decode::ProbeInfo;
+    use mdt::events::{Decoder, KeyValue};
+    use mdt::probes::skel::types::mdt_event_flags;
+    use mdt::probes::{MdtEvent, ProbeKind};
+    use object::{Object, ObjectSymbol};
+
+    for tc in common::toolchains() {
+        let bin = fixture(&tc, Variant::Plain);
+        let data = fs::read(&bin).unwrap();
+        let table = object::File::parse(&*data)
+            .unwrap()
+            .symbols()
+            .find(|s| s.name() == Ok("runtime.staticuint64s"))
+            .map(|s| s.address())
+            .unwrap_or_else(|| panic!("{tc}: no runtime.staticuint64s"));
+        let binary = mdt::gobin::GoBinary::open(&bin).unwrap();
+        let probes = [ProbeKind::KeyPtr, ProbeKind::FastStr]
+            .into_iter()
+            .map(|kind| ProbeInfo {
+                func: "runtime.mapdelete",
+                kind,
+                probe_va: 0,
+            })
+            .collect();
+        // No such process: only the file can answer.
+        let mut dec = Decoder::new(probes, binary, Arc::new(data), free_pid(), 64, false);
+        let event = |probe_id: u32, addr: u64, len: u32, flags: u32| MdtEvent {
+            probe_id,
+            kind: [ProbeKind::KeyPtr, ProbeKind::FastStr][probe_id as usize]
+                .raw()
+                .0 as u8,
+            key_u64: addr,
+            key_len: len,
+            flags: flags as u8,
+            ..MdtEvent::default()
+        };
+        let fault = mdt_event_flags::MDT_EV_KEY_FAULT.0;
+        let key = |dec: &mut Decoder, ev: MdtEvent| dec.decode(&ev).expect("decoded").key;
+        // &staticuint64s[200], as reflect passes the key 200 (the map type unknown here: hex).
+        assert_eq!(
+            key(&mut dec, event(0, table + 200 * 8, 8, fault)),
+            KeyValue::Bytes(200u64.to_le_bytes().to_vec()),
+            "{tc}: generic key re-read from the executable"
+        );
+        // A string key's bytes: staticuint64s['A'] starts with the byte 'A'.
+        assert_eq!(
+            key(&mut dec, event(1, table + 0x41 * 8, 1, fault)),
+            KeyValue::Str("A".into()),
+            "{tc}: string key re-read from the executable"
+        );
+        // The key type could not be read (no size): unknown, not guessed.
+        assert_eq!(
+            key(&mut dec, event(0, table, 0, fault)),
+            KeyValue::None,
+            "{tc}"
+        );
+        // A string reached through a pointer: its data address is not in the record.
+        let string = mdt_event_flags::MDT_EV_KEY_STRING.0;
+        assert_eq!(
+            key(&mut dec, event(0, table, 8, fault | string)),
+            KeyValue::None,
+            "{tc}"
+        );
+        // Not in the executable, no process: unknown.
+        assert_eq!(
+            key(&mut dec, event(0, 0x00c0_0000_0000, 8, fault)),
+            KeyValue::None,
+            "{tc}"
+        );
+    }
+}
