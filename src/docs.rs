@@ -20,7 +20,10 @@ pub fn generated_files() -> Vec<(String, Vec<u8>)> {
     files.push(("docs/mdt.1".into(), man_page(cmd.clone())));
     for sub in cmd.get_subcommands() {
         let name = format!("mdt-{}", sub.get_name());
-        let page = sub.clone().name(name.clone()).bin_name(name.replace('-', " "));
+        let page = sub
+            .clone()
+            .name(name.clone())
+            .bin_name(name.replace('-', " "));
         files.push((format!("docs/{name}.1"), man_page(page)));
     }
     files

@@ -9,7 +9,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = match mdt::cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
         Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
         Err(e) => {
             // clap's message is several lines (usage, a tip); keep the one
@@ -34,7 +36,10 @@ fn main() -> ExitCode {
 /// ("required arguments were not provided:") is joined with what follows.
 fn first_line(text: &str) -> String {
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or("error: invalid arguments").to_string();
+    let first = lines
+        .next()
+        .unwrap_or("error: invalid arguments")
+        .to_string();
     if first.ends_with(':') {
         let rest: Vec<&str> = lines.take_while(|l| !l.starts_with("Usage:")).collect();
         return format!("{first} {}", rest.join(", "));

@@ -184,7 +184,10 @@ impl Session {
             Target::Attached { pid, .. } => PathBuf::from(format!("/proc/{pid}/exe")),
             Target::Launched { child, .. } => child.program.clone(),
         };
-        let offsets: Vec<u64> = attach_points.iter().map(|f| f.probe_file_offset()).collect();
+        let offsets: Vec<u64> = attach_points
+            .iter()
+            .map(|f| f.probe_file_offset())
+            .collect();
         let probes = attach(config, &attach_path, &offsets, target.pid() as u32)?;
         let attach_time = started.elapsed();
         if let Target::Launched { child, .. } = &mut target {
@@ -575,12 +578,18 @@ fn report_lost(probes: &Probes, pump: &RefCell<Pump>, seen: u64) -> Result<u64> 
 /// Loads the probes and arms them: with one uprobe.multi link where the
 /// kernel has it (one syscall, one grace period to detach), else one
 /// uprobe per attach point.
-fn attach(config: ProbeConfig, path: &std::path::Path, offsets: &[u64], pid: u32) -> Result<Probes> {
+fn attach(
+    config: ProbeConfig,
+    path: &std::path::Path,
+    offsets: &[u64],
+    pid: u32,
+) -> Result<Probes> {
     let multi = ProbeConfig {
         multi: true,
         ..config.clone()
     };
-    let armed = Probes::load(&multi).and_then(|mut p| p.attach_all(path, offsets, Some(pid)).map(|()| p));
+    let armed =
+        Probes::load(&multi).and_then(|mut p| p.attach_all(path, offsets, Some(pid)).map(|()| p));
     if let Ok(probes) = armed {
         return Ok(probes);
     }

@@ -224,7 +224,11 @@ fn fast64_deletes_are_counted_and_decoded_exactly() {
         let k = i as u64;
         assert_eq!(ev.key_u64, k, "event {i}: key");
         assert_eq!(ev.key_len, 8, "event {i}");
-        assert_eq!(ev.key_bytes(64), &k.to_le_bytes()[..], "event {i}: key bytes");
+        assert_eq!(
+            ev.key_bytes(64),
+            &k.to_le_bytes()[..],
+            "event {i}: key bytes"
+        );
         assert_eq!(ev.map_ptr, map_ptr, "event {i}: map pointer");
         assert_ne!(ev.map_type_ptr, 0, "event {i}");
         assert_eq!(ev.map_len, N as u64 - k, "event {i}: map length at entry");

@@ -35,7 +35,11 @@ pub fn report(b: &GoBinary) -> String {
     line("binary", b.path.display().to_string());
     line(
         "go version",
-        format!("{} (from {})", b.go_version, version_source(b.version_source)),
+        format!(
+            "{} (from {})",
+            b.go_version,
+            version_source(b.version_source)
+        ),
     );
     line(
         "maps",
@@ -49,11 +53,14 @@ pub fn report(b: &GoBinary) -> String {
         "build id",
         match (&b.build_id.go, &b.build_id.gnu) {
             (None, None) => "none".into(),
-            (go, gnu) => [go.as_ref().map(|g| format!("go {g}")), gnu.as_ref().map(|g| format!("gnu {g}"))]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(", "),
+            (go, gnu) => [
+                go.as_ref().map(|g| format!("go {g}")),
+                gnu.as_ref().map(|g| format!("gnu {g}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", "),
         },
     );
     line(
@@ -80,7 +87,9 @@ pub fn report(b: &GoBinary) -> String {
                     LayoutSource::VersionTable => "the table of Go releases",
                 }
             ),
-            None => "unknown for this Go release and no DWARF: mdt cannot read goroutine ids".into(),
+            None => {
+                "unknown for this Go release and no DWARF: mdt cannot read goroutine ids".into()
+            }
         },
     );
     out.push('\n');

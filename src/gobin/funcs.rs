@@ -65,7 +65,11 @@ pub const CATALOG: &[Spec] = &[
     },
     Spec {
         receiver_first: true,
-        ..spec("internal/runtime/maps.(*Map).Clear", Role::Clear, KeyArg::None)
+        ..spec(
+            "internal/runtime/maps.(*Map).Clear",
+            Role::Clear,
+            KeyArg::None,
+        )
     },
 ];
 
@@ -92,7 +96,9 @@ pub fn decide(name: &str, calls: &[&str]) -> (bool, String) {
         } else {
             (
                 true,
-                format!("{runtime_twin} is inlined into it, so reflect deletes reach no other probe"),
+                format!(
+                    "{runtime_twin} is inlined into it, so reflect deletes reach no other probe"
+                ),
             )
         };
     }
@@ -109,7 +115,13 @@ mod tests {
     #[test]
     fn reflect_is_probed_only_when_it_skips_the_runtime_function() {
         assert!(!decide("reflect.mapdelete", &["runtime.mapdelete"]).0);
-        assert!(decide("reflect.mapdelete", &["internal/runtime/maps.(*Map).Delete"]).0);
+        assert!(
+            decide(
+                "reflect.mapdelete",
+                &["internal/runtime/maps.(*Map).Delete"]
+            )
+            .0
+        );
         assert!(!decide("reflect.mapdelete_faststr", &["runtime.mapdelete_faststr"]).0);
         assert!(decide("runtime.mapclear", &[]).0);
         assert!(!decide("internal/runtime/maps.(*Map).Delete", &[]).0);

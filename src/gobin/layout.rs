@@ -70,7 +70,9 @@ type Dwarf<'a> = gimli::Dwarf<EndianSlice<'a, RunTimeEndian>>;
 fn member_offset(dwarf: &Dwarf, ty: &str, member: &str) -> Option<u64> {
     let mut units = dwarf.units();
     while let Ok(Some(header)) = units.next() {
-        let Ok(unit) = dwarf.unit(header) else { continue };
+        let Ok(unit) = dwarf.unit(header) else {
+            continue;
+        };
         let mut entries = unit.entries();
         let mut in_struct = false;
         let mut struct_depth = 0isize;

@@ -64,7 +64,10 @@ mod tests {
         let v = GoVersion::parse("go1.24.11 X:noswissmap").unwrap();
         assert_eq!((v.major, v.minor, v.patch), (1, 24, Some(11)));
         assert_eq!(GoVersion::parse("go1.25rc1").unwrap().patch, None);
-        assert_eq!(GoVersion::parse("go1.19.8").unwrap().to_string(), "go1.19.8");
+        assert_eq!(
+            GoVersion::parse("go1.19.8").unwrap().to_string(),
+            "go1.19.8"
+        );
         assert!(GoVersion::parse("devel go1.26-abc").unwrap().at_least(26));
         assert_eq!(GoVersion::parse("gox"), None);
     }

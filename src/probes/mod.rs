@@ -179,11 +179,7 @@ impl MdtEvent {
         // #[repr(C)] struct of plain integers and integer arrays, so any
         // byte pattern is a valid value.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                (&raw mut ev).cast::<u8>(),
-                data.len(),
-            );
+            std::ptr::copy_nonoverlapping(data.as_ptr(), (&raw mut ev).cast::<u8>(), data.len());
         }
         let needed = fixed + 8 * usize::from(ev.stack_depth).min(MAX_STACK_DEPTH);
         (data.len() >= needed).then_some(ev)
@@ -415,14 +411,21 @@ impl Probes {
 
     /// Attaches a probe at each file offset of `binary`; probe id = index.
     /// With `ProbeConfig::multi`, one uprobe.multi link arms them all.
-    pub fn attach_all(&mut self, binary: &Path, file_offsets: &[u64], pid: Option<u32>) -> Result<()> {
+    pub fn attach_all(
+        &mut self,
+        binary: &Path,
+        file_offsets: &[u64],
+        pid: Option<u32>,
+    ) -> Result<()> {
         if !self.multi {
             for (id, &off) in file_offsets.iter().enumerate() {
                 self.attach_uprobe(binary, off, id as u32, pid)?;
             }
             return Ok(());
         }
-        let pid = pid.map_or(Ok(-1), i32::try_from).context("pid out of range")?;
+        let pid = pid
+            .map_or(Ok(-1), i32::try_from)
+            .context("pid out of range")?;
         let opts = libbpf_rs::UprobeMultiOpts {
             offsets: file_offsets
                 .iter()
@@ -537,13 +540,19 @@ impl Probes {
         let map = &self.skel.maps.stack_counts;
         let mut out = Vec::new();
         for key in map.keys() {
-            let Some(value) = map.lookup(&key, MapFlags::ANY).context("reading stack counts")? else {
+            let Some(value) = map
+                .lookup(&key, MapFlags::ANY)
+                .context("reading stack counts")?
+            else {
                 continue; // removed meanwhile
             };
             let (Some(key), Some(count)) = (AggKey::from_bytes(&key), value.get(..8)) else {
                 bail!("stack counts: unexpected key or value size");
             };
-            out.push((key, u64::from_ne_bytes(count.try_into().unwrap_or_default())));
+            out.push((
+                key,
+                u64::from_ne_bytes(count.try_into().unwrap_or_default()),
+            ));
         }
         Ok(out)
     }
@@ -580,7 +589,10 @@ impl Probes {
     /// innermost first) and whether the walk was cut short.
     pub fn stack_frames(&self, hash: u64) -> Result<Option<(Vec<u64>, bool)>> {
         let map = &self.skel.maps.stacks;
-        let Some(value) = map.lookup(&hash.to_ne_bytes(), MapFlags::ANY).context("reading stacks")? else {
+        let Some(value) = map
+            .lookup(&hash.to_ne_bytes(), MapFlags::ANY)
+            .context("reading stacks")?
+        else {
             return Ok(None);
         };
         let word = |i: usize| -> u64 {
@@ -589,7 +601,8 @@ impl Probes {
                 .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
         };
         let head = value.get(..8).context("stacks: short value")?;
-        let depth = (u32::from_ne_bytes(head[..4].try_into().unwrap_or_default()) as usize).min(MAX_STACK_DEPTH);
+        let depth = (u32::from_ne_bytes(head[..4].try_into().unwrap_or_default()) as usize)
+            .min(MAX_STACK_DEPTH);
         let truncated = u32::from_ne_bytes(head[4..8].try_into().unwrap_or_default()) != 0;
         Ok(Some(((0..depth).map(word).collect(), truncated)))
     }
@@ -702,7 +715,10 @@ pub struct AggKey {
 
 impl AggKey {
     fn from_bytes(b: &[u8]) -> Option<Self> {
-        let word = |i: usize| b.get(8 * i..8 * i + 8).map(|w| u64::from_ne_bytes(w.try_into().unwrap_or_default()));
+        let word = |i: usize| {
+            b.get(8 * i..8 * i + 8)
+                .map(|w| u64::from_ne_bytes(w.try_into().unwrap_or_default()))
+        };
         Some(AggKey {
             stack_hash: word(0)?,
             map_type_ptr: word(1)?,

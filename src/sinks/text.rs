@@ -33,7 +33,9 @@ impl<W: Write> Sink for TextSink<W> {
                 ev.key,
                 if ev.key_truncated { "…" } else { "" }
             ),
-            EventKind::Clear => format!("clear  {} cleared={}", ev.map_type, ev.cleared.unwrap_or(0)),
+            EventKind::Clear => {
+                format!("clear  {} cleared={}", ev.map_type, ev.cleared.unwrap_or(0))
+            }
         };
         writeln!(
             self.out,
@@ -46,7 +48,10 @@ impl<W: Write> Sink for TextSink<W> {
     }
 
     fn lost(&mut self, count: u64, total: u64) -> io::Result<()> {
-        writeln!(self.out, "!! {count} records lost (ring buffer full), {total} so far")
+        writeln!(
+            self.out,
+            "!! {count} records lost (ring buffer full), {total} so far"
+        )
     }
 
     fn summary(&mut self, s: &Summary) -> io::Result<()> {

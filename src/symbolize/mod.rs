@@ -101,7 +101,10 @@ impl Symbolizer {
         };
         let location = |ci: Option<&blazesym::symbolize::CodeInfo>| {
             ci.map_or((Arc::from(""), 0), |ci| {
-                (Arc::from(ci.to_path().display().to_string()), ci.line.unwrap_or(0))
+                (
+                    Arc::from(ci.to_path().display().to_string()),
+                    ci.line.unwrap_or(0),
+                )
             })
         };
         let mut frames = Vec::new();
@@ -120,7 +123,9 @@ impl Symbolizer {
             func: sym.name.as_ref().into(),
             // A named frame without source location still shows its module.
             file: if file.is_empty() {
-                sym.module.as_deref().map_or(Arc::from("?"), |m| Arc::from(m.to_string_lossy().as_ref()))
+                sym.module
+                    .as_deref()
+                    .map_or(Arc::from("?"), |m| Arc::from(m.to_string_lossy().as_ref()))
             } else {
                 file
             },

@@ -74,10 +74,15 @@ pub struct TypeResolver {
 }
 
 impl TypeResolver {
-    pub fn new(file: Arc<Vec<u8>>, mem: Option<ProcessMemory>, binary: &GoBinary, bias: u64) -> Self {
-        let types = binary.moduledata.map(|md| {
-            (md.types.wrapping_add(bias), md.etypes.wrapping_add(bias))
-        });
+    pub fn new(
+        file: Arc<Vec<u8>>,
+        mem: Option<ProcessMemory>,
+        binary: &GoBinary,
+        bias: u64,
+    ) -> Self {
+        let types = binary
+            .moduledata
+            .map(|md| (md.types.wrapping_add(bias), md.etypes.wrapping_add(bias)));
         TypeResolver {
             file,
             mem,
@@ -89,9 +94,10 @@ impl TypeResolver {
 
     /// Bytes at a run-time address: from the file if it holds them.
     fn read(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
-        let from_file = Elf::parse(&self.file)
-            .ok()
-            .and_then(|elf| elf.read_va(addr.wrapping_sub(self.bias), len as u64).map(<[u8]>::to_vec));
+        let from_file = Elf::parse(&self.file).ok().and_then(|elf| {
+            elf.read_va(addr.wrapping_sub(self.bias), len as u64)
+                .map(<[u8]>::to_vec)
+        });
         from_file.or_else(|| self.mem.as_ref()?.read(addr, len))
     }
 
@@ -132,9 +138,10 @@ impl TypeResolver {
     /// A pointer field: the file holds link-time addresses (the values a
     /// PIE is relocated from), the live process run-time ones.
     fn ptr(&self, addr: u64) -> Option<u64> {
-        let in_file = Elf::parse(&self.file)
-            .ok()
-            .and_then(|elf| elf.read_va(addr.wrapping_sub(self.bias), 8).and_then(|b| bytes::u64_at(b, 0)));
+        let in_file = Elf::parse(&self.file).ok().and_then(|elf| {
+            elf.read_va(addr.wrapping_sub(self.bias), 8)
+                .and_then(|b| bytes::u64_at(b, 0))
+        });
         match in_file {
             Some(0) | None => self.mem.as_ref()?.u64(addr),
             Some(v) => Some(v.wrapping_add(self.bias)),
@@ -145,7 +152,9 @@ impl TypeResolver {
         if let Some(hit) = self.cache.get(&ptr) {
             return hit.clone();
         }
-        let info = self.read_map_type(ptr).unwrap_or_else(|| MapTypeInfo::unknown(ptr));
+        let info = self
+            .read_map_type(ptr)
+            .unwrap_or_else(|| MapTypeInfo::unknown(ptr));
         self.cache.insert(ptr, info.clone());
         info
     }
