@@ -331,6 +331,8 @@ pub struct Probes {
     skel: MdtSkel<'static>,
     n_probes: usize,
     multi: bool,
+    /// Attach points armed (not links: one uprobe.multi link arms many).
+    armed: usize,
 }
 
 /// One uprobe attachment.
@@ -406,6 +408,7 @@ impl Probes {
             skel,
             n_probes: cfg.probes.len(),
             multi: cfg.multi,
+            armed: 0,
         })
     }
 
@@ -442,6 +445,7 @@ impl Probes {
             .attach_uprobe_multi_with_opts(pid, binary, "", opts)
             .map_err(|e| bpf_error(e, &format!("attaching uprobes to {}", binary.display())))?;
         self.links.push(AttachedProbe { _link: link });
+        self.armed += file_offsets.len();
         Ok(())
     }
 
@@ -492,17 +496,19 @@ impl Probes {
                 )
             })?;
         self.links.push(AttachedProbe { _link: link });
+        self.armed += 1;
         Ok(())
     }
 
-    /// Number of attached uprobes.
     /// Detaches every uprobe (the maps stay readable).
     pub fn detach_all(&mut self) {
         self.links.clear();
+        self.armed = 0;
     }
 
+    /// Number of armed attach points (one uprobe.multi link arms many).
     pub fn attached(&self) -> usize {
-        self.links.len()
+        self.armed
     }
 
     /// Exact number of hits of probe `probe_id` (summed over CPUs).
