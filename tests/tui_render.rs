@@ -1,12 +1,15 @@
 //! Rendering tests of the terminal UI: a fixed sequence of synthetic
 //! events, drawn with ratatui's `TestBackend`. Each view shows the right
 //! rows, numbers, sort order and filter result; the layout holds at 80x24
-//! and 200x60; NO_COLOR draws no colour.
+//! and 200x60; NO_COLOR draws no colour. Alerts come from a synthetic
+//! alert board: a banner while one fires, and the Alerts view.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use mdt::events::{Event, EventKind, Frame, KeyValue};
+use mdt::sinks::alerts::{rule, AlertBoard, Dim, Notice, Rule, State, TopStack};
 use mdt::sinks::tui::app::{App, Effect, Ended, TargetInfo, Totals, View};
 use mdt::sinks::tui::input;
 use mdt::sinks::tui::state::{Stats, MAX_MAPS};
@@ -765,7 +768,7 @@ fn help_lists_the_keys() {
     let text = dump(&screen(&mut app, 80, 24));
     for k in [
         "quit",
-        "switch view",
+        "switch view: Callers, Maps, Events, Alerts",
         "sort by the next column",
         "filter rows",
         "pause",
@@ -792,4 +795,395 @@ fn banner_when_the_target_exited_or_the_duration_passed() {
     app.ended = Some(Ended::Duration(std::time::Duration::from_secs(30)));
     let s = screen(&mut app, 80, 24);
     assert!(s[3].contains("tracing stopped after 30s"), "{}", dump(&s));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerts
+
+fn at(sec: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(T0 + sec)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn notice(
+    state: State,
+    rule: &Arc<Rule>,
+    group: (Dim, &str),
+    context: Vec<(&'static str, String)>,
+    value: f64,
+    sec: u64,
+    fired_sec: u64,
+    top_stacks: Vec<TopStack>,
+) -> Arc<Notice> {
+    Arc::new(Notice {
+        state,
+        ts: at(sec),
+        rule: rule.clone(),
+        group: (group.0, group.1.into()),
+        context,
+        value,
+        exact: true,
+        sample_rate: 1.0,
+        fired_at: at(fired_sec),
+        top_stacks,
+        pid: 4242,
+    })
+}
+
+fn count_rule() -> Arc<Rule> {
+    Arc::new(rule::parse("count(map) > 100 within 5m").unwrap())
+}
+
+/// The synthetic alerts, posted in this order:
+/// - T0+2: `rate(caller) > 1000/s within 30s` fires for `/src/app/jobs.go:88`
+///   at 1,250/s;
+/// - T0+3: `count(map) > 100 within 5m` fires for map 0xc000100000
+///   (main.UserMap) at 150, with its top stack — and still fires;
+/// - T0+4: the rate alert resolves at 12/s.
+fn board() -> Arc<AlertBoard> {
+    let count = count_rule();
+    let rate = Arc::new(rule::parse("rate(caller) > 1000/s within 30s").unwrap());
+    let b = AlertBoard::new();
+    let caller = (Dim::Caller, "/src/app/jobs.go:88");
+    let func = vec![("function", "main.cleanup".to_string())];
+    b.post(notice(
+        State::Firing,
+        &rate,
+        caller,
+        func.clone(),
+        1250.0,
+        2,
+        2,
+        vec![],
+    ));
+    b.post(notice(
+        State::Firing,
+        &count,
+        (Dim::Map, "0xc000100000"),
+        vec![("map_type", "main.UserMap".to_string())],
+        150.0,
+        3,
+        3,
+        vec![TopStack {
+            count: 120,
+            caller: "main.(*Cache).evict /src/app/cache.go:42".into(),
+            frames: vec![
+                "main.(*Cache).evict /src/app/cache.go:42".into(),
+                "main.main /src/app/main.go:10".into(),
+            ],
+        }],
+    ));
+    b.post(notice(
+        State::Resolved,
+        &rate,
+        caller,
+        func,
+        12.0,
+        4,
+        2,
+        vec![],
+    ));
+    b
+}
+
+fn alerting_app() -> App {
+    app().with_alerts(Some(board()))
+}
+
+#[test]
+fn a_firing_alert_shows_a_banner_at_80x24_and_200x60() {
+    let st = stats();
+    let mut app = alerting_app();
+    app.refresh(&st, exact(), NOW);
+    for (w, h) in [(80u16, 24u16), (200, 60)] {
+        let s = screen(&mut app, w, h);
+        let text = dump(&s);
+        assert_eq!(s.len(), h as usize);
+        // Right under the header, before the tabs.
+        assert!(
+            s[3].starts_with(
+                " ALERT: count(map) > 100 within 5m — map 0xc000100000 (main.UserMap) = 150 "
+            ),
+            "{w}x{h}:\n{text}"
+        );
+        assert!(
+            s[4].contains("1 Callers") && s[4].contains("4 Alerts (1)"),
+            "{w}x{h}:\n{text}"
+        );
+        // The Callers view still shows every row under the banner.
+        assert_eq!(rows(&s, "TOTAL").len(), 3, "{w}x{h}:\n{text}");
+        assert!(s[h as usize - 1].contains("4 alerts"), "{w}x{h}:\n{text}");
+        assert!(s[h as usize - 1].contains("? help"), "{w}x{h}:\n{text}");
+    }
+    // In the warning colour.
+    let color = draw(&mut app, 80, 24, Theme { color: true });
+    assert_eq!(color[(1, 3)].symbol(), "A");
+    assert_eq!(color[(1, 3)].bg, Color::Yellow);
+    assert_eq!(color[(79, 3)].bg, Color::Yellow, "the whole line");
+    // NO_COLOR: no colour, still a banner.
+    let mono = draw(&mut app, 80, 24, Theme { color: false });
+    assert!(mono
+        .content
+        .iter()
+        .all(|c| c.fg == Color::Reset && c.bg == Color::Reset));
+}
+
+#[test]
+fn the_banner_goes_when_the_alert_resolves_and_counts_the_others() {
+    let st = stats();
+    let b = board();
+    let mut app = app().with_alerts(Some(b.clone()));
+    let count = count_rule();
+    // A second map crosses the threshold: the newest is shown, and how many more.
+    b.post(notice(
+        State::Firing,
+        &count,
+        (Dim::Map, "0xc000400000"),
+        vec![("map_type", "main.UserMap".to_string())],
+        101.0,
+        5,
+        5,
+        vec![],
+    ));
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 200, 60);
+    assert!(
+        s[3].contains(
+            "ALERT: count(map) > 100 within 5m — map 0xc000400000 (main.UserMap) = 101 (+1 more)"
+        ),
+        "{}",
+        dump(&s)
+    );
+    assert!(s[4].contains("4 Alerts (2)"), "{}", dump(&s));
+    // At 80 columns the banner loses the context first, never the value.
+    let s = screen(&mut app, 80, 24);
+    assert!(
+        s[3].starts_with(" ALERT: count(map) > 100 within 5m — map 0xc000400000 = 101 (+1 more)"),
+        "{}",
+        dump(&s)
+    );
+    // Both resolve (the rule objects are the board's, as the evaluator's are).
+    let active = b.active();
+    for n in &active {
+        b.post(Arc::new(Notice {
+            state: State::Resolved,
+            ts: at(6),
+            value: 40.0,
+            ..(**n).clone()
+        }));
+    }
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 80, 24);
+    assert!(!dump(&s).contains("ALERT:"), "{}", dump(&s));
+    assert!(s[3].contains("1 Callers"), "{}", dump(&s));
+    assert!(s[3].contains("4 Alerts ") && !s[3].contains("Alerts ("));
+    // The layout of a run without alerts: the Callers rows right under the tabs.
+    assert_eq!(rows(&s, "TOTAL").len(), 3);
+}
+
+#[test]
+fn the_alerts_view_lists_fired_and_resolved_alerts_at_80x24_and_200x60() {
+    let st = stats();
+    let mut app = alerting_app();
+    press(&mut app, KeyCode::Char('4'));
+    assert_eq!(app.view, View::Alerts);
+    app.refresh(&st, exact(), NOW);
+    for (w, h) in [(80u16, 24u16), (200, 60)] {
+        let s = screen(&mut app, w, h);
+        let text = dump(&s);
+        assert_eq!(s.len(), h as usize);
+        let header = s.iter().find(|l| l.contains("STATE")).unwrap();
+        for c in ["TIME (UTC)▼", "STATE", "RULE", "GROUP", "VALUE"] {
+            assert!(header.contains(c), "{c} {w}x{h}:\n{text}");
+        }
+        let r = rows(&s, "STATE");
+        assert_eq!(r.len(), 3, "{w}x{h}:\n{text}");
+        // Newest first: the resolution, the alert still firing, the alert
+        // that was resolved.
+        assert_eq!(
+            words(&r[0])[..2],
+            ["22:13:24", "resolved"],
+            "{w}x{h}:\n{text}"
+        );
+        assert!(
+            r[0].contains("rate(caller) > 1000/s within 30s"),
+            "{w}x{h}:\n{text}"
+        );
+        assert!(r[0].contains("/src/app/jobs.go:"), "{w}x{h}:\n{text}");
+        assert_eq!(words(&r[0]).last(), Some(&"12/s"), "{w}x{h}:\n{text}");
+        assert_eq!(words(&r[2])[..2], ["22:13:22", "fired"], "{w}x{h}:\n{text}");
+        assert_eq!(words(&r[2]).last(), Some(&"1,250/s"), "{w}x{h}:\n{text}");
+        assert_eq!(
+            words(&r[1])[..2],
+            ["22:13:23", "firing"],
+            "{w}x{h}:\n{text}"
+        );
+        assert!(
+            r[1].contains("count(map) > 100 within 5m") && r[1].contains("0xc000100000"),
+            "{w}x{h}:\n{text}"
+        );
+        assert_eq!(words(&r[1]).last(), Some(&"150"), "{w}x{h}:\n{text}");
+        if w == 200 {
+            assert!(
+                r[1].contains("0xc000100000 · main.UserMap"),
+                "{w}x{h}:\n{text}"
+            );
+            assert!(
+                r[0].contains("/src/app/jobs.go:88 · main.cleanup"),
+                "{w}x{h}:\n{text}"
+            );
+        }
+        assert!(s.iter().all(|l| l.chars().count() == w as usize), "{w}x{h}");
+    }
+    // The alert that still fires stands out (when not selected).
+    let color = draw(&mut app, 80, 24, Theme { color: true });
+    let l = lines(&color);
+    let y = l.iter().position(|l| l.contains("firing")).unwrap() as u16;
+    assert_eq!(color[(1, y)].fg, Color::Yellow);
+    // Sorted by value, largest first.
+    press(&mut app, KeyCode::Char('s'));
+    press(&mut app, KeyCode::Char('s'));
+    press(&mut app, KeyCode::Char('s'));
+    press(&mut app, KeyCode::Char('s'));
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 80, 24);
+    let r = rows(&s, "STATE");
+    let values: Vec<&str> = r.iter().map(|l| *words(l).last().unwrap()).collect();
+    assert_eq!(values, ["1,250/s", "150", "12/s"], "{}", dump(&s));
+}
+
+#[test]
+fn tab_cycles_through_the_four_views() {
+    let mut app = alerting_app();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        press(&mut app, KeyCode::Tab);
+        seen.push(app.view);
+    }
+    assert_eq!(
+        seen,
+        [View::Maps, View::Events, View::Alerts, View::Callers]
+    );
+    press(&mut app, KeyCode::BackTab);
+    assert_eq!(app.view, View::Alerts);
+}
+
+#[test]
+fn enter_on_an_alert_shows_its_rule_group_value_and_top_stack() {
+    let st = stats();
+    let mut app = alerting_app();
+    press(&mut app, KeyCode::Char('4'));
+    app.refresh(&st, exact(), NOW);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Enter);
+    app.refresh(&st, exact(), NOW);
+    for (w, h) in [(80u16, 24u16), (200, 60)] {
+        let text = dump(&screen(&mut app, w, h));
+        for want in [
+            "ALERT count(map) > 100 within 5m",
+            "firing since 22:13:23.000",
+            "map 0xc000100000 · map_type main.UserMap",
+            "150 deletes in 5m (threshold > 100) · exact",
+            "top     120× main.(*Cache).evict /src/app/cache.go:42",
+            "120× main.(*Cache).evict /src/app/cache.go:42",
+            "main.main /src/app/main.go:10",
+        ] {
+            assert!(text.contains(want), "{want} {w}x{h}:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn slash_filters_the_alerts() {
+    let st = stats();
+    let mut app = alerting_app();
+    press(&mut app, KeyCode::Char('4'));
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "jobs");
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 80, 24);
+    let r = rows(&s, "STATE");
+    assert_eq!(r.len(), 2, "{}", dump(&s));
+    assert!(r.iter().all(|l| l.contains("rate(caller)")), "{}", dump(&s));
+    type_text(&mut app, "zzz");
+    app.refresh(&st, exact(), NOW);
+    assert!(dump(&screen(&mut app, 80, 24)).contains("no rows match /jobszzz"));
+}
+
+#[test]
+fn without_alert_rules_there_is_no_banner_and_the_view_says_why() {
+    let st = stats();
+    let mut app = app();
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 80, 24);
+    assert!(
+        s[3].contains("1 Callers") && s[3].contains("4 Alerts"),
+        "{}",
+        dump(&s)
+    );
+    assert!(!s[23].contains("4 alerts"), "{}", dump(&s));
+    press(&mut app, KeyCode::Char('4'));
+    app.refresh(&st, exact(), NOW);
+    let text = dump(&screen(&mut app, 80, 24));
+    assert!(
+        text.contains("no alert rules (--alert RULE, --alerts FILE)"),
+        "{text}"
+    );
+    // With rules, but nothing fired yet.
+    let mut app = app_with_empty_board();
+    press(&mut app, KeyCode::Char('4'));
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 80, 24);
+    assert!(dump(&s).contains("no alert has fired"), "{}", dump(&s));
+    assert!(s[3].contains("4 Alerts"), "{}", dump(&s));
+}
+
+fn app_with_empty_board() -> App {
+    app().with_alerts(Some(AlertBoard::new()))
+}
+
+#[test]
+fn alerts_with_an_ended_target_and_tiny_terminals_keep_the_layout() {
+    let st = stats();
+    for view in ['1', '4'] {
+        let mut app = alerting_app();
+        press(&mut app, KeyCode::Char(view));
+        app.ended = Some(Ended::Exited(Some(ExitStatus::Code(0))));
+        app.refresh(&st, exact(), NOW);
+        let s = screen(&mut app, 80, 24);
+        let text = dump(&s);
+        assert!(s[3].contains("ALERT: count(map)"), "{text}");
+        assert!(s[4].contains("process exited (status 0)"), "{text}");
+        assert!(s[5].contains("1 Callers"), "{text}");
+        assert!(s[23].contains("? help"), "{text}");
+        let (header, n) = if view == '1' {
+            ("TOTAL", 3)
+        } else {
+            ("STATE", 3)
+        };
+        assert_eq!(rows(&s, header).len(), n, "{text}");
+    }
+    for (w, h) in [(1u16, 1u16), (10, 3), (20, 5), (40, 10), (80, 8)] {
+        for keys in ["", "4", "4\n", "?"] {
+            let mut app = alerting_app();
+            app.refresh(&st, exact(), NOW);
+            for c in keys.chars() {
+                press(
+                    &mut app,
+                    if c == '\n' {
+                        KeyCode::Enter
+                    } else {
+                        KeyCode::Char(c)
+                    },
+                );
+            }
+            app.refresh(&st, exact(), NOW);
+            let s = screen(&mut app, w, h);
+            assert_eq!(s.len(), h as usize);
+            if w == 40 && !keys.contains('?') {
+                assert!(s[3].starts_with(" ALERT: count(map) > 100"), "{}", dump(&s));
+                assert!(s[3].ends_with('…'), "{}", dump(&s));
+            }
+        }
+    }
 }

@@ -51,7 +51,13 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     }
     let mut summary = match sink.as_mut() {
         Some(sink) => session.run(sink.as_mut(), &signals)?,
-        None => tui::run(session, &signals, args.target.sample, child_output)?,
+        None => tui::run(
+            session,
+            &signals,
+            args.target.sample,
+            child_output,
+            board.clone(),
+        )?,
     };
     if let Some(board) = &board {
         let failed = board.failed.load(std::sync::atomic::Ordering::Relaxed);

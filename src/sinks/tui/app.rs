@@ -3,13 +3,16 @@
 //! terminal, no clock, no threads — the loop in `mod.rs` feeds it keys and
 //! times, `view.rs` draws it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::alerts::{self, AlertLine, Alerts};
 use super::input::{Command, Mode};
 use super::state::{
     self, CallerLine, Column, Detail, EventLine, Evicted, Filter, MapLine, RateHistory, RowKey,
-    Sort, Stats, CALLER_COLUMNS, EVENT_COLUMNS, MAP_COLUMNS,
+    Sort, Stats, ALERT_COLUMNS, CALLER_COLUMNS, EVENT_COLUMNS, MAP_COLUMNS,
 };
+use crate::sinks::alerts::AlertBoard;
 use crate::target::launch::ExitStatus;
 
 const NANOS: u64 = 1_000_000_000;
@@ -21,10 +24,14 @@ pub enum View {
     Callers,
     Maps,
     Events,
+    Alerts,
 }
 
+/// How many views there are.
+const VIEWS: usize = View::ALL.len();
+
 impl View {
-    pub const ALL: [View; 3] = [View::Callers, View::Maps, View::Events];
+    pub const ALL: [View; 4] = [View::Callers, View::Maps, View::Events, View::Alerts];
 
     pub fn index(self) -> usize {
         self as usize
@@ -35,6 +42,7 @@ impl View {
             View::Callers => "Callers",
             View::Maps => "Maps",
             View::Events => "Events",
+            View::Alerts => "Alerts",
         }
     }
 
@@ -43,6 +51,7 @@ impl View {
             View::Callers => CALLER_COLUMNS,
             View::Maps => MAP_COLUMNS,
             View::Events => EVENT_COLUMNS,
+            View::Alerts => ALERT_COLUMNS,
         }
     }
 
@@ -50,7 +59,7 @@ impl View {
         let column = match self {
             View::Callers => Column::Total,
             View::Maps => Column::Deletes,
-            View::Events => Column::Time,
+            View::Events | View::Alerts => Column::Time,
         };
         Sort {
             column,
@@ -141,6 +150,7 @@ pub enum Rows {
     Callers(Vec<CallerLine>),
     Maps(Vec<MapLine>),
     Events(Vec<EventLine>),
+    Alerts(Vec<AlertLine>),
 }
 
 impl Rows {
@@ -149,6 +159,7 @@ impl Rows {
             Rows::Callers(v) => v.len(),
             Rows::Maps(v) => v.len(),
             Rows::Events(v) => v.len(),
+            Rows::Alerts(v) => v.len(),
         }
     }
 
@@ -161,6 +172,7 @@ impl Rows {
             Rows::Callers(v) => v.get(i).map(|l| RowKey::Caller(l.key.clone())),
             Rows::Maps(v) => v.get(i).map(|l| RowKey::Map((l.addr, l.type_hash))),
             Rows::Events(v) => v.get(i).map(|l| RowKey::Event(l.seq)),
+            Rows::Alerts(v) => v.get(i).map(|l| RowKey::Alert(l.seq)),
         }
     }
 
@@ -169,6 +181,7 @@ impl Rows {
             (Rows::Callers(v), RowKey::Caller(k)) => v.iter().position(|l| &l.key == k),
             (Rows::Maps(v), RowKey::Map(k)) => v.iter().position(|l| (l.addr, l.type_hash) == *k),
             (Rows::Events(v), RowKey::Event(s)) => v.iter().position(|l| l.seq == *s),
+            (Rows::Alerts(v), RowKey::Alert(s)) => v.iter().position(|l| l.seq == *s),
             _ => None,
         }
     }
@@ -194,16 +207,16 @@ pub enum Effect {
 pub struct App {
     pub info: TargetInfo,
     pub view: View,
-    sorts: [Sort; 3],
+    sorts: [Sort; VIEWS],
     pub filter: String,
     pub editing: bool,
     pub paused: bool,
     frozen: Option<Box<Stats>>,
     pub detail_open: bool,
     pub help: bool,
-    sel: [Selection; 3],
+    sel: [Selection; VIEWS],
     /// First row shown, per view (kept by the view so the selection stays visible).
-    pub offset: [usize; 3],
+    pub offset: [usize; VIEWS],
     /// Rows the table showed last time (for PgUp / PgDn).
     pub page: usize,
     status: Option<(String, u64)>,
@@ -224,6 +237,10 @@ pub struct App {
     pub detail: Option<Detail>,
     pub records: u64,
     pub evicted: Evicted,
+    /// Where alerts are posted (None: no alert rules).
+    board: Option<Arc<AlertBoard>>,
+    /// The alerts seen so far and those firing now (for the banner).
+    pub alerts: Alerts,
 }
 
 impl App {
@@ -239,7 +256,7 @@ impl App {
             detail_open: false,
             help: false,
             sel: Default::default(),
-            offset: [0; 3],
+            offset: [0; VIEWS],
             page: 10,
             status: None,
             ended: None,
@@ -255,7 +272,17 @@ impl App {
             detail: None,
             records: 0,
             evicted: Evicted::default(),
+            board: None,
+            alerts: Alerts::default(),
         }
+    }
+
+    /// Shows the alerts posted to `board` (a banner while one fires, and
+    /// the Alerts view); read on every [`App::refresh`].
+    pub fn with_alerts(mut self, board: Option<Arc<AlertBoard>>) -> Self {
+        self.alerts = Alerts::new(board.is_some());
+        self.board = board;
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -335,6 +362,10 @@ impl App {
             .observe(now_sec, self.raw.deletes + self.raw.clears);
         self.records = live.records();
         self.evicted = live.evicted();
+        // Alerts are not frozen by a pause: the banner and the list stay live.
+        if let Some(board) = &self.board {
+            self.alerts.update(board);
+        }
         if self.paused && self.frozen.is_none() {
             self.frozen = Some(Box::new(live.clone()));
         }
@@ -358,6 +389,11 @@ impl App {
                 state::sort_events(&mut v, sort);
                 (Rows::Events(v), n)
             }
+            View::Alerts => {
+                let (mut v, n) = self.alerts.lines(&filter);
+                alerts::sort_alerts(&mut v, sort);
+                (Rows::Alerts(v), n)
+            }
         };
         self.rows = rows;
         self.unfiltered = unfiltered;
@@ -367,17 +403,18 @@ impl App {
             (true, Some(RowKey::Caller(k))) => stats.caller_detail(&k, now_sec),
             (true, Some(RowKey::Map(k))) => stats.map_detail(k, now_sec),
             (true, Some(RowKey::Event(s))) => stats.event_detail(s),
+            (true, Some(RowKey::Alert(s))) => self.alerts.detail(s),
             _ => None,
         };
         self.frozen = frozen;
     }
 
     /// Keeps the selection on the same row when rows move; the newest
-    /// event stays selected while the selection is at the top of the
-    /// Events view (a tail).
+    /// event (alert) stays selected while the selection is at the top of
+    /// the Events (Alerts) view (a tail).
     fn resolve_selection(&mut self) {
         let n = self.rows.len();
-        let tail = self.view == View::Events && !self.paused;
+        let tail = matches!(self.view, View::Events | View::Alerts) && !self.paused;
         let sel = &mut self.sel[self.view.index()];
         if n == 0 {
             *sel = Selection::default();
@@ -418,8 +455,8 @@ impl App {
                     return Effect::Quit;
                 }
             }
-            Command::NextView => self.switch(View::ALL[(self.view.index() + 1) % 3]),
-            Command::PrevView => self.switch(View::ALL[(self.view.index() + 2) % 3]),
+            Command::NextView => self.switch(View::ALL[(self.view.index() + 1) % VIEWS]),
+            Command::PrevView => self.switch(View::ALL[(self.view.index() + VIEWS - 1) % VIEWS]),
             Command::ShowView(v) => self.switch(v),
             Command::Up => self.select(cur.saturating_sub(1)),
             Command::Down => self.select(cur + 1),

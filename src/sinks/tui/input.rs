@@ -81,6 +81,7 @@ pub fn command(key: KeyEvent, mode: Mode) -> Option<Command> {
             KeyCode::Char('1') => Some(Command::ShowView(View::Callers)),
             KeyCode::Char('2') => Some(Command::ShowView(View::Maps)),
             KeyCode::Char('3') => Some(Command::ShowView(View::Events)),
+            KeyCode::Char('4') => Some(Command::ShowView(View::Alerts)),
             KeyCode::Char('k') => Some(Command::Up),
             KeyCode::Char('j') => Some(Command::Down),
             KeyCode::Char('g') => Some(Command::Home),
@@ -152,6 +153,10 @@ mod tests {
         assert_eq!(
             command(key(KeyCode::Char('3')), Mode::Normal),
             Some(Command::ShowView(View::Events))
+        );
+        assert_eq!(
+            command(key(KeyCode::Char('4')), Mode::Normal),
+            Some(Command::ShowView(View::Alerts))
         );
     }
 }

@@ -10,10 +10,14 @@
 //!   key) and draws it. It holds the mutex only while it copies out the
 //!   rows it needs, never while drawing.
 //!
+//! Alerts (`--alert`) are read from their [`AlertBoard`] on every frame: a
+//! banner while one fires, and the Alerts view.
+//!
 //! `q` asks the session to stop (like a signal would) and leaves at once;
 //! when the target exits, the UI stays up with a banner until `q`. The
 //! terminal is restored on every way out (see [`terminal`]).
 
+pub mod alerts;
 pub mod app;
 pub mod exit;
 pub mod export;
@@ -39,6 +43,7 @@ use self::view::Theme;
 use crate::events::Event;
 use crate::gobin::MapImpl;
 use crate::session::{LiveTotals, Session, Signals};
+use crate::sinks::alerts::AlertBoard;
 use crate::sinks::{Sink, Summary};
 
 /// Time between two frames when nothing happens.
@@ -147,12 +152,14 @@ impl Drop for StopSessionOnExit<'_> {
 
 /// Runs `session` with the terminal UI until the user quits; returns the
 /// session's summary. `launched`: the output of the program mdt started
-/// (see [`launch`]), printed once the UI is gone.
+/// (see [`launch`]), printed once the UI is gone. `alerts`: where alerts
+/// are posted, when there are alert rules.
 pub fn run(
     mut session: Session,
     signals: &Signals,
     sample_rate: f64,
     launched: Option<launch::ChildOutput>,
+    alerts: Option<Arc<AlertBoard>>,
 ) -> Result<Summary> {
     let pid = session.pid();
     let binary = std::fs::read_link(format!("/proc/{pid}/exe"))
@@ -181,7 +188,7 @@ pub fn run(
 
     let (result, ui) = std::thread::scope(|s| {
         let ui = s.spawn(|| {
-            let r = ui_main(guard, &shared, signals, &live, info, watch);
+            let r = ui_main(guard, &shared, signals, &live, info, watch, alerts);
             // The terminal is back; detaching the probes can take a moment.
             if shared.end().is_none() {
                 eprintln!("mdt: stopping: detaching the probes");
@@ -244,10 +251,11 @@ fn ui_main(
     live: &LiveTotals,
     info: TargetInfo,
     watch: Option<ExitWatch>,
+    alerts: Option<Arc<AlertBoard>>,
 ) -> Result<Option<Ended>> {
     let _stop = StopSessionOnExit { shared, signals };
     let theme = Theme::from_env();
-    let mut app = App::new(info);
+    let mut app = App::new(info).with_alerts(alerts);
     let mut final_totals: Option<Totals> = None;
     let mut ended_at: Option<Instant> = None;
     let mut next_frame = Instant::now();

@@ -936,6 +936,8 @@ pub enum RowKey {
     Caller(CallerKey),
     Map(MapKey),
     Event(u64),
+    /// An alert or resolution, by its position on the alert board.
+    Alert(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -1037,6 +1039,10 @@ pub enum Column {
     Time,
     Goid,
     Key,
+    State,
+    Rule,
+    Group,
+    Value,
 }
 
 pub const CALLER_COLUMNS: &[Column] = &[
@@ -1063,6 +1069,13 @@ pub const EVENT_COLUMNS: &[Column] = &[
     Column::Key,
     Column::Caller,
 ];
+pub const ALERT_COLUMNS: &[Column] = &[
+    Column::Time,
+    Column::State,
+    Column::Rule,
+    Column::Group,
+    Column::Value,
+];
 
 impl Column {
     pub fn title(self) -> &'static str {
@@ -1082,6 +1095,10 @@ impl Column {
             Column::Time => "TIME (UTC)",
             Column::Goid => "GOID",
             Column::Key => "KEY",
+            Column::State => "STATE",
+            Column::Rule => "RULE",
+            Column::Group => "GROUP",
+            Column::Value => "VALUE",
         }
     }
 
@@ -1095,6 +1112,9 @@ impl Column {
                 | Column::Type
                 | Column::TopCaller
                 | Column::Key
+                | Column::State
+                | Column::Rule
+                | Column::Group
         )
     }
 }
@@ -1107,7 +1127,8 @@ pub struct Sort {
 }
 
 impl Sort {
-    fn order(self, natural: Ordering) -> Ordering {
+    /// `natural` (ascending) turned into this sort's order.
+    pub fn order(self, natural: Ordering) -> Ordering {
         let o = if self.column.descending() {
             natural.reverse()
         } else {

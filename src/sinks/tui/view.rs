@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table};
 use ratatui::Frame;
 
+use super::alerts;
 use super::app::{App, Rows, View};
 use super::input::Mode;
 use super::state::{clock, group, Column, Detail, Sort};
@@ -66,6 +67,17 @@ impl Theme {
         )
     }
 
+    /// The alert banner: the warning colour.
+    fn alert(&self) -> Style {
+        self.pick(
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        )
+    }
+
     fn header_row(&self) -> Style {
         self.pick(
             Style::new().fg(Color::Black).bg(Color::Green),
@@ -98,9 +110,11 @@ impl Theme {
 /// Draws the whole screen.
 pub fn draw(f: &mut Frame, app: &mut App, theme: &Theme) {
     let area = f.area();
+    let alert = alerts::banner(&app.alerts.active, area.width as usize);
     let banner = u16::from(app.ended.is_some());
-    let [header, banner_area, tabs, body, footer] = Layout::vertical([
+    let [header, alert_area, banner_area, tabs, body, footer] = Layout::vertical([
         Constraint::Length(3),
+        Constraint::Length(u16::from(alert.is_some())),
         Constraint::Length(banner),
         Constraint::Length(1),
         Constraint::Min(2),
@@ -108,6 +122,9 @@ pub fn draw(f: &mut Frame, app: &mut App, theme: &Theme) {
     ])
     .areas(area);
     draw_header(f, app, theme, header);
+    if let Some(text) = alert {
+        f.render_widget(Paragraph::new(text).style(theme.alert()), alert_area);
+    }
     if let Some(ended) = &app.ended {
         let text = format!(" {} ", ended.banner());
         f.render_widget(
@@ -293,33 +310,52 @@ pub fn sparkline(values: &[u64]) -> String {
 
 fn draw_tabs(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let mut tabs = vec![Span::raw(" ")];
+    let firing = app.alerts.active.len();
     for v in View::ALL {
-        let text = format!(" {} {} ", v.index() + 1, v.title());
+        let mut text = format!(" {} {} ", v.index() + 1, v.title());
+        if v == View::Alerts && firing > 0 {
+            text.push_str(&format!("({firing}) "));
+        }
         tabs.push(if v == app.view {
             Span::styled(text, theme.selected().add_modifier(Modifier::BOLD))
+        } else if v == View::Alerts && firing > 0 {
+            Span::styled(text, theme.warn())
         } else {
             Span::raw(text)
         });
         tabs.push(Span::raw(" "));
     }
     let sort = app.sort(app.view);
-    let mut right = vec![
+    let sort = vec![
         Span::styled("sort ", theme.dim()),
         Span::raw(format!("{} {}", sort.column.title(), arrow(sort))),
     ];
+    let mut filter = Vec::new();
     if app.editing || !app.filter.is_empty() {
-        right.push(Span::styled("  filter ", theme.dim()));
+        filter.push(Span::styled("  filter ", theme.dim()));
         let cursor = if app.editing { "▏" } else { "" };
-        right.push(Span::styled(
+        filter.push(Span::styled(
             format!("/{}{cursor}", app.filter),
             theme.warn(),
         ));
     }
-    right.push(Span::styled(
+    let count = vec![Span::styled(
         format!("  {}/{} ", app.rows.len(), app.unfiltered),
         theme.dim(),
-    ));
-    split_line(f, area, Line::from(tabs), Line::from(right), Style::new());
+    )];
+    // What fits beside the tabs: the filter goes last.
+    let tabs = Line::from(tabs);
+    let candidates = [
+        [sort.clone(), filter.clone(), count.clone()].concat(),
+        [filter.clone(), count].concat(),
+        filter,
+    ];
+    let right = candidates
+        .into_iter()
+        .map(Line::from)
+        .find(|r| tabs.width() + r.width() < area.width as usize)
+        .unwrap_or_default();
+    split_line(f, area, tabs, right, Style::new());
 }
 
 fn arrow(sort: Sort) -> &'static str {
@@ -345,10 +381,12 @@ fn is_numeric(c: Column) -> bool {
             | Column::Deletes
             | Column::Clears
             | Column::Goid
+            | Column::Value
     )
 }
 
-fn widths(view: View) -> Vec<Constraint> {
+/// The columns' widths in a table `width` columns wide.
+fn widths(view: View, rows: &Rows, width: u16) -> Vec<Constraint> {
     use Constraint::{Fill, Length};
     match view {
         View::Callers => vec![Length(9), Length(8), Length(6), Length(5), Fill(2), Fill(1)],
@@ -362,6 +400,28 @@ fn widths(view: View) -> Vec<Constraint> {
             Fill(1),
         ],
         View::Events => vec![Length(12), Length(6), Fill(2), Fill(2), Fill(3)],
+        View::Alerts => {
+            // The rules in full when there is room; the group gets the rest
+            // (at least 16 columns, or half).
+            let longest = match rows {
+                Rows::Alerts(v) => v
+                    .iter()
+                    .map(|l| alerts::rule_label(&l.notice).chars().count())
+                    .max()
+                    .unwrap_or(0),
+                _ => 0,
+            };
+            let (time, state, value) = (11, 8, 8);
+            let room = (width as usize).saturating_sub(time + state + value + 4);
+            let rule = longest.max(4).min(room.saturating_sub(16).max(room / 2));
+            vec![
+                Length(time as u16),
+                Length(state as u16),
+                Length(rule as u16),
+                Fill(1),
+                Length(value as u16),
+            ]
+        }
     }
 }
 
@@ -402,7 +462,28 @@ fn cells(rows: &Rows, i: usize) -> Vec<Cell<'static>> {
                 Cell::from(r.caller.to_string()),
             ]
         }
+        Rows::Alerts(v) => {
+            let r = &v[i];
+            let n = &r.notice;
+            vec![
+                Cell::from(
+                    clock(alerts::ts_ns(n.ts))
+                        .get(..8)
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+                Cell::from(r.state_text()),
+                Cell::from(alerts::rule_label(n).to_string()),
+                Cell::from(alerts::group_text(n)),
+                right(alerts::value_text(n)),
+            ]
+        }
     }
+}
+
+/// A row of an alert that still fires stands out.
+fn firing(rows: &Rows, i: usize) -> bool {
+    matches!(rows, Rows::Alerts(v) if v[i].firing)
 }
 
 fn draw_table(f: &mut Frame, app: &mut App, theme: &Theme, area: Rect) {
@@ -437,18 +518,24 @@ fn draw_table(f: &mut Frame, app: &mut App, theme: &Theme, area: Rect) {
             let row = Row::new(cells(&app.rows, i));
             if i == sel {
                 row.style(theme.selected())
+            } else if firing(&app.rows, i) {
+                row.style(theme.warn())
             } else {
                 row
             }
         })
         .collect();
-    let table = Table::new(rows, widths(view))
+    let table = Table::new(rows, widths(view, &app.rows, area.width))
         .header(header)
         .column_spacing(1);
     f.render_widget(table, area);
     if n == 0 && area.height > 2 {
         let msg = if !app.filter.is_empty() {
             format!("no rows match /{}", app.filter)
+        } else if view == View::Alerts && !app.alerts.enabled {
+            "no alert rules (--alert RULE, --alerts FILE)".to_string()
+        } else if view == View::Alerts {
+            "no alert has fired".to_string()
         } else if app.ended.is_some() {
             "no map deletes were seen".to_string()
         } else {
@@ -587,6 +674,10 @@ fn hints(app: &App) -> Vec<Hint> {
             if app.ended.is_some() {
                 h.retain(|(k, _, _)| *k != "␣");
             }
+            if app.alerts.enabled && app.view != View::Alerts {
+                let firing = !app.alerts.active.is_empty();
+                h.insert(2, ("4", "alerts", if firing { 8 } else { 3 }));
+            }
             h
         }
     }
@@ -624,8 +715,8 @@ fn draw_footer(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
 pub const KEYS: &[(&str, &str)] = &[
     ("q  Esc  Ctrl-C", "quit (Esc first closes help / detail)"),
     (
-        "Tab  Shift-Tab  1 2 3",
-        "switch view: Callers, Maps, Events",
+        "Tab  Shift-Tab  1-4",
+        "switch view: Callers, Maps, Events, Alerts",
     ),
     ("↑ ↓  j k", "move the selection"),
     ("PgUp PgDn  Home End", "move by a page, to the top / bottom"),
