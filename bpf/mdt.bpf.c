@@ -334,8 +334,17 @@ static __always_inline void submit(struct mdt_event *e)
 
 	if (size > sizeof(*e))
 		size = sizeof(*e);
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= mdt_cfg.wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
+	/* Wake the reader when this record crosses a multiple of wakeup_bytes
+	 * of the producer position: at most one wakeup per wakeup_bytes
+	 * written. (Waking while the buffer is above a level would wake once
+	 * per record until the reader catches up, and a wakeup is an IPI: a VM
+	 * exit in a guest, microseconds.) Otherwise the reader's timer drains. */
+	if (mdt_cfg.wakeup_bytes) {
+		__u64 prod = bpf_ringbuf_query(&events, BPF_RB_PROD_POS);
+
+		if (prod / mdt_cfg.wakeup_bytes != (prod + size + 8) / mdt_cfg.wakeup_bytes)
+			flags = BPF_RB_FORCE_WAKEUP;
+	}
 	if (bpf_ringbuf_output(&events, e, size, flags)) {
 		count(&stats, MDT_STAT_RINGBUF_FULL);
 		return;

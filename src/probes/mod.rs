@@ -64,7 +64,7 @@ pub const SAMPLE_ALL: u64 = 1 << 32;
 pub const DEFAULT_KEY_TYPE_OFFSET: u32 = 48;
 
 /// Default ring buffer size in bytes.
-pub const DEFAULT_RINGBUF_BYTES: u32 = 4 << 20;
+pub const DEFAULT_RINGBUF_BYTES: u32 = 32 << 20;
 
 // Same layout as in C (the C side has matching _Static_asserts).
 const _: () = assert!(size_of::<MdtEvent>() == 80 + MAX_KEY_BYTES + 8 * MAX_STACK_DEPTH);
@@ -277,9 +277,9 @@ impl ProbeConfig {
             sample_threshold: sample_threshold(self.sample_rate),
             key_bytes: self.key_bytes.min(MAX_KEY_BYTES as u32),
             map_count_offset: self.map_count_offset,
-            // Wake the reader when a quarter of the buffer is used; below
+            // Wake the reader once per 1/16 of the buffer written; in between
             // that it drains on its own short timer.
-            wakeup_bytes: u64::from(self.ringbuf_bytes / 4),
+            wakeup_bytes: u64::from(self.ringbuf_bytes / 16),
             aggregate: u32::from(self.aggregate),
             aggregate_goid: u32::from(self.aggregate_goid),
             count_sites: u32::from(self.count_sites),

@@ -1,11 +1,13 @@
 //! JSON lines: one object per line, a `type` on each. The schema is in
 //! `docs/json.md`; field names are a stable interface.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::json;
+use serde_json::value::RawValue;
 
 use super::alerts::AlertBoard;
 use super::{Sink, Summary};
@@ -14,6 +16,9 @@ use crate::events::{Event, EventKind, Frame, KeyValue};
 pub struct JsonSink<W: Write> {
     out: W,
     records: u64,
+    /// Rendered `stack` and `caller` per distinct stack: a hot delete site
+    /// repeats the same stack, and rendering it is most of a record's cost.
+    rendered: HashMap<usize, Rendered>,
     /// `--alert`: alert records from the board, and where we are in it.
     alerts: Option<(Arc<AlertBoard>, usize)>,
 }
@@ -23,6 +28,7 @@ impl<W: Write> JsonSink<W> {
         JsonSink {
             out,
             records: 0,
+            rendered: HashMap::new(),
             alerts: None,
         }
     }
@@ -45,6 +51,30 @@ impl<W: Write> JsonSink<W> {
             self.line(&n.to_json())?;
         }
         Ok(())
+    }
+
+    /// The stack and caller JSON of `ev`, rendered once per stack. The
+    /// symbolizer hands out one shared `Arc` per distinct stack, so its
+    /// address identifies the stack; the entry keeps the `Arc` alive so the
+    /// address cannot be reused while cached.
+    fn render_stack(&mut self, ev: &Event) -> io::Result<usize> {
+        if self.rendered.len() >= MAX_RENDERED_STACKS {
+            self.rendered.clear();
+        }
+        let key = Arc::as_ptr(&ev.stack) as *const Frame as usize;
+        if !self.rendered.contains_key(&key) {
+            let stack = RawValue::from_string(serde_json::to_string(&*ev.stack)?)?;
+            let caller = RawValue::from_string(serde_json::to_string(&ev.caller_label())?)?;
+            self.rendered.insert(
+                key,
+                Rendered {
+                    _owner: ev.stack.clone(),
+                    stack,
+                    caller,
+                },
+            );
+        }
+        Ok(key)
     }
 
     fn line(&mut self, value: &impl Serialize) -> io::Result<()> {
@@ -74,9 +104,19 @@ struct Record<'a> {
     map_len: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     cleared: Option<u64>,
-    caller: String,
-    stack: &'a [Frame],
+    caller: &'a RawValue,
+    stack: &'a RawValue,
 }
+
+/// Cached JSON of one distinct stack.
+struct Rendered {
+    _owner: Arc<[Frame]>,
+    stack: Box<RawValue>,
+    caller: Box<RawValue>,
+}
+
+/// Bound on the cache of rendered stacks (cleared when reached).
+const MAX_RENDERED_STACKS: usize = 50_000;
 
 pub fn rfc3339_nanos(ts_ns: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ts_ns);
@@ -87,6 +127,9 @@ impl<W: Write> Sink for JsonSink<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
         self.write_alerts()?;
         let is_delete = ev.kind == EventKind::Delete;
+        // Rendered first: `record` borrows from the cache.
+        let key = self.render_stack(ev)?;
+        let rendered = &self.rendered[&key];
         let record = Record {
             kind: ev.kind,
             ts: rfc3339_nanos(ev.ts_ns),
@@ -102,11 +145,12 @@ impl<W: Write> Sink for JsonSink<W> {
             key_truncated: is_delete.then_some(ev.key_truncated),
             map_len: ev.map_len,
             cleared: ev.cleared,
-            caller: ev.caller_label(),
-            stack: &ev.stack,
+            caller: &rendered.caller,
+            stack: &rendered.stack,
         };
+        serde_json::to_writer(&mut self.out, &record)?;
         self.records += 1;
-        self.line(&record)
+        self.out.write_all(b"\n")
     }
 
     fn lost(&mut self, count: u64, total: u64) -> io::Result<()> {
