@@ -64,14 +64,18 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e6)
 }
 
+/// Output buffer: large, so that a burst costs few write syscalls (the
+/// session flushes every drain anyway).
+const OUTPUT_BUFFER: usize = 1 << 20;
+
 /// An output that is the terminal, a pipe, or a file.
 pub fn open_output(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn io::Write + Send>> {
     use anyhow::Context;
     Ok(match path {
         Some(p) => Box::new(io::BufWriter::with_capacity(
-            1 << 16,
+            OUTPUT_BUFFER,
             std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
         )),
-        None => Box::new(io::BufWriter::with_capacity(1 << 16, io::stdout())),
+        None => Box::new(io::BufWriter::with_capacity(OUTPUT_BUFFER, io::stdout())),
     })
 }

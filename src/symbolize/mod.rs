@@ -25,8 +25,8 @@ pub struct Symbolizer {
     gofunc: Option<u64>,
     /// Run-time address minus link-time address.
     bias: u64,
-    frames: HashMap<u64, Arc<[Frame]>>,
-    stacks: HashMap<Vec<u64>, Arc<[Frame]>>,
+    frames: HashMap<u64, Arc<[Frame]>, FastHash>,
+    stacks: HashMap<Vec<u64>, Arc<[Frame]>, FastHash>,
     /// For addresses pclntab does not cover.
     native: blazesym::symbolize::Symbolizer,
     pid: u32,
@@ -41,8 +41,8 @@ impl Symbolizer {
             text_base: binary.text_base,
             gofunc: binary.moduledata.map(|m| m.gofunc),
             bias,
-            frames: HashMap::new(),
-            stacks: HashMap::new(),
+            frames: HashMap::default(),
+            stacks: HashMap::default(),
             native: blazesym::symbolize::Symbolizer::new(),
             pid,
             path: binary.path.clone(),
@@ -164,5 +164,39 @@ impl Symbolizer {
                 })
                 .collect(),
         )
+    }
+}
+
+/// An FNV-style hash a word at a time: the caches are keyed by addresses
+/// from our own probes, so SipHash's flood resistance buys nothing and
+/// costs a noticeable share of the per-event work.
+type FastHash = std::hash::BuildHasherDefault<Fnv>;
+
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // A stack arrives as one slice of words: mix a word at a time.
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.write_u64(u64::from_le_bytes(w.try_into().unwrap_or_default()));
+        }
+        for &b in words.remainder() {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        let h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        self.0 = (h ^ v).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
     }
 }
