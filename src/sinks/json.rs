@@ -62,17 +62,14 @@ impl<W: Write> JsonSink<W> {
             self.rendered.clear();
         }
         let key = Arc::as_ptr(&ev.stack) as *const Frame as usize;
-        if !self.rendered.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.rendered.entry(key) {
             let stack = RawValue::from_string(serde_json::to_string(&*ev.stack)?)?;
             let caller = RawValue::from_string(serde_json::to_string(&ev.caller_label())?)?;
-            self.rendered.insert(
-                key,
-                Rendered {
-                    _owner: ev.stack.clone(),
-                    stack,
-                    caller,
-                },
-            );
+            slot.insert(Rendered {
+                _owner: ev.stack.clone(),
+                stack,
+                caller,
+            });
         }
         Ok(key)
     }
