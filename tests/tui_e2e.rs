@@ -380,7 +380,9 @@ fn tui_shows_the_fixture_and_survives_its_exit() {
         "no call site in the Events view:\n{s}"
     );
 
-    // Back to Callers, filtered on a function name.
+    // Tab cycles Events → Alerts → Callers; then filter on a function name.
+    tmux.keys(&["Tab"]);
+    tmux.wait("the Alerts view", |s| s.contains("no alert rules"));
     tmux.keys(&["Tab"]);
     tmux.wait("the Callers view", |s| s.contains("MAP TYPES"));
     tmux.keys(&["/"]);
