@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Toolchain, Variant};
+use common::{Scratch, Toolchain, Variant};
 use serde_json::Value;
 
 /// A whole traced run of the fixture (debug build, loaded machine).
@@ -242,26 +242,13 @@ fn run_ok(name: &str, cmd: Command) -> Finished {
     f
 }
 
-/// A scratch directory, removed when the test passes (kept for inspection when it fails).
-struct Scratch(PathBuf);
+/// Flame's checks on a scratch directory.
+trait ScratchExt {
+    fn names(&self) -> Vec<String>;
+    fn assert_no_temp_files(&self, ctx: &str);
+}
 
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = common::target_dir().join("tmp").join(format!(
-            "flame-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
+impl ScratchExt for Scratch {
     /// The names in the directory, sorted.
     fn names(&self) -> Vec<String> {
         list_dir(&self.0)
@@ -278,14 +265,6 @@ impl Scratch {
             left.is_empty(),
             "{ctx}: temporary files left behind: {left:?}"
         );
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.0);
-        }
     }
 }
 

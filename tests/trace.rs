@@ -39,7 +39,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Toolchain, Variant};
+use common::{Scratch, Toolchain, Variant};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
@@ -356,35 +356,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.stdin.take();
         self.kill();
-    }
-}
-
-/// A scratch directory, removed when the test passes (kept for inspection when it fails).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = common::target_dir().join("tmp").join(format!(
-            "trace-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.0);
-        }
     }
 }
 
