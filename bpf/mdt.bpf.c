@@ -511,10 +511,9 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	if (mdt_cfg.count_sites)
 		count_site(ctx, id, kind);
 	if (mdt_cfg.sample_threshold < (1ULL << 32) &&
-	    bpf_get_prandom_u32() >= mdt_cfg.sample_threshold) {
-		count(&stats, MDT_STAT_SAMPLED_OUT);
+	    bpf_get_prandom_u32() >= mdt_cfg.sample_threshold)
 		return 0;
-	}
+	count(&stats, MDT_STAT_SAMPLED_IN);
 
 	s = bpf_map_lookup_elem(&scratch_space, &zero);
 	if (!s)

@@ -90,8 +90,11 @@ enum mdt_event_flags {
 enum mdt_stat {
 	/* bpf_ringbuf_reserve failed: the event was LOST (hit still counted). */
 	MDT_STAT_RINGBUF_FULL = 0,
-	/* Hit counted, detailed event skipped by sampling. */
-	MDT_STAT_SAMPLED_OUT = 1,
+	/* Hits that passed sampling (a record or a stack count follows).
+	 * Counted on this side, not on the sampled-out side, to keep the path
+	 * most deletes take under --sample as short as possible: user space
+	 * derives sampled out = hits - sampled in. */
+	MDT_STAT_SAMPLED_IN = 1,
 	/* Probe fired in a process other than mdt_config.target_tgid; ignored,
 	 * not counted as a hit. */
 	MDT_STAT_OTHER_TGID = 2,

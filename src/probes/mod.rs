@@ -530,10 +530,13 @@ impl Probes {
     pub fn stats(&self) -> Result<Stats> {
         let m = &self.skel.maps.stats;
         let get = |s: types::mdt_stat| percpu_sum(m, s.0);
+        let hits: u64 = self.hit_counts()?.iter().sum();
         Ok(Stats {
             ringbuf_full: get(types::mdt_stat::MDT_STAT_RINGBUF_FULL)?,
             agg_full: get(types::mdt_stat::MDT_STAT_AGG_FULL)?,
-            sampled_out: get(types::mdt_stat::MDT_STAT_SAMPLED_OUT)?,
+            // The probe counts the hits that pass sampling (cheaper than
+            // counting the ones that don't); the ones skipped are the rest.
+            sampled_out: hits.saturating_sub(get(types::mdt_stat::MDT_STAT_SAMPLED_IN)?),
             other_tgid: get(types::mdt_stat::MDT_STAT_OTHER_TGID)?,
             bad_probe: get(types::mdt_stat::MDT_STAT_BAD_PROBE)?,
             submitted: get(types::mdt_stat::MDT_STAT_SUBMITTED)?,
