@@ -49,6 +49,20 @@ pub struct Options {
     pub count_sites: bool,
 }
 
+impl Options {
+    /// `--map-type` and `--func`: whether a delete of `map_type` through
+    /// frames named `funcs` is kept (any frame matching `--func` will do).
+    pub fn keeps<'a>(&self, map_type: &str, mut funcs: impl Iterator<Item = &'a str>) -> bool {
+        self.map_type
+            .as_ref()
+            .is_none_or(|re| re.is_match(map_type))
+            && self
+                .func
+                .as_ref()
+                .is_none_or(|re| funcs.any(|f| re.is_match(f)))
+    }
+}
+
 /// The process being traced.
 enum Target {
     Attached {
@@ -172,7 +186,7 @@ impl Session {
             aggregate_goid: options.aggregate_goid,
             count_sites: options.count_sites,
             machinery: if options.count_sites {
-                crate::sinks::metrics::sites::machinery_ranges(&binary)
+                crate::sinks::metrics::sites::machinery_ranges(&binary, &file)
             } else {
                 Vec::new()
             },
@@ -322,8 +336,7 @@ impl Session {
         let pump = RefCell::new(Pump {
             decoder,
             sink,
-            map_type: self.options.map_type.clone(),
-            func: self.options.func.clone(),
+            filter: self.options.clone(),
             filtered_out: 0,
             output_error: None,
             observer: self.observer.take(),
@@ -505,11 +518,7 @@ impl Session {
         if summary.exit_status.is_some() {
             return;
         }
-        let mut status = 0;
-        // SAFETY: blocking waitpid on our own child; `status` is a valid int.
-        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid && libc::WIFEXITED(status) {
-            summary.exit_status = Some(ExitStatus::Code(libc::WEXITSTATUS(status)));
-        }
+        summary.exit_status = launch::wait_blocking(pid);
     }
 }
 
@@ -518,8 +527,8 @@ impl Session {
 struct Pump<'s> {
     decoder: Decoder,
     sink: &'s mut dyn Sink,
-    map_type: Option<Regex>,
-    func: Option<Regex>,
+    /// The session's options, for `--map-type` / `--func`.
+    filter: Options,
     filtered_out: u64,
     output_error: Option<std::io::Error>,
     observer: Option<Box<dyn Observer + Send>>,
@@ -546,13 +555,8 @@ impl Pump<'_> {
     }
 
     fn keep(&self, ev: &Event) -> bool {
-        self.map_type
-            .as_ref()
-            .is_none_or(|re| re.is_match(&ev.map_type))
-            && self
-                .func
-                .as_ref()
-                .is_none_or(|re| ev.stack.iter().any(|f| re.is_match(&f.func)))
+        self.filter
+            .keeps(&ev.map_type, ev.stack.iter().map(|f| &*f.func))
     }
 
     fn flush(&mut self) {

@@ -129,13 +129,12 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i
     Ok((profile, launched.then_some((summary, pid))))
 }
 
+/// The stack's delete function counts as one of its frames.
 fn keep(c: &StackCount, o: &crate::session::Options) -> bool {
-    o.map_type
-        .as_ref()
-        .is_none_or(|re| re.is_match(&c.map_type))
-        && o.func
-            .as_ref()
-            .is_none_or(|re| re.is_match(c.func) || c.frames.iter().any(|f| re.is_match(&f.func)))
+    o.keeps(
+        &c.map_type,
+        std::iter::once(c.func).chain(c.frames.iter().map(|f| &*f.func)),
+    )
 }
 
 /// An output file, written to a temporary name first so that a failed or

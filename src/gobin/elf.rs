@@ -112,19 +112,6 @@ impl<'a> Elf<'a> {
             || self.file.section_by_name(".zdebug_info").is_some()
     }
 
-    /// The dynamic loader requested by the binary, if it is dynamically linked.
-    pub fn interpreter(&self) -> Option<String> {
-        let endian = self.file.endian();
-        let ph = self
-            .file
-            .elf_program_headers()
-            .iter()
-            .find(|ph| ph.p_type(endian) == elf::PT_INTERP)?;
-        let raw = bytes::slice(self.data, ph.p_offset(endian), ph.p_filesz(endian))?;
-        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-        Some(String::from_utf8_lossy(&raw[..end]).into_owned())
-    }
-
     /// Section bytes and address by name (None when absent or without file data).
     pub fn section(&self, name: &str) -> Option<(u64, &'a [u8])> {
         let section = self.file.section_by_name(name)?;

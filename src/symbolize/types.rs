@@ -92,13 +92,18 @@ impl TypeResolver {
         }
     }
 
+    /// Bytes at a run-time address as the executable file holds them, if
+    /// the address is in one of its file-backed segments.
+    fn read_in_file(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        let elf = Elf::parse(&self.file).ok()?;
+        elf.read_va(addr.wrapping_sub(self.bias), len as u64)
+            .map(<[u8]>::to_vec)
+    }
+
     /// Bytes at a run-time address: from the file if it holds them.
     fn read(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
-        let from_file = Elf::parse(&self.file).ok().and_then(|elf| {
-            elf.read_va(addr.wrapping_sub(self.bias), len as u64)
-                .map(<[u8]>::to_vec)
-        });
-        from_file.or_else(|| self.mem.as_ref()?.read(addr, len))
+        self.read_in_file(addr, len)
+            .or_else(|| self.mem.as_ref()?.read(addr, len))
     }
 
     /// Bytes of the target's data at a run-time address, for a key the
@@ -116,11 +121,7 @@ impl TypeResolver {
         self.mem
             .as_ref()
             .and_then(|m| m.read(addr, len))
-            .or_else(|| {
-                let elf = Elf::parse(&self.file).ok()?;
-                elf.read_va(addr.wrapping_sub(self.bias), len as u64)
-                    .map(<[u8]>::to_vec)
-            })
+            .or_else(|| self.read_in_file(addr, len))
     }
 
     fn u8(&self, addr: u64) -> Option<u8> {
@@ -138,10 +139,9 @@ impl TypeResolver {
     /// A pointer field: the file holds link-time addresses (the values a
     /// PIE is relocated from), the live process run-time ones.
     fn ptr(&self, addr: u64) -> Option<u64> {
-        let in_file = Elf::parse(&self.file).ok().and_then(|elf| {
-            elf.read_va(addr.wrapping_sub(self.bias), 8)
-                .and_then(|b| bytes::u64_at(b, 0))
-        });
+        let in_file = self
+            .read_in_file(addr, 8)
+            .and_then(|b| bytes::u64_at(&b, 0));
         match in_file {
             Some(0) | None => self.mem.as_ref()?.u64(addr),
             Some(v) => Some(v.wrapping_add(self.bias)),

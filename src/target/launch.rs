@@ -128,6 +128,17 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// Decodes a `waitpid`-style status; None if the process has not ended.
+    pub fn from_wait_status(status: i32) -> Option<ExitStatus> {
+        if libc::WIFEXITED(status) {
+            Some(ExitStatus::Code(libc::WEXITSTATUS(status)))
+        } else if libc::WIFSIGNALED(status) {
+            Some(ExitStatus::Signal(libc::WTERMSIG(status)))
+        } else {
+            None
+        }
+    }
+
     /// The status to exit with ourselves: the code, or 128 + the signal.
     pub fn shell_code(self) -> i32 {
         match self {
@@ -148,17 +159,20 @@ impl std::fmt::Display for ExitStatus {
 
 /// Reaps `pid` if it has exited (never blocks).
 pub fn try_wait(pid: i32) -> Option<ExitStatus> {
+    wait(pid, libc::WNOHANG)
+}
+
+/// Waits for `pid` to exit and reaps it.
+pub fn wait_blocking(pid: i32) -> Option<ExitStatus> {
+    wait(pid, 0)
+}
+
+fn wait(pid: i32, flags: i32) -> Option<ExitStatus> {
     let mut status = 0;
-    // SAFETY: waitpid with WNOHANG on our own child; `status` is a valid int.
-    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    // SAFETY: waitpid on our own child; `status` is a valid int.
+    let r = unsafe { libc::waitpid(pid, &mut status, flags) };
     if r != pid {
         return None;
     }
-    if libc::WIFEXITED(status) {
-        Some(ExitStatus::Code(libc::WEXITSTATUS(status)))
-    } else if libc::WIFSIGNALED(status) {
-        Some(ExitStatus::Signal(libc::WTERMSIG(status)))
-    } else {
-        None
-    }
+    ExitStatus::from_wait_status(status)
 }

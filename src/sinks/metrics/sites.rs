@@ -16,13 +16,10 @@ use crate::session::Observation;
 /// Link-time `[start, end)` of the functions of `binary` that delete on
 /// behalf of their caller (reflect's map functions, `maps.DeleteFunc` when
 /// not inlined): the kernel steps over their frames to count the code that
-/// asked for the delete. At most [`MAX_MACHINERY`]; none if the binary
-/// cannot be read again.
-pub fn machinery_ranges(binary: &GoBinary) -> Vec<(u64, u64)> {
-    let Ok(data) = std::fs::read(&binary.path) else {
-        return Vec::new();
-    };
-    let Ok(elf) = Elf::parse(&data) else {
+/// asked for the delete. At most [`MAX_MACHINERY`]. `data` is the bytes
+/// of the executable `binary` was read from.
+pub fn machinery_ranges(binary: &GoBinary, data: &[u8]) -> Vec<(u64, u64)> {
+    let Ok(elf) = Elf::parse(data) else {
         return Vec::new();
     };
     let Ok(table) = Pclntab::find(&elf) else {

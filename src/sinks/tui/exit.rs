@@ -89,7 +89,8 @@ impl ExitWatch {
                 &mut info as *mut PidfdInfo,
             )
         };
-        (r == 0 && info.mask & PIDFD_INFO_EXIT != 0).then(|| from_wait_status(info.exit_code))?
+        (r == 0 && info.mask & PIDFD_INFO_EXIT != 0)
+            .then(|| ExitStatus::from_wait_status(info.exit_code))?
     }
 
     fn zombie_status(&self) -> Option<ExitStatus> {
@@ -107,17 +108,7 @@ fn parse_zombie_stat(stat: &str) -> Option<ExitStatus> {
     if fields.first() != Some(&"Z") {
         return None;
     }
-    from_wait_status(fields.get(49)?.parse().ok()?)
-}
-
-fn from_wait_status(status: i32) -> Option<ExitStatus> {
-    if libc::WIFEXITED(status) {
-        Some(ExitStatus::Code(libc::WEXITSTATUS(status)))
-    } else if libc::WIFSIGNALED(status) {
-        Some(ExitStatus::Signal(libc::WTERMSIG(status)))
-    } else {
-        None
-    }
+    ExitStatus::from_wait_status(fields.get(49)?.parse().ok()?)
 }
 
 #[cfg(test)]
