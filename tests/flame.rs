@@ -131,19 +131,7 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut attempt = 0;
-        let mut child = loop {
-            match cmd.spawn() {
-                Ok(c) => break c,
-                // A freshly built executable can still be open for writing in a child that
-                // another thread forked and that has not exec'd yet.
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 50 => {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("{name}: cannot start {:?}: {e}", cmd.get_program()),
-            }
-        };
+        let mut child = common::spawn_retrying(&mut cmd, name);
         let stdout = Collector::new(child.stdout.take().unwrap());
         let stderr = Collector::new(child.stderr.take().unwrap());
         let stdin = child.stdin.take();

@@ -511,22 +511,14 @@ fn human_report_names_version_and_functions() {
 
 /// Spawn a fixture that blocks (`-hold`) until killed.
 fn spawn_holding(bin: &Path) -> Child {
-    for attempt in 0.. {
-        let spawned = Command::new(bin)
+    common::spawn_retrying(
+        Command::new(bin)
             .arg("-hold")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        match spawned {
-            Ok(child) => return child,
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 50 => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
-            Err(e) => panic!("spawn {}: {e}", bin.display()),
-        }
-    }
-    unreachable!()
+            .stderr(Stdio::null()),
+        &bin.display().to_string(),
+    )
 }
 
 /// Kills the child when dropped, also when an assertion fails.

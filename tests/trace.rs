@@ -215,22 +215,7 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut child = None;
-        for attempt in 0.. {
-            match cmd.spawn() {
-                Ok(c) => {
-                    child = Some(c);
-                    break;
-                }
-                // A freshly written executable can still be open for writing in a child
-                // another thread forked and that has not exec'd yet.
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 50 => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(e) => panic!("{name}: cannot start {:?}: {e}", cmd.get_program()),
-            }
-        }
-        let mut child = child.unwrap();
+        let mut child = common::spawn_retrying(&mut cmd, name);
         let stdout = child.stdout.take().map(Collector::new);
         let stderr = child.stderr.take().map(Collector::new);
         let stdin = child.stdin.take();

@@ -685,16 +685,27 @@ fn build_no_section_headers(name: &str, tc: &Toolchain) -> PathBuf {
 /// Spawn and wait, retrying a few times on ETXTBSY (a freshly written executable can still be
 /// held open for writing by a child that another test thread forked and that has not exec'd yet).
 pub fn output_retrying(cmd: &mut Command) -> Output {
-    for attempt in 0.. {
-        match cmd.output() {
-            Ok(o) => return o,
+    retry_etxtbsy(|| cmd.output()).unwrap_or_else(|e| panic!("run {:?}: {e}", cmd.get_program()))
+}
+
+/// Spawn, retrying on ETXTBSY like [`output_retrying`]; panics naming `what`.
+pub fn spawn_retrying(cmd: &mut Command, what: &str) -> std::process::Child {
+    retry_etxtbsy(|| cmd.spawn())
+        .unwrap_or_else(|e| panic!("{what}: cannot start {:?}: {e}", cmd.get_program()))
+}
+
+/// Runs `f` again (up to 50 times, 20 ms apart) while it fails with ETXTBSY.
+fn retry_etxtbsy<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut attempt = 0;
+    loop {
+        match f() {
             Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 50 => {
-                std::thread::sleep(Duration::from_millis(20))
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(20));
             }
-            Err(e) => panic!("run {:?}: {e}", cmd.get_program()),
+            r => return r,
         }
     }
-    unreachable!()
 }
 
 /// Run a fixture binary with `args` (stdin from /dev/null), returning its output.

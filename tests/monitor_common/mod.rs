@@ -119,20 +119,7 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut child = None;
-        for attempt in 0.. {
-            match cmd.spawn() {
-                Ok(c) => {
-                    child = Some(c);
-                    break;
-                }
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 50 => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(e) => panic!("{name}: cannot start {:?}: {e}", cmd.get_program()),
-            }
-        }
-        let mut child = child.unwrap();
+        let mut child = crate::common::spawn_retrying(&mut cmd, name);
         let stdout = Collector::new(child.stdout.take().unwrap());
         let stderr = Collector::new(child.stderr.take().unwrap());
         let stdin = child.stdin.take();
