@@ -1594,6 +1594,39 @@ fn errors_are_one_line() {
         None,
         &["mdt-no-such-command-xyz", "not found"],
     );
+    let not_exec = dir.path("not-executable");
+    fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+    fs::set_permissions(&not_exec, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = mdt_cmd(["trace", "--json", "--"]);
+    cmd.arg(&not_exec);
+    expect_error(
+        "launching a file that is not executable",
+        cmd,
+        None,
+        &["not an executable file"],
+    );
+
+    // A Go program for another architecture (read, but not probed).
+    let arm64 = dir.path("deletes-arm64");
+    let status = Command::new(&newest.go)
+        .args(["build", "-o"])
+        .arg(&arm64)
+        .arg(".")
+        .current_dir(
+            common::build_fixture("deletes", &newest, Variant::Plain).with_extension("src"),
+        )
+        .env("GOARCH", "arm64")
+        .env("CGO_ENABLED", "0")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-mod=mod -buildvcs=false")
+        .env("GOPROXY", "off")
+        .env("GOCACHE", common::repo_root().join(".cache/gocache"))
+        .status()
+        .expect("go build for arm64");
+    assert!(status.success(), "GOARCH=arm64 go build failed");
+    let mut cmd = mdt_cmd(["trace", "--json", "--"]);
+    cmd.arg(&arm64);
+    expect_error("an arm64 program", cmd, None, &["arm64"]);
 
     // Not enough privilege.
     not_root(&dir, &newest);
