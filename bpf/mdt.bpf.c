@@ -2,12 +2,14 @@
 /*
  * mdt.bpf.c -- uprobe program for Go map deletes.
  *
- * One program, `mdt_map_delete`, is attached to every map-delete function of
- * the target (runtime.mapdelete*, runtime.mapclear, ...), once per attach
- * point, each time with a different attach cookie = probe id. The probe id
- * selects the hit counter and the argument layout (mdt_cfg.probes[id].kind).
+ * One program, `mdt_map_delete` (or `mdt_map_delete_multi`), is attached to
+ * every map-delete function of the target (runtime.mapdelete*,
+ * runtime.mapclear, ...), once per attach point. The probe id -- from the
+ * probed pc, or the attach cookie -- selects the hit counter and the
+ * argument layout (mdt_cfg.probes[id].kind). The kernel runs it only for the
+ * target process (the links are made for its pid).
  *
- * Per hit: filter by target tgid, count the hit (exact, per-CPU) -- and,
+ * Per hit: count the hit (exact, per-CPU) -- and,
  * when asked, per (map type, caller) in "site_counts" -- then --
  * subject to sampling -- read the Go register arguments, the map length,
  * the goroutine id, the key and the user stack, and copy a struct
@@ -58,6 +60,13 @@ const volatile struct mdt_range mdt_machinery[MDT_MAX_MACHINERY] = {};
 const volatile __u64 mdt_probe_va[MDT_MAX_PROBES] = {};
 
 /*
+ * With mdt_cfg.probe_by_pc: the probe id by the low 12 bits of the probed
+ * pc (0xff = not a probe), set before load. A load bias is a whole number of
+ * pages, so these bits are the same at run time as at link time.
+ */
+const volatile __u8 mdt_probe_by_pc[4096] = {};
+
+/*
  * BTF anchors: unused globals that put these types into the object's BTF,
  * so that libbpf-cargo generates them in the skeleton's `types` module.
  */
@@ -71,7 +80,7 @@ struct mdt_stack mdt_stack_btf_anchor;
 struct mdt_site_key mdt_site_key_btf_anchor;
 struct mdt_range mdt_range_btf_anchor;
 
-/* Hits per attach point (index = attach cookie). Exact: never sampled. */
+/* Hits per attach point (index = probe id). Exact: never sampled. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MDT_MAX_PROBES);
@@ -136,7 +145,7 @@ struct scratch {
 	/* Frame-pointer walk state. It lives here rather than on the BPF stack
 	 * on purpose: values read back from a map are unknown to the verifier,
 	 * so every iteration of the walk looks the same to it and the loop is
-	 * verified once instead of once per frame and path. */
+	 * verified once per frame instead of once per frame and path. */
 	__u64 fp;    /* frame pointer of the next frame to read */
 	__u64 base;  /* user address of chunk[0] */
 	__u32 valid; /* chunk[0..valid) is a copy of [base, base + valid) */
@@ -144,7 +153,11 @@ struct scratch {
 	__u32 max;   /* frames to capture */
 	__u32 __pad;
 	__u64 hash;  /* running hash of the captured frames (aggregation) */
-	__u8 chunk[MDT_STACK_CHUNK];
+	/* The copy of goroutine stack the walk follows. */
+	union {
+		__u8 chunk[MDT_STACK_CHUNK];
+		__u64 words[MDT_STACK_CHUNK / 8];
+	};
 };
 
 struct {
@@ -230,11 +243,6 @@ static __always_inline void read_key_ptr(struct mdt_event *e, __u64 map_type, __
 	read_key(e, key_ptr, key_type.size);
 }
 
-/* The walk context: just the scratch space, which holds the state. */
-struct walk_ctx {
-	struct scratch *s;
-};
-
 /*
  * Copy goroutine stack from addr into the chunk: a whole chunk if it is
  * mapped, else up to the end of addr's page (mapped, if addr is).
@@ -258,22 +266,27 @@ static __always_inline void load_chunk(struct scratch *s, __u64 addr)
 		s->valid = n;
 }
 
-/* One frame of the chain: [fp] = caller's fp, [fp+8] = return address. */
-static __always_inline long walk_step(__u32 i, void *ctx)
+#define FNV_PRIME 0x100000001b3ULL
+
+/*
+ * One frame of the chain: [fp] = caller's fp, [fp+8] = return address.
+ * Returns nonzero when the walk is over. Frame pointers are 8-byte aligned
+ * (as is SP, chunk[0]), so the frame is read as two words, not as bytes.
+ */
+static __always_inline int walk_step(struct scratch *s)
 {
-	struct scratch *s = ((struct walk_ctx *)ctx)->s;
-	__u64 fp = s->fp, off, next_fp, ret;
+	__u64 fp = s->fp, idx, next_fp, ret;
 	__u32 d = s->depth;
 
-	if (!fp)
+	if (!fp || (fp & 7))
 		return 1;
 	if (fp < s->base || fp - s->base + 16 > s->valid)
 		load_chunk(s, fp);
-	off = fp - s->base;
-	if (off + 16 > s->valid || off > MDT_STACK_CHUNK - 16)
+	idx = (fp - s->base) / 8;
+	if (8 * idx + 16 > s->valid || idx > MDT_STACK_CHUNK / 8 - 2)
 		return 1;
-	next_fp = *(__u64 *)&s->chunk[off];
-	ret = *(__u64 *)&s->chunk[off + 8];
+	next_fp = s->words[idx];
+	ret = s->words[idx + 1];
 	/* No code lives in the first 64 KiB: past the last Go frame (into C
 	 * code without frame pointers, say) the chain is garbage; stop. */
 	if (ret < 0x10000)
@@ -283,7 +296,7 @@ static __always_inline long walk_step(__u32 i, void *ctx)
 		return 1;
 	}
 	s->ev.stack[d] = ret;
-	s->hash = (s->hash ^ ret) * 0x100000001b3ULL;
+	s->hash = (s->hash ^ ret) * FNV_PRIME;
 	s->depth = d + 1;
 	/* Callers' frames live at higher addresses; anything else ends it. */
 	if (next_fp <= fp)
@@ -295,12 +308,11 @@ static __always_inline long walk_step(__u32 i, void *ctx)
 /*
  * stack[0] = pc, stack[1] = [SP] (the probe sits before the function pushes
  * its frame), then the frame-pointer chain from BP, followed in copies of
- * the goroutine stack.
+ * the goroutine stack: one user-memory read per 2 KiB, not one per frame.
  */
 static __always_inline void walk_stack(struct pt_regs *ctx, struct scratch *s)
 {
 	struct mdt_event *e = &s->ev;
-	struct walk_ctx w = { .s = s };
 	__u32 max = mdt_cfg.max_stack_depth;
 
 	if (max > MDT_MAX_STACK_DEPTH)
@@ -309,24 +321,23 @@ static __always_inline void walk_stack(struct pt_regs *ctx, struct scratch *s)
 		return;
 	e->stack[0] = GO_PC(ctx);
 	e->stack_depth = 1;
-	s->hash = (0xcbf29ce484222325ULL ^ GO_PC(ctx)) * 0x100000001b3ULL;
+	s->hash = (0xcbf29ce484222325ULL ^ GO_PC(ctx)) * FNV_PRIME;
 	load_chunk(s, GO_SP(ctx));
-	if (s->valid < 8 || !*(__u64 *)&s->chunk[0])
+	if (s->valid < 8 || !s->words[0])
 		return;
 	if (max < 2) {
 		e->flags |= MDT_EV_STACK_TRUNCATED;
 		return;
 	}
-	e->stack[1] = *(__u64 *)&s->chunk[0];
-	s->hash = (s->hash ^ e->stack[1]) * 0x100000001b3ULL;
+	e->stack[1] = s->words[0];
+	s->hash = (s->hash ^ e->stack[1]) * FNV_PRIME;
 	s->fp = GO_FP(ctx);
 	s->depth = 2;
 	s->max = max;
 	/* A plain bounded loop over the inlined step: cheaper per frame than
-	 * bpf_loop's indirect call, and the walk state kept in map memory
-	 * keeps it quick to verify. */
+	 * bpf_loop's indirect call. */
 	for (__u32 i = 0; i < MDT_MAX_STACK_DEPTH; i++)
-		if (walk_step(i, &w))
+		if (walk_step(s))
 			break;
 	e->stack_depth = s->depth > MDT_MAX_STACK_DEPTH ? MDT_MAX_STACK_DEPTH : s->depth;
 }
@@ -480,28 +491,60 @@ static __always_inline void count_site(struct pt_regs *ctx, __u32 id, __u8 kind)
 	}
 }
 
+/* Which attach point fired: MDT_MAX_PROBES if none. */
+static __always_inline __u32 probe_id(struct pt_regs *ctx)
+{
+	__u64 cookie;
+
+	if (mdt_cfg.probe_by_pc)
+		return mdt_probe_by_pc[GO_PC(ctx) & 4095];
+	cookie = bpf_get_attach_cookie(ctx);
+	return cookie < MDT_MAX_PROBES ? (__u32)cookie : MDT_MAX_PROBES;
+}
+
+/*
+ * Count the hit (exact, whatever the sampling) and return how many hits of
+ * this probe this CPU had before it: the sequence number sampling hashes.
+ */
+static __always_inline __u64 count_hit(__u32 id)
+{
+	__u64 *v = bpf_map_lookup_elem(&hits, &id);
+
+	return v ? __sync_fetch_and_add(v, 1) : 0;
+}
+
+/*
+ * Sampling: does hit number `seq` (of this probe, on this CPU) get a
+ * record? Fibonacci hashing of the sequence number chooses a share of
+ * exactly sample_threshold / 2^32, evenly spread, and is cheaper than a
+ * random number from a helper call on the path most hits take.
+ */
+static __always_inline bool sampled_in(__u64 seq)
+{
+	if (mdt_cfg.sample_threshold >= (1ULL << 32))
+		return true;
+	return ((seq * 0x9e3779b97f4a7c15ULL) >> 32) < mdt_cfg.sample_threshold;
+}
+
 /* The probe body, shared by the two attach flavours below. */
 static __always_inline int on_delete(struct pt_regs *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u64 a0, a1, a2, g;
+	__u32 id = probe_id(ctx), zero = 0;
+	__u64 pid_tgid, seq, a0, a1, a2, g;
 	struct mdt_event *e;
 	struct scratch *s;
-	__u32 id, zero = 0;
 	__u8 kind;
 
-	if (mdt_cfg.target_tgid && tgid != mdt_cfg.target_tgid) {
-		count(&stats, MDT_STAT_OTHER_TGID);
-		return 0;
-	}
-	if (cookie >= MDT_MAX_PROBES) {
+	if (id >= MDT_MAX_PROBES) {
 		count(&stats, MDT_STAT_BAD_PROBE);
 		return 0;
 	}
-	id = cookie;
-	count(&hits, id);
+	if (mdt_cfg.check_tgid && mdt_cfg.target_tgid &&
+	    bpf_get_current_pid_tgid() >> 32 != mdt_cfg.target_tgid) {
+		count(&stats, MDT_STAT_OTHER_TGID);
+		return 0;
+	}
+	seq = count_hit(id);
 
 	kind = mdt_cfg.probes[id].kind;
 	if (kind == MDT_KIND_UNSET || kind > MDT_KIND_SWISS_CLEAR) {
@@ -510,8 +553,7 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	}
 	if (mdt_cfg.count_sites)
 		count_site(ctx, id, kind);
-	if (mdt_cfg.sample_threshold < (1ULL << 32) &&
-	    bpf_get_prandom_u32() >= mdt_cfg.sample_threshold)
+	if (!sampled_in(seq))
 		return 0;
 	count(&stats, MDT_STAT_SAMPLED_IN);
 
@@ -523,8 +565,9 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	 * far as key_len and stack_depth say. */
 	__builtin_memset(e, 0, offsetof(struct mdt_event, key));
 
+	pid_tgid = bpf_get_current_pid_tgid();
 	e->ts_ns = bpf_ktime_get_ns();
-	e->pid = tgid;
+	e->pid = pid_tgid >> 32;
 	e->tid = (__u32)pid_tgid;
 	e->probe_id = id;
 	e->kind = kind;

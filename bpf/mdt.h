@@ -96,9 +96,10 @@ enum mdt_stat {
 	 * derives sampled out = hits - sampled in. */
 	MDT_STAT_SAMPLED_IN = 1,
 	/* Probe fired in a process other than mdt_config.target_tgid; ignored,
-	 * not counted as a hit. */
+	 * not counted as a hit (only checked with mdt_config.check_tgid). */
 	MDT_STAT_OTHER_TGID = 2,
-	/* Attach cookie >= MDT_MAX_PROBES, or probe kind MDT_KIND_UNSET. */
+	/* No probe id for the hit (attach cookie >= MDT_MAX_PROBES, or a pc
+	 * unknown to mdt_probe_by_pc), or probe kind MDT_KIND_UNSET. */
 	MDT_STAT_BAD_PROBE = 3,
 	/* Events submitted to the ring buffer. */
 	MDT_STAT_SUBMITTED = 4,
@@ -194,9 +195,12 @@ struct mdt_config {
 	__u32 key_type_offset;
 	/* User stack frames to capture, 0..MDT_MAX_STACK_DEPTH; 0 = no stack. */
 	__u32 max_stack_depth;
-	/* Sampling of detailed events (hits are always counted): an event is
-	 * emitted iff bpf_get_prandom_u32() < sample_threshold. 0 = no events,
-	 * >= 2^32 = every hit (rate r -> r * 2^32). */
+	/* Sampling of detailed events (hits are always counted): the n-th hit
+	 * of a probe on a CPU (n from 0) gets an event iff the top 32 bits of
+	 * n * 2^64/phi are < sample_threshold (Fibonacci hashing: the chosen
+	 * hits are spread evenly, whatever the period of the workload, and the
+	 * decision costs no helper call). 0 = no events, >= 2^32 = every hit
+	 * (rate r -> r * 2^32). */
 	__u64 sample_threshold;
 	/* Key bytes to copy per event, 0..MDT_MAX_KEY_BYTES. */
 	__u32 key_bytes;
@@ -217,9 +221,19 @@ struct mdt_config {
 	 * mdt's Prometheus metrics and alerts. Costs one 8-byte user read and
 	 * one hash update per hit, so it is off unless asked for. */
 	__u32 count_sites;
+	/* 1 = the probe id is mdt_probe_by_pc[pc & 4095] (the low 12 bits
+	 * of the probed pc survive any load bias, and user space checks they
+	 * differ between attach points), saving the attach-cookie helper call;
+	 * 0 = the probe id is the attach cookie. */
+	__u32 probe_by_pc;
+	/* 1 = drop hits from other processes than target_tgid in the program.
+	 * Needed only where the kernel does not filter by process itself
+	 * (uprobe.multi links before Linux 6.12 let a fork of the target hit
+	 * the probes): it costs a helper call on every hit. */
+	__u32 check_tgid;
 	/* Explicit padding, must be 0. */
-	__u32 __pad_sites;
-	/* Per attach point (index = attach cookie). */
+	__u32 __pad_cfg;
+	/* Per attach point (index = probe id). */
 	struct mdt_probe_cfg probes[MDT_MAX_PROBES];
 };
 
@@ -272,7 +286,7 @@ struct mdt_range {
 _Static_assert(sizeof(struct mdt_agg_key) == 32, "mdt_agg_key layout changed");
 _Static_assert(sizeof(struct mdt_range) == 16, "mdt_range layout changed");
 _Static_assert(sizeof(struct mdt_site_key) == 32, "mdt_site_key layout changed");
-_Static_assert(sizeof(struct mdt_config) == 56 + 8 * MDT_MAX_PROBES,
+_Static_assert(sizeof(struct mdt_config) == 64 + 8 * MDT_MAX_PROBES,
 	       "mdt_config layout changed");
 
 #endif /* __MDT_H */

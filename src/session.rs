@@ -588,9 +588,16 @@ fn attach(
     offsets: &[u64],
     pid: u32,
 ) -> Result<Probes> {
+    // uprobe.multi links filter by process from Linux 6.12 on (before, a
+    // fork of the target could hit them); plain uprobes always have.
     let multi = ProbeConfig {
         multi: true,
+        check_tgid: !crate::target::kernel_at_least(6, 12),
         ..config.clone()
+    };
+    let config = ProbeConfig {
+        check_tgid: false,
+        ..config
     };
     let armed =
         Probes::load(&multi).and_then(|mut p| p.attach_all(path, offsets, Some(pid)).map(|()| p));

@@ -69,7 +69,7 @@ pub const DEFAULT_RINGBUF_BYTES: u32 = 32 << 20;
 // Same layout as in C (the C side has matching _Static_asserts).
 const _: () = assert!(size_of::<MdtEvent>() == 80 + MAX_KEY_BYTES + 8 * MAX_STACK_DEPTH);
 const _: () = assert!(size_of::<MdtProbeCfg>() == 8);
-const _: () = assert!(size_of::<MdtConfig>() == 56 + 8 * MAX_PROBES);
+const _: () = assert!(size_of::<MdtConfig>() == 64 + 8 * MAX_PROBES);
 const _: () = assert!(size_of::<types::mdt_agg_key>() == 32);
 const _: () = assert!(size_of::<types::mdt_site_key>() == 32);
 const _: () = assert!(size_of::<types::mdt_range>() == 16);
@@ -233,6 +233,10 @@ pub struct ProbeConfig {
     pub probe_vas: Vec<u64>,
     /// Kind of each attach point; the index is the attach cookie / probe id.
     pub probes: Vec<ProbeKind>,
+    /// Drop hits from other processes in the program too: only needed
+    /// where the kernel does not filter the links by process itself (see
+    /// `mdt_config.check_tgid`); costs a helper call per hit.
+    pub check_tgid: bool,
 }
 
 impl Default for ProbeConfig {
@@ -253,6 +257,7 @@ impl Default for ProbeConfig {
             machinery: Vec::new(),
             probes: Vec::new(),
             probe_vas: Vec::new(),
+            check_tgid: true,
         }
     }
 }
@@ -283,12 +288,36 @@ impl ProbeConfig {
             aggregate: u32::from(self.aggregate),
             aggregate_goid: u32::from(self.aggregate_goid),
             count_sites: u32::from(self.count_sites),
+            probe_by_pc: u32::from(self.probe_by_pc().is_some()),
+            check_tgid: u32::from(self.check_tgid && self.target_tgid != 0),
             ..MdtConfig::default()
         };
         for (slot, kind) in raw.probes.iter_mut().zip(&self.probes) {
             slot.kind = u8::try_from(kind.raw().0).context("mdt_kind value does not fit u8")?;
         }
         Ok(raw)
+    }
+}
+
+impl ProbeConfig {
+    /// `mdt_probe_by_pc`: the probe id by the low 12 bits of the probed
+    /// address (0xff: none), which a load bias (whole pages) leaves alone. `None` if
+    /// two attach points share those bits, or an address is missing: then
+    /// the program asks for the attach cookie instead.
+    pub fn probe_by_pc(&self) -> Option<Box<[u8; 4096]>> {
+        if self.probe_vas.len() != self.probes.len() || self.probes.len() >= usize::from(u8::MAX)
+        {
+            return None;
+        }
+        let mut table = Box::new([u8::MAX; 4096]);
+        for (id, va) in self.probe_vas.iter().enumerate() {
+            let slot = &mut table[(va & 4095) as usize];
+            if *slot != u8::MAX {
+                return None;
+            }
+            *slot = id as u8;
+        }
+        Some(table)
     }
 }
 
@@ -382,6 +411,9 @@ impl Probes {
         }
         for (slot, &va) in rodata.mdt_probe_va.iter_mut().zip(&cfg.probe_vas) {
             *slot = va;
+        }
+        if let Some(table) = cfg.probe_by_pc() {
+            rodata.mdt_probe_by_pc = *table;
         }
         open.maps
             .events

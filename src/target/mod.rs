@@ -137,9 +137,34 @@ pub fn check_kernel() -> Result<()> {
     Ok(())
 }
 
+/// True if the running kernel's release is at least `major.minor`
+/// (false if it cannot be read).
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .and_then(|r| release_version(&r))
+        .is_some_and(|v| v >= (major, minor))
+}
+
+/// `(major, minor)` of a kernel release string such as "6.18.44-generic".
+fn release_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.trim().split(['.', '-', '+']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_releases_parse() {
+        assert_eq!(release_version("6.18.44\n"), Some((6, 18)));
+        assert_eq!(release_version("6.1.0-28-amd64"), Some((6, 1)));
+        assert_eq!(release_version("5.15+"), Some((5, 15)));
+        assert_eq!(release_version("garbage"), None);
+    }
 
     #[test]
     fn missing_capabilities_are_named() {
