@@ -153,6 +153,9 @@ struct scratch {
 	__u32 max;   /* frames to capture */
 	__u32 __pad;
 	__u64 hash;  /* running hash of the captured frames (aggregation) */
+	__u64 stack_hi; /* the goroutine's stack top (g.stack.hi), 0 = unknown */
+	/* The first MDT_G_HEAD_BYTES of runtime.g. */
+	__u64 g_head[MDT_G_HEAD_BYTES / 8];
 	/* The copy of goroutine stack the walk follows. */
 	union {
 		__u8 chunk[MDT_STACK_CHUNK];
@@ -244,21 +247,25 @@ static __always_inline void read_key_ptr(struct mdt_event *e, __u64 map_type, __
 }
 
 /*
- * Copy goroutine stack from addr into the chunk: a whole chunk if it is
- * mapped, else up to the end of addr's page (mapped, if addr is).
+ * Copy goroutine stack from addr into the chunk: up to the goroutine's
+ * stack top (s->stack_hi) if known and within a chunk, else a whole chunk
+ * if it is mapped, else up to the end of addr's page (mapped, if addr is).
  */
 static __always_inline void load_chunk(struct scratch *s, __u64 addr)
 {
-	__u32 n = 4096 - (addr & 4095);
+	__u32 n = MDT_STACK_CHUNK;
 
 	s->base = addr;
 	s->valid = 0;
-	if (!bpf_probe_read_user(s->chunk, MDT_STACK_CHUNK, (const void *)addr)) {
-		s->valid = MDT_STACK_CHUNK;
+	if (s->stack_hi > addr && s->stack_hi - addr < MDT_STACK_CHUNK)
+		n = s->stack_hi - addr;
+	barrier_var(n);
+	if (n > 0 && n <= MDT_STACK_CHUNK &&
+	    !bpf_probe_read_user(s->chunk, n, (const void *)addr)) {
+		s->valid = n;
 		return;
 	}
-	if (n > MDT_STACK_CHUNK)
-		n = MDT_STACK_CHUNK;
+	n = 4096 - (addr & 4095);
 	barrier_var(n);
 	if (n > MDT_STACK_CHUNK)
 		return;
@@ -491,6 +498,28 @@ static __always_inline void count_site(struct pt_regs *ctx, __u32 id, __u8 kind)
 	}
 }
 
+/*
+ * The goroutine id and the goroutine's stack top, with one read of the
+ * head of runtime.g: g.stack = {lo, hi} is its first field in every Go
+ * release (the runtime's assembly relies on it), the goid a little further.
+ */
+static __always_inline void read_g(struct scratch *s, __u64 g)
+{
+	__u32 goid_off = mdt_cfg.goid_offset;
+
+	s->stack_hi = 0;
+	if (!g || goid_off > MDT_G_HEAD_BYTES - 8 ||
+	    bpf_probe_read_user(s->g_head, goid_off ? goid_off + 8 : 16, (const void *)g)) {
+		s->ev.flags |= MDT_EV_GOID_FAULT;
+		return;
+	}
+	s->stack_hi = s->g_head[1];
+	if (goid_off)
+		s->ev.goid = s->g_head[goid_off / 8];
+	else
+		s->ev.flags |= MDT_EV_GOID_FAULT;
+}
+
 /* Which attach point fired: MDT_MAX_PROBES if none. */
 static __always_inline __u32 probe_id(struct pt_regs *ctx)
 {
@@ -574,9 +603,7 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 
 	g = GO_G(ctx);
 	e->g_ptr = g;
-	if (!mdt_cfg.goid_offset || !g ||
-	    bpf_probe_read_user(&e->goid, sizeof(e->goid), (const void *)(g + mdt_cfg.goid_offset)))
-		e->flags |= MDT_EV_GOID_FAULT;
+	read_g(s, g);
 
 	a0 = GO_ARG0(ctx);
 	a1 = GO_ARG1(ctx);

@@ -22,10 +22,15 @@ enum mdt_limits {
 	MDT_MAX_KEY_BYTES = 256,
 	/* User stack frames (return addresses) an event can hold. */
 	MDT_MAX_STACK_DEPTH = 128,
-	/* Bytes of goroutine stack copied at once by the frame-pointer walk:
-	 * following the chain in a copy costs one user-memory read per chunk
-	 * instead of one per frame. A power of two. */
-	MDT_STACK_CHUNK = 2048,
+	/* At most this many bytes of goroutine stack are copied at once by
+	 * the frame-pointer walk: following the chain in a copy costs one
+	 * user-memory read per chunk instead of one per frame. The copy runs
+	 * from SP to the goroutine's stack top (g.stack.hi) when that is
+	 * closer, so most stacks take one read. A power of two. */
+	MDT_STACK_CHUNK = 8192,
+	/* Bytes of runtime.g read at once: g.stack.lo/hi (offsets 0 and 8)
+	 * and the goid (mdt_config.goid_offset < this). */
+	MDT_G_HEAD_BYTES = 192,
 	/* Attach points per loaded program: the attach cookie is the probe id
 	 * and must be < MDT_MAX_PROBES. */
 	MDT_MAX_PROBES = 64,
