@@ -135,6 +135,17 @@ struct {
 } site_counts SEC(".maps");
 
 /*
+ * Record mode: the hash of the last stack sent in full, per slot
+ * (hash % MDT_SENT_STACKS). Shared by all CPUs; see stack_words_to_send.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MDT_SENT_STACKS);
+	__type(key, __u32);
+	__type(value, __u64);
+} sent_stacks SEC(".maps");
+
+/*
  * Per-CPU scratch space: the event is built here (too big for the 512-byte
  * BPF stack) and then copied into the ring buffer with only as many stack
  * entries as were captured; `chunk` holds the copy of goroutine stack that
@@ -186,8 +197,11 @@ static __always_inline void count(void *map, __u32 idx)
 		__sync_fetch_and_add(v, 1);
 }
 
-/* Copy min(len, key_bytes) key bytes from user memory. */
-static __always_inline void read_key(struct mdt_event *e, __u64 src, __u64 len)
+/*
+ * Copy min(len, key_bytes) key bytes from user memory to dst (inside the
+ * event, right after the stack words it sends). Returns the bytes copied.
+ */
+static __always_inline __u32 read_key(struct mdt_event *e, __u8 *dst, __u64 src, __u64 len)
 {
 	__u32 limit = mdt_cfg.key_bytes;
 	__u32 n;
@@ -199,9 +213,12 @@ static __always_inline void read_key(struct mdt_event *e, __u64 src, __u64 len)
 		e->flags |= MDT_EV_KEY_TRUNCATED;
 	barrier_var(n);
 	if (n > MDT_MAX_KEY_BYTES) /* for the verifier */
-		return;
-	if (n && bpf_probe_read_user(e->key, n, (const void *)src))
+		return 0;
+	if (n && bpf_probe_read_user(dst, n, (const void *)src)) {
 		e->flags |= MDT_EV_KEY_FAULT;
+		return 0;
+	}
+	return n;
 }
 
 /*
@@ -209,7 +226,8 @@ static __always_inline void read_key(struct mdt_event *e, __u64 src, __u64 len)
  * offset 23) come from the key *abi.Type at map type + key_type_offset.
  * A string key is followed to its bytes, as the fast path would have.
  */
-static __always_inline void read_key_ptr(struct mdt_event *e, __u64 map_type, __u64 key_ptr)
+static __always_inline __u32 read_key_ptr(struct mdt_event *e, __u8 *dst, __u64 map_type,
+					  __u64 key_ptr)
 {
 	struct {
 		__u64 size;
@@ -225,25 +243,60 @@ static __always_inline void read_key_ptr(struct mdt_event *e, __u64 map_type, __
 
 	e->key_u64 = key_ptr;
 	if (!mdt_cfg.key_type_offset)
-		return;
+		return 0;
 	if (bpf_probe_read_user(&key_type_ptr, sizeof(key_type_ptr),
 				(const void *)(map_type + mdt_cfg.key_type_offset)) ||
 	    bpf_probe_read_user(&key_type, sizeof(key_type), (const void *)key_type_ptr)) {
 		e->flags |= MDT_EV_KEY_FAULT;
-		return;
+		return 0;
 	}
 	if ((key_type.kind & GO_KIND_MASK) == GO_KIND_STRING) {
 		if (bpf_probe_read_user(&str, sizeof(str), (const void *)key_ptr)) {
 			e->flags |= MDT_EV_KEY_FAULT;
-			return;
+			return 0;
 		}
 		e->flags |= MDT_EV_KEY_STRING;
 		e->key_len = str.len > 0xffffffffULL ? 0xffffffffU : (__u32)str.len;
-		read_key(e, str.ptr, str.len);
-		return;
+		return read_key(e, dst, str.ptr, str.len);
 	}
 	e->key_len = key_type.size > 0xffffffffULL ? 0xffffffffU : (__u32)key_type.size;
-	read_key(e, key_ptr, key_type.size);
+	return read_key(e, dst, key_ptr, key_type.size);
+}
+
+/*
+ * The key, by the probe's argument layout, into dst. Returns the bytes
+ * copied there.
+ */
+static __always_inline __u32 read_key_arg(struct pt_regs *ctx, struct mdt_event *e, __u8 *dst,
+					  __u8 kind)
+{
+	__u64 a2 = GO_ARG2(ctx);
+	__u32 n = mdt_cfg.key_bytes;
+
+	switch (kind) {
+	case MDT_KIND_FAST32:
+		e->key_u64 = (__u32)a2;
+		e->key_len = 4;
+		*(__u32 *)dst = (__u32)a2;
+		return n < 4 ? n : 4;
+	case MDT_KIND_FAST64:
+		e->key_u64 = a2;
+		e->key_len = 8;
+		*(__u64 *)dst = a2;
+		return n < 8 ? n : 8;
+	case MDT_KIND_FASTSTR: {
+		__u64 len = GO_ARG3(ctx);
+
+		e->key_u64 = a2;
+		e->key_len = len > 0xffffffffULL ? 0xffffffffU : (__u32)len;
+		return read_key(e, dst, a2, len);
+	}
+	case MDT_KIND_KEY_PTR:
+	case MDT_KIND_SWISS_DELETE:
+		return read_key_ptr(e, dst, e->map_type_ptr, a2);
+	default: /* the CLEAR kinds: no key */
+		return 0;
+	}
 }
 
 /*
@@ -347,12 +400,48 @@ static __always_inline void walk_stack(struct pt_regs *ctx, struct scratch *s)
 		if (walk_step(s))
 			break;
 	e->stack_depth = s->depth > MDT_MAX_STACK_DEPTH ? MDT_MAX_STACK_DEPTH : s->depth;
+	e->stack_id = s->hash;
 }
 
-/* Copy the event into the ring buffer, cut after the last stack entry. */
-static __always_inline void submit(struct mdt_event *e)
+/*
+ * How many of the event's stack words to send: none if this stack was sent
+ * before (user space keeps every stack it has seen, by its hash), else all.
+ * sent_stacks remembers one hash per slot; a hash is written there only
+ * after its record is in the ring buffer, so any record that omits a stack
+ * comes after one that carries it.
+ */
+static __always_inline __u32 stack_words_to_send(struct scratch *s)
 {
-	__u64 size = sizeof(*e) - sizeof(e->stack) + 8 * (__u64)e->stack_depth;
+	__u32 slot = s->hash & (MDT_SENT_STACKS - 1);
+	__u64 *seen;
+
+	if (!s->ev.stack_depth)
+		return 0;
+	seen = bpf_map_lookup_elem(&sent_stacks, &slot);
+	if (seen && *seen == s->hash) {
+		s->ev.flags |= MDT_EV_STACK_KNOWN;
+		return 0;
+	}
+	return s->ev.stack_depth;
+}
+
+static __always_inline void remember_stack(struct scratch *s)
+{
+	__u32 slot = s->hash & (MDT_SENT_STACKS - 1);
+	__u64 *seen = bpf_map_lookup_elem(&sent_stacks, &slot);
+
+	if (seen)
+		*seen = s->hash;
+}
+
+/*
+ * Copy the event into the ring buffer: the fixed part, `words` stack
+ * entries, then key_n key bytes (records are cut there; see mdt.h).
+ */
+static __always_inline void submit(struct scratch *s, __u32 words, __u32 key_n)
+{
+	struct mdt_event *e = &s->ev;
+	__u64 size = offsetof(struct mdt_event, stack) + 8 * (__u64)words + key_n;
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
 	if (size > sizeof(*e))
@@ -373,6 +462,8 @@ static __always_inline void submit(struct mdt_event *e)
 		return;
 	}
 	count(&stats, MDT_STAT_SUBMITTED);
+	if (words)
+		remember_stack(s);
 }
 
 /*
@@ -559,7 +650,8 @@ static __always_inline bool sampled_in(__u64 seq)
 static __always_inline int on_delete(struct pt_regs *ctx)
 {
 	__u32 id = probe_id(ctx), zero = 0;
-	__u64 pid_tgid, seq, a0, a1, a2, g;
+	__u64 pid_tgid, seq, a0, a1, g;
+	__u32 words, key_n;
 	struct mdt_event *e;
 	struct scratch *s;
 	__u8 kind;
@@ -592,7 +684,7 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	e = &s->ev;
 	/* The header is rewritten in full; key[] and stack[] are read only as
 	 * far as key_len and stack_depth say. */
-	__builtin_memset(e, 0, offsetof(struct mdt_event, key));
+	__builtin_memset(e, 0, offsetof(struct mdt_event, stack));
 
 	pid_tgid = bpf_get_current_pid_tgid();
 	e->ts_ns = bpf_ktime_get_ns();
@@ -602,12 +694,10 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	e->kind = kind;
 
 	g = GO_G(ctx);
-	e->g_ptr = g;
 	read_g(s, g);
 
 	a0 = GO_ARG0(ctx);
 	a1 = GO_ARG1(ctx);
-	a2 = GO_ARG2(ctx);
 	if (kind == MDT_KIND_SWISS_DELETE || kind == MDT_KIND_SWISS_CLEAR) {
 		e->map_ptr = a0; /* receiver first */
 		e->map_type_ptr = a1;
@@ -620,38 +710,17 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 				(const void *)(e->map_ptr + mdt_cfg.map_count_offset)))
 		e->flags |= MDT_EV_LEN_FAULT;
 
-	switch (kind) {
-	case MDT_KIND_FAST32:
-		e->key_u64 = (__u32)a2;
-		e->key_len = 4;
-		*(__u32 *)e->key = (__u32)a2;
-		break;
-	case MDT_KIND_FAST64:
-		e->key_u64 = a2;
-		e->key_len = 8;
-		*(__u64 *)e->key = a2;
-		break;
-	case MDT_KIND_FASTSTR: {
-		__u64 len = GO_ARG3(ctx);
-
-		e->key_u64 = a2;
-		e->key_len = len > 0xffffffffULL ? 0xffffffffU : (__u32)len;
-		read_key(e, a2, len);
-		break;
-	}
-	case MDT_KIND_KEY_PTR:
-	case MDT_KIND_SWISS_DELETE:
-		read_key_ptr(e, e->map_type_ptr, a2);
-		break;
-	default: /* the CLEAR kinds: no key */
-		break;
-	}
-
 	walk_stack(ctx, s);
-	if (mdt_cfg.aggregate)
+	if (mdt_cfg.aggregate) {
 		aggregate(s);
-	else
-		submit(e);
+		return 0;
+	}
+	words = stack_words_to_send(s);
+	barrier_var(words);
+	if (words > MDT_MAX_STACK_DEPTH) /* for the verifier */
+		return 0;
+	key_n = read_key_arg(ctx, e, (__u8 *)&e->stack[words], kind);
+	submit(s, words, key_n);
 	return 0;
 }
 

@@ -40,6 +40,9 @@ enum mdt_limits {
 	 * the code that asked for the delete. */
 	MDT_MAX_MACHINERY = 16,
 	MDT_MAX_CALLER_HOPS = 4,
+	/* Record mode: slots of the kernel's memory of stacks already sent
+	 * (a power of two). */
+	MDT_SENT_STACKS = 4096,
 };
 
 /*
@@ -89,6 +92,9 @@ enum mdt_event_flags {
 	/* A key passed by pointer whose type is a string: key[] holds the
 	 * string's bytes and key_len its length (not the 16-byte header). */
 	MDT_EV_KEY_STRING = 32,
+	/* The record carries no stack words: its stack (stack_depth entries)
+	 * is the one of an earlier record with the same stack_id. */
+	MDT_EV_STACK_KNOWN = 64,
 };
 
 /* Slots of the per-CPU "stats" array (health counters, summed over CPUs). */
@@ -121,10 +127,13 @@ enum mdt_stat {
 };
 
 /*
- * One map-delete (or map-clear) record, as submitted to the "events" ring
- * buffer. 8-byte aligned, no implicit padding. Records are cut after the
- * last valid stack entry: a record is offsetof(stack) + 8 * stack_depth
- * bytes long, so user space must not read past that.
+ * One map-delete (or map-clear) event. 8-byte aligned, no implicit padding.
+ *
+ * A ring buffer record is this struct cut short: the fixed part (up to
+ * `stack`), then the stack words -- stack_depth of them, or none with
+ * MDT_EV_STACK_KNOWN (each distinct stack is sent once) -- and right after
+ * them the key bytes that were copied (the rest of the record). User space
+ * puts the pieces back in place.
  */
 struct mdt_event {
 	/* bpf_ktime_get_ns() at the probe: CLOCK_MONOTONIC, nanoseconds. */
@@ -136,9 +145,9 @@ struct mdt_event {
 	/* Goroutine id, read at g + mdt_config.goid_offset; 0 if unknown
 	 * (then MDT_EV_GOID_FAULT is set). */
 	__u64 goid;
-	/* The runtime.g pointer (R14 on amd64, X28 on arm64): keys entry and
-	 * return probes of one call. */
-	__u64 g_ptr;
+	/* Hash of stack[0..stack_depth): names the stack in records that
+	 * omit it (MDT_EV_STACK_KNOWN). */
+	__u64 stack_id;
 	/* Go map type descriptor (*maptype <=1.23, *abi.SwissMapType 1.24-1.25,
 	 * *abi.MapType 1.26+): resolve to a type name in user space. */
 	__u64 map_type_ptr;
@@ -154,7 +163,7 @@ struct mdt_event {
 	/* Full key length in bytes: 4 (FAST32), 8 (FAST64), the string length
 	 * (FASTSTR), the key type's size (KEY_PTR / SWISS_DELETE), 0 (CLEAR). */
 	__u32 key_len;
-	/* The attach cookie of the probe that fired (index into the hit
+	/* The probe id of the attach point that fired (index into the hit
 	 * counters and into mdt_config.probes). */
 	__u32 probe_id;
 	/* enum mdt_kind of that probe. */
@@ -165,14 +174,14 @@ struct mdt_event {
 	__u16 stack_depth;
 	/* Explicit padding, always 0. */
 	__u32 __pad0;
-	/* The first min(key_len, mdt_config.key_bytes) bytes of the key, as
-	 * laid out in the target's memory (for MDT_EV_KEY_STRING: the string's
-	 * bytes); the rest is undefined. */
-	__u8 key[MDT_MAX_KEY_BYTES];
 	/* User stack, innermost first: stack[0] = the probed instruction,
 	 * stack[1] = return address into the caller, then the frame-pointer
 	 * chain. Runtime (not file) addresses. */
 	__u64 stack[MDT_MAX_STACK_DEPTH];
+	/* The first min(key_len, mdt_config.key_bytes) bytes of the key, as
+	 * laid out in the target's memory (for MDT_EV_KEY_STRING: the string's
+	 * bytes); the rest is undefined. */
+	__u8 key[MDT_MAX_KEY_BYTES];
 };
 
 /* Per-attach-point configuration, indexed by the attach cookie. */

@@ -16,7 +16,7 @@ use crate::events::decode::ProbeInfo;
 use crate::events::{Decoder, Event};
 use crate::gobin::funcs::KeyArg;
 use crate::gobin::GoBinary;
-use crate::probes::{MdtEvent, ProbeConfig, ProbeKind, Probes, SiteKey, Stats};
+use crate::probes::{EventReader, MdtEvent, ProbeConfig, ProbeKind, Probes, SiteKey, Stats};
 use crate::sinks::{FunctionCount, Sink, Summary};
 use crate::target::launch::{self, ExitStatus, HeldChild};
 use crate::target::{self, ProcessWatch};
@@ -350,7 +350,7 @@ impl Session {
         let reason = loop {
             reader.poll(DRAIN_INTERVAL)?;
             reader.consume()?;
-            lost_seen = report_lost(&self.probes, &pump, lost_seen)?;
+            lost_seen = report_lost(&self.probes, &reader, &pump, lost_seen)?;
             if pump.borrow().output_error.is_some() {
                 break StopReason::OutputClosed;
             }
@@ -365,7 +365,7 @@ impl Session {
         // describe the same set of deletes.
         self.probes.detach_all();
         reader.consume()?;
-        lost_seen = report_lost(&self.probes, &pump, lost_seen)?;
+        lost_seen = report_lost(&self.probes, &reader, &pump, lost_seen)?;
         drop(reader);
         let mut pump = pump.into_inner();
         self.observe(&mut pump, Some(reason))?;
@@ -568,8 +568,16 @@ impl Pump<'_> {
     }
 }
 
-fn report_lost(probes: &Probes, pump: &RefCell<Pump>, seen: u64) -> Result<u64> {
-    let total = probes.stats()?.ringbuf_full;
+/// Reports events lost since the last call (`seen` so far): records the
+/// kernel could not put in the ring buffer, and any it put there that could
+/// not be decoded. Returns the new total.
+fn report_lost(
+    probes: &Probes,
+    reader: &EventReader,
+    pump: &RefCell<Pump>,
+    seen: u64,
+) -> Result<u64> {
+    let total = probes.stats()?.ringbuf_full + reader.undecodable();
     if total > seen {
         let mut pump = pump.borrow_mut();
         if let Err(e) = pump.sink.lost(total - seen, total) {

@@ -19,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mdt::probes::skel::types::mdt_event_flags;
 use mdt::probes::{MdtEvent, ProbeConfig, ProbeKind, Probes};
 use object::{Object, ObjectSegment, ObjectSymbol};
 
@@ -236,7 +237,14 @@ fn fast64_deletes_are_counted_and_decoded_exactly() {
         assert_eq!(ev.probe_kind(), Some(ProbeKind::Fast64));
         assert_eq!(ev.pid, pid);
         assert_eq!(ev.goid, 1, "event {i}: main goroutine");
-        assert_ne!(ev.g_ptr, 0);
+        // One call site, one stack: sent in full once, then by its id.
+        assert_eq!(ev.stack_id, events[0].stack_id, "event {i}: stack id");
+        assert_eq!(
+            ev.has_flag(mdt_event_flags::MDT_EV_STACK_KNOWN),
+            i > 0,
+            "event {i}: flags {:#x}",
+            ev.flags
+        );
         assert!(
             !ev.key_fault() && !ev.key_truncated(),
             "event {i}: flags {:#x}",

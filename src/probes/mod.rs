@@ -68,6 +68,7 @@ pub const DEFAULT_RINGBUF_BYTES: u32 = 32 << 20;
 
 // Same layout as in C (the C side has matching _Static_asserts).
 const _: () = assert!(size_of::<MdtEvent>() == 80 + MAX_KEY_BYTES + 8 * MAX_STACK_DEPTH);
+const _: () = assert!(std::mem::offset_of!(MdtEvent, stack) == 80);
 const _: () = assert!(size_of::<MdtProbeCfg>() == 8);
 const _: () = assert!(size_of::<MdtConfig>() == 64 + 8 * MAX_PROBES);
 const _: () = assert!(size_of::<types::mdt_agg_key>() == 32);
@@ -164,31 +165,71 @@ impl MdtEvent {
         self.has_flag(types::mdt_event_flags::MDT_EV_KEY_FAULT)
     }
 
-    /// Decodes a ring buffer record. Records are cut after their last
-    /// stack entry, so the tail of the struct stays zero. `None` if `data`
-    /// is shorter than the fixed part or than its own stack depth says.
-    pub fn from_bytes(data: &[u8]) -> Option<Self> {
+    /// Decodes a ring buffer record: the fixed part, the stack words it
+    /// carries (none when the kernel sent this stack before: then they come
+    /// from `stacks`, which learns every stack it is given), then the key
+    /// bytes (see `struct mdt_event` in bpf/mdt.h). `None` if `data` is
+    /// shorter than the fixed part or than its stack depth says, or names a
+    /// stack `stacks` has not seen.
+    pub fn from_record(data: &[u8], stacks: &mut StackTable) -> Option<Self> {
         let fixed = std::mem::offset_of!(Self, stack);
-        if data.len() < fixed || data.len() > size_of::<Self>() {
-            return None;
-        }
+        let header = data.get(..fixed)?;
         let mut ev = Self::default();
-        // SAFETY: the destination is a live, exclusively borrowed MdtEvent of
-        // size_of::<MdtEvent>() bytes and we copy data.len() <= that many
-        // bytes (checked above) from a distinct slice; MdtEvent is a
-        // #[repr(C)] struct of plain integers and integer arrays, so any
+        // SAFETY: the destination is a live, exclusively borrowed MdtEvent,
+        // and `fixed` bytes (the offset of its `stack` field, less than its
+        // size) are copied from a distinct slice of that length; MdtEvent is
+        // a #[repr(C)] struct of plain integers and integer arrays, so any
         // byte pattern is a valid value.
         unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), (&raw mut ev).cast::<u8>(), data.len());
+            std::ptr::copy_nonoverlapping(header.as_ptr(), (&raw mut ev).cast::<u8>(), fixed);
         }
-        let needed = fixed + 8 * usize::from(ev.stack_depth).min(MAX_STACK_DEPTH);
-        (data.len() >= needed).then_some(ev)
+        let depth = usize::from(ev.stack_depth).min(MAX_STACK_DEPTH);
+        ev.stack_depth = depth as u16;
+        let rest = &data[fixed..];
+        let key = if ev.has_flag(types::mdt_event_flags::MDT_EV_STACK_KNOWN) {
+            let known = stacks.get(ev.stack_id)?;
+            if known.len() != depth {
+                return None;
+            }
+            ev.stack[..depth].copy_from_slice(known);
+            rest
+        } else {
+            let words = rest.get(..8 * depth)?;
+            for (slot, w) in ev.stack.iter_mut().zip(words.chunks_exact(8)) {
+                *slot = u64::from_ne_bytes(w.try_into().ok()?);
+            }
+            stacks.learn(ev.stack_id, &ev.stack[..depth]);
+            &rest[8 * depth..]
+        };
+        let n = key.len().min(MAX_KEY_BYTES);
+        ev.key[..n].copy_from_slice(&key[..n]);
+        Some(ev)
     }
 
     /// The key held string bytes read through a pointer (generic delete of
     /// a string-keyed map).
     pub fn key_is_string(&self) -> bool {
         self.has_flag(types::mdt_event_flags::MDT_EV_KEY_STRING)
+    }
+}
+
+/// Every stack the kernel has sent in full, by its id: later records with
+/// the same stack carry only the id (`MDT_EV_STACK_KNOWN`). Grows with the
+/// number of distinct stacks, like the symbolizer's caches.
+#[derive(Debug, Default)]
+pub struct StackTable {
+    stacks: std::collections::HashMap<u64, Box<[u64]>>,
+}
+
+impl StackTable {
+    fn get(&self, id: u64) -> Option<&[u64]> {
+        self.stacks.get(&id).map(|s| &**s)
+    }
+
+    fn learn(&mut self, id: u64, stack: &[u64]) {
+        if self.get(id) != Some(stack) {
+            self.stacks.insert(id, stack.into());
+        }
     }
 }
 
@@ -305,8 +346,7 @@ impl ProbeConfig {
     /// two attach points share those bits, or an address is missing: then
     /// the program asks for the attach cookie instead.
     pub fn probe_by_pc(&self) -> Option<Box<[u8; 4096]>> {
-        if self.probe_vas.len() != self.probes.len() || self.probes.len() >= usize::from(u8::MAX)
-        {
+        if self.probe_vas.len() != self.probes.len() || self.probes.len() >= usize::from(u8::MAX) {
             return None;
         }
         let mut table = Box::new([u8::MAX; 4096]);
@@ -657,28 +697,35 @@ impl Probes {
         F: FnMut(&MdtEvent) + 'cb,
     {
         let mut builder = RingBufferBuilder::new();
+        let mut stacks = StackTable::default();
+        let unknown = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let unknown_in_cb = unknown.clone();
         builder
             .add(&self.skel.maps.events, move |data: &[u8]| {
-                match MdtEvent::from_bytes(data) {
-                    Some(ev) => {
-                        on_event(&ev);
-                        0
+                match MdtEvent::from_record(data, &mut stacks) {
+                    Some(ev) => on_event(&ev),
+                    // Cannot happen (the kernel sends a stack in full before
+                    // any record that omits it), but if it did, the record
+                    // is counted as lost, not shown without its stack.
+                    None => {
+                        unknown_in_cb.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
-                    // Not ours (or truncated): stop consuming with an error.
-                    None => -libc::EINVAL,
                 }
+                0
             })
             .context("setting up the ring buffer consumer")?;
         let rb = builder
             .build()
             .context("setting up the ring buffer consumer")?;
-        Ok(EventReader { rb })
+        Ok(EventReader { rb, unknown })
     }
 }
 
 /// Consumer of the event ring buffer (see [`Probes::event_reader`]).
 pub struct EventReader<'cb> {
     rb: RingBuffer<'cb>,
+    /// Records that could not be decoded (see [`EventReader::undecodable`]).
+    unknown: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for EventReader<'_> {
@@ -706,6 +753,12 @@ impl EventReader<'_> {
             Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
             r => r.context("consuming the ring buffer"),
         }
+    }
+
+    /// Records that could not be decoded (malformed, or naming a stack that
+    /// was never sent): lost events, to be reported as such.
+    pub fn undecodable(&self) -> u64 {
+        self.unknown.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The epoll fd that becomes readable when events are available.
