@@ -454,7 +454,8 @@ static __always_inline void submit(struct scratch *s, __u32 words, __u32 key_n)
 	if (mdt_cfg.wakeup_bytes) {
 		__u64 prod = bpf_ringbuf_query(&events, BPF_RB_PROD_POS);
 
-		if (prod / mdt_cfg.wakeup_bytes != (prod + size + 8) / mdt_cfg.wakeup_bytes)
+		/* wakeup_bytes is a power of two: no division (tens of cycles). */
+		if ((prod ^ (prod + size + 8)) & ~(mdt_cfg.wakeup_bytes - 1))
 			flags = BPF_RB_FORCE_WAKEUP;
 	}
 	if (bpf_ringbuf_output(&events, e, size, flags)) {
@@ -676,7 +677,9 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 		count_site(ctx, id, kind);
 	if (!sampled_in(seq))
 		return 0;
-	count(&stats, MDT_STAT_SAMPLED_IN);
+	/* Without sampling every hit gets a record: nothing to count. */
+	if (mdt_cfg.sample_threshold < (1ULL << 32))
+		count(&stats, MDT_STAT_SAMPLED_IN);
 
 	s = bpf_map_lookup_elem(&scratch_space, &zero);
 	if (!s)

@@ -101,10 +101,11 @@ enum mdt_event_flags {
 enum mdt_stat {
 	/* bpf_ringbuf_reserve failed: the event was LOST (hit still counted). */
 	MDT_STAT_RINGBUF_FULL = 0,
-	/* Hits that passed sampling (a record or a stack count follows).
-	 * Counted on this side, not on the sampled-out side, to keep the path
-	 * most deletes take under --sample as short as possible: user space
-	 * derives sampled out = hits - sampled in. */
+	/* Hits that passed sampling (a record or a stack count follows), when
+	 * sampling (sample_threshold < 2^32). Counted on this side, not on the
+	 * sampled-out side, to keep the path most deletes take under --sample
+	 * as short as possible: user space derives sampled out = hits -
+	 * sampled in. */
 	MDT_STAT_SAMPLED_IN = 1,
 	/* Probe fired in a process other than mdt_config.target_tgid; ignored,
 	 * not counted as a hit (only checked with mdt_config.check_tgid). */
@@ -220,8 +221,9 @@ struct mdt_config {
 	__u32 key_bytes;
 	/* Offset of the element count in the map header (0 in every release). */
 	__u32 map_count_offset;
-	/* Wake the reader up only when this many bytes are waiting in the
-	 * ring buffer; otherwise it drains on its own timer. Waking it per
+	/* Wake the reader up once per this many bytes written to the ring
+	 * buffer (a power of two; 0 = never); otherwise it drains on its own
+	 * timer. Waking it per
 	 * event would cost the target more than the rest of the probe. */
 	__u64 wakeup_bytes;
 	/* 1 = aggregation mode (mdt flame): count hits per (stack, map type,

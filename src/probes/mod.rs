@@ -402,6 +402,8 @@ pub struct Probes {
     multi: bool,
     /// Attach points armed (not links: one uprobe.multi link arms many).
     armed: usize,
+    /// The program samples (rate < 1): it counts the hits it keeps.
+    samples: bool,
 }
 
 /// One uprobe attachment.
@@ -426,6 +428,7 @@ impl Probes {
     /// the memory cgroup (libbpf detects this and skips its own bump).
     pub fn load(cfg: &ProbeConfig) -> Result<Self> {
         let raw = cfg.to_raw()?;
+        let samples = raw.sample_threshold < SAMPLE_ALL;
         let rb = cfg.ringbuf_bytes;
         if !rb.is_power_of_two() || rb < 4096 {
             bail!("ring buffer size {rb} must be a power of two and at least 4096 bytes");
@@ -481,6 +484,7 @@ impl Probes {
             n_probes: cfg.probes.len(),
             multi: cfg.multi,
             armed: 0,
+            samples,
         })
     }
 
@@ -607,8 +611,13 @@ impl Probes {
             ringbuf_full: get(types::mdt_stat::MDT_STAT_RINGBUF_FULL)?,
             agg_full: get(types::mdt_stat::MDT_STAT_AGG_FULL)?,
             // The probe counts the hits that pass sampling (cheaper than
-            // counting the ones that don't); the ones skipped are the rest.
-            sampled_out: hits.saturating_sub(get(types::mdt_stat::MDT_STAT_SAMPLED_IN)?),
+            // counting the ones that don't), and only when it samples; the
+            // ones skipped are the rest.
+            sampled_out: if self.samples {
+                hits.saturating_sub(get(types::mdt_stat::MDT_STAT_SAMPLED_IN)?)
+            } else {
+                0
+            },
             other_tgid: get(types::mdt_stat::MDT_STAT_OTHER_TGID)?,
             bad_probe: get(types::mdt_stat::MDT_STAT_BAD_PROBE)?,
             submitted: get(types::mdt_stat::MDT_STAT_SUBMITTED)?,
