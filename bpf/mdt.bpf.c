@@ -368,30 +368,38 @@ static __always_inline int walk_step(struct scratch *s)
 /*
  * stack[0] = pc, stack[1] = [SP] (the probe sits before the function pushes
  * its frame), then the frame-pointer chain from BP, followed in copies of
- * the goroutine stack: one user-memory read per 2 KiB, not one per frame.
+ * the goroutine stack: one user-memory read per chunk, not one per frame.
+ *
+ * A global function, on purpose: the verifier checks it once, on its own,
+ * instead of following every way out of the walk through the rest of the
+ * program (which made loading ~60 % slower). The call costs a few ns.
  */
-static __always_inline void walk_stack(struct pt_regs *ctx, struct scratch *s)
+__noinline int mdt_walk_stack(struct scratch *s, __u64 pc, __u64 sp, __u64 fp)
 {
-	struct mdt_event *e = &s->ev;
+	struct mdt_event *e;
 	__u32 max = mdt_cfg.max_stack_depth;
 
+	if (!s)
+		return 0;
+	e = &s->ev;
 	if (max > MDT_MAX_STACK_DEPTH)
 		max = MDT_MAX_STACK_DEPTH;
 	if (max == 0)
-		return;
-	e->stack[0] = GO_PC(ctx);
+		return 0;
+	e->stack[0] = pc;
 	e->stack_depth = 1;
-	s->hash = (0xcbf29ce484222325ULL ^ GO_PC(ctx)) * FNV_PRIME;
-	load_chunk(s, GO_SP(ctx));
+	s->hash = (0xcbf29ce484222325ULL ^ pc) * FNV_PRIME;
+	e->stack_id = s->hash;
+	load_chunk(s, sp);
 	if (s->valid < 8 || !s->words[0])
-		return;
+		return 0;
 	if (max < 2) {
 		e->flags |= MDT_EV_STACK_TRUNCATED;
-		return;
+		return 0;
 	}
 	e->stack[1] = s->words[0];
 	s->hash = (s->hash ^ e->stack[1]) * FNV_PRIME;
-	s->fp = GO_FP(ctx);
+	s->fp = fp;
 	s->depth = 2;
 	s->max = max;
 	/* A plain bounded loop over the inlined step: cheaper per frame than
@@ -401,6 +409,7 @@ static __always_inline void walk_stack(struct pt_regs *ctx, struct scratch *s)
 			break;
 	e->stack_depth = s->depth > MDT_MAX_STACK_DEPTH ? MDT_MAX_STACK_DEPTH : s->depth;
 	e->stack_id = s->hash;
+	return 0;
 }
 
 /*
@@ -713,7 +722,7 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 				(const void *)(e->map_ptr + mdt_cfg.map_count_offset)))
 		e->flags |= MDT_EV_LEN_FAULT;
 
-	walk_stack(ctx, s);
+	mdt_walk_stack(s, GO_PC(ctx), GO_SP(ctx), GO_FP(ctx));
 	if (mdt_cfg.aggregate) {
 		aggregate(s);
 		return 0;
