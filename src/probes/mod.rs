@@ -856,3 +856,100 @@ impl SiteKey {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record as the kernel writes it: the fixed part of `ev`, then
+    /// `words` stack entries, then `key`.
+    fn record(ev: &MdtEvent, words: usize, key: &[u8]) -> Vec<u8> {
+        let fixed = std::mem::offset_of!(MdtEvent, stack);
+        // SAFETY: MdtEvent is a #[repr(C)] struct of plain integers without
+        // padding (its size is asserted above), so all its bytes are
+        // initialized and may be viewed as u8.
+        let bytes = unsafe {
+            std::slice::from_raw_parts((ev as *const MdtEvent).cast::<u8>(), size_of::<MdtEvent>())
+        };
+        let mut out = bytes[..fixed].to_vec();
+        for w in &ev.stack[..words] {
+            out.extend_from_slice(&w.to_ne_bytes());
+        }
+        out.extend_from_slice(key);
+        out
+    }
+
+    fn event(stack: &[u64], id: u64) -> MdtEvent {
+        let mut ev = MdtEvent {
+            stack_id: id,
+            stack_depth: stack.len() as u16,
+            key_len: 5,
+            ..MdtEvent::default()
+        };
+        ev.stack[..stack.len()].copy_from_slice(stack);
+        ev
+    }
+
+    #[test]
+    fn a_stack_sent_once_fills_later_records() {
+        let mut stacks = StackTable::default();
+        let full = event(&[0x401000, 0x402000, 0x403000], 7);
+        let got = MdtEvent::from_record(&record(&full, 3, b"key-1"), &mut stacks).unwrap();
+        assert_eq!(got.stack(), &[0x401000, 0x402000, 0x403000]);
+        assert_eq!(got.key_bytes(64), b"key-1");
+
+        let mut known = event(&[0, 0, 0], 7);
+        known.flags = types::mdt_event_flags::MDT_EV_STACK_KNOWN.0 as u8;
+        let got = MdtEvent::from_record(&record(&known, 0, b"key-2"), &mut stacks).unwrap();
+        assert_eq!(got.stack(), &[0x401000, 0x402000, 0x403000]);
+        assert_eq!(got.key_bytes(64), b"key-2");
+    }
+
+    #[test]
+    fn records_that_cannot_be_put_back_together_are_refused() {
+        let mut stacks = StackTable::default();
+        // A stack id never sent.
+        let mut known = event(&[0, 0], 9);
+        known.flags = types::mdt_event_flags::MDT_EV_STACK_KNOWN.0 as u8;
+        assert!(MdtEvent::from_record(&record(&known, 0, b""), &mut stacks).is_none());
+        // Shorter than its stack depth says, or than the fixed part.
+        let full = event(&[1, 2, 3], 3);
+        let mut short = record(&full, 3, b"");
+        short.truncate(short.len() - 4);
+        assert!(MdtEvent::from_record(&short, &mut stacks).is_none());
+        assert!(MdtEvent::from_record(&[0u8; 40], &mut stacks).is_none());
+        // A known id whose depth does not match what was sent.
+        MdtEvent::from_record(&record(&full, 3, b""), &mut stacks).unwrap();
+        let mut deeper = event(&[0, 0, 0, 0], 3);
+        deeper.flags = types::mdt_event_flags::MDT_EV_STACK_KNOWN.0 as u8;
+        assert!(MdtEvent::from_record(&record(&deeper, 0, b""), &mut stacks).is_none());
+    }
+
+    #[test]
+    fn probe_ids_by_pc_need_distinct_low_bits() {
+        let cfg = ProbeConfig {
+            probes: vec![ProbeKind::FastStr, ProbeKind::Fast64],
+            probe_vas: vec![0x40_1234, 0x40_5678],
+            ..ProbeConfig::default()
+        };
+        let table = cfg.probe_by_pc().unwrap();
+        assert_eq!(table[0x234], 0);
+        assert_eq!(table[0x678], 1);
+        assert_eq!(table.iter().filter(|&&b| b != u8::MAX).count(), 2);
+        assert_eq!(cfg.to_raw().unwrap().probe_by_pc, 1);
+
+        // Same page offset in two functions: fall back to the cookie.
+        let clash = ProbeConfig {
+            probe_vas: vec![0x40_1234, 0x41_1234],
+            ..cfg.clone()
+        };
+        assert!(clash.probe_by_pc().is_none());
+        assert_eq!(clash.to_raw().unwrap().probe_by_pc, 0);
+        // Addresses not given for every probe.
+        let missing = ProbeConfig {
+            probe_vas: vec![0x40_1234],
+            ..cfg
+        };
+        assert!(missing.probe_by_pc().is_none());
+    }
+}
