@@ -174,7 +174,8 @@ def build_workload(mdt, go, key):
     log(f"bench: building fixtures/loop with {go}")
     run([go, "build", "-buildvcs=false", "-o", plain, "."], cwd=src, env=go_env(go))
     info = inspect(mdt, plain)
-    want = {"string": "runtime.mapdelete_faststr", "int64": "runtime.mapdelete_fast64"}[key]
+    want = {"string": "runtime.mapdelete_faststr", "int64": "runtime.mapdelete_fast64",
+            "struct": "runtime.mapdelete"}[key]
     funcs = {f["name"]: f for f in info["functions"]}
     if want not in funcs or not funcs[want]["attach"]:
         die(f"{plain}: mdt does not attach to {want}: {sorted(funcs)}")
@@ -619,7 +620,7 @@ def main():
                     help="seconds between a tracer being armed and the phase")
     ap.add_argument("--lost-ms", type=int, default=3000, help="length of the lost-events phase")
     ap.add_argument("--attach-runs", type=int, default=3)
-    ap.add_argument("--key", choices=["string", "int64"], default="string")
+    ap.add_argument("--key", choices=["string", "int64", "struct"], default="string")
     ap.add_argument("--depth", type=int, default=20)
     ap.add_argument("--no-build", action="store_true", help="use target/release/mdt as it is")
     ap.add_argument("--metric", choices=["cpu", "wall"], default="cpu",
@@ -909,7 +910,7 @@ def flame_main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--phase-ms", type=int, default=1500)
     ap.add_argument("--settle", type=float, default=0.3)
-    ap.add_argument("--key", choices=["string", "int64"], default="string")
+    ap.add_argument("--key", choices=["string", "int64", "struct"], default="string")
     ap.add_argument("--depth", type=int, default=20)
     ap.add_argument("--json", metavar="FILE")
     args, _ = ap.parse_known_args()

@@ -28,7 +28,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--phase-ms", type=int, default=1000)
     ap.add_argument("--settle", type=float, default=0.3)
-    ap.add_argument("--key", choices=["string", "int64"], default="string")
+    ap.add_argument("--key", choices=["string", "int64", "struct"], default="string")
     ap.add_argument("--depth", type=int, default=20)
     ap.add_argument("--no-prog-time", action="store_true", help="skip the bpf_stats phases")
     args = ap.parse_args()

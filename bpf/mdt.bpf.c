@@ -221,13 +221,30 @@ static __always_inline __u32 read_key(struct mdt_event *e, __u8 *dst, __u64 src,
 	return n;
 }
 
+/* What read_key_ptr needs of a key type: its size and abi.Kind. */
+struct key_type_info {
+	__u64 size;
+	__u8 kind;
+	__u8 __pad[7];
+};
+
 /*
- * A key passed by pointer: its size (Size_, offset 0) and kind (Kind_,
- * offset 23) come from the key *abi.Type at map type + key_type_offset.
- * A string key is followed to its bytes, as the fast path would have.
+ * Key types by map type (map type descriptors, like all Go types, are never
+ * freed or changed): one hash lookup instead of two user-memory reads per
+ * delete by pointer.
  */
-static __always_inline __u32 read_key_ptr(struct mdt_event *e, __u8 *dst, __u64 map_type,
-					  __u64 key_ptr)
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct key_type_info);
+} key_types SEC(".maps");
+
+/*
+ * The key type of a map type: Size_ (offset 0) and Kind_ (offset 23) of the
+ * key *abi.Type at map type + key_type_offset. Returns nonzero on failure.
+ */
+static __always_inline int key_type_of(__u64 map_type, struct key_type_info *info)
 {
 	struct {
 		__u64 size;
@@ -235,22 +252,44 @@ static __always_inline __u32 read_key_ptr(struct mdt_event *e, __u8 *dst, __u64 
 		__u32 hash;
 		__u8 tflag, align, field_align, kind;
 	} key_type;
+	struct key_type_info *cached = bpf_map_lookup_elem(&key_types, &map_type);
+	__u64 key_type_ptr = 0;
+
+	if (cached) {
+		*info = *cached;
+		return 0;
+	}
+	if (bpf_probe_read_user(&key_type_ptr, sizeof(key_type_ptr),
+				(const void *)(map_type + mdt_cfg.key_type_offset)) ||
+	    bpf_probe_read_user(&key_type, sizeof(key_type), (const void *)key_type_ptr))
+		return 1;
+	info->size = key_type.size;
+	info->kind = key_type.kind & GO_KIND_MASK;
+	bpf_map_update_elem(&key_types, &map_type, info, BPF_ANY);
+	return 0;
+}
+
+/*
+ * A key passed by pointer: its size and kind come from the map's key type.
+ * A string key is followed to its bytes, as the fast path would have.
+ */
+static __always_inline __u32 read_key_ptr(struct mdt_event *e, __u8 *dst, __u64 map_type,
+					  __u64 key_ptr)
+{
+	struct key_type_info key_type = {};
 	struct {
 		__u64 ptr;
 		__u64 len;
 	} str;
-	__u64 key_type_ptr = 0;
 
 	e->key_u64 = key_ptr;
 	if (!mdt_cfg.key_type_offset)
 		return 0;
-	if (bpf_probe_read_user(&key_type_ptr, sizeof(key_type_ptr),
-				(const void *)(map_type + mdt_cfg.key_type_offset)) ||
-	    bpf_probe_read_user(&key_type, sizeof(key_type), (const void *)key_type_ptr)) {
+	if (key_type_of(map_type, &key_type)) {
 		e->flags |= MDT_EV_KEY_FAULT;
 		return 0;
 	}
-	if ((key_type.kind & GO_KIND_MASK) == GO_KIND_STRING) {
+	if (key_type.kind == GO_KIND_STRING) {
 		if (bpf_probe_read_user(&str, sizeof(str), (const void *)key_ptr)) {
 			e->flags |= MDT_EV_KEY_FAULT;
 			return 0;
