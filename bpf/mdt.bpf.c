@@ -699,7 +699,8 @@ static __always_inline bool sampled_in(__u64 seq)
 static __always_inline int on_delete(struct pt_regs *ctx)
 {
 	__u32 id = probe_id(ctx), zero = 0;
-	__u64 pid_tgid, seq, a0, a1, g;
+	struct task_struct *task;
+	__u64 seq, a0, a1, g;
 	__u32 words, key_n;
 	struct mdt_event *e;
 	struct scratch *s;
@@ -737,10 +738,12 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	 * far as key_len and stack_depth say. */
 	__builtin_memset(e, 0, offsetof(struct mdt_event, stack));
 
-	pid_tgid = bpf_get_current_pid_tgid();
+	/* The task's ids by plain loads: bpf_get_current_task_btf() is inlined
+	 * (a per-CPU load), bpf_get_current_pid_tgid() is a call. */
+	task = bpf_get_current_task_btf();
 	e->ts_ns = bpf_ktime_get_ns();
-	e->pid = pid_tgid >> 32;
-	e->tid = (__u32)pid_tgid;
+	e->pid = task->tgid;
+	e->tid = task->pid;
 	e->probe_id = id;
 	e->kind = kind;
 

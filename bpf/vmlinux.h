@@ -109,6 +109,12 @@ struct fred_ss {
 	u64 insnlen: 4;
 };
 
+/* Only the fields mdt reads; CO-RE places them by the running kernel's BTF. */
+struct task_struct {
+	int pid;
+	int tgid;
+} __attribute__((preserve_access_index));
+
 struct pt_regs {
 	long unsigned int r15;
 	long unsigned int r14;
