@@ -1628,6 +1628,29 @@ fn errors_are_one_line() {
     cmd.arg(&arm64);
     expect_error("an arm64 program", cmd, None, &["arm64"]);
 
+    // A Go program that never deletes from a map, for the oldest and the
+    // newest toolchain (classic and Swiss maps).
+    for tc in [tcs.first().unwrap(), &newest] {
+        let bin = common::build_fixture("nodelete", tc, Variant::Plain);
+        let ctx = format!("{tc}: a Go program without map deletes");
+        let mut cmd = mdt_cmd(["trace", "--json", "--"]);
+        cmd.arg(&bin);
+        expect_error(&ctx, cmd, None, &["never deletes from a map"]);
+        let mut cmd = mdt_cmd(["inspect", "--json"]);
+        cmd.arg(&bin);
+        let out = cmd.output().unwrap();
+        let info: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{ctx}: inspect --json: {e}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert!(
+            info["functions"].as_array().is_some_and(|f| f.is_empty()),
+            "{ctx}: inspect should list no delete functions: {info}"
+        );
+    }
+
     // Not enough privilege.
     not_root(&dir, &newest);
 }
