@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::proc::{Finished, Proc};
 use common::{Toolchain, Variant};
 use monitor_common::*;
 use serde_json::Value;
@@ -189,7 +190,7 @@ fn start(ctx: &str, tc: &Toolchain, dir: &Scratch, then: bool, flags: &[String])
     if then {
         fx.arg("-then-file").arg(dir.path("then"));
     }
-    let fixture = Proc::spawn(&format!("{ctx}: fixture"), fx);
+    let fixture = Proc::spawn(&format!("{ctx}: fixture"), fx, Stdio::piped());
     assert!(
         fixture
             .stdout
@@ -207,7 +208,7 @@ fn start(ctx: &str, tc: &Toolchain, dir: &Scratch, then: bool, flags: &[String])
     let out = dir.path("out.json");
     let mut cmd = mdt_cmd(["trace", "--json", "-p", &fixture.pid().to_string(), "-o"]);
     cmd.arg(&out).args(flags);
-    let mdt = Proc::spawn(&format!("{ctx}: mdt"), cmd);
+    let mdt = Proc::spawn(&format!("{ctx}: mdt"), cmd, Stdio::piped());
     mdt.wait_announce();
     fs::write(&go, b"").unwrap();
     Run {
@@ -225,7 +226,11 @@ impl Run {
     fn finish(mut self, ctx: &str) -> (Vec<Value>, Value, String, Duration) {
         self.fixture.finish(RUN_TIMEOUT, "the fixture ending");
         let ended = Instant::now();
-        let (status, _, err) = self.mdt.finish(STOP_TIMEOUT, "mdt after its target exited");
+        let Finished {
+            status,
+            stderr: err,
+            ..
+        } = self.mdt.finish(STOP_TIMEOUT, "mdt after its target exited");
         let took = ended.elapsed();
         assert!(status.success(), "{ctx}: mdt exited {status}: {err}");
         let records = json_records(&self.out);

@@ -34,20 +34,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::proc::{Finished, Proc, ANNOUNCE};
 use common::{Scratch, Toolchain, Variant};
 use serde_json::Value;
 
 /// A whole traced run of the fixture (debug build, loaded machine).
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
-const ANNOUNCE: &str = "mdt: tracing pid ";
 const SAMPLING_ENV: &str = "MAP_DELETE_TRACER_SAMPLING_RATE";
 
 fn mdt_bin() -> &'static Path {
@@ -67,155 +65,9 @@ where
     cmd
 }
 
-// ---------------------------------------------------------------------------------------------
-// Processes
-
-/// Collects what a child writes to one pipe, in a thread.
-struct Collector {
-    buf: Arc<Mutex<Vec<u8>>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Collector {
-    fn new<R: Read + Send + 'static>(mut pipe: R) -> Collector {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let b = buf.clone();
-        let thread = std::thread::spawn(move || {
-            let mut chunk = [0u8; 1 << 16];
-            while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                b.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-        });
-        Collector {
-            buf,
-            thread: Some(thread),
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
-    }
-
-    /// Everything, once every writer closed the pipe.
-    fn finish(&mut self) -> String {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.text()
-    }
-}
-
-/// A child in its own process group; on drop (a failed assertion, a timeout) the whole group is
-/// killed and the child reaped.
-struct Proc {
-    name: String,
-    child: Child,
-    status: Option<ExitStatus>,
-    stdout: Collector,
-    stderr: Collector,
-    stdin: Option<ChildStdin>,
-}
-
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command, stdin: Stdio) -> Proc {
-        cmd.stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = common::spawn_retrying(&mut cmd, name);
-        let stdout = Collector::new(child.stdout.take().unwrap());
-        let stderr = Collector::new(child.stderr.take().unwrap());
-        let stdin = child.stdin.take();
-        Proc {
-            name: name.to_string(),
-            child,
-            status: None,
-            stdout,
-            stderr,
-            stdin,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn exited(&mut self) -> bool {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().expect("try_wait");
-        }
-        self.status.is_some()
-    }
-
-    /// Polls `pred` (every 10 ms) until it holds; false after `timeout`.
-    fn wait_until(&mut self, timeout: Duration, mut pred: impl FnMut(&mut Proc) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if pred(self) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits for the exit (failing after `timeout` with the child's stderr) and both pipes.
-    fn finish(&mut self, timeout: Duration) -> Finished {
-        if !self.wait_until(timeout, |p| p.exited()) {
-            let err = self.stderr.text();
-            self.kill();
-            panic!(
-                "{}: still running after {timeout:?}; stderr:\n{err}",
-                self.name
-            );
-        }
-        // Anything left in its group goes with it.
-        // SAFETY: kill of our own process group (the reaped leader's pgid is not reused while
-        // other members live; if none do, the call fails harmlessly).
-        unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
-        Finished {
-            status: self.status.unwrap(),
-            stdout: self.stdout.finish(),
-            stderr: self.stderr.finish(),
-        }
-    }
-
-    fn signal(&self, sig: i32) {
-        assert!(self.status.is_none(), "{}: signal after exit", self.name);
-        // SAFETY: kill of our own, not yet reaped child.
-        unsafe { libc::kill(self.pid(), sig) };
-    }
-
-    fn kill(&mut self) {
-        if self.status.is_none() {
-            // SAFETY: the child is not reaped yet, so its group id is still ours.
-            unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
-            self.status = self.child.wait().ok();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stdin.take();
-        self.kill();
-    }
-}
-
 /// Runs `cmd` (stdin /dev/null) to its end.
 fn run(name: &str, cmd: Command) -> Finished {
-    Proc::spawn(name, cmd, Stdio::null()).finish(RUN_TIMEOUT)
+    Proc::spawn(name, cmd, Stdio::null()).finish(RUN_TIMEOUT, "running to its end")
 }
 
 /// Runs `cmd` and requires success.
@@ -1091,7 +943,7 @@ fn flame_launch(
         "{ctx}: no announce line: {}",
         f.stderr
     );
-    (f.stdout, expect, f.stderr)
+    (f.stdout_text(), expect, f.stderr)
 }
 
 fn out_args(dir: &Scratch, tag: &str, exts: &[&str]) -> Vec<String> {
@@ -1555,27 +1407,29 @@ fn pid_mode_signal_and_duration() {
         let mut m = Proc::spawn(&format!("{ctx}: mdt flame -p"), cmd, Stdio::null());
         assert!(
             m.wait_until(RUN_TIMEOUT, |p| p.stderr.text().contains(ANNOUNCE)
-                || p.exited()),
+                || p.has_exited()),
             "{ctx}: mdt flame -p did not attach"
         );
         assert!(
-            !m.exited(),
+            !m.has_exited(),
             "{ctx}: mdt flame -p exited early: {}",
             m.stderr.text()
         );
         fs::write(&go, b"").unwrap();
         assert!(
-            target.wait_until(RUN_TIMEOUT, |p| p.stdout.text().contains("clears done:")),
+            target
+                .stdout
+                .wait_for(RUN_TIMEOUT, |t| t.contains("clears done:")),
             "{ctx}: the fixture did not finish deleting: {}",
             target.stderr.text()
         );
         assert!(
-            !m.exited(),
+            !m.has_exited(),
             "{ctx}: mdt stopped before SIGINT: {}",
             m.stderr.text()
         );
         m.signal(libc::SIGINT);
-        let f = m.finish(RUN_TIMEOUT);
+        let f = m.finish(RUN_TIMEOUT, "mdt flame -p after SIGINT");
         assert!(
             f.status.success(),
             "{ctx}: mdt flame -p after SIGINT: {}; {}",
@@ -1588,7 +1442,7 @@ fn pid_mode_signal_and_duration() {
         parse_svg(&dir.path("p.svg"), &ctx).check_against(&folded, &format!("{ctx} -p svg"));
         // The target outlives the detach and ends normally.
         target.stdin.take();
-        let t = target.finish(RUN_TIMEOUT);
+        let t = target.finish(RUN_TIMEOUT, "the fixture after mdt detached");
         assert!(
             t.status.success(),
             "{ctx}: the fixture after mdt detached: {}",
@@ -1607,7 +1461,7 @@ fn pid_mode_signal_and_duration() {
             .arg(&expect);
         let mut m = Proc::spawn(&format!("{ctx}: mdt flame --duration"), cmd, Stdio::piped());
         assert!(
-            m.wait_until(RUN_TIMEOUT, |p| out.exists() || p.exited()),
+            m.wait_until(RUN_TIMEOUT, |p| out.exists() || p.has_exited()),
             "{ctx}: --duration: no output"
         );
         assert!(
@@ -1616,18 +1470,21 @@ fn pid_mode_signal_and_duration() {
             m.stderr.text()
         );
         assert!(
-            !m.exited(),
+            !m.has_exited(),
             "{ctx}: --duration: mdt ended although the program holds"
         );
         m.stdin.take(); // the program's stdin: EOF ends its -hold
-        let f = m.finish(RUN_TIMEOUT);
+        let f = m.finish(
+            RUN_TIMEOUT,
+            "mdt flame --duration after the program's stdin EOF",
+        );
         assert_eq!(
             f.status.code(),
             Some(7),
             "{ctx}: --duration: the program's exit status; {}",
             f.stderr
         );
-        let exp = Expected::new(&ctx, tc, v, &expect, &f.stdout, Group::None);
+        let exp = Expected::new(&ctx, tc, v, &expect, &f.stdout_text(), Group::None);
         exp.check_folded(&parse_folded(&read(&out, &ctx), &ctx), 1, "--duration");
         dir.assert_no_temp_files(&ctx);
     });
@@ -1644,7 +1501,7 @@ fn expect_error(ctx: &str, cmd: Command, code: Option<i32>, needles: &[&str]) ->
     assert!(
         f.stdout.is_empty(),
         "{ctx}: unexpected stdout: {}",
-        f.stdout
+        f.stdout_text()
     );
     f
 }
@@ -1853,7 +1710,8 @@ fn errors_are_one_line() {
         );
         check_one_line("read-only directory", &f, Some(1), &["x.svg", "read-only"]);
         assert_eq!(
-            f.stdout, "--- ls\n",
+            f.stdout_text(),
+            "--- ls\n",
             "read-only directory: files left behind"
         );
         fs::remove_dir(&ro).unwrap();
@@ -1914,7 +1772,11 @@ fn errors_are_one_line() {
             f.stderr
         );
         check_one_line("full file system", &f, Some(1), &["x.svg"]);
-        assert_eq!(f.stdout, "--- ls\n", "full file system: files left behind");
+        assert_eq!(
+            f.stdout_text(),
+            "--- ls\n",
+            "full file system: files left behind"
+        );
         fs::remove_dir(&full).unwrap();
     } else {
         common::note("SKIP errors_are_one_line: full file system: needs root and `unshare -m`");
@@ -2135,7 +1997,11 @@ fn special_outputs_are_written_in_place() {
     let mut cmd = mdt(["flame", "--format", "folded", "-o", "/dev/stdout", "--from"]);
     cmd.arg(&input);
     let f = run_ok("-o /dev/stdout", cmd);
-    assert_eq!(f.stdout, text, "-o /dev/stdout: the folded text on stdout");
+    assert_eq!(
+        f.stdout_text(),
+        text,
+        "-o /dev/stdout: the folded text on stdout"
+    );
 
     let fifo = dir.path("fifo");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();

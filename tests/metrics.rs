@@ -25,6 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::proc::{Finished, Proc};
 use common::{Toolchain, Variant};
 use monitor_common::*;
 
@@ -85,10 +86,10 @@ fn start_traced(
     let go = dir.path("go");
     let mut fx = Command::new(bin);
     fx.arg("-wait-file").arg(&go).args(fixture_args);
-    let fixture = Proc::spawn(&format!("{ctx}: fixture"), fx);
+    let fixture = Proc::spawn(&format!("{ctx}: fixture"), fx, Stdio::piped());
     let mut cmd = mdt_cmd(["trace", "-p", &fixture.pid().to_string()]);
     cmd.args(flags);
-    let mdt = Proc::spawn(&format!("{ctx}: mdt"), cmd);
+    let mdt = Proc::spawn(&format!("{ctx}: mdt"), cmd, Stdio::piped());
     mdt.wait_announce();
     fs::write(&go, b"").unwrap();
     (fixture, mdt)
@@ -218,7 +219,11 @@ fn run_exact(tc: &Toolchain, promtool: &Path) {
 
     // The target exits: mdt too, and says so.
     fixture.finish(RUN_TIMEOUT, "the fixture ending");
-    let (status, _, err) = mdt.finish(STOP_TIMEOUT, "mdt after its target exited");
+    let Finished {
+        status,
+        stderr: err,
+        ..
+    } = mdt.finish(STOP_TIMEOUT, "mdt after its target exited");
     assert!(status.success(), "{ctx}: mdt exited {status}: {err}");
     assert!(
         err.contains(&format!("mdt: {deletes} deletes, {clears} clears")),
@@ -311,7 +316,7 @@ fn a_real_prometheus_scrapes_mdt() {
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
         .current_dir(&dir.0);
-    let mut server = Proc::spawn(&format!("{ctx}: prometheus"), cmd);
+    let mut server = Proc::spawn(&format!("{ctx}: prometheus"), cmd, Stdio::piped());
     let base = format!("http://127.0.0.1:{prom_port}");
     poll(
         Duration::from_secs(60),
@@ -358,7 +363,9 @@ fn a_real_prometheus_scrapes_mdt() {
     server.signal(libc::SIGTERM);
     server.finish(STOP_TIMEOUT, "prometheus stopping");
     drop(fixture);
-    let (_, _, err) = mdt.finish(STOP_TIMEOUT, "mdt after its target was killed");
+    let err = mdt
+        .finish(STOP_TIMEOUT, "mdt after its target was killed")
+        .stderr;
     assert!(err.contains("deletes"), "{ctx}: {err}");
     common::note(&format!(
         "a_real_prometheus_scrapes_mdt: {:.1}s",

@@ -29,30 +29,25 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::proc::{Finished, Proc, ANNOUNCE};
 use common::{Scratch, Toolchain, Variant};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
 // Timeouts
 
-/// mdt attached and announced itself (debug build, loaded machine).
-const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
 /// A whole traced or untraced run of the fixture.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 /// mdt to finish after its target exited or after a signal.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
-const ANNOUNCE: &str = "mdt: tracing pid ";
 const SAMPLING_ENV: &str = "MAP_DELETE_TRACER_SAMPLING_RATE";
 
 /// A private link to (or copy of) the mdt under test, made once per test process: other builds
@@ -113,235 +108,6 @@ fn fixture_cmd(bin: &Path) -> Command {
     let mut cmd = Command::new(bin);
     cmd.env("GORACE", GORACE);
     cmd
-}
-
-// ---------------------------------------------------------------------------------------------
-// Processes
-
-/// Collects everything a child writes to one pipe, in a thread; waiters are woken per chunk.
-/// The bytes read so far and whether the pipe is closed, and a condition variable.
-type Shared = Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>;
-
-struct Collector {
-    state: Shared,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Collector {
-    fn new<R: Read + Send + 'static>(mut pipe: R) -> Collector {
-        let state = Arc::new((Mutex::new((Vec::new(), false)), Condvar::new()));
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let mut buf = [0u8; 1 << 16];
-            loop {
-                let n = match pipe.read(&mut buf) {
-                    Ok(0) | Err(_) => 0,
-                    Ok(n) => n,
-                };
-                let (lock, cv) = &*st;
-                let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
-                if n == 0 {
-                    g.1 = true;
-                    cv.notify_all();
-                    return;
-                }
-                g.0.extend_from_slice(&buf[..n]);
-                cv.notify_all();
-            }
-        });
-        Collector {
-            state,
-            thread: Some(thread),
-        }
-    }
-
-    /// Waits until `pred(bytes so far)` holds or the pipe closes; false on timeout or close
-    /// without the predicate.
-    fn wait_for(&self, timeout: Duration, pred: impl Fn(&[u8]) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        let (lock, cv) = &*self.state;
-        let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if pred(&g.0) {
-                return true;
-            }
-            if g.1 {
-                return false;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            g = cv
-                .wait_timeout(g, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-
-    fn snapshot(&self) -> String {
-        let g = self.state.0.lock().unwrap_or_else(|e| e.into_inner());
-        String::from_utf8_lossy(&g.0).into_owned()
-    }
-
-    /// Everything, once the pipe is closed (every writer exited).
-    fn finish(&mut self, timeout: Duration) -> Vec<u8> {
-        assert!(
-            self.wait_for(timeout, |_| false) || self.state.0.lock().unwrap().1,
-            "pipe still open after {timeout:?}"
-        );
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        std::mem::take(&mut self.state.0.lock().unwrap().0)
-    }
-}
-
-/// A child in its own process group. On drop (a failed assertion, a timeout) the whole group
-/// is killed and the child reaped: no process outlives its test.
-struct Proc {
-    name: String,
-    child: Child,
-    status: Option<ExitStatus>,
-    stdout: Option<Collector>,
-    stderr: Option<Collector>,
-    stdin: Option<ChildStdin>,
-}
-
-impl Proc {
-    /// Spawns `cmd` (stdin: `stdin`; stdout/stderr piped and collected).
-    fn spawn(name: &str, mut cmd: Command, stdin: Stdio) -> Proc {
-        cmd.stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = common::spawn_retrying(&mut cmd, name);
-        let stdout = child.stdout.take().map(Collector::new);
-        let stderr = child.stderr.take().map(Collector::new);
-        let stdin = child.stdin.take();
-        Proc {
-            name: name.to_string(),
-            child,
-            status: None,
-            stdout,
-            stderr,
-            stdin,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn stderr_text(&self) -> String {
-        self.stderr
-            .as_ref()
-            .map(|c| c.snapshot())
-            .unwrap_or_default()
-    }
-
-    fn stdout_text(&self) -> String {
-        self.stdout
-            .as_ref()
-            .map(|c| c.snapshot())
-            .unwrap_or_default()
-    }
-
-    /// Has it exited? Does not reap it (WNOWAIT), so its pid and process group stay ours.
-    fn has_exited(&self) -> bool {
-        // SAFETY: waitid on our own child with a zeroed siginfo_t it may fill.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                self.pid() as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        // SAFETY: si_pid is valid to read for a WEXITED result (0 if nothing exited).
-        r == 0 && unsafe { info.si_pid() } == self.pid()
-    }
-
-    /// Waits for the exit; on timeout kills the group and fails with `what` and the child's
-    /// stderr.
-    fn wait(&mut self, timeout: Duration, what: &str) -> ExitStatus {
-        if let Some(s) = self.status {
-            return s;
-        }
-        let deadline = Instant::now() + timeout;
-        while !self.has_exited() {
-            if Instant::now() >= deadline {
-                let err = self.stderr_text();
-                self.kill();
-                panic!(
-                    "{}: {what}: still running after {timeout:?}; stderr so far:\n{err}",
-                    self.name
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // Anything it left behind in its group goes with it (the zombie keeps the pgid ours).
-        // SAFETY: kill of our own process group.
-        unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
-        let s = self.child.wait().expect("wait");
-        self.status = Some(s);
-        s
-    }
-
-    /// Waits for the exit and for both pipes to close; returns (status, stdout, stderr).
-    fn finish(&mut self, timeout: Duration, what: &str) -> (ExitStatus, Vec<u8>, String) {
-        let status = self.wait(timeout, what);
-        let out = self
-            .stdout
-            .as_mut()
-            .map(|c| c.finish(STOP_TIMEOUT))
-            .unwrap_or_default();
-        let err = self
-            .stderr
-            .as_mut()
-            .map(|c| String::from_utf8_lossy(&c.finish(STOP_TIMEOUT)).into_owned())
-            .unwrap_or_default();
-        (status, out, err)
-    }
-
-    fn signal(&self, sig: i32) {
-        assert!(self.status.is_none(), "{}: signal after exit", self.name);
-        // SAFETY: kill of our own, not yet reaped child.
-        unsafe { libc::kill(self.pid(), sig) };
-    }
-
-    fn kill(&mut self) {
-        if self.status.is_none() {
-            // SAFETY: the child is not reaped yet, so the group id is still ours.
-            unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
-            self.status = self.child.wait().ok();
-        }
-    }
-
-    /// mdt: waits for its "tracing pid N" line on stderr; fails if it exits first.
-    fn wait_announce(&self) {
-        let ok = self
-            .stderr
-            .as_ref()
-            .expect("stderr collected")
-            .wait_for(ATTACH_TIMEOUT, |b| {
-                String::from_utf8_lossy(b).contains(ANNOUNCE)
-            });
-        assert!(
-            ok,
-            "{}: mdt did not announce tracing within {ATTACH_TIMEOUT:?} (or exited); stderr:\n{}",
-            self.name,
-            self.stderr_text()
-        );
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stdin.take();
-        self.kill();
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -502,7 +268,11 @@ fn trace_launch(
         cmd.env(k, v);
     }
     let mut p = Proc::spawn(&format!("{ctx}: mdt (launch)"), cmd, Stdio::null());
-    let (status, stdout, stderr) = p.finish(RUN_TIMEOUT, "tracing the launched fixture");
+    let Finished {
+        status,
+        stdout,
+        stderr,
+    } = p.finish(RUN_TIMEOUT, "tracing the launched fixture");
     let text = fs::read_to_string(&out)
         .unwrap_or_else(|e| panic!("{ctx}: read {}: {e}; mdt stderr:\n{stderr}", out.display()));
     let (records, summary) = parse_output(&text, ctx);
@@ -520,8 +290,8 @@ fn run_untraced(ctx: &str, bin: &Path, args: &[&str]) -> (ExitStatus, String, St
     let mut cmd = fixture_cmd(bin);
     cmd.args(args);
     let mut p = Proc::spawn(&format!("{ctx}: untraced fixture"), cmd, Stdio::null());
-    let (s, out, err) = p.finish(RUN_TIMEOUT, "running the fixture");
-    (s, String::from_utf8_lossy(&out).into_owned(), err)
+    let f = p.finish(RUN_TIMEOUT, "running the fixture");
+    (f.status, f.stdout_text(), f.stderr)
 }
 
 /// Starts the fixture held on `-wait-file`, attaches `mdt trace -p PID --json flags`, then lets
@@ -540,12 +310,18 @@ fn trace_pid(ctx: &str, bin: &Path, dir: &Scratch, flags: &[&str]) -> (Traced, P
     let mut mdt = Proc::spawn(&format!("{ctx}: mdt -p"), cmd, Stdio::null());
     mdt.wait_announce();
     fs::write(&go, b"").unwrap();
-    let (fs_, fx_out, fx_err) = target.finish(RUN_TIMEOUT, "the fixture deleting");
+    let fx = target.finish(RUN_TIMEOUT, "the fixture deleting");
     assert!(
-        fs_.success(),
-        "{ctx}: traced fixture failed ({fs_}): {fx_err}"
+        fx.status.success(),
+        "{ctx}: traced fixture failed ({}): {}",
+        fx.status,
+        fx.stderr
     );
-    let (status, stdout, stderr) = mdt.finish(STOP_TIMEOUT, "mdt after its target exited");
+    let Finished {
+        status,
+        stdout,
+        stderr,
+    } = mdt.finish(STOP_TIMEOUT, "mdt after its target exited");
     let text = String::from_utf8_lossy(&stdout).into_owned();
     assert!(
         status.success(),
@@ -557,7 +333,7 @@ fn trace_pid(ctx: &str, bin: &Path, dir: &Scratch, flags: &[&str]) -> (Traced, P
             status,
             records,
             summary,
-            target_stdout: String::from_utf8_lossy(&fx_out).into_owned(),
+            target_stdout: fx.stdout_text(),
             mdt_stderr: stderr,
         },
         expect,
@@ -1089,36 +865,49 @@ fn only_the_chosen_process_is_traced() {
         fs::write(&go, b"").unwrap();
         // Both delete (at the same time); both are done once they printed their counts.
         for p in [&a, &b] {
-            let done = p.stdout.as_ref().unwrap().wait_for(RUN_TIMEOUT, |o| {
-                String::from_utf8_lossy(o).contains("clears done: ")
-            });
+            let done = p
+                .stdout
+                .wait_for(RUN_TIMEOUT, |o| o.contains("clears done: "));
             assert!(
                 done,
                 "{}: did not finish deleting: {}",
                 p.name,
-                p.stderr_text()
+                p.stderr.text()
             );
         }
         // B ends first; mdt goes on until A ends.
         b.stdin.take();
-        let (bs, _, berr) = b.finish(RUN_TIMEOUT, "fixture b after stdin EOF");
-        assert!(bs.success(), "{ctx}: fixture b failed: {berr}");
+        let bf = b.finish(RUN_TIMEOUT, "fixture b after stdin EOF");
+        assert!(
+            bf.status.success(),
+            "{ctx}: fixture b failed: {}",
+            bf.stderr
+        );
         assert!(
             !mdt.has_exited(),
             "{ctx}: mdt exited when the other process did"
         );
         a.stdin.take();
-        let (as_, a_out, aerr) = a.finish(RUN_TIMEOUT, "fixture a after stdin EOF");
-        assert!(as_.success(), "{ctx}: fixture a failed: {aerr}");
-        let (ms, out, merr) = mdt.finish(STOP_TIMEOUT, "mdt after its target exited");
-        assert!(ms.success(), "{ctx}: mdt exit {ms}: {merr}");
-        let (records, summary) = parse_output(&String::from_utf8_lossy(&out), &ctx);
+        let af = a.finish(RUN_TIMEOUT, "fixture a after stdin EOF");
+        assert!(
+            af.status.success(),
+            "{ctx}: fixture a failed: {}",
+            af.stderr
+        );
+        let m = mdt.finish(STOP_TIMEOUT, "mdt after its target exited");
+        assert!(
+            m.status.success(),
+            "{ctx}: mdt exit {}: {}",
+            m.status,
+            m.stderr
+        );
+        let (records, summary) = parse_output(&m.stdout_text(), &ctx);
         let t = Traced {
-            status: ms,
+            status: m.status,
             records,
             summary,
-            target_stdout: String::from_utf8_lossy(&a_out).into_owned(),
-            mdt_stderr: merr,
+            target_stdout: af.stdout_text(),
+            mdt_stderr: m.stderr,
         };
         let a_pid = a.pid() as u64;
         for e in t.events() {
@@ -1172,16 +961,16 @@ fn signals_end_with_a_complete_summary() {
                 let written = if to_file {
                     fs::metadata(&out).map(|m| m.len()).unwrap_or(0) as usize
                 } else {
-                    mdt.stdout.as_ref().unwrap().snapshot().len()
+                    mdt.stdout.len()
                 };
-                let finished = target.stdout_text().contains("clears done: ");
+                let finished = target.stdout.text().contains("clears done: ");
                 if written > 64 * 1024 || finished {
                     break;
                 }
                 assert!(
                     !mdt.has_exited(),
                     "{ctx}: mdt exited early: {}",
-                    mdt.stderr_text()
+                    mdt.stderr.text()
                 );
                 assert!(
                     Instant::now() < deadline,
@@ -1190,7 +979,11 @@ fn signals_end_with_a_complete_summary() {
                 std::thread::sleep(Duration::from_millis(2));
             }
             mdt.signal(sig);
-            let (ms, stdout, merr) = mdt.finish(STOP_TIMEOUT, &format!("mdt after {name}"));
+            let Finished {
+                status: ms,
+                stdout,
+                stderr: merr,
+            } = mdt.finish(STOP_TIMEOUT, &format!("mdt after {name}"));
             assert_eq!(
                 ms.code(),
                 Some(0),
@@ -1226,22 +1019,24 @@ fn signals_end_with_a_complete_summary() {
                 "{ctx}: the target did not exit: {summary}"
             );
             // The target outlives the detach and ends normally.
-            let done = target.stdout.as_ref().unwrap().wait_for(RUN_TIMEOUT, |o| {
-                String::from_utf8_lossy(o).contains("clears done: ")
-            });
+            let done = target
+                .stdout
+                .wait_for(RUN_TIMEOUT, |o| o.contains("clears done: "));
             assert!(
                 done,
                 "{ctx}: the fixture did not finish: {}",
-                target.stderr_text()
+                target.stderr.text()
             );
             target.stdin.take();
-            let (fs_, fout, ferr) = target.finish(RUN_TIMEOUT, "fixture after stdin EOF");
+            let f = target.finish(RUN_TIMEOUT, "fixture after stdin EOF");
             assert!(
-                fs_.success(),
-                "{ctx}: the fixture failed after mdt detached ({fs_}): {ferr}"
+                f.status.success(),
+                "{ctx}: the fixture failed after mdt detached ({}): {}",
+                f.status,
+                f.stderr
             );
             assert_eq!(
-                String::from_utf8_lossy(&fout),
+                f.stdout_text(),
                 common::expected_deletes_stdout(tc, v, 100),
                 "{ctx}: fixture stdout"
             );
@@ -1417,7 +1212,11 @@ fn check_redaction(expected: &[Value], t: &Traced, ctx: &str) {
 /// one line on stderr starting with `mdt: `, containing each of `needles`, no panic.
 fn expect_error(ctx: &str, cmd: Command, code: Option<i32>, needles: &[&str]) {
     let mut p = Proc::spawn(ctx, cmd, Stdio::null());
-    let (status, stdout, stderr) = p.finish(RUN_TIMEOUT, "an mdt that should fail");
+    let Finished {
+        status,
+        stdout,
+        stderr,
+    } = p.finish(RUN_TIMEOUT, "an mdt that should fail");
     assert!(!status.success(), "{ctx}: mdt succeeded; stderr: {stderr}");
     if let Some(c) = code {
         assert_eq!(

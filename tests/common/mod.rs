@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests: the Go toolchain matrix, fixture builds (cached),
 //! ground truth from `fixtures/truth`, and the root/BPF gate.
 //!
-//! Use from a test file with `mod common;`.
+//! Use from a test file with `mod common;`. Child processes (own process group, pipes
+//! collected, killed on drop): [`proc::Proc`].
 //!
 //! * Toolchains come from `MDT_GO_VERSIONS` (`default` = 1.19 1.23 1.24 1.27, `all`, or a
 //!   space/comma list of short versions); `scripts/go-toolchains.sh` is run once per process (it
@@ -21,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
+
+pub mod proc;
 
 /// Bump when the build recipe changes in a way the hash below does not see.
 const RECIPE_VERSION: &str = "mdt-fixture-recipe-1";
