@@ -134,6 +134,14 @@ struct {
 	__type(value, __u64);
 } site_counts SEC(".maps");
 
+/* Record mode: bytes this CPU has put in the ring buffer (wakeups). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} bytes_out SEC(".maps");
+
 /*
  * Record mode: the hash of the last stack sent in full, per slot
  * (hash % MDT_SENT_STACKS). Shared by all CPUs; see stack_words_to_send.
@@ -494,17 +502,24 @@ static __always_inline void submit(struct scratch *s, __u32 words, __u32 key_n)
 
 	if (size > sizeof(*e))
 		size = sizeof(*e);
-	/* Wake the reader when this record crosses a multiple of wakeup_bytes
-	 * of the producer position: at most one wakeup per wakeup_bytes
-	 * written. (Waking while the buffer is above a level would wake once
-	 * per record until the reader catches up, and a wakeup is an IPI: a VM
-	 * exit in a guest, microseconds.) Otherwise the reader's timer drains. */
+	/* Wake the reader when this CPU's output crosses a multiple of
+	 * wakeup_bytes (a power of two, sized by user space for all CPUs
+	 * together to stay well under the ring's size): at most one wakeup per
+	 * wakeup_bytes written. (Waking while the buffer is above a level would
+	 * wake once per record until the reader catches up, and a wakeup is an
+	 * IPI: a VM exit in a guest, microseconds.) In between, the reader
+	 * drains on its own timer. A per-CPU count, not the ring's producer
+	 * position: a map access instead of a helper call. */
 	if (mdt_cfg.wakeup_bytes) {
-		__u64 prod = bpf_ringbuf_query(&events, BPF_RB_PROD_POS);
+		__u32 zero = 0;
+		__u64 *produced = bpf_map_lookup_elem(&bytes_out, &zero);
 
-		/* wakeup_bytes is a power of two: no division (tens of cycles). */
-		if ((prod ^ (prod + size + 8)) & ~(mdt_cfg.wakeup_bytes - 1))
-			flags = BPF_RB_FORCE_WAKEUP;
+		if (produced) {
+			__u64 before = __sync_fetch_and_add(produced, size + 8);
+
+			if ((before ^ (before + size + 8)) & ~(mdt_cfg.wakeup_bytes - 1))
+				flags = BPF_RB_FORCE_WAKEUP;
+		}
 	}
 	if (bpf_ringbuf_output(&events, e, size, flags)) {
 		count(&stats, MDT_STAT_RINGBUF_FULL);

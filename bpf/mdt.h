@@ -221,9 +221,9 @@ struct mdt_config {
 	__u32 key_bytes;
 	/* Offset of the element count in the map header (0 in every release). */
 	__u32 map_count_offset;
-	/* Wake the reader up once per this many bytes written to the ring
-	 * buffer (a power of two; 0 = never); otherwise it drains on its own
-	 * timer. Waking it per
+	/* Wake the reader up once per this many bytes a CPU writes to the
+	 * ring buffer (a power of two; 0 = never); otherwise it drains on its
+	 * own timer. Waking it per
 	 * event would cost the target more than the rest of the probe. */
 	__u64 wakeup_bytes;
 	/* 1 = aggregation mode (mdt flame): count hits per (stack, map type,

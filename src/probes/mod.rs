@@ -323,9 +323,7 @@ impl ProbeConfig {
             sample_threshold: sample_threshold(self.sample_rate),
             key_bytes: self.key_bytes.min(MAX_KEY_BYTES as u32),
             map_count_offset: self.map_count_offset,
-            // Wake the reader once per 1/16 of the buffer written; in between
-            // that it drains on its own short timer.
-            wakeup_bytes: u64::from(self.ringbuf_bytes / 16),
+            wakeup_bytes: wakeup_bytes(self.ringbuf_bytes),
             aggregate: u32::from(self.aggregate),
             aggregate_goid: u32::from(self.aggregate_goid),
             count_sites: u32::from(self.count_sites),
@@ -358,6 +356,20 @@ impl ProbeConfig {
             *slot = id as u8;
         }
         Some(table)
+    }
+}
+
+/// `mdt_config.wakeup_bytes`: each CPU wakes the reader once per this many
+/// bytes it writes, so with every CPU writing the reader is woken about
+/// once per 1/16 of the ring (it also drains on its own short timer). A
+/// power of two.
+fn wakeup_bytes(ring_bytes: u32) -> u64 {
+    let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1).max(1) as u64;
+    let share = u64::from(ring_bytes) / 16 / cpus;
+    if share == 0 {
+        1
+    } else {
+        1 << share.ilog2()
     }
 }
 
