@@ -1429,25 +1429,14 @@ fn pid_mode_signal_and_duration() {
             m.stderr.text()
         );
         m.signal(libc::SIGINT);
-        let f = m.finish(RUN_TIMEOUT, "mdt flame -p after SIGINT");
-        assert!(
-            f.status.success(),
-            "{ctx}: mdt flame -p after SIGINT: {}; {}",
-            f.status,
-            f.stderr
-        );
+        m.finish_ok(RUN_TIMEOUT, "mdt flame -p after SIGINT");
         let exp = Expected::new(&ctx, tc, v, &expect, &target.stdout.text(), Group::None);
         let folded = parse_folded(&read(&dir.path("p.folded"), &ctx), &ctx);
         exp.check_folded(&folded, 1, "-p, SIGINT");
         parse_svg(&dir.path("p.svg"), &ctx).check_against(&folded, &format!("{ctx} -p svg"));
         // The target outlives the detach and ends normally.
         target.stdin.take();
-        let t = target.finish(RUN_TIMEOUT, "the fixture after mdt detached");
-        assert!(
-            t.status.success(),
-            "{ctx}: the fixture after mdt detached: {}",
-            t.status
-        );
+        target.finish_ok(RUN_TIMEOUT, "the fixture after mdt detached");
 
         // Launch mode with --duration: the graph is written when the duration ends, while the
         // program still runs; mdt then waits for it and passes its exit status on.

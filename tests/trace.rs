@@ -310,13 +310,7 @@ fn trace_pid(ctx: &str, bin: &Path, dir: &Scratch, flags: &[&str]) -> (Traced, P
     let mut mdt = Proc::spawn(&format!("{ctx}: mdt -p"), cmd, Stdio::null());
     mdt.wait_announce();
     fs::write(&go, b"").unwrap();
-    let fx = target.finish(RUN_TIMEOUT, "the fixture deleting");
-    assert!(
-        fx.status.success(),
-        "{ctx}: traced fixture failed ({}): {}",
-        fx.status,
-        fx.stderr
-    );
+    let fx = target.finish_ok(RUN_TIMEOUT, "the fixture deleting");
     let Finished {
         status,
         stdout,
@@ -877,30 +871,14 @@ fn only_the_chosen_process_is_traced() {
         }
         // B ends first; mdt goes on until A ends.
         b.stdin.take();
-        let bf = b.finish(RUN_TIMEOUT, "fixture b after stdin EOF");
-        assert!(
-            bf.status.success(),
-            "{ctx}: fixture b failed: {}",
-            bf.stderr
-        );
+        b.finish_ok(RUN_TIMEOUT, "fixture b after stdin EOF");
         assert!(
             !mdt.has_exited(),
             "{ctx}: mdt exited when the other process did"
         );
         a.stdin.take();
-        let af = a.finish(RUN_TIMEOUT, "fixture a after stdin EOF");
-        assert!(
-            af.status.success(),
-            "{ctx}: fixture a failed: {}",
-            af.stderr
-        );
-        let m = mdt.finish(STOP_TIMEOUT, "mdt after its target exited");
-        assert!(
-            m.status.success(),
-            "{ctx}: mdt exit {}: {}",
-            m.status,
-            m.stderr
-        );
+        let af = a.finish_ok(RUN_TIMEOUT, "fixture a after stdin EOF");
+        let m = mdt.finish_ok(STOP_TIMEOUT, "mdt after its target exited");
         let (records, summary) = parse_output(&m.stdout_text(), &ctx);
         let t = Traced {
             status: m.status,
@@ -1028,13 +1006,7 @@ fn signals_end_with_a_complete_summary() {
                 target.stderr.text()
             );
             target.stdin.take();
-            let f = target.finish(RUN_TIMEOUT, "fixture after stdin EOF");
-            assert!(
-                f.status.success(),
-                "{ctx}: the fixture failed after mdt detached ({}): {}",
-                f.status,
-                f.stderr
-            );
+            let f = target.finish_ok(RUN_TIMEOUT, "fixture after stdin EOF");
             assert_eq!(
                 f.stdout_text(),
                 common::expected_deletes_stdout(tc, v, 100),

@@ -246,6 +246,20 @@ impl Proc {
         }
     }
 
+    /// [`Proc::finish`], and the child must have exited 0: fails with its name, `what`, the
+    /// status and its stderr otherwise.
+    pub fn finish_ok(&mut self, timeout: Duration, what: &str) -> Finished {
+        let f = self.finish(timeout, what);
+        assert!(
+            f.status.success(),
+            "{}: {what}: {}; stderr:\n{}",
+            self.name,
+            f.status,
+            f.stderr
+        );
+        f
+    }
+
     /// Sends `sig` to the child (not its group).
     pub fn signal(&self, sig: i32) {
         assert!(self.status.is_none(), "{}: signal after exit", self.name);
