@@ -9,11 +9,13 @@
  * argument layout (mdt_cfg.probes[id].kind). The kernel runs it only for the
  * target process (the links are made for its pid).
  *
- * Per hit: count the hit (exact, per-CPU) -- and,
- * when asked, per (map type, caller) in "site_counts" -- then --
- * subject to sampling -- read the Go register arguments, the map length,
- * the goroutine id, the key and the user stack, and copy a struct
- * mdt_event into the "events" ring buffer. Failures to do so are counted.
+ * Per hit: count the hit (exact, per-CPU) -- and, when asked, per (map
+ * type, caller) in "site_counts" -- then, subject to sampling, read the Go
+ * register arguments, the map length, the goroutine id, the user stack and
+ * the key, and put a record into the "events" ring buffer: a struct
+ * mdt_event cut to what it carries, each distinct stack only the first time
+ * (see mdt.h). Records that do not fit are counted. In aggregation mode
+ * (mdt flame) the stack is counted in the kernel instead.
  *
  * Precondition for the stack walk: the probe sits before the function's
  * frame setup (at its entry, at the first instruction after the stack-check

@@ -31,8 +31,8 @@ enum mdt_limits {
 	/* Bytes of runtime.g read at once: g.stack.lo/hi (offsets 0 and 8)
 	 * and the goid (mdt_config.goid_offset < this). */
 	MDT_G_HEAD_BYTES = 192,
-	/* Attach points per loaded program: the attach cookie is the probe id
-	 * and must be < MDT_MAX_PROBES. */
+	/* Attach points per loaded program: probe ids (the attach cookies)
+	 * are < MDT_MAX_PROBES. */
 	MDT_MAX_PROBES = 64,
 	/* Site counting: functions that delete on behalf of their caller
 	 * (reflect's map functions, maps.DeleteFunc) known to the program
@@ -185,7 +185,7 @@ struct mdt_event {
 	__u8 key[MDT_MAX_KEY_BYTES];
 };
 
-/* Per-attach-point configuration, indexed by the attach cookie. */
+/* Per-attach-point configuration, indexed by the probe id. */
 struct mdt_probe_cfg {
 	/* enum mdt_kind: how to read this function's arguments. */
 	__u8 kind;
@@ -264,7 +264,7 @@ struct mdt_agg_key {
 	__u64 map_type_ptr;
 	/* Goroutine id if mdt_config.aggregate_goid, else 0. */
 	__u64 goid;
-	/* Attach cookie of the probe. */
+	/* Probe id of the attach point. */
 	__u32 probe_id;
 	__u32 __pad;
 };
@@ -288,7 +288,7 @@ struct mdt_site_key {
 	/* The probed pc (= mdt_event.stack[0]): one per probe id; lets user
 	 * space find the load bias without an event. */
 	__u64 pc;
-	/* Attach cookie of the probe. */
+	/* Probe id of the attach point. */
 	__u32 probe_id;
 	__u32 __pad;
 };
