@@ -431,6 +431,7 @@ __noinline int mdt_walk_stack(struct scratch *s, __u64 pc, __u64 sp, __u64 fp)
 	if (!s)
 		return 0;
 	e = &s->ev;
+	s->hash = 0;
 	if (max > MDT_MAX_STACK_DEPTH)
 		max = MDT_MAX_STACK_DEPTH;
 	if (max == 0)
