@@ -388,26 +388,8 @@ fn each_toolchain(test: &str, f: impl Fn(&Toolchain) + Sync) {
     if !common::require_root_bpf() {
         return;
     }
-    let started = Instant::now();
-    let failures = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for tc in toolchains() {
-            let (f, failures) = (&f, &failures);
-            s.spawn(move || {
-                if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&tc))) {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
-                    failures.lock().unwrap().push(format!("--- {tc}:\n{msg}"));
-                }
-            });
-        }
-    });
-    common::note(&format!("{test}: {:.1}s", started.elapsed().as_secs_f64()));
-    let failures = failures.into_inner().unwrap();
-    assert!(failures.is_empty(), "{test}:\n{}", failures.join("\n"));
+    let tcs = toolchains();
+    common::parallel::run_all(test, &tcs, tcs.len(), |tc| tc.to_string(), f);
 }
 
 #[test]
@@ -601,21 +583,6 @@ fn dead_webhooks_do_not_slow_tracing() {
         dead_webhook(tc, true);
         dead_webhook(tc, false);
     });
-}
-
-/// One line on stderr, starting with `mdt: `, containing every needle; non-zero exit.
-fn expect_one_line_error(args: &[&str], needles: &[&str]) {
-    let out = mdt_cmd(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run mdt");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?}: exited 0; stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
-    assert!(err.starts_with("mdt: "), "{args:?}: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: {err:?} does not say {n:?}");
-    }
 }
 
 #[test]

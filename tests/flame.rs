@@ -36,9 +36,8 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::proc::{Finished, Proc, ANNOUNCE};
 use common::{Scratch, Toolchain, Variant};
@@ -124,49 +123,16 @@ fn read(path: &Path, ctx: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // The matrix, in parallel
 
+/// Runs `f` for every job on a few threads, collects every failure, and fails with all of them.
 fn for_jobs(test: &str, jobs: Vec<(Toolchain, Variant)>, f: impl Fn(&Toolchain, Variant) + Sync) {
-    let workers: usize = std::env::var("MDT_FLAME_TEST_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-        .max(1);
-    let next = AtomicUsize::new(0);
-    let failures = Mutex::new(Vec::new());
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..workers.min(jobs.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some((tc, v)) = jobs.get(i) else { break };
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tc, *v)));
-                if let Err(e) = r {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "panic".into());
-                    failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("--- {tc} {v}:\n{msg}"));
-                }
-            });
-        }
-    });
-    common::note(&format!(
-        "{test}: {} toolchain×variant in {:.1}s",
-        jobs.len(),
-        started.elapsed().as_secs_f64()
-    ));
-    let failures = failures.into_inner().unwrap();
-    if !failures.is_empty() {
-        panic!(
-            "{test}: {} of {} failed:\n{}",
-            failures.len(),
-            jobs.len(),
-            failures.join("\n")
-        );
-    }
+    let workers = common::parallel::workers_from_env("MDT_FLAME_TEST_THREADS", 3);
+    common::parallel::run_all(
+        test,
+        &jobs,
+        workers,
+        |(tc, v)| format!("{tc} {v}"),
+        |(tc, v)| f(tc, *v),
+    );
 }
 
 /// Two variants for the option tests: the oldest toolchain's PIE build and the newest one's

@@ -22,7 +22,6 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::proc::{Finished, Proc};
@@ -239,31 +238,14 @@ fn metrics_are_exact_per_map_type_and_caller() {
     let Some(promtool) = require_program("promtool") else {
         return;
     };
-    let started = Instant::now();
-    let failures = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for tc in common::toolchains() {
-            let (promtool, failures) = (&promtool, &failures);
-            s.spawn(move || {
-                if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_exact(&tc, promtool)
-                })) {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
-                    failures.lock().unwrap().push(format!("--- {tc}:\n{msg}"));
-                }
-            });
-        }
-    });
-    common::note(&format!(
-        "metrics_are_exact_per_map_type_and_caller: {:.1}s",
-        started.elapsed().as_secs_f64()
-    ));
-    let failures = failures.into_inner().unwrap();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let tcs = common::toolchains();
+    common::parallel::run_all(
+        "metrics_are_exact_per_map_type_and_caller",
+        &tcs,
+        tcs.len(),
+        |tc| tc.to_string(),
+        |tc| run_exact(tc, &promtool),
+    );
 }
 
 #[test]
@@ -371,26 +353,6 @@ fn a_real_prometheus_scrapes_mdt() {
         "a_real_prometheus_scrapes_mdt: {:.1}s",
         started.elapsed().as_secs_f64()
     ));
-}
-
-/// One line on stderr, starting with `mdt: `, containing every needle; non-zero exit.
-fn expect_one_line_error(args: &[&str], needles: &[&str]) {
-    let out = mdt_cmd(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run mdt");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?}: exited 0; stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
-    assert!(err.starts_with("mdt: "), "{args:?}: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: {err:?} does not say {n:?}");
-    }
-    assert!(
-        out.stdout.is_empty(),
-        "{args:?}: stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
 
 #[test]

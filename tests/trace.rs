@@ -32,8 +32,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::proc::{Finished, Proc, ANNOUNCE};
@@ -113,74 +112,20 @@ fn fixture_cmd(bin: &Path) -> Command {
 // ---------------------------------------------------------------------------------------------
 // The matrix, in parallel
 
-const WORKER: &str = "matrix-worker";
-
-/// The matrix workers' panics are collected and reported together by [`for_matrix`]: don't
-/// also print each one (with a backtrace when RUST_BACKTRACE is set) as it happens.
-fn quiet_worker_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if std::thread::current().name() != Some(WORKER) {
-                default(info);
-            }
-        }));
-    });
-}
-
-/// Runs `f` for every (toolchain, variant) of the matrix on a few threads (most of a run is
-/// waiting for processes), collects every failure, and fails with all of them.
+/// Runs `f` for every (toolchain, variant) of the matrix on a few threads, collects every
+/// failure, and fails with all of them.
 fn for_matrix(test: &str, f: impl Fn(&Toolchain, Variant) + Sync) {
     if !common::require_root_bpf() {
         return;
     }
-    let jobs = common::matrix();
-    let workers: usize = std::env::var("MDT_TRACE_TEST_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6)
-        .max(1);
-    let next = AtomicUsize::new(0);
-    let failures = Mutex::new(Vec::new());
-    let started = Instant::now();
-    quiet_worker_panics();
-    std::thread::scope(|s| {
-        for _ in 0..workers.min(jobs.len()) {
-            let worker = std::thread::Builder::new().name(WORKER.into());
-            let spawned = worker.spawn_scoped(s, || loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some((tc, v)) = jobs.get(i) else { break };
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tc, *v)));
-                if let Err(e) = r {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "panic".into());
-                    failures
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(format!("--- {tc} {v}:\n{msg}"));
-                }
-            });
-            spawned.expect("spawn a worker thread");
-        }
-    });
-    common::note(&format!(
-        "{test}: {} toolchain×variant in {:.1}s",
-        jobs.len(),
-        started.elapsed().as_secs_f64()
-    ));
-    let failures = failures.into_inner().unwrap();
-    if !failures.is_empty() {
-        panic!(
-            "{test}: {} of {} failed:\n{}",
-            failures.len(),
-            jobs.len(),
-            failures.join("\n")
-        );
-    }
+    let workers = common::parallel::workers_from_env("MDT_TRACE_TEST_THREADS", 6);
+    common::parallel::run_all(
+        test,
+        &common::matrix(),
+        workers,
+        |(tc, v)| format!("{tc} {v}"),
+        |(tc, v)| f(tc, *v),
+    );
 }
 
 fn fixture(tc: &Toolchain, v: Variant) -> PathBuf {

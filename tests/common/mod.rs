@@ -23,6 +23,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
+pub mod parallel;
 pub mod proc;
 
 /// Bump when the build recipe changes in a way the hash below does not see.

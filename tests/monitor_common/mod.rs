@@ -5,7 +5,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -144,4 +144,25 @@ fn parse_labels(s: &str) -> Vec<(String, String)> {
         rest = &after[end..];
     }
     out
+}
+
+/// `mdt ARGS` fails: a non-zero exit, one line on stderr starting with `mdt: ` that contains
+/// every needle, nothing on stdout.
+pub fn expect_one_line_error(args: &[&str], needles: &[&str]) {
+    let out = mdt_cmd(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mdt");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?}: exited 0; stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
+    assert!(err.starts_with("mdt: "), "{args:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: {err:?} does not say {n:?}");
+    }
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?}: stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
