@@ -67,15 +67,9 @@ impl Theme {
         )
     }
 
-    /// The alert banner: the warning colour.
+    /// The alert banner: the warning colour, as the status banner.
     fn alert(&self) -> Style {
-        self.pick(
-            Style::new()
-                .fg(Color::Black)
-                .bg(Color::Yellow)
-                .add_modifier(Modifier::BOLD),
-            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD),
-        )
+        self.banner()
     }
 
     fn header_row(&self) -> Style {
