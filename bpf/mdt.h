@@ -95,6 +95,10 @@ enum mdt_event_flags {
 	/* The record carries no stack words: its stack (stack_depth entries)
 	 * is the one of an earlier record with the same stack_id. */
 	MDT_EV_STACK_KNOWN = 64,
+	/* Set by user space, never by the program: the record named a stack
+	 * (MDT_EV_STACK_KNOWN) that user space no longer holds, so it is
+	 * delivered without one (stack_depth 0); see src/probes/stacks.rs. */
+	MDT_EV_STACK_LOST = 128,
 };
 
 /* Slots of the per-CPU "stats" array (health counters, summed over CPUs). */

@@ -12,6 +12,7 @@
 //! - [`session`]: runs the pipeline for a target until it stops;
 //! - [`commands`]: one module per subcommand, wiring the stages together.
 
+pub mod bounded;
 pub mod cli;
 pub mod commands;
 pub mod docs;

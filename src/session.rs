@@ -15,6 +15,7 @@ use regex::Regex;
 use crate::events::decode::ProbeInfo;
 use crate::events::{Decoder, Event};
 use crate::gobin::funcs::KeyArg;
+use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
 use crate::probes::{EventReader, MdtEvent, ProbeConfig, ProbeKind, Probes, SiteKey, Stats};
 use crate::sinks::{FunctionCount, Sink, Summary};
@@ -24,6 +25,13 @@ use crate::target::{self, ProcessWatch};
 /// How often the ring buffer is drained when the kernel does not wake us:
 /// the bound on how late a record reaches a pipe.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Records handled between two checks for a stop (~10–30 ms of work).
+const BATCH: usize = 4096;
+
+/// After a stop, how long the records still in the ring are drained; the
+/// ones left are counted as lost (a stop is honoured within a second).
+const STOP_DRAIN: Duration = Duration::from_millis(300);
 
 /// What to trace.
 pub enum TargetSpec {
@@ -40,13 +48,29 @@ pub struct Options {
     pub map_type: Option<Regex>,
     pub func: Option<Regex>,
     pub duration: Option<Duration>,
-    /// Count stacks in the kernel instead of streaming records (flame).
-    pub aggregate: bool,
-    /// With `aggregate`: also per goroutine.
-    pub aggregate_goid: bool,
-    /// Count every hit per (map type, caller) in the kernel, before
-    /// sampling: the exact counts an [`Observer`] gets (metrics, alerts).
-    pub count_sites: bool,
+    pub mode: Mode,
+}
+
+/// What the kernel produces for each delete, besides its exact count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A record (subject to `sample_rate`) for [`Session::run`]'s sink;
+    /// with `sites`, also exact counts per (map type, caller) for an
+    /// [`Observer`] (metrics, alerts).
+    Records { sites: bool },
+    /// No records at all, only the exact counts per (map type, caller)
+    /// for an [`Observer`]: metrics without a record stream.
+    Sites,
+    /// Hits counted per stack in the kernel, for [`Session::run_aggregate`]
+    /// (flame); `per_goroutine`: per goroutine too.
+    Stacks { per_goroutine: bool },
+}
+
+impl Mode {
+    /// The kernel counts every hit per (map type, caller).
+    pub fn counts_sites(self) -> bool {
+        matches!(self, Mode::Records { sites: true } | Mode::Sites)
+    }
 }
 
 impl Options {
@@ -100,8 +124,8 @@ impl Target {
 /// A session with its probes armed and its target running.
 pub struct Session {
     pub binary: GoBinary,
-    /// The executable's bytes, read when the session started.
-    file: Arc<Vec<u8>>,
+    /// The executable, read when the session started.
+    image: Arc<Image>,
     probes: Probes,
     /// (probe id → function), in attach order.
     attached: Vec<ProbeInfo>,
@@ -151,6 +175,7 @@ impl Session {
             TargetSpec::Launch(_) => binary_path.display().to_string(),
         })?;
         let layout = check_traceable(&binary)?;
+        let image = Arc::new(Image::new(file.clone(), binary.pclntab_address)?);
         target::check_privileges()?;
 
         let attach_points: Vec<_> = binary.attach_points().cloned().collect();
@@ -180,17 +205,28 @@ impl Session {
             map_count_offset: layout.map_count_offset as u32,
             max_stack_depth: options.stack_depth,
             key_bytes: options.key_bytes,
-            sample_rate: options.sample_rate,
+            sample_rate: match options.mode {
+                Mode::Sites => 0.0,
+                _ => options.sample_rate,
+            },
             probes: attached.iter().map(|p| p.kind).collect(),
-            aggregate: options.aggregate,
-            aggregate_goid: options.aggregate_goid,
-            count_sites: options.count_sites,
-            machinery: if options.count_sites {
+            aggregate: matches!(options.mode, Mode::Stacks { .. }),
+            aggregate_goid: options.mode
+                == Mode::Stacks {
+                    per_goroutine: true,
+                },
+            count_sites: options.mode.counts_sites(),
+            machinery: if options.mode.counts_sites() {
                 crate::sinks::metrics::sites::machinery_ranges(&binary, &file)
             } else {
                 Vec::new()
             },
             probe_vas: attached.iter().map(|p| p.probe_va).collect(),
+            ringbuf_bytes: match options.mode {
+                Mode::Records { .. } => crate::probes::DEFAULT_RINGBUF_BYTES,
+                // Nothing is sent: the smallest ring the kernel allows.
+                Mode::Sites | Mode::Stacks { .. } => 4096,
+            },
             ..ProbeConfig::default()
         };
         let attach_path = match &target {
@@ -209,7 +245,7 @@ impl Session {
         }
         Ok(Session {
             binary,
-            file,
+            image,
             probes,
             attached,
             target,
@@ -260,7 +296,7 @@ impl Session {
 
     /// Hands the exact counters to `observer` about every
     /// [`OBSERVE_INTERVAL`] while [`Session::run`] runs, and once more after
-    /// the probes are detached. Per-site counts need [`Options::count_sites`].
+    /// the probes are detached. Per-site counts need [`Mode::counts_sites`].
     pub fn set_observer(&mut self, observer: Box<dyn Observer + Send>) {
         self.observer = Some(observer);
     }
@@ -283,7 +319,7 @@ impl Session {
             return Ok(());
         }
         self.observed = Some(Instant::now());
-        let sites = if self.options.count_sites {
+        let sites = if self.options.mode.counts_sites() {
             self.probes.site_counts()?
         } else {
             Vec::new()
@@ -322,7 +358,7 @@ impl Session {
         Ok(Decoder::new(
             self.attached.clone(),
             self.binary.clone(),
-            self.file.clone(),
+            self.image.clone(),
             self.pid(),
             self.options.key_bytes as usize,
             self.options.redact_keys,
@@ -331,6 +367,12 @@ impl Session {
 
     /// Pumps events into `sink` until a stop condition; returns the summary
     /// (already written to the sink).
+    ///
+    /// Records are taken in batches of at most [`BATCH`], with a check for
+    /// a stop between two, so a stop is honoured however fast the kernel
+    /// writes. Once stopped, the probes are detached and what the ring
+    /// still holds is drained for at most [`STOP_DRAIN`]; records left
+    /// after that are counted as lost.
     pub fn run(mut self, sink: &mut dyn Sink, signals: &Signals) -> Result<Summary> {
         let decoder = self.decoder()?;
         let pump = RefCell::new(Pump {
@@ -341,22 +383,26 @@ impl Session {
             output_error: None,
             observer: self.observer.take(),
         });
-        let reader = self
-            .probes
-            .event_reader(|raw: &MdtEvent| pump.borrow_mut().handle(raw))?;
+        let reader =
+            EventReader::new(&self.probes, |raw: &MdtEvent| pump.borrow_mut().handle(raw))?;
         let deadline = self.options.duration.map(|d| self.started + d);
         let mut lost_seen = 0;
         let mut forwarded = 0;
+        let mut ticked = Instant::now();
         let reason = loop {
-            reader.poll(DRAIN_INTERVAL)?;
-            reader.consume()?;
-            lost_seen = report_lost(&self.probes, &reader, &pump, lost_seen)?;
+            if reader.consume_batch(BATCH)? < BATCH {
+                reader.wait(DRAIN_INTERVAL)?;
+            }
             if pump.borrow().output_error.is_some() {
                 break StopReason::OutputClosed;
             }
-            pump.borrow_mut().flush();
-            self.publish_live();
-            self.observe(&mut pump.borrow_mut(), None)?;
+            if ticked.elapsed() >= DRAIN_INTERVAL {
+                ticked = Instant::now();
+                lost_seen = report_lost(&pump, self.lost_so_far(&reader)?, lost_seen);
+                pump.borrow_mut().flush();
+                self.publish_live();
+                self.observe(&mut pump.borrow_mut(), None)?;
+            }
             if let Some(reason) = self.should_stop(deadline, signals, &mut forwarded) {
                 break reason;
             }
@@ -364,16 +410,31 @@ impl Session {
         // Stop the probes first, then drain, so the totals and the records
         // describe the same set of deletes.
         self.probes.detach_all();
-        reader.consume()?;
-        lost_seen = report_lost(&self.probes, &reader, &pump, lost_seen)?;
+        let drain_until = Instant::now() + STOP_DRAIN;
+        while Instant::now() < drain_until && reader.consume_batch(BATCH)? == BATCH {}
+        let unread = self
+            .probes
+            .stats()?
+            .submitted
+            .saturating_sub(reader.received());
+        lost_seen = report_lost(&pump, self.lost_so_far(&reader)? + unread, lost_seen);
+        let stack_lost = reader.stack_lost();
         drop(reader);
         let mut pump = pump.into_inner();
         self.observe(&mut pump, Some(reason))?;
-        let summary = self.summary(pump.filtered_out, lost_seen, reason)?;
+        let mut summary = self.summary(pump.filtered_out, lost_seen, reason)?;
+        summary.stack_lost = stack_lost;
         if pump.output_error.is_none() {
             let _ = pump.sink.summary(&summary);
         }
         Ok(summary)
+    }
+
+    /// Records that did not reach user space so far: the ones the kernel
+    /// could not put in the ring (full) and the ones that could not be
+    /// decoded.
+    fn lost_so_far(&self, reader: &EventReader) -> Result<u64> {
+        Ok(self.probes.stats()?.ringbuf_full + reader.undecodable())
     }
 
     /// The stop conditions of every run loop: the target exited, the
@@ -449,7 +510,11 @@ impl Session {
                 truncated,
                 map_type: ty.name,
                 key_type: ty.key_type,
-                goid: self.options.aggregate_goid.then_some(key.goid),
+                goid: (self.options.mode
+                    == Mode::Stacks {
+                        per_goroutine: true,
+                    })
+                .then_some(key.goid),
                 count,
             });
         }
@@ -505,6 +570,7 @@ impl Session {
             records: 0,
             sampled_out: stats.sampled_out,
             lost: lost.max(stats.ringbuf_full),
+            stack_lost: 0,
             filtered_out,
             sample_rate: self.options.sample_rate,
             target_exit,
@@ -568,23 +634,16 @@ impl Pump<'_> {
     }
 }
 
-/// Reports events lost since the last call (`seen` so far): records the
-/// kernel could not put in the ring buffer, and any it put there that could
-/// not be decoded. Returns the new total.
-fn report_lost(
-    probes: &Probes,
-    reader: &EventReader,
-    pump: &RefCell<Pump>,
-    seen: u64,
-) -> Result<u64> {
-    let total = probes.stats()?.ringbuf_full + reader.undecodable();
+/// Tells the sink of the records lost since the last call (`seen` so far,
+/// `total` now); returns the new total.
+fn report_lost(pump: &RefCell<Pump>, total: u64, seen: u64) -> u64 {
     if total > seen {
         let mut pump = pump.borrow_mut();
         if let Err(e) = pump.sink.lost(total - seen, total) {
             pump.output_error.get_or_insert(e);
         }
     }
-    Ok(total.max(seen))
+    total.max(seen)
 }
 
 /// Loads the probes and arms them: with one uprobe.multi link where the
@@ -668,7 +727,7 @@ pub struct Observation<'a> {
     pub elapsed: Duration,
     /// Cumulative hits per (map type, caller return address, probe), from
     /// the kernel, counted before sampling (empty without
-    /// [`Options::count_sites`]).
+    /// [`Mode::counts_sites`]).
     pub sites: &'a [(SiteKey, u64)],
     /// The attach points, indexed by probe id.
     pub probes: &'a [ProbeInfo],
@@ -743,7 +802,7 @@ pub struct StackCount {
     pub func: &'static str,
     pub clear: bool,
     /// Innermost first.
-    pub frames: Arc<[crate::events::Frame]>,
+    pub frames: crate::events::Stack,
     pub truncated: bool,
     pub map_type: Arc<str>,
     pub key_type: Arc<str>,

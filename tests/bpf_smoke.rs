@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mdt::probes::skel::types::mdt_event_flags;
-use mdt::probes::{MdtEvent, ProbeConfig, ProbeKind, Probes};
+use mdt::probes::{EventReader, MdtEvent, ProbeConfig, ProbeKind, Probes};
 use object::{Object, ObjectSegment, ObjectSymbol};
 
 const N: i64 = 1000;
@@ -193,21 +193,20 @@ fn fast64_deletes_are_counted_and_decoded_exactly() {
 
     let events: Arc<Mutex<Vec<MdtEvent>>> = Arc::default();
     let sink = Arc::clone(&events);
-    let reader = probes
-        .event_reader(move |ev| sink.lock().unwrap().push(*ev))
-        .unwrap();
+    let reader = EventReader::new(&probes, move |ev| sink.lock().unwrap().push(*ev)).unwrap();
 
     fs::write(&wait_file, b"").unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
-        reader.poll(Duration::from_millis(20)).unwrap();
+        reader.wait(Duration::from_millis(20)).unwrap();
+        reader.consume_batch(usize::MAX).unwrap();
         if let Some(st) = child.0.try_wait().unwrap() {
             break st;
         }
         assert!(Instant::now() < deadline, "Go program did not exit in 60 s");
     };
     assert!(status.success(), "Go program failed: {status}");
-    reader.consume().unwrap();
+    reader.consume_batch(usize::MAX).unwrap();
 
     let hits = probes.hit_count(0).unwrap();
     let stats = probes.stats().unwrap();

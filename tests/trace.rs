@@ -1468,7 +1468,8 @@ fn decoder_rereads_keys_the_probe_could_not_read() {
             })
             .collect();
         // No such process: only the file can answer.
-        let mut dec = Decoder::new(probes, binary, Arc::new(data), free_pid(), 64, false);
+        let image = mdt::gobin::image::Image::new(Arc::new(data), binary.pclntab_address).unwrap();
+        let mut dec = Decoder::new(probes, binary, Arc::new(image), free_pid(), 64, false);
         let event = |probe_id: u32, addr: u64, len: u32, flags: u32| MdtEvent {
             probe_id,
             kind: [ProbeKind::KeyPtr, ProbeKind::FastStr][probe_id as usize]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use mdt::events::{Event, EventKind, Frame, KeyValue};
+use mdt::events::{Event, EventKind, Frame, KeyValue, Stack};
 use mdt::sinks::alerts::{rule, AlertBoard, Dim, Notice, Rule, State, TopStack};
 use mdt::sinks::tui::app::{App, Effect, Ended, TargetInfo, Totals, View};
 use mdt::sinks::tui::input;
@@ -35,7 +35,9 @@ fn frame(func: &str, file: &str, line: u32, addr: u64, inlined: bool) -> Frame {
 }
 
 struct Site {
-    stack: Arc<[Frame]>,
+    stack: Stack,
+    /// Names the stack, as the kernel's hash of its addresses would.
+    stack_id: u64,
     caller: usize,
     func: &'static str,
 }
@@ -50,9 +52,14 @@ fn site(runtime: &'static str, frames: Vec<Frame>) -> Site {
     )];
     stack.extend(frames);
     stack.push(frame("main.main", "/src/app/main.go", 10, 0x40_9000, false));
+    let stack_id = stack.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, f| {
+        (h ^ f.addr).wrapping_mul(0x100_0000_01b3)
+    });
+    let stack = Stack::from(stack);
     let caller = mdt::events::find_caller(&stack).unwrap();
     Site {
-        stack: stack.into(),
+        stack,
+        stack_id,
         caller,
         func: runtime,
     }
@@ -88,6 +95,8 @@ fn ev(
         cleared: (kind == EventKind::Clear).then_some(5),
         stack: s.stack.clone(),
         caller: Some(s.caller),
+        stack_lost: false,
+        stack_id: s.stack_id,
     }
 }
 

@@ -60,8 +60,9 @@ pub fn run(args: &FlameArgs) -> Result<ExitCode> {
 fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i32)>)> {
     let signals = Signals::install()?;
     let (spec, mut options) = super::trace::session_args(&args.target);
-    options.aggregate = true;
-    options.aggregate_goid = shape.group_by == flame::GroupBy::Goroutine;
+    options.mode = crate::session::Mode::Stacks {
+        per_goroutine: shape.group_by == flame::GroupBy::Goroutine,
+    };
     let launched = matches!(spec, crate::session::TargetSpec::Launch(_));
     let session = Session::start(spec, options.clone())?;
     let pid = session.pid();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::{TargetArgs, TraceArgs};
-use crate::session::{Options, Session, Signals, TargetSpec};
+use crate::session::{Mode, Options, Session, Signals, TargetSpec};
 use crate::sinks::metrics::{MonitorArgs, Monitoring, QuietSink};
 use crate::sinks::{json::JsonSink, open_output, text::TextSink, tui, Sink};
 
@@ -17,12 +17,17 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     let tui = use_tui(args);
     // Metrics and alerts: checked (rules read, port bound) before tracing.
     let mut monitoring = monitoring(args)?;
-    options.count_sites = monitoring.is_some();
+    options.mode = match &monitoring {
+        // Metrics alone need no records: the kernel counts every call site.
+        Some(m) if args.quiet && m.board().is_none() => Mode::Sites,
+        Some(_) => Mode::Records { sites: true },
+        None => Mode::Records { sites: false },
+    };
     let board = monitoring.as_ref().and_then(Monitoring::board);
     let mut sink: Option<Box<dyn Sink>> = if tui {
         None
     } else if args.quiet {
-        Some(Box::new(QuietSink::new()))
+        Some(Box::new(QuietSink::new(options.mode == Mode::Sites)))
     } else if let (true, Some(board)) = (args.json, &board) {
         let out = open_output(args.output.as_deref())?;
         Some(Box::new(JsonSink::new(out).with_alerts(board.clone())))
@@ -118,9 +123,7 @@ pub fn session_args(t: &TargetArgs) -> (TargetSpec, Options) {
         map_type: t.map_type.clone(),
         func: t.func.clone(),
         duration: t.duration,
-        aggregate: false,
-        aggregate_goid: false,
-        count_sites: false,
+        mode: Mode::Records { sites: false },
     };
     (spec, options)
 }

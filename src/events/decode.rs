@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
 use crate::probes::skel::types::mdt_event_flags;
 use crate::probes::{MdtEvent, ProbeKind};
@@ -32,7 +33,7 @@ struct Namer {
 pub struct Decoder {
     probes: Vec<ProbeInfo>,
     binary: GoBinary,
-    file: Arc<Vec<u8>>,
+    image: Arc<Image>,
     pid: i32,
     namer: Option<Namer>,
     /// Wall clock minus the monotonic clock that BPF timestamps use.
@@ -45,7 +46,7 @@ impl Decoder {
     pub fn new(
         probes: Vec<ProbeInfo>,
         binary: GoBinary,
-        file: Arc<Vec<u8>>,
+        image: Arc<Image>,
         pid: i32,
         key_bytes: usize,
         redact_keys: bool,
@@ -53,7 +54,7 @@ impl Decoder {
         Decoder {
             probes,
             binary,
-            file,
+            image,
             pid,
             namer: None,
             clock_offset_ns: clock_offset_ns(),
@@ -68,8 +69,13 @@ impl Decoder {
             let bias = first_pc.map_or(0, |pc| pc.wrapping_sub(probe_va));
             let mem = ProcessMemory::open(self.pid).ok();
             Namer {
-                symbolizer: Symbolizer::new(&self.binary, self.file.clone(), bias, self.pid as u32),
-                types: TypeResolver::new(self.file.clone(), mem, &self.binary, bias),
+                symbolizer: Symbolizer::new(
+                    &self.binary,
+                    self.image.clone(),
+                    bias,
+                    self.pid as u32,
+                ),
+                types: TypeResolver::new(self.image.clone(), mem, &self.binary, bias),
             }
         })
     }
@@ -122,7 +128,13 @@ impl Decoder {
             map_len: raw.map_len,
             cleared: (kind == EventKind::Clear).then_some(raw.map_len),
             caller: find_caller(&stack),
+            stack_id: if raw.stack().is_empty() {
+                0
+            } else {
+                raw.stack_id
+            },
             stack,
+            stack_lost: raw.stack_lost(),
         })
     }
 }
@@ -137,7 +149,7 @@ impl Decoder {
         map_type_ptr: u64,
     ) -> Option<(
         ProbeInfo,
-        Arc<[super::Frame]>,
+        super::Stack,
         crate::symbolize::types::MapTypeInfo,
     )> {
         let probe = self.probes.get(probe_id as usize)?.clone();

@@ -4,6 +4,7 @@
 
 pub mod decode;
 pub mod key;
+pub mod stack;
 
 pub use decode::Decoder;
 
@@ -12,53 +13,13 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use self::key::KeyValue;
+pub use self::stack::{Frame, FrameGroup, Stack};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Delete,
     Clear,
-}
-
-/// One frame of a symbolized stack.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct Frame {
-    /// The Go function, or the address in hex when it cannot be named.
-    pub func: Arc<str>,
-    pub file: Arc<str>,
-    pub line: u32,
-    /// True for a call that the compiler inlined into the frame below it.
-    pub inlined: bool,
-    /// The run-time address (shared by all inlined frames of one pc).
-    #[serde(serialize_with = "hex_addr")]
-    pub addr: u64,
-}
-
-impl Frame {
-    /// A frame that could not be named: its address, never a guess.
-    pub fn unnamed(addr: u64) -> Self {
-        Frame {
-            func: format!("{addr:#x}").into(),
-            file: "".into(),
-            line: 0,
-            inlined: false,
-            addr,
-        }
-    }
-
-    pub fn is_named(&self) -> bool {
-        !self.file.is_empty()
-    }
-
-    /// `file:line` with the file's directory dropped.
-    pub fn short_location(&self) -> String {
-        let base = self.file.rsplit('/').next().unwrap_or(&self.file);
-        format!("{base}:{}", self.line)
-    }
-}
-
-fn hex_addr<S: serde::Serializer>(addr: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{addr:#x}"))
 }
 
 /// One delete or clear, as the sinks see it.
@@ -82,8 +43,14 @@ pub struct Event {
     pub map_len: u64,
     /// For a clear: entries it removed.
     pub cleared: Option<u64>,
-    /// Innermost first, inlined frames expanded.
-    pub stack: Arc<[Frame]>,
+    /// Innermost first, inlined frames expanded; empty when `stack_lost`.
+    pub stack: Stack,
+    /// Names `stack` (the kernel's hash of its addresses): equal ids, equal
+    /// stacks. 0 when there is no stack.
+    pub stack_id: u64,
+    /// The stack could not be put back together (see `probes::stacks`):
+    /// this record has none, rather than a wrong one.
+    pub stack_lost: bool,
     /// Index in `stack` of the caller: the first frame outside the Go
     /// runtime's map machinery.
     pub caller: Option<usize>,
@@ -126,6 +93,6 @@ pub fn is_runtime_internal(func: &str) -> bool {
         || func == "reflect.mapclear"
 }
 
-pub fn find_caller(stack: &[Frame]) -> Option<usize> {
+pub fn find_caller(stack: &Stack) -> Option<usize> {
     stack.iter().position(|f| !is_delete_machinery(&f.func))
 }

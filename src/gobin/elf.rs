@@ -133,17 +133,12 @@ impl<'a> Elf<'a> {
 
     /// File offset of a virtual address: the number the kernel keys uprobes by.
     pub fn va_to_offset(&self, va: u64) -> Option<u64> {
-        let seg = self.segments.iter().find(|s| s.contains_file_va(va))?;
-        Some(va - seg.vaddr + seg.offset)
+        va_to_offset_in(&self.segments, va)
     }
 
     /// Bytes at a virtual address, if they are backed by the file.
     pub fn read_va(&self, va: u64, len: u64) -> Option<&'a [u8]> {
-        let seg = self.segments.iter().find(|s| s.contains_file_va(va))?;
-        if len > seg.filesz - (va - seg.vaddr) {
-            return None;
-        }
-        bytes::slice(self.data, self.va_to_offset(va)?, len)
+        read_va_in(self.data, &self.segments, va, len)
     }
 
     /// The file bytes of a segment.
@@ -199,6 +194,22 @@ fn check_sections_in_file(file: &ElfFile64<'_, Endianness>, data: &[u8]) -> Resu
         }
     }
     Ok(())
+}
+
+/// File offset of a virtual address in `segments`.
+pub fn va_to_offset_in(segments: &[Segment], va: u64) -> Option<u64> {
+    let seg = segments.iter().find(|s| s.contains_file_va(va))?;
+    Some(va - seg.vaddr + seg.offset)
+}
+
+/// Bytes of `data` at a virtual address of its `segments`, if the file
+/// backs all `len` of them.
+pub fn read_va_in<'a>(data: &'a [u8], segments: &[Segment], va: u64, len: u64) -> Option<&'a [u8]> {
+    let seg = segments.iter().find(|s| s.contains_file_va(va))?;
+    if len > seg.filesz - (va - seg.vaddr) {
+        return None;
+    }
+    bytes::slice(data, va - seg.vaddr + seg.offset, len)
 }
 
 pub fn hex(data: &[u8]) -> String {

@@ -10,6 +10,7 @@ pub mod bytes;
 pub mod disasm;
 pub mod elf;
 pub mod funcs;
+pub mod image;
 pub mod layout;
 pub mod moduledata;
 pub mod pclntab;

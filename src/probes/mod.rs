@@ -11,7 +11,7 @@
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
 //! use std::time::Duration;
-//! use mdt::probes::{ProbeConfig, ProbeKind, Probes};
+//! use mdt::probes::{EventReader, ProbeConfig, ProbeKind, Probes};
 //!
 //! let cfg = ProbeConfig {
 //!     target_tgid: 1234,
@@ -22,21 +22,27 @@
 //! let mut probes = Probes::load(&cfg)?;
 //! probes.attach_uprobe("/proc/1234/exe".as_ref(), 0x7626, 0, Some(1234))?;
 //! probes.attach_uprobe("/proc/1234/exe".as_ref(), 0x7ac6, 1, Some(1234))?;
-//! let reader = probes.event_reader(|ev| println!("{} {:#x}", ev.goid, ev.map_ptr))?;
-//! reader.poll(Duration::from_millis(100))?;
+//! let reader = EventReader::new(&probes, |ev| println!("{} {:#x}", ev.goid, ev.map_ptr))?;
+//! reader.wait(Duration::from_millis(100))?;
+//! reader.consume_batch(1024)?;
 //! println!("fast64 hits: {}", probes.hit_count(0)?);
 //! # Ok(()) }
 //! ```
 
+pub mod reader;
+pub mod record;
 pub mod skel;
+pub mod stacks;
+
+pub use self::reader::EventReader;
+pub use self::stacks::StackTable;
 
 use std::mem::{size_of, MaybeUninit};
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder, UprobeOpts};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, UprobeOpts};
 
 use self::skel::types;
 use self::skel::{MdtSkel, MdtSkelBuilder};
@@ -127,109 +133,6 @@ impl ProbeKind {
     /// True for the kinds that remove every entry (`mapclear`, `Clear`).
     pub fn is_clear(self) -> bool {
         matches!(self, Self::Clear | Self::SwissClear)
-    }
-}
-
-/// Accessors for the fixed-size arrays and bit flags of an event.
-impl MdtEvent {
-    /// The key bytes that were copied: at most `limit` (the configured
-    /// `key_bytes`) and [`MAX_KEY_BYTES`].
-    pub fn key_bytes(&self, limit: usize) -> &[u8] {
-        let n = (self.key_len as usize).min(MAX_KEY_BYTES).min(limit);
-        &self.key[..n]
-    }
-
-    /// The captured user stack, innermost first (runtime addresses).
-    pub fn stack(&self) -> &[u64] {
-        let n = usize::from(self.stack_depth).min(MAX_STACK_DEPTH);
-        &self.stack[..n]
-    }
-
-    /// The kind of the probe that produced the event.
-    pub fn probe_kind(&self) -> Option<ProbeKind> {
-        ProbeKind::from_raw(self.kind)
-    }
-
-    /// True if `flag` (an `enum mdt_event_flags` bit) is set.
-    pub fn has_flag(&self, flag: types::mdt_event_flags) -> bool {
-        u32::from(self.flags) & flag.0 != 0
-    }
-
-    /// The key was longer than [`MAX_KEY_BYTES`] and was truncated.
-    pub fn key_truncated(&self) -> bool {
-        self.has_flag(types::mdt_event_flags::MDT_EV_KEY_TRUNCATED)
-    }
-
-    /// Reading the key from the target's memory failed.
-    pub fn key_fault(&self) -> bool {
-        self.has_flag(types::mdt_event_flags::MDT_EV_KEY_FAULT)
-    }
-
-    /// Decodes a ring buffer record: the fixed part, the stack words it
-    /// carries (none when the kernel sent this stack before: then they come
-    /// from `stacks`, which learns every stack it is given), then the key
-    /// bytes (see `struct mdt_event` in bpf/mdt.h). `None` if `data` is
-    /// shorter than the fixed part or than its stack depth says, or names a
-    /// stack `stacks` has not seen.
-    pub fn from_record(data: &[u8], stacks: &mut StackTable) -> Option<Self> {
-        let fixed = std::mem::offset_of!(Self, stack);
-        let header = data.get(..fixed)?;
-        let mut ev = Self::default();
-        // SAFETY: the destination is a live, exclusively borrowed MdtEvent,
-        // and `fixed` bytes (the offset of its `stack` field, less than its
-        // size) are copied from a distinct slice of that length; MdtEvent is
-        // a #[repr(C)] struct of plain integers and integer arrays, so any
-        // byte pattern is a valid value.
-        unsafe {
-            std::ptr::copy_nonoverlapping(header.as_ptr(), (&raw mut ev).cast::<u8>(), fixed);
-        }
-        let depth = usize::from(ev.stack_depth).min(MAX_STACK_DEPTH);
-        ev.stack_depth = depth as u16;
-        let rest = &data[fixed..];
-        let key = if ev.has_flag(types::mdt_event_flags::MDT_EV_STACK_KNOWN) {
-            let known = stacks.get(ev.stack_id)?;
-            if known.len() != depth {
-                return None;
-            }
-            ev.stack[..depth].copy_from_slice(known);
-            rest
-        } else {
-            let words = rest.get(..8 * depth)?;
-            for (slot, w) in ev.stack.iter_mut().zip(words.chunks_exact(8)) {
-                *slot = u64::from_ne_bytes(w.try_into().ok()?);
-            }
-            stacks.learn(ev.stack_id, &ev.stack[..depth]);
-            &rest[8 * depth..]
-        };
-        let n = key.len().min(MAX_KEY_BYTES);
-        ev.key[..n].copy_from_slice(&key[..n]);
-        Some(ev)
-    }
-
-    /// The key held string bytes read through a pointer (generic delete of
-    /// a string-keyed map).
-    pub fn key_is_string(&self) -> bool {
-        self.has_flag(types::mdt_event_flags::MDT_EV_KEY_STRING)
-    }
-}
-
-/// Every stack the kernel has sent in full, by its id: later records with
-/// the same stack carry only the id (`MDT_EV_STACK_KNOWN`). Grows with the
-/// number of distinct stacks, like the symbolizer's caches.
-#[derive(Debug, Default)]
-pub struct StackTable {
-    stacks: std::collections::HashMap<u64, Box<[u64]>>,
-}
-
-impl StackTable {
-    fn get(&self, id: u64) -> Option<&[u64]> {
-        self.stacks.get(&id).map(|s| &**s)
-    }
-
-    fn learn(&mut self, id: u64, stack: &[u64]) {
-        if self.get(id) != Some(stack) {
-            self.stacks.insert(id, stack.into());
-        }
     }
 }
 
@@ -708,84 +611,6 @@ impl Probes {
         let truncated = u32::from_ne_bytes(head[4..8].try_into().unwrap_or_default()) != 0;
         Ok(Some(((0..depth).map(word).collect(), truncated)))
     }
-
-    /// A consumer of the event ring buffer that calls `on_event` for each
-    /// decoded event, from [`EventReader::poll`] / [`EventReader::consume`].
-    /// The reader does not borrow `self` (it owns its own mapping of the
-    /// ring buffer) and is `Send`.
-    pub fn event_reader<'cb, F>(&self, mut on_event: F) -> Result<EventReader<'cb>>
-    where
-        F: FnMut(&MdtEvent) + 'cb,
-    {
-        let mut builder = RingBufferBuilder::new();
-        let mut stacks = StackTable::default();
-        let unknown = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let unknown_in_cb = unknown.clone();
-        builder
-            .add(&self.skel.maps.events, move |data: &[u8]| {
-                match MdtEvent::from_record(data, &mut stacks) {
-                    Some(ev) => on_event(&ev),
-                    // Cannot happen (the kernel sends a stack in full before
-                    // any record that omits it), but if it did, the record
-                    // is counted as lost, not shown without its stack.
-                    None => {
-                        unknown_in_cb.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-                0
-            })
-            .context("setting up the ring buffer consumer")?;
-        let rb = builder
-            .build()
-            .context("setting up the ring buffer consumer")?;
-        Ok(EventReader { rb, unknown })
-    }
-}
-
-/// Consumer of the event ring buffer (see [`Probes::event_reader`]).
-pub struct EventReader<'cb> {
-    rb: RingBuffer<'cb>,
-    /// Records that could not be decoded (see [`EventReader::undecodable`]).
-    unknown: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl std::fmt::Debug for EventReader<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventReader")
-            .field("epoll_fd", &self.rb.epoll_fd())
-            .finish()
-    }
-}
-
-impl EventReader<'_> {
-    /// Waits up to `timeout` for events, then handles all available ones.
-    /// A signal interrupting the wait (EINTR) is not an error: it returns
-    /// early, so the caller can check its own stop flag.
-    pub fn poll(&self, timeout: Duration) -> Result<()> {
-        match self.rb.poll(timeout) {
-            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
-            r => r.context("polling the ring buffer"),
-        }
-    }
-
-    /// Handles all available events without waiting.
-    pub fn consume(&self) -> Result<()> {
-        match self.rb.consume() {
-            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
-            r => r.context("consuming the ring buffer"),
-        }
-    }
-
-    /// Records that could not be decoded (malformed, or naming a stack that
-    /// was never sent): lost events, to be reported as such.
-    pub fn undecodable(&self) -> u64 {
-        self.unknown.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// The epoll fd that becomes readable when events are available.
-    pub fn epoll_fd(&self) -> i32 {
-        self.rb.epoll_fd()
-    }
 }
 
 /// Sum of the u64 values of all CPUs at `idx` of a per-CPU array.
@@ -872,70 +697,6 @@ impl SiteKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A record as the kernel writes it: the fixed part of `ev`, then
-    /// `words` stack entries, then `key`.
-    fn record(ev: &MdtEvent, words: usize, key: &[u8]) -> Vec<u8> {
-        let fixed = std::mem::offset_of!(MdtEvent, stack);
-        // SAFETY: MdtEvent is a #[repr(C)] struct of plain integers without
-        // padding (its size is asserted above), so all its bytes are
-        // initialized and may be viewed as u8.
-        let bytes = unsafe {
-            std::slice::from_raw_parts((ev as *const MdtEvent).cast::<u8>(), size_of::<MdtEvent>())
-        };
-        let mut out = bytes[..fixed].to_vec();
-        for w in &ev.stack[..words] {
-            out.extend_from_slice(&w.to_ne_bytes());
-        }
-        out.extend_from_slice(key);
-        out
-    }
-
-    fn event(stack: &[u64], id: u64) -> MdtEvent {
-        let mut ev = MdtEvent {
-            stack_id: id,
-            stack_depth: stack.len() as u16,
-            key_len: 5,
-            ..MdtEvent::default()
-        };
-        ev.stack[..stack.len()].copy_from_slice(stack);
-        ev
-    }
-
-    #[test]
-    fn a_stack_sent_once_fills_later_records() {
-        let mut stacks = StackTable::default();
-        let full = event(&[0x401000, 0x402000, 0x403000], 7);
-        let got = MdtEvent::from_record(&record(&full, 3, b"key-1"), &mut stacks).unwrap();
-        assert_eq!(got.stack(), &[0x401000, 0x402000, 0x403000]);
-        assert_eq!(got.key_bytes(64), b"key-1");
-
-        let mut known = event(&[0, 0, 0], 7);
-        known.flags = types::mdt_event_flags::MDT_EV_STACK_KNOWN.0 as u8;
-        let got = MdtEvent::from_record(&record(&known, 0, b"key-2"), &mut stacks).unwrap();
-        assert_eq!(got.stack(), &[0x401000, 0x402000, 0x403000]);
-        assert_eq!(got.key_bytes(64), b"key-2");
-    }
-
-    #[test]
-    fn records_that_cannot_be_put_back_together_are_refused() {
-        let mut stacks = StackTable::default();
-        // A stack id never sent.
-        let mut known = event(&[0, 0], 9);
-        known.flags = types::mdt_event_flags::MDT_EV_STACK_KNOWN.0 as u8;
-        assert!(MdtEvent::from_record(&record(&known, 0, b""), &mut stacks).is_none());
-        // Shorter than its stack depth says, or than the fixed part.
-        let full = event(&[1, 2, 3], 3);
-        let mut short = record(&full, 3, b"");
-        short.truncate(short.len() - 4);
-        assert!(MdtEvent::from_record(&short, &mut stacks).is_none());
-        assert!(MdtEvent::from_record(&[0u8; 40], &mut stacks).is_none());
-        // A known id whose depth does not match what was sent.
-        MdtEvent::from_record(&record(&full, 3, b""), &mut stacks).unwrap();
-        let mut deeper = event(&[0, 0, 0, 0], 3);
-        deeper.flags = types::mdt_event_flags::MDT_EV_STACK_KNOWN.0 as u8;
-        assert!(MdtEvent::from_record(&record(&deeper, 0, b""), &mut stacks).is_none());
-    }
 
     #[test]
     fn probe_ids_by_pc_need_distinct_low_bits() {

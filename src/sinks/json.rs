@@ -1,13 +1,12 @@
 //! JSON lines: one object per line, a `type` on each. The schema is in
 //! `docs/json.md`; field names are a stable interface.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::Arc;
 
+use crate::bounded::Cache;
 use serde::Serialize;
 use serde_json::json;
-use serde_json::value::RawValue;
 
 use super::alerts::AlertBoard;
 use super::{Sink, Summary};
@@ -16,9 +15,9 @@ use crate::events::{Event, EventKind, Frame, KeyValue};
 pub struct JsonSink<W: Write> {
     out: W,
     records: u64,
-    /// Rendered `stack` and `caller` per distinct stack: a hot delete site
-    /// repeats the same stack, and rendering it is most of a record's cost.
-    rendered: HashMap<usize, Rendered>,
+    stacks: StackJson,
+    /// One record's bytes, reused.
+    line: Vec<u8>,
     /// `--alert`: alert records from the board, and where we are in it.
     alerts: Option<(Arc<AlertBoard>, usize)>,
 }
@@ -28,7 +27,8 @@ impl<W: Write> JsonSink<W> {
         JsonSink {
             out,
             records: 0,
-            rendered: HashMap::new(),
+            stacks: StackJson::new(),
+            line: Vec::with_capacity(4096),
             alerts: None,
         }
     }
@@ -53,34 +53,14 @@ impl<W: Write> JsonSink<W> {
         Ok(())
     }
 
-    /// The stack and caller JSON of `ev`, rendered once per stack. The
-    /// symbolizer hands out one shared `Arc` per distinct stack, so its
-    /// address identifies the stack; the entry keeps the `Arc` alive so the
-    /// address cannot be reused while cached.
-    fn render_stack(&mut self, ev: &Event) -> io::Result<usize> {
-        if self.rendered.len() >= MAX_RENDERED_STACKS {
-            self.rendered.clear();
-        }
-        let key = Arc::as_ptr(&ev.stack) as *const Frame as usize;
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.rendered.entry(key) {
-            let stack = RawValue::from_string(serde_json::to_string(&*ev.stack)?)?;
-            let caller = RawValue::from_string(serde_json::to_string(&ev.caller_label())?)?;
-            slot.insert(Rendered {
-                _owner: ev.stack.clone(),
-                stack,
-                caller,
-            });
-        }
-        Ok(key)
-    }
-
     fn line(&mut self, value: &impl Serialize) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, value)?;
         self.out.write_all(b"\n")
     }
 }
 
-/// A record as serialized; borrowed from the event.
+/// A record as serialized, but for its `caller` and `stack`, which follow
+/// it as JSON rendered once per stack.
 #[derive(Serialize)]
 struct Record<'a> {
     #[serde(rename = "type")]
@@ -101,19 +81,78 @@ struct Record<'a> {
     map_len: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     cleared: Option<u64>,
-    caller: &'a RawValue,
-    stack: &'a RawValue,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stack_lost: bool,
 }
 
-/// Cached JSON of one distinct stack.
-struct Rendered {
-    _owner: Arc<[Frame]>,
-    stack: Box<RawValue>,
-    caller: Box<RawValue>,
+/// Distinct stacks whose JSON is kept.
+pub const MAX_RENDERED_STACKS: usize = 4096;
+/// Distinct addresses whose frames' JSON is kept.
+pub const MAX_RENDERED_ADDRESSES: usize = 65_536;
+
+/// The `"caller":…,"stack":[…]` end of a record, rendered once per distinct
+/// stack (a hot delete site repeats its stack, and rendering it is most of
+/// a record's cost); a stack not seen before is put together from the JSON
+/// of its addresses' frames, each rendered once, so that a workload whose
+/// every delete has a new stack costs a copy per record, not a rendering.
+struct StackJson {
+    by_stack: Cache<u64, Box<[u8]>>,
+    /// By (address, first in its stack): the JSON of the frames at one
+    /// address (inlined ones included). The first address of a stack is
+    /// the probed instruction and is named as is; the others are return
+    /// addresses, named by the call before them.
+    by_addr: Cache<(u64, bool), Box<[u8]>>,
 }
 
-/// Bound on the cache of rendered stacks (cleared when reached).
-const MAX_RENDERED_STACKS: usize = 50_000;
+impl StackJson {
+    fn new() -> Self {
+        StackJson {
+            by_stack: Cache::new(MAX_RENDERED_STACKS),
+            by_addr: Cache::new(MAX_RENDERED_ADDRESSES),
+        }
+    }
+
+    /// Appends `,"caller":…,"stack":[…]` of `ev` to `out`.
+    fn append(&mut self, ev: &Event, out: &mut Vec<u8>) -> io::Result<()> {
+        if ev.stack_id != 0 {
+            if let Some(tail) = self.by_stack.get(&ev.stack_id) {
+                out.extend_from_slice(tail);
+                return Ok(());
+            }
+        }
+        let start = out.len();
+        out.extend_from_slice(b",\"caller\":");
+        serde_json::to_writer(&mut *out, &ev.caller_label())?;
+        out.extend_from_slice(b",\"stack\":[");
+        for (i, group) in ev.stack.groups().iter().enumerate() {
+            let Some(head) = group.first() else { continue };
+            let key = (head.addr, i == 0);
+            if i > 0 {
+                out.push(b',');
+            }
+            match self.by_addr.get(&key) {
+                Some(json) => out.extend_from_slice(json),
+                None => {
+                    let json = frames_json(group)?;
+                    out.extend_from_slice(&json);
+                    self.by_addr.offer(key, json);
+                }
+            }
+        }
+        out.push(b']');
+        if ev.stack_id != 0 {
+            self.by_stack
+                .offer_with(&ev.stack_id, || (ev.stack_id, out[start..].into()));
+        }
+        Ok(())
+    }
+}
+
+/// `{…},{…}`: the frames, without the array's brackets.
+fn frames_json(frames: &[Frame]) -> io::Result<Box<[u8]>> {
+    let array = serde_json::to_vec(frames)?;
+    Ok(array[1..array.len() - 1].into())
+}
 
 pub fn rfc3339_nanos(ts_ns: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ts_ns);
@@ -124,9 +163,6 @@ impl<W: Write> Sink for JsonSink<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
         self.write_alerts()?;
         let is_delete = ev.kind == EventKind::Delete;
-        // Rendered first: `record` borrows from the cache.
-        let key = self.render_stack(ev)?;
-        let rendered = &self.rendered[&key];
         let record = Record {
             kind: ev.kind,
             ts: rfc3339_nanos(ev.ts_ns),
@@ -142,12 +178,15 @@ impl<W: Write> Sink for JsonSink<W> {
             key_truncated: is_delete.then_some(ev.key_truncated),
             map_len: ev.map_len,
             cleared: ev.cleared,
-            caller: &rendered.caller,
-            stack: &rendered.stack,
+            stack_lost: ev.stack_lost,
         };
-        serde_json::to_writer(&mut self.out, &record)?;
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &record)?;
+        self.line.pop(); // the closing brace: caller and stack follow
+        self.stacks.append(ev, &mut self.line)?;
+        self.line.extend_from_slice(b"}\n");
         self.records += 1;
-        self.out.write_all(b"\n")
+        self.out.write_all(&self.line)
     }
 
     fn lost(&mut self, count: u64, total: u64) -> io::Result<()> {

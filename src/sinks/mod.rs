@@ -49,8 +49,13 @@ pub struct Summary {
     pub records: u64,
     /// Hits whose detailed record sampling skipped.
     pub sampled_out: u64,
-    /// Records the kernel could not deliver (ring buffer full).
+    /// Records that never reached the sink: the kernel could not put them
+    /// in the ring (full), they could not be decoded, or they were still in
+    /// the ring when the stop's short drain ended.
     pub lost: u64,
+    /// Records delivered without their stack (user space no longer held
+    /// the stack they named; see `probes::stacks`): part of `records`.
+    pub stack_lost: u64,
     /// Records dropped by --map-type / --func.
     pub filtered_out: u64,
     pub sample_rate: f64,

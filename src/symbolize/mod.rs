@@ -8,25 +8,29 @@
 
 pub mod types;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::events::Frame;
-use crate::gobin::elf::Elf;
-use crate::gobin::pclntab::Pclntab;
+use crate::bounded::Cache;
+use crate::events::{Frame, FrameGroup, Stack};
+use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
+
+/// Distinct addresses whose frames are kept (a program's delete paths
+/// touch far fewer; each entry is a few hundred bytes).
+pub const MAX_CACHED_ADDRESSES: usize = 65_536;
+/// Distinct stacks whose frames are kept, least recently used out first.
+pub const MAX_CACHED_STACKS: usize = 4096;
 
 /// Symbolizes run-time addresses of one process running one Go binary.
 pub struct Symbolizer {
-    /// The executable's bytes (pclntab and the inline trees live in them).
-    data: Arc<Vec<u8>>,
-    pclntab_vaddr: u64,
+    /// The executable (pclntab and the inline trees live in it).
+    image: Arc<Image>,
     text_base: u64,
     gofunc: Option<u64>,
     /// Run-time address minus link-time address.
     bias: u64,
-    frames: HashMap<u64, Arc<[Frame]>, FastHash>,
-    stacks: HashMap<Vec<u64>, Arc<[Frame]>, FastHash>,
+    frames: Cache<u64, FrameGroup>,
+    stacks: Cache<Box<[u64]>, Stack>,
     /// For addresses pclntab does not cover.
     native: blazesym::symbolize::Symbolizer,
     pid: u32,
@@ -34,15 +38,14 @@ pub struct Symbolizer {
 }
 
 impl Symbolizer {
-    pub fn new(binary: &GoBinary, data: Arc<Vec<u8>>, bias: u64, pid: u32) -> Self {
+    pub fn new(binary: &GoBinary, image: Arc<Image>, bias: u64, pid: u32) -> Self {
         Symbolizer {
-            data,
-            pclntab_vaddr: binary.pclntab_address,
+            image,
             text_base: binary.text_base,
             gofunc: binary.moduledata.map(|m| m.gofunc),
             bias,
-            frames: HashMap::default(),
-            stacks: HashMap::default(),
+            frames: Cache::new(MAX_CACHED_ADDRESSES),
+            stacks: Cache::new(MAX_CACHED_STACKS),
             native: blazesym::symbolize::Symbolizer::new(),
             pid,
             path: binary.path.clone(),
@@ -52,26 +55,30 @@ impl Symbolizer {
     /// A whole captured stack, innermost first. `stack[0]` is the probed
     /// instruction itself; the others are return addresses, looked up at
     /// `addr - 1` so that they land inside the call instruction's line.
-    pub fn stack(&mut self, stack: &[u64]) -> Arc<[Frame]> {
+    pub fn stack(&mut self, stack: &[u64]) -> Stack {
         if let Some(hit) = self.stacks.get(stack) {
             return hit.clone();
         }
-        let mut out = Vec::with_capacity(stack.len() + 4);
-        for (i, &addr) in stack.iter().enumerate() {
-            let lookup = if i == 0 { addr } else { addr.wrapping_sub(1) };
-            out.extend(self.frames_at(addr, lookup).iter().cloned());
-        }
-        let frames: Arc<[Frame]> = out.into();
-        self.stacks.insert(stack.to_vec(), frames.clone());
+        let groups = stack
+            .iter()
+            .enumerate()
+            .map(|(i, &addr)| {
+                let lookup = if i == 0 { addr } else { addr.wrapping_sub(1) };
+                self.frames_at(addr, lookup)
+            })
+            .collect();
+        let frames = Stack::from_groups(groups);
+        self.stacks
+            .offer_with(stack, || (stack.into(), frames.clone()));
         frames
     }
 
-    fn frames_at(&mut self, addr: u64, lookup: u64) -> Arc<[Frame]> {
+    fn frames_at(&mut self, addr: u64, lookup: u64) -> FrameGroup {
         if let Some(hit) = self.frames.get(&lookup) {
             return hit.clone();
         }
-        let frames: Arc<[Frame]> = self.resolve(addr, lookup).into();
-        self.frames.insert(lookup, frames.clone());
+        let frames: FrameGroup = self.resolve(addr, lookup).into();
+        self.frames.offer(lookup, frames.clone());
         frames
     }
 
@@ -88,7 +95,7 @@ impl Symbolizer {
         // The executable itself from its file (works after the target has
         // exited); anything else (shared libraries) from the live process.
         let link = lookup.wrapping_sub(self.bias);
-        let in_exe = Elf::parse(&self.data).is_ok_and(|elf| elf.va_to_offset(link).is_some());
+        let in_exe = self.image.contains_va(link);
         let result = if in_exe {
             let src = source::Source::Elf(source::Elf::new(&self.path));
             self.native.symbolize_single(&src, Input::VirtOffset(link))
@@ -137,20 +144,9 @@ impl Symbolizer {
     }
 
     fn resolve_go(&self, addr: u64, lookup: u64) -> Option<Vec<Frame>> {
-        let unnamed = || None;
-        let Ok(elf) = Elf::parse(&self.data) else {
-            return unnamed();
-        };
-        let Some(table) = elf
-            .read_va(self.pclntab_vaddr, 0)
-            .and_then(|_| elf.va_to_offset(self.pclntab_vaddr))
-            .and_then(|off| self.data.get(off as usize..))
-            .and_then(|d| Pclntab::parse(d, self.pclntab_vaddr).ok())
-        else {
-            return unnamed();
-        };
+        let table = self.image.pclntab()?;
         let link_pc = lookup.wrapping_sub(self.bias);
-        let read = |va: u64, len: u64| elf.read_va(va, len);
+        let read = |va: u64, len: u64| self.image.read_va(va, len);
         let frames = table.frames_at(link_pc, self.text_base, self.gofunc, &read)?;
         Some(
             frames
@@ -164,39 +160,5 @@ impl Symbolizer {
                 })
                 .collect(),
         )
-    }
-}
-
-/// An FNV-style hash a word at a time: the caches are keyed by addresses
-/// from our own probes, so SipHash's flood resistance buys nothing and
-/// costs a noticeable share of the per-event work.
-type FastHash = std::hash::BuildHasherDefault<Fnv>;
-
-#[derive(Default)]
-pub struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // A stack arrives as one slice of words: mix a word at a time.
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            self.write_u64(u64::from_le_bytes(w.try_into().unwrap_or_default()));
-        }
-        for &b in words.remainder() {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        let h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        self.0 = (h ^ v).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
     }
 }

@@ -3,11 +3,11 @@
 //! itself does (`runtime/type.go: resolveNameOff`). Type descriptors never
 //! change, so each is read once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::bounded::Cache;
 use crate::gobin::bytes;
-use crate::gobin::elf::Elf;
+use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
 use crate::target::memory::ProcessMemory;
 
@@ -61,21 +61,24 @@ const MAPTYPE_KEY: u64 = 48;
 const MAPTYPE_ELEM: u64 = 56;
 const TFLAG_EXTRA_STAR: u8 = 2;
 
+/// Map types whose names are kept (a program has a few dozen).
+pub const MAX_CACHED_TYPES: usize = 4096;
+
 /// Type descriptors are read from the executable file when they are in it
 /// (so a target that already exited can still be decoded), and from the
 /// live process otherwise (types made at run time by reflect).
 pub struct TypeResolver {
-    file: Arc<Vec<u8>>,
+    image: Arc<Image>,
     mem: Option<ProcessMemory>,
     bias: u64,
     /// Run-time `[types, etypes)` of the module.
     types: Option<(u64, u64)>,
-    cache: HashMap<u64, MapTypeInfo>,
+    cache: Cache<u64, MapTypeInfo>,
 }
 
 impl TypeResolver {
     pub fn new(
-        file: Arc<Vec<u8>>,
+        image: Arc<Image>,
         mem: Option<ProcessMemory>,
         binary: &GoBinary,
         bias: u64,
@@ -84,19 +87,19 @@ impl TypeResolver {
             .moduledata
             .map(|md| (md.types.wrapping_add(bias), md.etypes.wrapping_add(bias)));
         TypeResolver {
-            file,
+            image,
             mem,
             bias,
             types,
-            cache: HashMap::new(),
+            cache: Cache::new(MAX_CACHED_TYPES),
         }
     }
 
     /// Bytes at a run-time address as the executable file holds them, if
     /// the address is in one of its file-backed segments.
     fn read_in_file(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
-        let elf = Elf::parse(&self.file).ok()?;
-        elf.read_va(addr.wrapping_sub(self.bias), len as u64)
+        self.image
+            .read_va(addr.wrapping_sub(self.bias), len as u64)
             .map(<[u8]>::to_vec)
     }
 
@@ -155,7 +158,7 @@ impl TypeResolver {
         let info = self
             .read_map_type(ptr)
             .unwrap_or_else(|| MapTypeInfo::unknown(ptr));
-        self.cache.insert(ptr, info.clone());
+        self.cache.offer(ptr, info.clone());
         info
     }
 

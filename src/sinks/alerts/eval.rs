@@ -17,13 +17,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::rule::{parse_address, Func};
 use super::{AlertBoard, Dim, Notice, Rule, State, TopStack};
-use crate::events::{is_runtime_internal, Event, EventKind, Frame, KeyValue};
+use crate::events::{is_runtime_internal, Event, EventKind, Frame, KeyValue, Stack};
 use crate::sinks::metrics::sites::Site;
 
-/// Resolution of the sliding windows.
+/// Finest resolution of the sliding windows.
 const SLOT: Duration = Duration::from_millis(250);
+/// Slots of one window at most: a long window gets coarser slots, so that
+/// a group's memory is bounded whatever the window.
+pub const MAX_SLOTS_PER_WINDOW: u64 = 60;
 /// Groups one rule may track at once; more are ignored (and counted).
-const MAX_GROUPS: usize = 100_000;
+pub const MAX_GROUPS: usize = 10_000;
 /// Records kept for the top stacks of an alert.
 const RECENT: usize = 8192;
 /// Stacks in an alert.
@@ -49,7 +52,7 @@ struct Recent {
     map_type: Arc<str>,
     key: String,
     caller: Option<Frame>,
-    stack: Arc<[Frame]>,
+    stack: Stack,
 }
 
 pub struct Evaluator {
@@ -62,7 +65,7 @@ pub struct Evaluator {
     pid: i32,
     /// Records were lost (ring buffer full): record counts are short.
     lost: bool,
-    /// Groups not tracked because a rule had MAX_GROUPS already.
+    /// Counts not tracked because their rule had MAX_GROUPS groups already.
     pub groups_dropped: u64,
 }
 
@@ -126,10 +129,6 @@ impl Evaluator {
         self.rules.iter().any(|r| !r.rule.exact())
     }
 
-    fn slot(&self, now: Instant) -> u64 {
-        (now.saturating_duration_since(self.start).as_millis() / SLOT.as_millis()) as u64
-    }
-
     pub fn set_lost(&mut self, lost: bool) {
         self.lost |= lost;
     }
@@ -148,8 +147,9 @@ impl Evaluator {
             caller,
             stack: ev.stack.clone(),
         };
-        let slot = self.slot(now);
+        let start = self.start;
         for rs in &mut self.rules {
+            let slot = slot_at(start, &rs.rule, now);
             if rs.rule.exact() || !record_matches(&rs.rule, &recent) {
                 continue;
             }
@@ -178,8 +178,9 @@ impl Evaluator {
 
     /// Exact increments per call site since the last observation.
     pub fn sites(&mut self, deltas: &[(Site, u64)], now: Instant) {
-        let slot = self.slot(now);
+        let start = self.start;
         for rs in &mut self.rules {
+            let slot = slot_at(start, &rs.rule, now);
             if !rs.rule.exact() {
                 continue;
             }
@@ -201,7 +202,6 @@ impl Evaluator {
 
     /// Fires and resolves; returns the new notices (also posted to the board).
     pub fn evaluate(&mut self, now: Instant) -> Vec<Arc<Notice>> {
-        let slot = self.slot(now);
         let mut out = Vec::new();
         let scale = if self.sample_rate > 0.0 {
             1.0 / self.sample_rate
@@ -210,7 +210,8 @@ impl Evaluator {
         };
         for i in 0..self.rules.len() {
             let rule = self.rules[i].rule.clone();
-            let window_slots = (rule.window.as_millis() / SLOT.as_millis()).max(1) as u64;
+            let slot = slot_at(self.start, &rule, now);
+            let window_slots = (rule.window.as_millis() / slot_ms(&rule)).max(1) as u64;
             let exact = rule.exact() || (self.sample_rate >= 1.0 && !self.lost);
             let first = slot.saturating_sub(window_slots - 1);
             let mut fire = Vec::new();
@@ -281,6 +282,9 @@ impl Evaluator {
         for n in &out {
             self.board.post(n.clone());
         }
+        self.board
+            .groups_dropped
+            .store(self.groups_dropped, std::sync::atomic::Ordering::Relaxed);
         out
     }
 
@@ -352,6 +356,21 @@ impl Evaluator {
         top.truncate(TOP_STACKS);
         top
     }
+}
+
+/// A slot of `rule`'s windows, in ms: [`SLOT`], or coarser for a window
+/// longer than [`MAX_SLOTS_PER_WINDOW`] of them.
+fn slot_ms(rule: &Rule) -> u128 {
+    SLOT.as_millis().max(
+        rule.window
+            .as_millis()
+            .div_ceil(u128::from(MAX_SLOTS_PER_WINDOW)),
+    )
+}
+
+/// The slot of `now` in `rule`'s windows.
+fn slot_at(start: Instant, rule: &Rule, now: Instant) -> u64 {
+    (now.saturating_duration_since(start).as_millis() / slot_ms(rule)) as u64
 }
 
 fn add(
@@ -456,6 +475,8 @@ mod tests {
                 caller,
             ]
             .into(),
+            stack_lost: false,
+            stack_id: 0,
             caller: Some(1),
         }
     }

@@ -176,6 +176,9 @@ pub struct AlertBoard {
     /// Deliveries that succeeded / failed for good (after retries).
     pub delivered: AtomicU64,
     pub failed: AtomicU64,
+    /// Deletes not counted for a rule because it tracked as many groups
+    /// (maps, keys, ...) as it may already (see `eval::MAX_GROUPS`).
+    pub groups_dropped: AtomicU64,
     /// Notices posted so far (a reader's cursor is up to date when equal).
     posted: AtomicUsize,
 }
@@ -262,6 +265,7 @@ impl AlertBoard {
             "firing": self.lock().active.len(),
             "delivered": self.delivered.load(Ordering::Relaxed),
             "delivery_failures": self.failed.load(Ordering::Relaxed),
+            "groups_dropped": self.groups_dropped.load(Ordering::Relaxed),
         })
     }
 }

@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use super::{FlameFrame, FlameStack, Profile, RawStack, Shape};
-use crate::events::Frame;
+use crate::events::{Frame, Stack};
 
 #[derive(Deserialize)]
 struct JsonFrame {
@@ -98,7 +98,7 @@ fn from_json(text: &str, shape: &Shape) -> Result<Profile> {
             serde_json::from_str(line).with_context(|| format!("line {}", n + 1))?;
         match r.kind.as_str() {
             "delete" | "clear" => {
-                let frames: Vec<Frame> = r.stack.iter().map(to_frame).collect();
+                let frames = Stack::from_frames(r.stack.iter().map(to_frame).collect());
                 profile.add(
                     RawStack {
                         func: &r.func,

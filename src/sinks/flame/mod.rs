@@ -11,7 +11,7 @@ pub mod svg;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::events::{is_runtime_internal, Frame};
+use crate::events::{is_runtime_internal, Frame, Stack};
 
 /// A frame of a flame-graph stack.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,7 +95,7 @@ pub struct Shape {
 pub struct RawStack<'a> {
     /// The runtime function hit: the leaf unless runtime frames are kept.
     pub func: &'a str,
-    pub frames: &'a [Frame],
+    pub frames: &'a Stack,
     pub map_type: &'a str,
     pub key_type: &'a str,
     pub goid: Option<u64>,
@@ -165,7 +165,7 @@ impl Profile {
                 addr: raw.frames.first().map_or(0, |f| f.addr),
                 ..FlameFrame::synthetic(raw.func)
             })
-            .chain(raw.frames[from..].iter().map(FlameFrame::from_frame))
+            .chain(raw.frames.iter().skip(from).map(FlameFrame::from_frame))
             .collect()
         };
         let root = match shape.group_by {

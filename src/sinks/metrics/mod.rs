@@ -15,7 +15,7 @@
 //! | `mdt_events_lost_total`, `mdt_events_sampled_out_total` | counter | |
 //! | `mdt_attached_probes`, `mdt_target_up` | gauge | |
 //! | `mdt_series_limit`, `mdt_series_overflow_total`, `mdt_site_table_full_total` | gauge, counter | |
-//! | `mdt_alerts_fired_total`, `mdt_alert_delivery_failures_total` | counter | |
+//! | `mdt_alerts_fired_total`, `mdt_alert_delivery_failures_total`, `mdt_alert_groups_dropped_total` | counter | |
 //!
 //! There is no `map_delete_duration_seconds`: delete latency is not
 //! measured yet, and a histogram of nothing would mislead.
@@ -60,6 +60,7 @@ pub struct Metrics {
     site_table_full: IntCounter,
     alerts_fired: IntCounter,
     delivery_failures: IntCounter,
+    alert_groups_dropped: IntCounter,
     /// Deletes per caller label, cumulative, at each observation.
     history: VecDeque<(Duration, HashMap<Arc<str>, u64>)>,
     per_caller: HashMap<Arc<str>, u64>,
@@ -147,6 +148,11 @@ impl Metrics {
                 "mdt_alert_delivery_failures_total",
                 "Alert deliveries (webhook, --alert-exec) that failed after their retries.",
             )?,
+            alert_groups_dropped: counter(
+                &registry,
+                "mdt_alert_groups_dropped_total",
+                "Deletes an --alert rule did not count because it tracked its maximum number of groups already.",
+            )?,
             registry,
             deletes,
             clears,
@@ -195,6 +201,10 @@ impl Metrics {
         if let Some(b) = board {
             raise(&self.alerts_fired, b.fired.load(Ordering::Relaxed));
             raise(&self.delivery_failures, b.failed.load(Ordering::Relaxed));
+            raise(
+                &self.alert_groups_dropped,
+                b.groups_dropped.load(Ordering::Relaxed),
+            );
         }
 
         // Deletes per second per caller over the last 10 s (or since start).
@@ -414,17 +424,17 @@ impl Monitoring {
 /// `--quiet`: no records; the summary as one line on stderr.
 pub struct QuietSink {
     records: u64,
+    /// The kernel made no records at all (metrics only): nothing was
+    /// "sampled out" by choice of a rate.
+    counting_only: bool,
 }
 
 impl QuietSink {
-    pub fn new() -> Self {
-        QuietSink { records: 0 }
-    }
-}
-
-impl Default for QuietSink {
-    fn default() -> Self {
-        Self::new()
+    pub fn new(counting_only: bool) -> Self {
+        QuietSink {
+            records: 0,
+            counting_only,
+        }
     }
 }
 
@@ -439,12 +449,16 @@ impl crate::sinks::Sink for QuietSink {
     }
 
     fn summary(&mut self, s: &crate::sinks::Summary) -> std::io::Result<()> {
+        let records = if self.counting_only {
+            "counted in the kernel, no records".to_string()
+        } else {
+            format!("{} sampled out", s.sampled_out)
+        };
         eprintln!(
-            "mdt: {} deletes, {} clears in {:.1}s (exact); {} sampled out, {} lost{}",
+            "mdt: {} deletes, {} clears in {:.1}s (exact); {records}, {} lost{}",
             s.deletes,
             s.clears,
             s.duration.as_secs_f64(),
-            s.sampled_out,
             s.lost,
             s.target_exit
                 .as_ref()

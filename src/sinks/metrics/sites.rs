@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::events::{is_delete_machinery, Frame};
+use crate::events::{is_delete_machinery, Frame, Stack};
 use crate::gobin::elf::Elf;
 use crate::gobin::pclntab::Pclntab;
 use crate::gobin::GoBinary;
@@ -195,7 +195,7 @@ impl Sites {
 /// return address's expansion (inlined frames first) that is not delete
 /// machinery; failing that (a reflect delete whose frames the kernel could
 /// not step over), the outermost frame at that address.
-fn caller_frame(frames: &[Frame], caller_addr: u64) -> Option<Frame> {
+fn caller_frame(frames: &Stack, caller_addr: u64) -> Option<Frame> {
     if caller_addr == 0 {
         return None;
     }
@@ -240,7 +240,7 @@ mod tests {
             ),
             frame("main.prune", "/src/app/prune.go", 42, 0x200, false),
         ];
-        let f = caller_frame(&frames, 0x200).unwrap();
+        let f = caller_frame(&frames.clone().into(), 0x200).unwrap();
         assert_eq!(f.short_location(), "prune.go:42");
         // A reflect delete: only machinery at the return address.
         let frames = vec![
@@ -260,10 +260,10 @@ mod tests {
             ),
         ];
         assert_eq!(
-            &*caller_frame(&frames, 0x300).unwrap().func,
+            &*caller_frame(&frames.clone().into(), 0x300).unwrap().func,
             "reflect.mapdelete_faststr"
         );
-        assert!(caller_frame(&frames, 0).is_none());
+        assert!(caller_frame(&frames.clone().into(), 0).is_none());
     }
 
     #[test]

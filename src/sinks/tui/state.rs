@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
-use crate::events::{Event, EventKind, Frame};
+use crate::events::{Event, EventKind, Frame, Stack};
 use crate::sinks::flame::{Profile, RawStack, Shape};
 
 /// Distinct call sites kept.
@@ -375,14 +375,14 @@ impl MapRow {
     }
 }
 
-/// (stack, runtime function): the decoder shares one `Arc` per distinct stack.
-type StackKey = (usize, usize);
+/// (stack id, runtime function): a stack's row.
+type StackKey = (u64, usize);
 
 #[derive(Debug, Clone)]
 struct StackRow {
     key: StackKey,
     func: &'static str,
-    frames: Arc<[Frame]>,
+    frames: Stack,
     map_type: Arc<str>,
     key_type: Arc<str>,
     caller: Arc<str>,
@@ -582,10 +582,7 @@ impl Stats {
         }
         push_recent(&mut map.recent, &event);
 
-        let skey: StackKey = (
-            Arc::as_ptr(&ev.stack) as *const Frame as usize,
-            ev.func.as_ptr() as usize,
-        );
+        let skey: StackKey = (ev.stack_id, ev.func.as_ptr() as usize);
         let si = match self.stacks.find(&skey) {
             Some(i) => i,
             None => {
@@ -1013,7 +1010,7 @@ pub struct Detail {
     /// Newest first.
     pub keys: Vec<String>,
     /// Innermost first.
-    pub stack: Option<Arc<[Frame]>>,
+    pub stack: Option<Stack>,
     /// Index of the caller frame in `stack`.
     pub caller: Option<usize>,
 }
@@ -1286,6 +1283,8 @@ mod tests {
                 frame(caller.0, "/src/main.go", caller.1, caller.2),
             ]
             .into(),
+            stack_lost: false,
+            stack_id: 0,
             caller: Some(1),
         }
     }
