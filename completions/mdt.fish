@@ -42,6 +42,9 @@ complete -c mdt -n "__fish_mdt_using_subcommand trace" -l stack-depth -d 'Stack 
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l map-type -d 'Keep only deletes whose map type matches this regex (e.g. \'main\\.UserMap\')' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l func -d 'Keep only deletes with a stack frame whose function matches this regex' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -s o -l output -d 'Write the records to FILE instead of standard output' -r -F
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l buffer-size -d 'Size of the kernel\'s buffer of records (a power of two, e.g. 4M, 32M, 256M): a larger one absorbs longer bursts before records are lost' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l max-stacks -d 'Distinct stacks kept symbolized and rendered (more: faster on a program with many hot stacks, at ~2 KB each)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l max-rows -d 'Rows of each table of the terminal UI (callers, maps, stacks); when a table is full its least recently active quarter is dropped' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l prometheus -d 'Serve Prometheus metrics at http://ADDR/metrics while tracing. ADDR is HOST:PORT, or :PORT / PORT for 127.0.0.1 (see docs/monitoring.md)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l max-series -d 'At most N (map_type, caller) label pairs; deletes at further call sites are counted under caller="other"' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l alert -d 'Alert rule, repeatable: e.g. \'count(map) > 100 within 5m\', \'rate(caller) > 1000/s within 30s\' (syntax: docs/monitoring.md)' -r
@@ -76,6 +79,7 @@ key-type\t''
 goroutine\t''
 none\t''"
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l min-count -d 'Drop stacks seen fewer than N times' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l max-stacks -d 'Distinct stacks the kernel counts (more: a program with more code paths to deletes is drawn whole, at ~1 KB of kernel memory each); deletes on further stacks are drawn as [stack not recorded]' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l redact-keys -d 'Replace key values by a stable hash (for keys that may be personal data)'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l inverted -d 'Icicle graph: the deletes on top, their callers below'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l runtime-frames -d 'Keep the Go runtime frames above the delete (by default the delete function is the leaf, right above the code that called it)'

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 # prometheus: promtool and a real server for the metrics tests (tests/metrics.rs).
 packages=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc binutils
           golang-1.19-go bpftrace tmux python3 python3-pip python3-venv ca-certificates curl
-          prometheus)
+          prometheus bpftool)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -11,6 +11,28 @@
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
+/// The bounds a user can set (`mdt trace --buffer-size`, `--max-stacks`,
+/// `--max-rows`); docs/limits.md lists them with the fixed ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The kernel's ring buffer of records, in bytes (a power of two).
+    pub buffer_bytes: u32,
+    /// Distinct stacks kept symbolized, and kept rendered by the JSON output.
+    pub stacks: usize,
+    /// Rows of each table of the terminal UI (callers, maps, stacks).
+    pub rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            buffer_bytes: 32 << 20,
+            stacks: 4096,
+            rows: 10_000,
+        }
+    }
+}
+
 /// An FNV-style hash a word at a time, for tables keyed by addresses, ids
 /// and stacks from mdt's own probes: SipHash's flood resistance buys
 /// nothing there and costs a noticeable share of the per-event work.

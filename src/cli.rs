@@ -89,6 +89,13 @@ pub struct FlameArgs {
     /// function is the leaf, right above the code that called it).
     #[arg(long)]
     pub runtime_frames: bool,
+
+    /// Distinct stacks the kernel counts (more: a program with more code
+    /// paths to deletes is drawn whole, at ~1 KB of kernel memory each);
+    /// deletes on further stacks are drawn as [stack not recorded].
+    #[arg(long, value_name = "N", default_value_t = 16_384, help_heading = "Limits",
+          value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    pub max_stacks: u32,
 }
 
 /// Which process to trace and what to capture: shared by the tracing commands.
@@ -147,6 +154,24 @@ pub struct TraceArgs {
     /// Print one line per delete even on a terminal (no interactive UI).
     #[arg(long)]
     pub no_tui: bool,
+
+    /// Size of the kernel's buffer of records (a power of two, e.g. 4M,
+    /// 32M, 256M): a larger one absorbs longer bursts before records are lost.
+    #[arg(long, value_name = "SIZE", default_value = "32M", help_heading = "Limits",
+          value_parser = parse_buffer_size)]
+    pub buffer_size: u32,
+
+    /// Distinct stacks kept symbolized and rendered (more: faster on a
+    /// program with many hot stacks, at ~2 KB each).
+    #[arg(long, value_name = "N", default_value_t = 4096, help_heading = "Limits",
+          value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    pub max_stacks: u32,
+
+    /// Rows of each table of the terminal UI (callers, maps, stacks); when a
+    /// table is full its least recently active quarter is dropped.
+    #[arg(long, value_name = "N", default_value_t = 10_000, help_heading = "Limits",
+          value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    pub max_rows: u32,
 
     /// Serve Prometheus metrics at http://ADDR/metrics while tracing. ADDR is
     /// HOST:PORT, or :PORT / PORT for 127.0.0.1 (see docs/monitoring.md).
@@ -208,6 +233,27 @@ pub struct TraceArgs {
     #[arg(long, value_name = "DURATION", default_value = "1m", help_heading = "Metrics and alerts",
           value_parser = parse_cooldown)]
     pub alert_cooldown: Duration,
+}
+
+/// `4M`, `32MiB`, `65536`: a power of two from 64 KiB to 1 GiB.
+fn parse_buffer_size(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..digits]
+        .parse()
+        .map_err(|_| "not a size (try 4M or 32M)".to_string())?;
+    let unit = match t[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err("unknown unit (try 4M or 32M)".into()),
+    };
+    let bytes = n.saturating_mul(unit);
+    if !bytes.is_power_of_two() || !(64 << 10..=1 << 30).contains(&bytes) {
+        return Err("must be a power of two from 64K to 1G (e.g. 4M, 32M, 256M)".into());
+    }
+    u32::try_from(bytes).map_err(|_| "too large".into())
 }
 
 fn parse_rule(s: &str) -> Result<crate::sinks::alerts::Rule, String> {

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use regex::Regex;
 
+use crate::bounded::Limits;
 use crate::events::decode::ProbeInfo;
-use crate::events::{Decoder, Event};
+use crate::events::{DecodeOptions, Decoder, Event};
 use crate::gobin::funcs::KeyArg;
 use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
@@ -49,6 +50,7 @@ pub struct Options {
     pub func: Option<Regex>,
     pub duration: Option<Duration>,
     pub mode: Mode,
+    pub limits: Limits,
 }
 
 /// What the kernel produces for each delete, besides its exact count.
@@ -215,6 +217,7 @@ impl Session {
                 == Mode::Stacks {
                     per_goroutine: true,
                 },
+            max_stacks: u32::try_from(options.limits.stacks).unwrap_or(u32::MAX),
             count_sites: options.mode.counts_sites(),
             machinery: if options.mode.counts_sites() {
                 crate::sinks::metrics::sites::machinery_ranges(&binary, &file)
@@ -223,7 +226,7 @@ impl Session {
             },
             probe_vas: attached.iter().map(|p| p.probe_va).collect(),
             ringbuf_bytes: match options.mode {
-                Mode::Records { .. } => crate::probes::DEFAULT_RINGBUF_BYTES,
+                Mode::Records { .. } => options.limits.buffer_bytes,
                 // Nothing is sent: the smallest ring the kernel allows.
                 Mode::Sites | Mode::Stacks { .. } => 4096,
             },
@@ -260,6 +263,10 @@ impl Session {
 
     pub fn pid(&self) -> i32 {
         self.target.pid()
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.options.limits
     }
 
     /// Exact totals that [`Session::run`] refreshes every drain interval,
@@ -354,15 +361,18 @@ impl Session {
         self.attached.iter().map(|p| p.func).collect()
     }
 
-    fn decoder(&self) -> Result<Decoder> {
-        Ok(Decoder::new(
+    fn decoder(&self) -> Decoder {
+        Decoder::new(
             self.attached.clone(),
             self.binary.clone(),
             self.image.clone(),
             self.pid(),
-            self.options.key_bytes as usize,
-            self.options.redact_keys,
-        ))
+            DecodeOptions {
+                key_bytes: self.options.key_bytes as usize,
+                redact_keys: self.options.redact_keys,
+                max_stacks: self.options.limits.stacks,
+            },
+        )
     }
 
     /// Pumps events into `sink` until a stop condition; returns the summary
@@ -374,12 +384,13 @@ impl Session {
     /// still holds is drained for at most [`STOP_DRAIN`]; records left
     /// after that are counted as lost.
     pub fn run(mut self, sink: &mut dyn Sink, signals: &Signals) -> Result<Summary> {
-        let decoder = self.decoder()?;
+        let decoder = self.decoder();
         let pump = RefCell::new(Pump {
             decoder,
             sink,
             filter: self.options.clone(),
             filtered_out: 0,
+            undecodable: 0,
             output_error: None,
             observer: self.observer.take(),
         });
@@ -398,7 +409,8 @@ impl Session {
             }
             if ticked.elapsed() >= DRAIN_INTERVAL {
                 ticked = Instant::now();
-                lost_seen = report_lost(&pump, self.lost_so_far(&reader)?, lost_seen);
+                let lost = self.lost_so_far(&reader)? + pump.borrow().undecodable;
+                lost_seen = report_lost(&pump, lost, lost_seen);
                 pump.borrow_mut().flush();
                 self.publish_live();
                 self.observe(&mut pump.borrow_mut(), None)?;
@@ -417,7 +429,8 @@ impl Session {
             .stats()?
             .submitted
             .saturating_sub(reader.received());
-        lost_seen = report_lost(&pump, self.lost_so_far(&reader)? + unread, lost_seen);
+        let lost = self.lost_so_far(&reader)? + pump.borrow().undecodable + unread;
+        lost_seen = report_lost(&pump, lost, lost_seen);
         let stack_lost = reader.stack_lost();
         drop(reader);
         let mut pump = pump.into_inner();
@@ -491,7 +504,7 @@ impl Session {
         };
         self.probes.detach_all();
         let stats = self.probes.stats()?;
-        let mut decoder = self.decoder()?;
+        let mut decoder = self.decoder();
         let mut counts = Vec::new();
         for (key, count) in self.probes.stack_counts()? {
             let (pcs, truncated) = self
@@ -596,6 +609,8 @@ struct Pump<'s> {
     /// The session's options, for `--map-type` / `--func`.
     filter: Options,
     filtered_out: u64,
+    /// Records the decoder could not name (lost).
+    undecodable: u64,
     output_error: Option<std::io::Error>,
     observer: Option<Box<dyn Observer + Send>>,
 }
@@ -606,6 +621,9 @@ impl Pump<'_> {
             return;
         }
         let Some(event) = self.decoder.decode(raw) else {
+            // A probe id the session does not know: cannot happen, but if
+            // it did, the record would count as lost, not vanish.
+            self.undecodable += 1;
             return;
         };
         if !self.keep(&event) {

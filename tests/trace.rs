@@ -1469,7 +1469,12 @@ fn decoder_rereads_keys_the_probe_could_not_read() {
             .collect();
         // No such process: only the file can answer.
         let image = mdt::gobin::image::Image::new(Arc::new(data), binary.pclntab_address).unwrap();
-        let mut dec = Decoder::new(probes, binary, Arc::new(image), free_pid(), 64, false);
+        let options = mdt::events::DecodeOptions {
+            key_bytes: 64,
+            redact_keys: false,
+            max_stacks: 64,
+        };
+        let mut dec = Decoder::new(probes, binary, Arc::new(image), free_pid(), options);
         let event = |probe_id: u32, addr: u64, len: u32, flags: u32| MdtEvent {
             probe_id,
             kind: [ProbeKind::KeyPtr, ProbeKind::FastStr][probe_id as usize]

@@ -10,6 +10,9 @@
 //!   the screen has no colour.
 //! * `launch_mode_keeps_the_program_off_the_screen`: `mdt trace -- CMD` under the UI: the
 //!   program's output is not drawn over the UI but printed after it; mdt exits with its status.
+//! * `q_under_load_stops_within_a_second_and_stays_bounded`: on the `newstacks` fixture (a new
+//!   stack nearly every delete) with small limits, `q` ends mdt within a second, its memory stays
+//!   under a bound, and its summary line adds up (see tests/bounded.rs for the other modes).
 //! * `a_panic_restores_the_terminal`: a panic in the UI thread (forced with
 //!   `MDT_TUI_TEST_PANIC`, debug builds) restores the terminal before its message is printed,
 //!   and the target goes on unharmed.
@@ -509,6 +512,92 @@ fn q_while_tracing_detaches_and_leaves_the_target_running() {
     let mut out = String::new();
     std::io::Read::read_to_string(target.0.stdout.as_mut().unwrap(), &mut out).unwrap();
     assert_eq!(out, common::expected_deletes_stdout(&tc, Variant::Plain, 1));
+}
+
+/// The pid of the process running `exe` (our private copy of mdt), if any.
+fn pid_of(exe: &Path) -> Option<i32> {
+    fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        (fs::read_link(e.path().join("exe")).ok()? == exe).then_some(pid)
+    })
+}
+
+/// VmHWM of `pid` in KiB (None once it has exited).
+fn peak_rss_kib(pid: i32) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[test]
+fn q_under_load_stops_within_a_second_and_stays_bounded() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    // As in tests/bounded.rs: nearly every delete has a new stack, small limits.
+    let tc = common::toolchain("1.27");
+    let fixture = common::build_fixture("newstacks", &tc, Variant::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let mdt = mdt_bin(dir.path());
+    let target = start_fixture(&fixture, &["-goroutines", "1"]);
+    let pid = target.0.id();
+    let tmux = Tmux::start(dir.path(), 120, 30, &[]);
+    let limits = "--buffer-size 4M --max-stacks 256 --max-rows 512";
+    tmux.type_text(&shell_line(&mdt, &format!("-p {pid} {limits} 2> err.txt")));
+    tmux.wait("the UI under load", |s| {
+        s.contains(&format!("pid {pid}")) && s.contains("main.bottom main.go:")
+    });
+    let mdt_pid = pid_of(&mdt).expect("mdt's pid");
+    let mut peak = 0;
+    let end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < end {
+        peak = peak.max(peak_rss_kib(mdt_pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t0 = Instant::now();
+    tmux.keys(&["q"]);
+    while let Some(kib) = peak_rss_kib(mdt_pid) {
+        peak = peak.max(kib);
+        assert!(t0.elapsed() < TIMEOUT, "mdt still runs after q");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = t0.elapsed();
+    let err = fs::read_to_string(dir.path().join("err.txt")).unwrap_or_default();
+    assert!(
+        took < Duration::from_secs(1),
+        "q took {took:?}; stderr:\n{err}"
+    );
+    assert!(
+        peak > 0 && peak < 96 * 1024,
+        "peak RSS {peak} KiB; stderr:\n{err}"
+    );
+    // "mdt: D deletes, C clears in Xs (exact); R records, S sampled out, L lost"
+    let line = err
+        .lines()
+        .find(|l| l.contains(" deletes, "))
+        .unwrap_or_else(|| panic!("no summary line:\n{err}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .filter(|w| !w.is_empty() && !w.contains('.'))
+        .map(|w| w.parse().unwrap())
+        .collect();
+    let [deletes, clears, records, sampled_out, lost] = nums[..] else {
+        panic!("unexpected summary line: {line}")
+    };
+    assert_eq!(deletes + clears, records + sampled_out + lost, "{line}");
+    assert!(records > 1000 && deletes > 100_000, "{line}");
+    tmux.wait("the shell after mdt", |s| {
+        s.lines().any(|l| l.trim() == "done")
+    });
+    let rc = fs::read_to_string(dir.path().join("rc")).unwrap();
+    assert_eq!(rc.trim(), "exit=0", "{err}");
+    assert_eq!(
+        fs::read_to_string(dir.path().join("before.stty")).unwrap(),
+        fs::read_to_string(dir.path().join("after.stty")).unwrap(),
+        "terminal modes differ after mdt"
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use mdt::events::{Event, EventKind, Frame, KeyValue, Stack};
 use mdt::sinks::alerts::{rule, AlertBoard, Dim, Notice, Rule, State, TopStack};
 use mdt::sinks::tui::app::{App, Effect, Ended, TargetInfo, Totals, View};
 use mdt::sinks::tui::input;
-use mdt::sinks::tui::state::{Stats, MAX_MAPS};
+use mdt::sinks::tui::state::Stats;
 use mdt::sinks::tui::view::{self, Theme};
 use mdt::target::launch::ExitStatus;
 use ratatui::backend::TestBackend;
@@ -758,7 +758,7 @@ fn e_exports_folded_stacks_and_json_aggregates() {
 fn a_full_table_says_capped_in_the_header() {
     let mut st = stats();
     let mut e = events()[0].clone();
-    for i in 0..MAX_MAPS as u64 {
+    for i in 0..mdt::bounded::Limits::default().rows as u64 {
         e.map = 0xd000_0000 + i * 64;
         st.apply(&e);
     }

@@ -60,6 +60,7 @@ pub fn run(args: &FlameArgs) -> Result<ExitCode> {
 fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i32)>)> {
     let signals = Signals::install()?;
     let (spec, mut options) = super::trace::session_args(&args.target);
+    options.limits.stacks = args.max_stacks as usize;
     options.mode = crate::session::Mode::Stacks {
         per_goroutine: shape.group_by == flame::GroupBy::Goroutine,
     };

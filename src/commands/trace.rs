@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use crate::bounded::Limits;
 use crate::cli::{TargetArgs, TraceArgs};
 use crate::session::{Mode, Options, Session, Signals, TargetSpec};
 use crate::sinks::metrics::{MonitorArgs, Monitoring, QuietSink};
@@ -13,6 +14,11 @@ use crate::sinks::{json::JsonSink, open_output, text::TextSink, tui, Sink};
 pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     let signals = Signals::install()?;
     let (spec, mut options) = session_args(&args.target);
+    options.limits = Limits {
+        buffer_bytes: args.buffer_size,
+        stacks: args.max_stacks as usize,
+        rows: args.max_rows as usize,
+    };
     let launched = matches!(spec, TargetSpec::Launch(_));
     let tui = use_tui(args);
     // Metrics and alerts: checked (rules read, port bound) before tracing.
@@ -30,11 +36,13 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         Some(Box::new(QuietSink::new(options.mode == Mode::Sites)))
     } else if let (true, Some(board)) = (args.json, &board) {
         let out = open_output(args.output.as_deref())?;
-        Some(Box::new(JsonSink::new(out).with_alerts(board.clone())))
+        Some(Box::new(
+            JsonSink::new(out, options.limits.stacks).with_alerts(board.clone()),
+        ))
     } else {
         let out = open_output(args.output.as_deref())?;
         Some(if args.json {
-            Box::new(JsonSink::new(out))
+            Box::new(JsonSink::new(out, options.limits.stacks))
         } else {
             Box::new(TextSink::new(out))
         })
@@ -124,6 +132,7 @@ pub fn session_args(t: &TargetArgs) -> (TargetSpec, Options) {
         func: t.func.clone(),
         duration: t.duration,
         mode: Mode::Records { sites: false },
+        limits: Limits::default(),
     };
     (spec, options)
 }

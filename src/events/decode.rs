@@ -38,8 +38,18 @@ pub struct Decoder {
     namer: Option<Namer>,
     /// Wall clock minus the monotonic clock that BPF timestamps use.
     clock_offset_ns: i128,
-    key_bytes: usize,
-    redact_keys: bool,
+    options: DecodeOptions,
+}
+
+/// How records are named.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeOptions {
+    /// Key bytes the probes were asked to copy.
+    pub key_bytes: usize,
+    /// A stable hash instead of key values (`--redact-keys`).
+    pub redact_keys: bool,
+    /// Distinct stacks kept symbolized.
+    pub max_stacks: usize,
 }
 
 impl Decoder {
@@ -48,8 +58,7 @@ impl Decoder {
         binary: GoBinary,
         image: Arc<Image>,
         pid: i32,
-        key_bytes: usize,
-        redact_keys: bool,
+        options: DecodeOptions,
     ) -> Self {
         Decoder {
             probes,
@@ -58,8 +67,7 @@ impl Decoder {
             pid,
             namer: None,
             clock_offset_ns: clock_offset_ns(),
-            key_bytes,
-            redact_keys,
+            options,
         }
     }
 
@@ -74,6 +82,7 @@ impl Decoder {
                     self.image.clone(),
                     bias,
                     self.pid as u32,
+                    self.options.max_stacks,
                 ),
                 types: TypeResolver::new(self.image.clone(), mem, &self.binary, bias),
             }
@@ -87,7 +96,7 @@ impl Decoder {
         } else {
             EventKind::Delete
         };
-        let (key_bytes, redact) = (self.key_bytes, self.redact_keys);
+        let (key_bytes, redact) = (self.options.key_bytes, self.options.redact_keys);
         let offset = self.clock_offset_ns;
         let namer = self.namer(raw.stack().first().copied(), probe.probe_va);
         let ty = namer.types.map_type(raw.map_type_ptr);

@@ -6,7 +6,7 @@ pub mod decode;
 pub mod key;
 pub mod stack;
 
-pub use decode::Decoder;
+pub use decode::{DecodeOptions, Decoder};
 
 use std::sync::Arc;
 

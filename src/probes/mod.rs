@@ -69,9 +69,6 @@ pub const SAMPLE_ALL: u64 = 1 << 32;
 /// Default offset of the key `*abi.Type` in a Go map type (all versions).
 pub const DEFAULT_KEY_TYPE_OFFSET: u32 = 48;
 
-/// Default ring buffer size in bytes.
-pub const DEFAULT_RINGBUF_BYTES: u32 = 32 << 20;
-
 // Same layout as in C (the C side has matching _Static_asserts).
 const _: () = assert!(size_of::<MdtEvent>() == 80 + MAX_KEY_BYTES + 8 * MAX_STACK_DEPTH);
 const _: () = assert!(std::mem::offset_of!(MdtEvent, stack) == 80);
@@ -165,6 +162,9 @@ pub struct ProbeConfig {
     pub aggregate: bool,
     /// With `aggregate`: also per goroutine.
     pub aggregate_goid: bool,
+    /// With `aggregate`: distinct stacks the kernel keeps (and 4 counts
+    /// per stack); hits of further stacks are counted as not recorded.
+    pub max_stacks: u32,
     /// Count every hit per (map type, caller, probe) in the kernel, before
     /// sampling ([`Probes::site_counts`]): exact counts for metrics and
     /// alerts, at the cost of one 8-byte user read and a hash update per hit.
@@ -191,12 +191,13 @@ impl Default for ProbeConfig {
             key_type_offset: DEFAULT_KEY_TYPE_OFFSET,
             max_stack_depth: MAX_STACK_DEPTH as u32,
             sample_rate: 1.0,
-            ringbuf_bytes: DEFAULT_RINGBUF_BYTES,
+            ringbuf_bytes: crate::bounded::Limits::default().buffer_bytes,
             key_bytes: 64,
             multi: false,
             map_count_offset: 0,
             aggregate: false,
             aggregate_goid: false,
+            max_stacks: 1 << 14,
             count_sites: false,
             machinery: Vec::new(),
             probes: Vec::new(),
@@ -377,6 +378,25 @@ impl Probes {
             .events
             .set_max_entries(rb)
             .map_err(|e| bpf_error(e, "sizing the ring buffer"))?;
+        if cfg.aggregate {
+            let stacks = cfg.max_stacks.max(1);
+            open.maps
+                .stacks
+                .set_max_entries(stacks)
+                .map_err(|e| bpf_error(e, "sizing the stack table"))?;
+            // A stack is counted per map type and probe (and goroutine):
+            // room for a few of those per stack.
+            open.maps
+                .stack_counts
+                .set_max_entries(stacks.saturating_mul(4))
+                .map_err(|e| bpf_error(e, "sizing the stack counts"))?;
+        } else {
+            // Unused: don't reserve their memory.
+            for map in [&mut open.maps.stacks, &mut open.maps.stack_counts] {
+                map.set_max_entries(1)
+                    .map_err(|e| bpf_error(e, "sizing the stack tables"))?;
+            }
+        }
         if !cfg.count_sites {
             // Unused: don't reserve its memory.
             open.maps

@@ -23,11 +23,13 @@ pub struct JsonSink<W: Write> {
 }
 
 impl<W: Write> JsonSink<W> {
-    pub fn new(out: W) -> Self {
+    /// `max_stacks`: distinct stacks kept rendered
+    /// ([`crate::bounded::Limits::stacks`]).
+    pub fn new(out: W, max_stacks: usize) -> Self {
         JsonSink {
             out,
             records: 0,
-            stacks: StackJson::new(),
+            stacks: StackJson::new(max_stacks),
             line: Vec::with_capacity(4096),
             alerts: None,
         }
@@ -85,8 +87,6 @@ struct Record<'a> {
     stack_lost: bool,
 }
 
-/// Distinct stacks whose JSON is kept.
-pub const MAX_RENDERED_STACKS: usize = 4096;
 /// Distinct addresses whose frames' JSON is kept.
 pub const MAX_RENDERED_ADDRESSES: usize = 65_536;
 
@@ -105,9 +105,9 @@ struct StackJson {
 }
 
 impl StackJson {
-    fn new() -> Self {
+    fn new(max_stacks: usize) -> Self {
         StackJson {
-            by_stack: Cache::new(MAX_RENDERED_STACKS),
+            by_stack: Cache::new(max_stacks),
             by_addr: Cache::new(MAX_RENDERED_ADDRESSES),
         }
     }

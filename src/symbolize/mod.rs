@@ -18,8 +18,6 @@ use crate::gobin::GoBinary;
 /// Distinct addresses whose frames are kept (a program's delete paths
 /// touch far fewer; each entry is a few hundred bytes).
 pub const MAX_CACHED_ADDRESSES: usize = 65_536;
-/// Distinct stacks whose frames are kept, least recently used out first.
-pub const MAX_CACHED_STACKS: usize = 4096;
 
 /// Symbolizes run-time addresses of one process running one Go binary.
 pub struct Symbolizer {
@@ -38,14 +36,21 @@ pub struct Symbolizer {
 }
 
 impl Symbolizer {
-    pub fn new(binary: &GoBinary, image: Arc<Image>, bias: u64, pid: u32) -> Self {
+    /// `max_stacks`: distinct stacks kept symbolized ([`crate::bounded::Limits::stacks`]).
+    pub fn new(
+        binary: &GoBinary,
+        image: Arc<Image>,
+        bias: u64,
+        pid: u32,
+        max_stacks: usize,
+    ) -> Self {
         Symbolizer {
             image,
             text_base: binary.text_base,
             gofunc: binary.moduledata.map(|m| m.gofunc),
             bias,
             frames: Cache::new(MAX_CACHED_ADDRESSES),
-            stacks: Cache::new(MAX_CACHED_STACKS),
+            stacks: Cache::new(max_stacks),
             native: blazesym::symbolize::Symbolizer::new(),
             pid,
             path: binary.path.clone(),

@@ -70,6 +70,13 @@ pub struct Shared {
 }
 
 impl Shared {
+    fn new(rows: usize) -> Self {
+        Shared {
+            stats: Mutex::new(Stats::with_rows(rows)),
+            ..Shared::default()
+        }
+    }
+
     fn stats(&self) -> MutexGuard<'_, Stats> {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -179,7 +186,7 @@ pub fn run(
     };
     let live = session.live_totals();
     let watch = launched.is_none().then(|| ExitWatch::open(pid));
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared::new(session.limits().rows));
     let mut sink = TuiSink {
         shared: shared.clone(),
     };

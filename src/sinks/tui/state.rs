@@ -13,15 +13,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
+use crate::bounded::Limits;
 use crate::events::{Event, EventKind, Frame, Stack};
 use crate::sinks::flame::{Profile, RawStack, Shape};
 
-/// Distinct call sites kept.
-pub const MAX_CALLERS: usize = 10_000;
-/// Distinct maps (addresses) kept.
-pub const MAX_MAPS: usize = 10_000;
-/// Distinct stacks kept (for the folded export).
-pub const MAX_STACKS: usize = 10_000;
+/// Distinct call sites, maps (addresses) and stacks (for the folded
+/// export) are kept up to `rows` each ([`crate::bounded::Limits::rows`]).
+///
 /// Newest events kept for the Events view.
 pub const MAX_EVENTS: usize = 2_000;
 /// Newest events (keys) kept per caller and per map, for the detail pane.
@@ -427,6 +425,8 @@ impl Evicted {
 /// Everything the TUI knows about the events it was given.
 #[derive(Debug, Clone)]
 pub struct Stats {
+    /// Rows of each table at most.
+    rows: usize,
     callers: Table<CallerKey, CallerRow, std::collections::hash_map::RandomState>,
     /// (caller pc, line) → caller row: skips hashing the strings.
     by_pc: IntMap<(u64, u32), usize>,
@@ -450,12 +450,19 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// Tables of the default size ([`Limits::default`]).
     pub fn new() -> Self {
+        Stats::with_rows(Limits::default().rows)
+    }
+
+    /// Tables of at most `rows` rows each.
+    pub fn with_rows(rows: usize) -> Self {
         Stats {
-            callers: Table::new(MAX_CALLERS),
+            rows,
+            callers: Table::new(rows),
             by_pc: IntMap::default(),
-            maps: Table::new(MAX_MAPS),
-            stacks: Table::new(MAX_STACKS),
+            maps: Table::new(rows),
+            stacks: Table::new(rows),
             events: VecDeque::with_capacity(MAX_EVENTS),
             seq: 0,
             deletes: 0,
@@ -468,7 +475,7 @@ impl Stats {
     /// Forgets every row and count (the `c` key); `seq` keeps growing.
     pub fn reset(&mut self) {
         let seq = self.seq;
-        *self = Stats::new();
+        *self = Stats::with_rows(self.rows);
         self.seq = seq;
     }
 
@@ -647,7 +654,7 @@ impl Stats {
                 i
             }
         };
-        if self.by_pc.len() >= 4 * MAX_CALLERS {
+        if self.by_pc.len() >= 4 * self.rows {
             self.by_pc.clear();
         }
         self.by_pc.insert(pc, i);
@@ -1352,18 +1359,19 @@ mod tests {
 
     #[test]
     fn full_tables_drop_their_least_recent_rows_and_say_so() {
-        let mut st = Stats::new();
-        for i in 0..(MAX_MAPS as u64 + 10) {
+        let max_maps = 500;
+        let mut st = Stats::with_rows(max_maps);
+        for i in 0..(max_maps as u64 + 10) {
             st.apply(&event(("main.a", 10, 0x500), 0x1000 + i * 16, 1, 50));
         }
-        assert!(st.map_count() <= MAX_MAPS);
+        assert!(st.map_count() <= max_maps);
         assert!(st.evicted().maps > 0);
         // The newest map is still there, with its count.
-        let newest = 0x1000 + (MAX_MAPS as u64 + 9) * 16;
+        let newest = 0x1000 + (max_maps as u64 + 9) * 16;
         assert!(st
             .map_detail((newest, type_hash("map[int64]int")), 51)
             .is_some());
-        assert_eq!(st.records(), MAX_MAPS as u64 + 10);
+        assert_eq!(st.records(), max_maps as u64 + 10);
     }
 
     #[test]
