@@ -10,8 +10,8 @@ One run, one workload process, so every ratio is against a baseline of the same 
     and its thread's CPU time (the default metric: it includes the kernel's uprobe and BPF work
     and excludes time spent preempted, so it holds up on a busy machine);
   * for every configuration -- (a) nothing attached, (b) the empty uprobe (the floor: bpftrace
-    `{ }`), (c) mdt at full capture, (d) mdt --sample 0.01, (e) bpftrace count, (f) bpftrace
-    ustack, and for reference (x) a tracefs uprobe event with recording off and (y) the empty
+    `{ }`), (c) mdt at full capture, (d) mdt --sample 0.01, (g) mdt metrics only (--quiet
+    --prometheus: no records), (e) bpftrace count, (f) bpftrace ustack, and for reference (x) a tracefs uprobe event with recording off and (y) the empty
     uprobe at the function's entry -- attaches the tracer, waits until it is armed, runs one
     timed phase, detaches; repeated --reps times in a rotating order, median;
   * every probe but (y) sits at the same instruction: the one mdt uses, entry + probe_offset of
@@ -36,6 +36,7 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import statistics
 import struct
 import subprocess
@@ -460,6 +461,19 @@ class Mdt:
         return facts
 
 
+class MdtMetrics(Mdt):
+    """`mdt trace -p PID --quiet --prometheus ADDR`: exact counts per call site in the
+    kernel, no records at all."""
+
+    def __init__(self, mdt, pid, label):
+        super().__init__(mdt, pid, [], label)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.cmd = [str(mdt), "trace", "-p", str(pid), "--quiet", "--prometheus",
+                    f"127.0.0.1:{port}"]
+
+
 class Bpftrace:
     """bpftrace with one uprobe, by default on PROBE_SYM (the instruction mdt probes)."""
 
@@ -652,6 +666,7 @@ def main():
         ("b", Bpftrace(binary, "{ }", "empty uprobe (floor): bpftrace { }")),
         ("c", Mdt(mdt, 0, [], "mdt trace --json > /dev/null")),
         ("d", Mdt(mdt, 0, ["--sample", "0.01"], "mdt trace --json --sample 0.01 > /dev/null")),
+        ("g", MdtMetrics(mdt, 0, "mdt trace --quiet --prometheus (metrics only)")),
         ("e", Bpftrace(binary, "{ @c = count(); }", "bpftrace @c = count()")),
         ("f", Bpftrace(binary, "{ @[ustack] = count(); }", "bpftrace @[ustack] = count()")),
         # For reference, not targets: a uprobe with no BPF at all (a tracefs event, enabled
@@ -714,7 +729,7 @@ def main():
             f"wall ns/delete; records={lost['records']} lost={lost['lost']}")
         # Where mdt's cost goes: its BPF program's own run time per hit.
         prog = {}
-        for k in ("b", "c", "d", "e", "f"):
+        for k in ("b", "c", "d", "g", "e", "f"):
             t = dict(configs)[k]
             prog[k] = bpf_prog_time(workload, t, args.phase_ms, args.settle)
             log(f"bench: bpf stats ({k}) {t.label}: program {prog[k]['ns_per_run']:.0f} ns "

@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -55,6 +56,12 @@ def build_newstacks(go):
     log(f"newstacks: building fixtures/newstacks with {go}")
     run([go, "build", "-buildvcs=false", "-o", out, "."], cwd=src, env=bench.go_env(go))
     return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def status_kib(pid, field):
@@ -116,7 +123,8 @@ class Run:
             "json-file": [self.mdt, "trace", "-p", pid, "--json", "-o", out],
             "json-null": [self.mdt, "trace", "-p", pid, "--json", "-o", "/dev/null"],
             "tui": [self.mdt, "trace", "-p", pid],
-            "metrics": [self.mdt, "trace", "-p", pid, "--quiet", "--prometheus", "127.0.0.1:0"],
+            "metrics": [self.mdt, "trace", "-p", pid, "--quiet", "--prometheus",
+                        f"127.0.0.1:{free_port()}"],
             "flame": [self.mdt, "flame", "-p", pid, "-o", str(out) + ".folded"],
         }[self.mode]
 
