@@ -265,6 +265,15 @@ impl Session {
         self.target.pid()
     }
 
+    /// A watch on the target's exit, for a process mdt attached to (a
+    /// launched one is mdt's child: its status comes with the summary).
+    pub fn process_watch(&self) -> Option<ProcessWatch> {
+        match &self.target {
+            Target::Attached { watch, .. } => watch.try_clone().ok(),
+            Target::Launched { .. } => None,
+        }
+    }
+
     pub fn limits(&self) -> Limits {
         self.options.limits
     }
@@ -568,6 +577,8 @@ impl Session {
                 }
                 *exit
             }
+            // Read while it is a zombie or from its pidfd (Linux 6.15+).
+            Target::Attached { watch, .. } if reason == StopReason::TargetExited => watch.status(),
             Target::Attached { .. } => None,
         };
         let target_exit = match (&exit_status, reason) {

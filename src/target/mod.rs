@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 pub mod launch;
 pub mod memory;
+pub mod watch;
+
+pub use watch::ProcessWatch;
 
 use anyhow::{bail, Result};
 
@@ -32,45 +35,6 @@ pub fn exe_of(pid: i32) -> Result<PathBuf> {
             bail!("process {pid} has no executable (a kernel thread, or it has exited)")
         }
         Err(e) => bail!("cannot read /proc/{pid}/exe: {e}"),
-    }
-}
-
-/// Tells when a process we did not start has exited (a pidfd becomes
-/// readable then, zombie or not).
-pub struct ProcessWatch {
-    fd: i32,
-}
-
-impl ProcessWatch {
-    pub fn open(pid: i32) -> Result<Self> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-        if fd < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::ESRCH) {
-                bail!("no such process: {pid}");
-            }
-            bail!("cannot watch process {pid}: {err}");
-        }
-        Ok(ProcessWatch { fd })
-    }
-
-    pub fn exited(&self) -> bool {
-        let mut pfd = libc::pollfd {
-            fd: self.fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, zero timeout: poll only reads/writes it.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-        n > 0 && pfd.revents & libc::POLLIN != 0
-    }
-}
-
-impl Drop for ProcessWatch {
-    fn drop(&mut self) {
-        // SAFETY: we own this fd and close it once.
-        unsafe { libc::close(self.fd) };
     }
 }
 

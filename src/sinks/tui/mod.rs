@@ -19,7 +19,6 @@
 
 pub mod alerts;
 pub mod app;
-pub mod exit;
 pub mod export;
 pub mod input;
 pub mod launch;
@@ -36,13 +35,13 @@ use anyhow::{Context, Result};
 use crossterm::event::{self, Event as TermEvent, KeyEventKind};
 
 use self::app::{App, Effect, Ended, TargetInfo, Totals};
-use self::exit::ExitWatch;
 use self::state::Stats;
 use self::terminal::TerminalGuard;
 use self::view::Theme;
 use crate::events::Event;
 use crate::gobin::MapImpl;
 use crate::session::{LiveTotals, Session, Signals};
+use crate::target::ProcessWatch;
 use crate::sinks::alerts::AlertBoard;
 use crate::sinks::{Sink, Summary};
 
@@ -185,7 +184,7 @@ pub fn run(
         attached_ns: wall_ns(),
     };
     let live = session.live_totals();
-    let watch = launched.is_none().then(|| ExitWatch::open(pid));
+    let watch = session.process_watch();
     let shared = Arc::new(Shared::new(session.limits().rows));
     let mut sink = TuiSink {
         shared: shared.clone(),
@@ -257,7 +256,7 @@ fn ui_main(
     signals: &Signals,
     live: &LiveTotals,
     info: TargetInfo,
-    watch: Option<ExitWatch>,
+    watch: Option<ProcessWatch>,
     alerts: Option<Arc<AlertBoard>>,
 ) -> Result<Option<Ended>> {
     let _stop = StopSessionOnExit { shared, signals };

@@ -1,15 +1,18 @@
-//! The exit status of a process mdt attached to but did not start (only a
-//! parent can `wait` for it): from `/proc/PID/stat` while it is a zombie,
+//! Watching a process mdt attached to but did not start: when it exits (its
+//! pidfd becomes readable, zombie or not) and with which status, which only
+//! its parent can `wait` for: from `/proc/PID/stat` while it is a zombie,
 //! or, once its parent reaped it, from its pidfd (`PIDFD_GET_INFO`, Linux
 //! 6.15 and later). Either may be unavailable: then the status is unknown.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use anyhow::{bail, Result};
+
 use crate::target::launch::ExitStatus;
 
-pub struct ExitWatch {
+pub struct ProcessWatch {
     pid: i32,
-    pidfd: Option<OwnedFd>,
+    pidfd: OwnedFd,
 }
 
 /// `struct pidfd_info` of <linux/pidfd.h> (the fields up to exit_code, and
@@ -40,26 +43,36 @@ const PIDFD_INFO_EXIT: u64 = 1 << 3;
 const PIDFD_GET_INFO: u64 =
     (3 << 30) | ((std::mem::size_of::<PidfdInfo>() as u64) << 16) | (0xFF << 8) | 11;
 
-impl ExitWatch {
-    /// Opens a pidfd on `pid` now, while it runs, so that its exit status
-    /// can be asked for later.
-    pub fn open(pid: i32) -> Self {
+impl ProcessWatch {
+    /// Opens a pidfd on `pid` now, while it runs, so that its exit and exit
+    /// status can be asked for later.
+    pub fn open(pid: i32) -> Result<Self> {
         // SAFETY: pidfd_open takes a pid and flags; it returns a new fd or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-        let pidfd = (fd >= 0).then(|| {
-            // SAFETY: `fd` was just returned to us and nothing else owns it.
-            unsafe { OwnedFd::from_raw_fd(fd) }
-        });
-        ExitWatch { pid, pidfd }
+        if fd < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ESRCH) {
+                bail!("no such process: {pid}");
+            }
+            bail!("cannot watch process {pid}: {err}");
+        }
+        // SAFETY: `fd` was just returned to us and nothing else owns it.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(ProcessWatch { pid, pidfd })
+    }
+
+    /// Another handle on the same process (a second reader of its exit).
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(ProcessWatch {
+            pid: self.pid,
+            pidfd: self.pidfd.try_clone()?,
+        })
     }
 
     /// Whether the process has exited (zombie or reaped).
     pub fn exited(&self) -> bool {
-        let Some(fd) = &self.pidfd else {
-            return false;
-        };
         let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
+            fd: self.pidfd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
@@ -75,7 +88,7 @@ impl ExitWatch {
     }
 
     fn pidfd_status(&self) -> Option<ExitStatus> {
-        let fd = self.pidfd.as_ref()?;
+        let fd = &self.pidfd;
         let mut info = PidfdInfo {
             mask: PIDFD_INFO_EXIT,
             ..Default::default()
@@ -131,7 +144,7 @@ mod tests {
             .args(["-c", "sleep 0.2; exit 7"])
             .spawn()
             .unwrap();
-        let watch = ExitWatch::open(child.id() as i32);
+        let watch = ProcessWatch::open(child.id() as i32).unwrap();
         assert_eq!(watch.status(), None, "still running");
         assert!(!watch.exited());
         // A zombie (not reaped yet): /proc/PID/stat.
