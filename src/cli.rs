@@ -63,7 +63,7 @@ pub struct FlameArgs {
 
     /// Output format, whatever the file names say.
     #[arg(long, value_enum, value_name = "FORMAT")]
-    pub format: Option<crate::sinks::flame::Format>,
+    pub format: Option<crate::output::flame::Format>,
 
     /// Read a saved folded file or `mdt trace --json` output instead of tracing.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "command"])]
@@ -75,7 +75,7 @@ pub struct FlameArgs {
 
     /// Add a root frame per map type, key type or goroutine.
     #[arg(long, value_enum, value_name = "WHAT", default_value = "none")]
-    pub group_by: crate::sinks::flame::GroupBy,
+    pub group_by: crate::output::flame::GroupBy,
 
     /// Icicle graph: the deletes on top, their callers below.
     #[arg(long)]
@@ -176,7 +176,7 @@ pub struct TraceArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics while tracing. ADDR is
     /// HOST:PORT, or :PORT / PORT for 127.0.0.1 (see docs/monitoring.md).
     #[arg(long, value_name = "ADDR", help_heading = "Metrics and alerts",
-          value_parser = crate::sinks::metrics::server::parse_listen_addr)]
+          value_parser = crate::monitor::metrics::server::parse_listen_addr)]
     pub prometheus: Option<std::net::SocketAddr>,
 
     /// No records: only metrics, alerts and a summary line on stderr.
@@ -193,7 +193,7 @@ pub struct TraceArgs {
     /// 'rate(caller) > 1000/s within 30s' (syntax: docs/monitoring.md).
     #[arg(long = "alert", value_name = "RULE", help_heading = "Metrics and alerts",
           value_parser = parse_rule)]
-    pub alert: Vec<crate::sinks::alerts::Rule>,
+    pub alert: Vec<crate::monitor::alerts::Rule>,
 
     /// Alert rules from a TOML or YAML file.
     #[arg(
@@ -205,7 +205,7 @@ pub struct TraceArgs {
 
     /// POST each alert (and its resolution) to URL.
     #[arg(long, value_name = "URL", help_heading = "Metrics and alerts",
-          value_parser = crate::sinks::alerts::deliver::parse_webhook_url)]
+          value_parser = crate::monitor::alerts::deliver::parse_webhook_url)]
     pub webhook: Option<String>,
 
     /// Body of the webhook POST: mdt's alert JSON, or Slack's {"text": ...}.
@@ -216,7 +216,7 @@ pub struct TraceArgs {
         default_value = "json",
         help_heading = "Metrics and alerts"
     )]
-    pub webhook_format: crate::sinks::alerts::deliver::WebhookFormat,
+    pub webhook_format: crate::monitor::alerts::deliver::WebhookFormat,
 
     /// Give up one webhook attempt after this long (3 attempts per alert).
     #[arg(long, value_name = "DURATION", default_value = "5s", help_heading = "Metrics and alerts",
@@ -256,8 +256,8 @@ fn parse_buffer_size(s: &str) -> Result<u32, String> {
     u32::try_from(bytes).map_err(|_| "too large".into())
 }
 
-fn parse_rule(s: &str) -> Result<crate::sinks::alerts::Rule, String> {
-    crate::sinks::alerts::rule::parse(s).map_err(|e| e.to_string())
+fn parse_rule(s: &str) -> Result<crate::monitor::alerts::Rule, String> {
+    crate::monitor::alerts::rule::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_cooldown(s: &str) -> Result<Duration, String> {

@@ -15,11 +15,14 @@
 pub mod bounded;
 pub mod cli;
 pub mod commands;
+pub mod decode;
 pub mod docs;
 pub mod events;
 pub mod gobin;
+pub mod monitor;
+pub mod output;
 pub mod probes;
 pub mod session;
-pub mod sinks;
 pub mod symbolize;
 pub mod target;
+pub mod tui;

@@ -573,7 +573,7 @@ fn q_under_load_stops_within_a_second_and_stays_bounded() {
         peak > 0 && peak < 96 * 1024,
         "peak RSS {peak} KiB; stderr:\n{err}"
     );
-    // "mdt: D deletes, C clears in Xs (exact); R records, S sampled out, L lost"
+    // "mdt: D deletes, C clears in X.Xs (exact); R records, S sampled out, F filtered out, L lost"
     let line = err
         .lines()
         .find(|l| l.contains(" deletes, "))
@@ -583,10 +583,14 @@ fn q_under_load_stops_within_a_second_and_stays_bounded() {
         .filter(|w| !w.is_empty() && !w.contains('.'))
         .map(|w| w.parse().unwrap())
         .collect();
-    let [deletes, clears, records, sampled_out, lost] = nums[..] else {
+    let [deletes, clears, records, sampled_out, filtered_out, lost, ..] = nums[..] else {
         panic!("unexpected summary line: {line}")
     };
-    assert_eq!(deletes + clears, records + sampled_out + lost, "{line}");
+    assert_eq!(
+        deletes + clears,
+        records + sampled_out + filtered_out + lost,
+        "{line}"
+    );
     assert!(records > 1000 && deletes > 100_000, "{line}");
     tmux.wait("the shell after mdt", |s| {
         s.lines().any(|l| l.trim() == "done")

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use mdt::events::{Event, EventKind, Frame, KeyValue, Stack};
-use mdt::sinks::alerts::{rule, AlertBoard, Dim, Notice, Rule, State, TopStack};
-use mdt::sinks::tui::app::{App, Effect, Ended, TargetInfo, Totals, View};
-use mdt::sinks::tui::input;
-use mdt::sinks::tui::state::Stats;
-use mdt::sinks::tui::view::{self, Theme};
+use mdt::events::{Event, Frame, KeyValue, Role, Stack};
+use mdt::monitor::alerts::{rule, AlertBoard, Dim, Notice, Rule, State, TopStack};
 use mdt::target::launch::ExitStatus;
+use mdt::tui::app::{App, Effect, Ended, TargetInfo, Totals, View};
+use mdt::tui::input;
+use mdt::tui::state::Stats;
+use mdt::tui::view::{self, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
@@ -68,7 +68,7 @@ fn site(runtime: &'static str, frames: Vec<Frame>) -> Site {
 #[allow(clippy::too_many_arguments)]
 fn ev(
     s: &Site,
-    kind: EventKind,
+    kind: Role,
     sec: u64,
     n: u64,
     map: u64,
@@ -92,7 +92,7 @@ fn ev(
         key,
         key_truncated: false,
         map_len: len,
-        cleared: (kind == EventKind::Clear).then_some(5),
+        cleared: (kind == Role::Clear).then_some(5),
         stack: s.stack.clone(),
         caller: Some(s.caller),
         stack_lost: false,
@@ -159,7 +159,7 @@ fn events() -> Vec<Event> {
         let key = KeyValue::Str(format!("k{i}"));
         out.push(ev(
             &cache,
-            EventKind::Delete,
+            Role::Delete,
             i / 10,
             i,
             0xc000100000,
@@ -172,7 +172,7 @@ fn events() -> Vec<Event> {
                 let key = KeyValue::Int(1000 + j as i64);
                 out.push(ev(
                     &jobs,
-                    EventKind::Delete,
+                    Role::Delete,
                     1,
                     j,
                     0xc000200000,
@@ -183,7 +183,7 @@ fn events() -> Vec<Event> {
             }
             out.push(ev(
                 &jobs_clear,
-                EventKind::Clear,
+                Role::Clear,
                 1,
                 13,
                 0xc000200000,
@@ -197,7 +197,7 @@ fn events() -> Vec<Event> {
         let key = KeyValue::Str(format!("u{i}"));
         out.push(ev(
             &cache,
-            EventKind::Delete,
+            Role::Delete,
             2,
             50 + i,
             0xc000400000,
@@ -210,7 +210,7 @@ fn events() -> Vec<Event> {
         let key = KeyValue::Str(format!("s{i}"));
         out.push(ev(
             &handle,
-            EventKind::Delete,
+            Role::Delete,
             2,
             60 + i,
             0xc000300000,
@@ -728,7 +728,7 @@ fn e_exports_folded_stacks_and_json_aggregates() {
     app.refresh(&st, exact(), NOW);
     assert_eq!(press(&mut app, KeyCode::Char('e')), Effect::Export);
     let dir = tempfile::tempdir().unwrap();
-    let (folded, json) = mdt::sinks::tui::export::write(dir.path(), &app, &st).unwrap();
+    let (folded, json) = mdt::tui::export::write(dir.path(), &app, &st).unwrap();
     let folded = std::fs::read_to_string(folded).unwrap();
     assert!(
         folded.contains(
@@ -750,7 +750,7 @@ fn e_exports_folded_stacks_and_json_aggregates() {
     assert_eq!(v["callers"][0]["total"], 33);
     assert_eq!(v["maps"].as_array().unwrap().len(), 4);
     // A second export the same second gets new names.
-    let (f2, _) = mdt::sinks::tui::export::write(dir.path(), &app, &st).unwrap();
+    let (f2, _) = mdt::tui::export::write(dir.path(), &app, &st).unwrap();
     assert!(f2.display().to_string().ends_with("-1.folded"));
 }
 

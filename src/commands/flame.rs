@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::FlameArgs;
+use crate::output::flame::{self, input, svg::SvgOptions, Format, Profile, RawStack, Shape};
+use crate::output::Summary;
 use crate::session::{Session, Signals, StackCount};
-use crate::sinks::flame::{self, input, svg::SvgOptions, Format, Profile, RawStack, Shape};
-use crate::sinks::Summary;
 
 pub fn run(args: &FlameArgs) -> Result<ExitCode> {
     let outputs = Output::plan(args)?;

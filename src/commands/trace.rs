@@ -7,9 +7,11 @@ use anyhow::Result;
 
 use crate::bounded::Limits;
 use crate::cli::{TargetArgs, TraceArgs};
+use crate::monitor::{MonitorArgs, Monitoring};
+use crate::output::quiet::QuietSink;
+use crate::output::{json::JsonSink, open_output, text::TextSink, Sink};
 use crate::session::{Mode, Options, Session, Signals, TargetSpec};
-use crate::sinks::metrics::{MonitorArgs, Monitoring, QuietSink};
-use crate::sinks::{json::JsonSink, open_output, text::TextSink, tui, Sink};
+use crate::tui;
 
 pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     let signals = Signals::install()?;
@@ -33,7 +35,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     let mut sink: Option<Box<dyn Sink>> = if tui {
         None
     } else if args.quiet {
-        Some(Box::new(QuietSink::new(options.mode == Mode::Sites)))
+        Some(Box::new(QuietSink))
     } else if let (true, Some(board)) = (args.json, &board) {
         let out = open_output(args.output.as_deref())?;
         Some(Box::new(

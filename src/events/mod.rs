@@ -2,30 +2,21 @@
 //! from the BPF record and named (map type, key, stack). JSON, text, the
 //! TUI, flame graphs and metrics all start from [`Event`].
 
-pub mod decode;
 pub mod key;
 pub mod stack;
-
-pub use decode::{DecodeOptions, Decoder};
+pub mod summary;
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 pub use self::key::KeyValue;
 pub use self::stack::{Frame, FrameGroup, Stack};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    Delete,
-    Clear,
-}
+pub use self::summary::{FunctionCount, Summary};
+pub use crate::gobin::funcs::{is_delete_machinery, is_runtime_internal, Role};
 
 /// One delete or clear, as the sinks see it.
 #[derive(Debug, Clone)]
 pub struct Event {
-    pub kind: EventKind,
+    pub kind: Role,
     /// Wall-clock time, nanoseconds since the Unix epoch.
     pub ts_ns: u64,
     pub pid: u32,
@@ -69,28 +60,6 @@ impl Event {
             None => "?".into(),
         }
     }
-}
-
-/// Frames that belong to the machinery of a delete rather than to the code
-/// that asked for it: the runtime itself, and the std-library helpers that
-/// delete on behalf of their caller (reflect, maps.DeleteFunc). The caller
-/// of a delete is the first frame that is none of these.
-pub fn is_delete_machinery(func: &str) -> bool {
-    func.starts_with("runtime.")
-        || func.starts_with("internal/runtime/")
-        || func.starts_with("reflect.map")
-        || func == "reflect.Value.SetMapIndex"
-        || func == "reflect.Value.Clear"
-        || func.starts_with("maps.DeleteFunc")
-}
-
-/// The Go runtime's own frames (and its functions linknamed into reflect):
-/// what a flame graph leaves out above the delete by default.
-pub fn is_runtime_internal(func: &str) -> bool {
-    func.starts_with("runtime.")
-        || func.starts_with("internal/runtime/")
-        || func.starts_with("reflect.mapdelete")
-        || func == "reflect.mapclear"
 }
 
 pub fn find_caller(stack: &Stack) -> Option<usize> {

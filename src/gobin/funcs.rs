@@ -3,8 +3,12 @@
 
 use serde::Serialize;
 
-/// What a call to the function does to the map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+use super::image::Image;
+use super::GoBinary;
+
+/// What a call to the function does to the map: a delete removes (at most)
+/// one entry, a clear all of them. Also the kind of each event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Delete,
@@ -106,6 +110,53 @@ pub fn decide(name: &str, calls: &[&str]) -> (bool, String) {
         false,
         "it is reached only through runtime.map* and reflect.map*, which are probed: probing it too would count deletes twice".into(),
     )
+}
+
+/// Frames that belong to the machinery of a delete rather than to the code
+/// that asked for it: the runtime itself, and the std-library helpers that
+/// delete on behalf of their caller (reflect, maps.DeleteFunc). The caller
+/// of a delete is the first frame that is none of these.
+pub fn is_delete_machinery(func: &str) -> bool {
+    func.starts_with("runtime.")
+        || func.starts_with("internal/runtime/")
+        || func.starts_with("reflect.map")
+        || func == "reflect.Value.SetMapIndex"
+        || func == "reflect.Value.Clear"
+        || func.starts_with("maps.DeleteFunc")
+}
+
+/// The Go runtime's own frames (and its functions linknamed into reflect):
+/// what a flame graph leaves out above the delete by default.
+pub fn is_runtime_internal(func: &str) -> bool {
+    func.starts_with("runtime.")
+        || func.starts_with("internal/runtime/")
+        || func.starts_with("reflect.mapdelete")
+        || func == "reflect.mapclear"
+}
+
+/// Link-time `[start, end)` of the functions of `binary` that delete on
+/// behalf of their caller (reflect's map functions, `maps.DeleteFunc` when
+/// not inlined): the kernel steps over their frames to count the code that
+/// asked for the delete. At most `max`; `image` is the executable
+/// `binary` was read from.
+pub fn machinery_ranges(binary: &GoBinary, image: &Image, max: usize) -> Vec<(u64, u64)> {
+    let Some(table) = image.pclntab() else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u64, u64)> = table
+        .funcs()
+        .filter_map(Result::ok)
+        .filter(|f| {
+            is_delete_machinery(f.name)
+                && !f.name.starts_with("runtime.")
+                && !f.name.starts_with("internal/runtime/")
+        })
+        .filter_map(|f| table.func_range(&f, binary.text_base))
+        .filter(|&(start, end)| start != 0 && end > start)
+        .collect();
+    out.sort_unstable();
+    out.truncate(max);
+    out
 }
 
 #[cfg(test)]

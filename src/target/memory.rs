@@ -1,6 +1,6 @@
 //! Reading a live process's memory (`/proc/PID/mem`): map types made at
 //! run time, and keys the probe could not read. (The load bias of a PIE
-//! comes from the probed pc of the first event, see `events::decode`.)
+//! comes from the probed pc of the first event, see `crate::decode`.)
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

@@ -8,18 +8,16 @@ use crate::bounded::Cache;
 use serde::Serialize;
 use serde_json::json;
 
-use super::alerts::AlertBoard;
 use super::{Sink, Summary};
-use crate::events::{Event, EventKind, Frame, KeyValue};
+use crate::events::{Event, Frame, KeyValue, Role};
 
 pub struct JsonSink<W: Write> {
     out: W,
-    records: u64,
     stacks: StackJson,
     /// One record's bytes, reused.
     line: Vec<u8>,
     /// `--alert`: alert records from the board, and where we are in it.
-    alerts: Option<(Arc<AlertBoard>, usize)>,
+    alerts: Option<(Arc<dyn SideRecords>, usize)>,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -28,17 +26,16 @@ impl<W: Write> JsonSink<W> {
     pub fn new(out: W, max_stacks: usize) -> Self {
         JsonSink {
             out,
-            records: 0,
             stacks: StackJson::new(max_stacks),
             line: Vec::with_capacity(4096),
             alerts: None,
         }
     }
 
-    /// Also writes the `alert` / `resolved` records posted to `board`
-    /// (between delete records, as they fire) and an `alerts` object in the
+    /// Also writes the records posted to `board` (the `alert` / `resolved`
+    /// records, between delete records, as they fire) and its object in the
     /// summary.
-    pub fn with_alerts(mut self, board: Arc<AlertBoard>) -> Self {
+    pub fn with_alerts(mut self, board: Arc<dyn SideRecords>) -> Self {
         self.alerts = Some((board, 0));
         self
     }
@@ -50,7 +47,7 @@ impl<W: Write> JsonSink<W> {
         let (notices, next) = board.since(*cursor);
         *cursor = next;
         for n in notices {
-            self.line(&n.to_json())?;
+            self.line(&n)?;
         }
         Ok(())
     }
@@ -61,12 +58,23 @@ impl<W: Write> JsonSink<W> {
     }
 }
 
+/// Records that another part of mdt posts while tracing (the alerts),
+/// written between the delete records as they come, with an object of its
+/// own in the summary.
+pub trait SideRecords: Send + Sync {
+    /// The records posted after `cursor` (0 at first), and the cursor for
+    /// next time.
+    fn since(&self, cursor: usize) -> (Vec<serde_json::Value>, usize);
+    /// The summary's (key, object).
+    fn summary(&self) -> (&'static str, serde_json::Value);
+}
+
 /// A record as serialized, but for its `caller` and `stack`, which follow
 /// it as JSON rendered once per stack.
 #[derive(Serialize)]
 struct Record<'a> {
     #[serde(rename = "type")]
-    kind: EventKind,
+    kind: Role,
     ts: String,
     ts_ns: u64,
     pid: u32,
@@ -162,7 +170,7 @@ pub fn rfc3339_nanos(ts_ns: u64) -> String {
 impl<W: Write> Sink for JsonSink<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
         self.write_alerts()?;
-        let is_delete = ev.kind == EventKind::Delete;
+        let is_delete = ev.kind == Role::Delete;
         let record = Record {
             kind: ev.kind,
             ts: rfc3339_nanos(ev.ts_ns),
@@ -185,7 +193,6 @@ impl<W: Write> Sink for JsonSink<W> {
         self.line.pop(); // the closing brace: caller and stack follow
         self.stacks.append(ev, &mut self.line)?;
         self.line.extend_from_slice(b"}\n");
-        self.records += 1;
         self.out.write_all(&self.line)
     }
 
@@ -203,10 +210,10 @@ impl<W: Write> Sink for JsonSink<W> {
         self.write_alerts()?;
         let mut value = serde_json::to_value(s).map_err(io::Error::other)?;
         if let Some(obj) = value.as_object_mut() {
-            obj.insert("records".into(), self.records.into());
             obj.insert("type".into(), "summary".into());
             if let Some((board, _)) = &self.alerts {
-                obj.insert("alerts".into(), board.summary_json());
+                let (key, value) = board.summary();
+                obj.insert(key.into(), value);
             }
         }
         self.line(&value)?;

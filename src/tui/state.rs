@@ -14,8 +14,8 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use crate::bounded::Limits;
-use crate::events::{Event, EventKind, Frame, Stack};
-use crate::sinks::flame::{Profile, RawStack, Shape};
+use crate::events::{Event, Frame, Role, Stack};
+use crate::output::flame::{Profile, RawStack, Shape};
 
 /// Distinct call sites, maps (addresses) and stacks (for the folded
 /// export) are kept up to `rows` each ([`crate::bounded::Limits::rows`]).
@@ -508,7 +508,7 @@ impl Stats {
         self.seq += 1;
         let seq = self.seq;
         let sec = ev.ts_ns / NANOS;
-        let clear = ev.kind == EventKind::Clear;
+        let clear = ev.kind == Role::Clear;
         if clear {
             self.clears += 1;
         } else {
@@ -872,7 +872,7 @@ fn push_recent(ring: &mut VecDeque<Arc<Event>>, ev: &Arc<Event>) {
 
 fn recent_keys_match(ring: &VecDeque<Arc<Event>>, filter: &Filter) -> bool {
     ring.iter()
-        .any(|e| e.kind == EventKind::Delete && filter.matches(&e.key.to_string()))
+        .any(|e| e.kind == Role::Delete && filter.matches(&e.key.to_string()))
 }
 
 /// The keys of the newest events, newest first (`clear(N)` for a clear).
@@ -880,21 +880,21 @@ fn recent_keys(ring: &VecDeque<Arc<Event>>) -> Vec<String> {
     ring.iter()
         .rev()
         .map(|e| match e.kind {
-            EventKind::Delete => format!("{}{}", e.key, if e.key_truncated { "…" } else { "" }),
-            EventKind::Clear => format!("clear({})", e.cleared.unwrap_or(0)),
+            Role::Delete => format!("{}{}", e.key, if e.key_truncated { "…" } else { "" }),
+            Role::Clear => format!("clear({})", e.cleared.unwrap_or(0)),
         })
         .collect()
 }
 
 fn event_detail(e: &Event, caller: &str) -> Detail {
     let what = match e.kind {
-        EventKind::Delete => format!(
+        Role::Delete => format!(
             "delete key {}{} ({})",
             e.key,
             if e.key_truncated { "…" } else { "" },
             e.key_type
         ),
-        EventKind::Clear => format!("clear of {} entries", e.cleared.unwrap_or(0)),
+        Role::Clear => format!("clear of {} entries", e.cleared.unwrap_or(0)),
     };
     Detail {
         title: format!("event {}", clock(e.ts_ns)),
@@ -996,12 +996,12 @@ pub struct EventLine {
 impl EventLine {
     pub fn key_text(&self) -> String {
         match self.event.kind {
-            EventKind::Delete => format!(
+            Role::Delete => format!(
                 "{}{}",
                 self.event.key,
                 if self.event.key_truncated { "…" } else { "" }
             ),
-            EventKind::Clear => format!("clear({})", self.event.cleared.unwrap_or(0)),
+            Role::Clear => format!("clear({})", self.event.cleared.unwrap_or(0)),
         }
     }
 }
@@ -1246,7 +1246,7 @@ pub fn group(n: u64) -> String {
 
 /// `HH:MM:SS.mmm` (UTC) of a wall-clock time in ns since the epoch.
 pub fn clock(ts_ns: u64) -> String {
-    let full = crate::sinks::json::rfc3339_nanos(ts_ns);
+    let full = crate::output::json::rfc3339_nanos(ts_ns);
     full.get(11..23).unwrap_or(&full).to_string()
 }
 
@@ -1267,7 +1267,7 @@ mod tests {
 
     fn event(caller: (&str, u32, u64), map: u64, key: i64, sec: u64) -> Event {
         Event {
-            kind: EventKind::Delete,
+            kind: Role::Delete,
             ts_ns: sec * NANOS,
             pid: 1,
             tid: 1,
@@ -1437,7 +1437,7 @@ mod tests {
     /// and the intake is not slowed much by it.
     #[test]
     fn a_burst_does_not_starve_the_ui() {
-        use crate::sinks::tui::app::{App, TargetInfo, View};
+        use crate::tui::app::{App, TargetInfo, View};
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Mutex;
         use std::time::{Duration, Instant};

@@ -40,10 +40,10 @@ use self::terminal::TerminalGuard;
 use self::view::Theme;
 use crate::events::Event;
 use crate::gobin::MapImpl;
+use crate::monitor::alerts::AlertBoard;
+use crate::output::{Sink, Summary};
 use crate::session::{LiveTotals, Session, Signals};
 use crate::target::ProcessWatch;
-use crate::sinks::alerts::AlertBoard;
-use crate::sinks::{Sink, Summary};
 
 /// Time between two frames when nothing happens.
 const FRAME: Duration = Duration::from_millis(100);
@@ -233,20 +233,12 @@ pub fn run(
     }
     let summary = result?;
     let ended = ui_result?;
-    let target = match (ended, &summary.target_exit) {
-        (Some(Ended::Exited(Some(status))), _) => format!("; target: {status}"),
-        (_, Some(t)) => format!("; target: {t}"),
-        _ => String::new(),
-    };
-    eprintln!(
-        "mdt: {} deletes, {} clears in {:.1}s (exact); {} records, {} sampled out, {} lost{target}",
-        summary.deletes,
-        summary.clears,
-        summary.duration.as_secs_f64(),
-        shared.stats().seq,
-        summary.sampled_out,
-        summary.lost,
-    );
+    let mut summary = summary;
+    if let (Some(Ended::Exited(Some(status))), None) = (ended, &summary.target_exit) {
+        // Seen by the UI's own watch, after the session's summary.
+        summary.target_exit = Some(status.to_string());
+    }
+    eprintln!("mdt: {}", summary.line());
     Ok(summary)
 }
 

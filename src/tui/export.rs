@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::app::{App, View};
 use super::state::{self, Filter, Stats};
-use crate::sinks::flame::folded;
+use crate::output::flame::folded;
 
 /// What `e` writes, taken from the stats (under their lock) and written
 /// to files after (without it).
@@ -27,7 +27,7 @@ impl Export {
         let mut json = serde_json::to_vec_pretty(&aggregates(app, stats, &filter, now_sec))
             .unwrap_or_default();
         json.push(b'\n');
-        let stamp = crate::sinks::json::rfc3339_nanos(app.now_ns);
+        let stamp = crate::output::json::rfc3339_nanos(app.now_ns);
         let stamp: String = stamp
             .get(..19)
             .unwrap_or(&stamp)
@@ -86,7 +86,7 @@ fn aggregates(app: &App, stats: &Stats, filter: &Filter, now_sec: u64) -> serde_
     let t = &app.totals;
     json!({
         "type": "mdt_tui_export",
-        "ts": crate::sinks::json::rfc3339_nanos(app.now_ns),
+        "ts": crate::output::json::rfc3339_nanos(app.now_ns),
         "target": {
             "pid": app.info.pid,
             "binary": app.info.binary,

@@ -1,26 +1,41 @@
 //! A tracing session: read the target's Go binary, attach the probes, and
 //! pump decoded events into a sink until the target exits, the duration
 //! ends, or a signal arrives. `trace`, `flame` and the TUI all run one.
+//!
+//! - [`options`]: what the session is asked for ([`Options`], [`Mode`]);
+//! - [`pump`]: records from the ring into the sink;
+//! - [`observe`]: exact counters for observers (metrics, alerts) and the TUI;
+//! - [`signals`]: the stop requests;
+//! - [`traced`]: the process, attached to or launched.
+
+mod observe;
+mod options;
+mod pump;
+mod signals;
+mod traced;
+
+pub use self::observe::{LiveTotals, Observation, Observer, OBSERVE_INTERVAL};
+pub use self::options::{Mode, Options, TargetSpec};
+use self::pump::{report_lost, Pump};
+pub use self::signals::Signals;
+use self::traced::Target;
 
 use std::cell::RefCell;
-use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use regex::Regex;
 
 use crate::bounded::Limits;
-use crate::events::decode::ProbeInfo;
-use crate::events::{DecodeOptions, Decoder, Event};
-use crate::gobin::funcs::KeyArg;
+use crate::decode::{totals, DecodeOptions, Decoder, ProbeInfo};
+use crate::events::Role;
 use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
-use crate::probes::{EventReader, MdtEvent, ProbeConfig, ProbeKind, Probes, SiteKey, Stats};
-use crate::sinks::{FunctionCount, Sink, Summary};
-use crate::target::launch::{self, ExitStatus, HeldChild};
+use crate::output::{FunctionCount, Sink, Summary};
+use crate::probes::{EventReader, MdtEvent, ProbeConfig, ProbeKind, Probes};
+use crate::target::launch;
 use crate::target::{self, ProcessWatch};
 
 /// How often the ring buffer is drained when the kernel does not wake us:
@@ -33,95 +48,6 @@ const BATCH: usize = 4096;
 /// After a stop, how long the records still in the ring are drained; the
 /// ones left are counted as lost (a stop is honoured within a second).
 const STOP_DRAIN: Duration = Duration::from_millis(300);
-
-/// What to trace.
-pub enum TargetSpec {
-    Pid(i32),
-    Launch(Vec<OsString>),
-}
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub sample_rate: f64,
-    pub key_bytes: u32,
-    pub stack_depth: u32,
-    pub redact_keys: bool,
-    pub map_type: Option<Regex>,
-    pub func: Option<Regex>,
-    pub duration: Option<Duration>,
-    pub mode: Mode,
-    pub limits: Limits,
-}
-
-/// What the kernel produces for each delete, besides its exact count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// A record (subject to `sample_rate`) for [`Session::run`]'s sink;
-    /// with `sites`, also exact counts per (map type, caller) for an
-    /// [`Observer`] (metrics, alerts).
-    Records { sites: bool },
-    /// No records at all, only the exact counts per (map type, caller)
-    /// for an [`Observer`]: metrics without a record stream.
-    Sites,
-    /// Hits counted per stack in the kernel, for [`Session::run_aggregate`]
-    /// (flame); `per_goroutine`: per goroutine too.
-    Stacks { per_goroutine: bool },
-}
-
-impl Mode {
-    /// The kernel counts every hit per (map type, caller).
-    pub fn counts_sites(self) -> bool {
-        matches!(self, Mode::Records { sites: true } | Mode::Sites)
-    }
-}
-
-impl Options {
-    /// `--map-type` and `--func`: whether a delete of `map_type` through
-    /// frames named `funcs` is kept (any frame matching `--func` will do).
-    pub fn keeps<'a>(&self, map_type: &str, mut funcs: impl Iterator<Item = &'a str>) -> bool {
-        self.map_type
-            .as_ref()
-            .is_none_or(|re| re.is_match(map_type))
-            && self
-                .func
-                .as_ref()
-                .is_none_or(|re| funcs.any(|f| re.is_match(f)))
-    }
-}
-
-/// The process being traced.
-enum Target {
-    Attached {
-        pid: i32,
-        watch: ProcessWatch,
-    },
-    Launched {
-        child: HeldChild,
-        exit: Option<ExitStatus>,
-    },
-}
-
-impl Target {
-    fn pid(&self) -> i32 {
-        match self {
-            Target::Attached { pid, .. } => *pid,
-            Target::Launched { child, .. } => child.pid,
-        }
-    }
-
-    /// Has the target ended? Reaps a launched child.
-    fn exited(&mut self) -> bool {
-        match self {
-            Target::Attached { watch, .. } => watch.exited(),
-            Target::Launched { child, exit } => {
-                if exit.is_none() {
-                    *exit = launch::try_wait(child.pid);
-                }
-                exit.is_some()
-            }
-        }
-    }
-}
 
 /// A session with its probes armed and its target running.
 pub struct Session {
@@ -185,7 +111,8 @@ impl Session {
             .iter()
             .map(|f| ProbeInfo {
                 func: f.name,
-                kind: probe_kind(f.key, f.receiver_first),
+                role: f.role,
+                kind: ProbeKind::of(f.key, f.receiver_first),
                 probe_va: f.address + f.probe_offset,
             })
             .collect();
@@ -220,7 +147,7 @@ impl Session {
             max_stacks: u32::try_from(options.limits.stacks).unwrap_or(u32::MAX),
             count_sites: options.mode.counts_sites(),
             machinery: if options.mode.counts_sites() {
-                crate::sinks::metrics::sites::machinery_ranges(&binary, &file)
+                crate::gobin::funcs::machinery_ranges(&binary, &image, crate::probes::MAX_MACHINERY)
             } else {
                 Vec::new()
             },
@@ -241,7 +168,7 @@ impl Session {
             .iter()
             .map(|f| f.probe_file_offset())
             .collect();
-        let probes = attach(config, &attach_path, &offsets, target.pid() as u32)?;
+        let probes = Probes::arm(config, &attach_path, &offsets, target.pid() as u32)?;
         let attach_time = started.elapsed();
         if let Target::Launched { child, .. } = &mut target {
             child.release()?;
@@ -293,14 +220,7 @@ impl Session {
         }
         live.published_ms.store(now_ms, Ordering::Relaxed);
         if let Ok(hits) = self.probes.hit_counts() {
-            let (mut deletes, mut clears) = (0, 0);
-            for (p, h) in self.attached.iter().zip(&hits) {
-                if p.kind.is_clear() {
-                    clears += h;
-                } else {
-                    deletes += h;
-                }
-            }
+            let (deletes, clears) = totals(&self.attached, &hits);
             live.deletes.store(deletes, Ordering::Relaxed);
             live.clears.store(clears, Ordering::Relaxed);
         }
@@ -400,6 +320,7 @@ impl Session {
             filter: self.options.clone(),
             filtered_out: 0,
             undecodable: 0,
+            records: 0,
             output_error: None,
             observer: self.observer.take(),
         });
@@ -446,6 +367,7 @@ impl Session {
         self.observe(&mut pump, Some(reason))?;
         let mut summary = self.summary(pump.filtered_out, lost_seen, reason)?;
         summary.stack_lost = stack_lost;
+        summary.records = pump.records;
         if pump.output_error.is_none() {
             let _ = pump.sink.summary(&summary);
         }
@@ -527,7 +449,7 @@ impl Session {
             };
             counts.push(StackCount {
                 func: probe.func,
-                clear: probe.kind.is_clear(),
+                clear: probe.role == Role::Clear,
                 frames,
                 truncated,
                 map_type: ty.name,
@@ -554,22 +476,11 @@ impl Session {
             .zip(&hits)
             .map(|(p, &hits)| FunctionCount {
                 func: p.func,
-                role: if p.kind.is_clear() {
-                    crate::gobin::funcs::Role::Clear
-                } else {
-                    crate::gobin::funcs::Role::Delete
-                },
+                role: p.role,
                 hits,
             })
             .collect();
-        let total = |clear: bool| {
-            self.attached
-                .iter()
-                .zip(&hits)
-                .filter(|(p, _)| p.kind.is_clear() == clear)
-                .map(|(_, h)| h)
-                .sum()
-        };
+        let (deletes, clears) = totals(&self.attached, &hits);
         let exit_status = match &mut self.target {
             Target::Launched { child, exit } => {
                 if exit.is_none() && reason == StopReason::TargetExited {
@@ -588,15 +499,18 @@ impl Session {
         };
         Ok(Summary {
             duration: self.started.elapsed(),
-            deletes: total(false),
-            clears: total(true),
+            deletes,
+            clears,
             by_function,
             records: 0,
             sampled_out: stats.sampled_out,
             lost: lost.max(stats.ringbuf_full),
             stack_lost: 0,
             filtered_out,
-            sample_rate: self.options.sample_rate,
+            sample_rate: match self.options.mode {
+                Mode::Sites => 0.0,
+                _ => self.options.sample_rate,
+            },
             target_exit,
             exit_status,
         })
@@ -609,111 +523,6 @@ impl Session {
             return;
         }
         summary.exit_status = launch::wait_blocking(pid);
-    }
-}
-
-/// Decodes, filters and writes events; remembers the first output error
-/// (a closed pipe ends the session instead of failing it).
-struct Pump<'s> {
-    decoder: Decoder,
-    sink: &'s mut dyn Sink,
-    /// The session's options, for `--map-type` / `--func`.
-    filter: Options,
-    filtered_out: u64,
-    /// Records the decoder could not name (lost).
-    undecodable: u64,
-    output_error: Option<std::io::Error>,
-    observer: Option<Box<dyn Observer + Send>>,
-}
-
-impl Pump<'_> {
-    fn handle(&mut self, raw: &MdtEvent) {
-        if self.output_error.is_some() {
-            return;
-        }
-        let Some(event) = self.decoder.decode(raw) else {
-            // A probe id the session does not know: cannot happen, but if
-            // it did, the record would count as lost, not vanish.
-            self.undecodable += 1;
-            return;
-        };
-        if !self.keep(&event) {
-            self.filtered_out += 1;
-            return;
-        }
-        if let Some(observer) = &mut self.observer {
-            observer.event(&event);
-        }
-        if let Err(e) = self.sink.event(&event) {
-            self.output_error = Some(e);
-        }
-    }
-
-    fn keep(&self, ev: &Event) -> bool {
-        self.filter
-            .keeps(&ev.map_type, ev.stack.iter().map(|f| &*f.func))
-    }
-
-    fn flush(&mut self) {
-        if self.output_error.is_none() {
-            if let Err(e) = self.sink.flush() {
-                self.output_error = Some(e);
-            }
-        }
-    }
-}
-
-/// Tells the sink of the records lost since the last call (`seen` so far,
-/// `total` now); returns the new total.
-fn report_lost(pump: &RefCell<Pump>, total: u64, seen: u64) -> u64 {
-    if total > seen {
-        let mut pump = pump.borrow_mut();
-        if let Err(e) = pump.sink.lost(total - seen, total) {
-            pump.output_error.get_or_insert(e);
-        }
-    }
-    total.max(seen)
-}
-
-/// Loads the probes and arms them: with one uprobe.multi link where the
-/// kernel has it (one syscall, one grace period to detach), else one
-/// uprobe per attach point.
-fn attach(
-    config: ProbeConfig,
-    path: &std::path::Path,
-    offsets: &[u64],
-    pid: u32,
-) -> Result<Probes> {
-    // uprobe.multi links filter by process from Linux 6.12 on (before, a
-    // fork of the target could hit them); plain uprobes always have.
-    let multi = ProbeConfig {
-        multi: true,
-        check_tgid: !crate::target::kernel_at_least(6, 12),
-        ..config.clone()
-    };
-    let config = ProbeConfig {
-        check_tgid: false,
-        ..config
-    };
-    let armed =
-        Probes::load(&multi).and_then(|mut p| p.attach_all(path, offsets, Some(pid)).map(|()| p));
-    if let Ok(probes) = armed {
-        return Ok(probes);
-    }
-    let mut probes = Probes::load(&config)?;
-    probes.attach_all(path, offsets, Some(pid))?;
-    Ok(probes)
-}
-
-fn probe_kind(key: KeyArg, receiver_first: bool) -> ProbeKind {
-    match (key, receiver_first) {
-        (KeyArg::Pointer, false) => ProbeKind::KeyPtr,
-        (KeyArg::Pointer, true) => ProbeKind::SwissDelete,
-        (KeyArg::Value32, _) => ProbeKind::Fast32,
-        (KeyArg::Value64, _) => ProbeKind::Fast64,
-        (KeyArg::String, _) => ProbeKind::FastStr,
-        (KeyArg::None, false) => ProbeKind::Clear,
-        (KeyArg::None, true) => ProbeKind::SwissClear,
     }
 }
 
@@ -733,95 +542,6 @@ fn check_traceable(binary: &GoBinary) -> Result<crate::gobin::layout::Layout> {
         bail!("{} never deletes from a map: none of the Go runtime's map-delete functions is linked in", binary.path.display());
     }
     Ok(layout)
-}
-
-/// The BPF counters of a running session (exact), refreshed by
-/// [`Session::run`] about every 50 ms once [`Session::live_totals`] was called.
-#[derive(Debug, Default)]
-pub struct LiveTotals {
-    pub deletes: AtomicU64,
-    pub clears: AtomicU64,
-    /// Records the kernel could not deliver (ring buffer full).
-    pub lost: AtomicU64,
-    pub sampled_out: AtomicU64,
-    published_ms: AtomicU64,
-}
-
-/// How often [`Session::run`] hands the exact counters to its [`Observer`].
-pub const OBSERVE_INTERVAL: Duration = Duration::from_millis(500);
-
-/// The exact counters of a running session, as an [`Observer`] sees them.
-pub struct Observation<'a> {
-    /// Since tracing started.
-    pub elapsed: Duration,
-    /// Cumulative hits per (map type, caller return address, probe), from
-    /// the kernel, counted before sampling (empty without
-    /// [`Mode::counts_sites`]).
-    pub sites: &'a [(SiteKey, u64)],
-    /// The attach points, indexed by probe id.
-    pub probes: &'a [ProbeInfo],
-    /// Exact hits per probe id.
-    pub hits: &'a [u64],
-    pub stats: Stats,
-    /// Uprobes attached now (0 once stopped).
-    pub attached: usize,
-    /// The target is still running.
-    pub target_up: bool,
-    /// The last observation: the probes are detached and drained.
-    pub last: bool,
-    /// Names sites (map type, caller frames): [`Decoder::name_aggregate`].
-    pub decoder: &'a mut Decoder,
-}
-
-/// Sees the records and the exact counters of a running session (metrics,
-/// alerts).
-pub trait Observer {
-    /// Every record that passed the filters, before the sink gets it.
-    fn event(&mut self, _ev: &Event) {}
-    /// The exact counters, about every [`OBSERVE_INTERVAL`].
-    fn observe(&mut self, obs: &mut Observation<'_>);
-}
-
-/// SIGINT / SIGTERM, counted (the session forwards the first to a launched
-/// program and stops on the next).
-pub struct Signals {
-    count: Arc<AtomicUsize>,
-    last: Arc<AtomicUsize>,
-}
-
-impl Signals {
-    pub fn install() -> Result<Self> {
-        let count = Arc::new(AtomicUsize::new(0));
-        let last = Arc::new(AtomicUsize::new(0));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            let (count, last) = (count.clone(), last.clone());
-            // SAFETY: the handler only performs atomic stores, which are
-            // async-signal-safe.
-            unsafe {
-                signal_hook::low_level::register(sig, move || {
-                    last.store(sig as usize, Ordering::SeqCst);
-                    count.fetch_add(1, Ordering::SeqCst);
-                })
-            }
-            .context("installing signal handlers")?;
-        }
-        Ok(Signals { count, last })
-    }
-
-    pub fn count(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-
-    /// Asks the session to stop as if SIGINT had arrived (the TUI's `q`).
-    pub fn request_stop(&self) {
-        let sigint = signal_hook::consts::SIGINT as usize;
-        self.last.store(sigint, Ordering::SeqCst);
-        self.count.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn last(&self) -> i32 {
-        self.last.load(Ordering::SeqCst) as i32
-    }
 }
 
 /// One (stack, map type, probe) count of the kernel aggregation.

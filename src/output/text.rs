@@ -3,16 +3,15 @@
 use std::io::{self, Write};
 
 use super::{Sink, Summary};
-use crate::events::{Event, EventKind};
+use crate::events::{Event, Role};
 
 pub struct TextSink<W: Write> {
     out: W,
-    records: u64,
 }
 
 impl<W: Write> TextSink<W> {
     pub fn new(out: W) -> Self {
-        TextSink { out, records: 0 }
+        TextSink { out }
     }
 }
 
@@ -24,16 +23,15 @@ fn clock(ts_ns: u64) -> String {
 
 impl<W: Write> Sink for TextSink<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
-        self.records += 1;
         let goid = ev.goid.map_or("?".into(), |g| g.to_string());
         let what = match ev.kind {
-            EventKind::Delete => format!(
+            Role::Delete => format!(
                 "delete {} key={}{}",
                 ev.map_type,
                 ev.key,
                 if ev.key_truncated { "…" } else { "" }
             ),
-            EventKind::Clear => {
+            Role::Clear => {
                 format!("clear  {} cleared={}", ev.map_type, ev.cleared.unwrap_or(0))
             }
         };
@@ -56,22 +54,9 @@ impl<W: Write> Sink for TextSink<W> {
 
     fn summary(&mut self, s: &Summary) -> io::Result<()> {
         writeln!(self.out, "--")?;
-        writeln!(
-            self.out,
-            "{} deletes, {} clears in {:.1}s (exact); {} records shown, {} sampled out, {} filtered out, {} lost",
-            s.deletes,
-            s.clears,
-            s.duration.as_secs_f64(),
-            self.records,
-            s.sampled_out,
-            s.filtered_out,
-            s.lost
-        )?;
+        writeln!(self.out, "{}", s.line())?;
         for f in s.by_function.iter().filter(|f| f.hits > 0) {
             writeln!(self.out, "  {:>10}  {}", f.hits, f.func)?;
-        }
-        if let Some(exit) = &s.target_exit {
-            writeln!(self.out, "target: {exit}")?;
         }
         self.out.flush()
     }

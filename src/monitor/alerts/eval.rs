@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::rule::{parse_address, Func};
 use super::{AlertBoard, Dim, Notice, Rule, State, TopStack};
-use crate::events::{is_runtime_internal, Event, EventKind, Frame, KeyValue, Stack};
-use crate::sinks::metrics::sites::Site;
+use crate::events::{is_runtime_internal, Event, Frame, KeyValue, Role, Stack};
+use crate::monitor::sites::Site;
 
 /// Finest resolution of the sliding windows.
 const SLOT: Duration = Duration::from_millis(250);
@@ -135,7 +135,7 @@ impl Evaluator {
 
     /// A delete record (record-based rules; top stacks for every rule).
     pub fn event(&mut self, ev: &Event, now: Instant) {
-        if ev.kind != EventKind::Delete {
+        if ev.kind != Role::Delete {
             return;
         }
         let caller = ev.caller_frame().cloned();
@@ -440,7 +440,7 @@ fn site_matches(rule: &Rule, s: &Site) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::alerts::rule::parse;
+    use crate::monitor::alerts::rule::parse;
 
     fn event(map: u64, key: i64) -> Event {
         let caller = Frame {
@@ -451,7 +451,7 @@ mod tests {
             addr: 0x2000,
         };
         Event {
-            kind: EventKind::Delete,
+            kind: Role::Delete,
             ts_ns: 0,
             pid: 1,
             tid: 1,

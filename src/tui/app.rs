@@ -12,7 +12,7 @@ use super::state::{
     self, CallerLine, Column, Detail, EventLine, Evicted, Filter, MapLine, RateHistory, RowKey,
     Sort, Stats, ALERT_COLUMNS, CALLER_COLUMNS, EVENT_COLUMNS, MAP_COLUMNS,
 };
-use crate::sinks::alerts::AlertBoard;
+use crate::monitor::alerts::AlertBoard;
 use crate::target::launch::ExitStatus;
 
 const NANOS: u64 = 1_000_000_000;

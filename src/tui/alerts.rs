@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::state::{clock, group, Column, Detail, Filter, Sort};
-use crate::sinks::alerts::rule::Func;
-use crate::sinks::alerts::{AlertBoard, Notice, State};
+use crate::monitor::alerts::rule::Func;
+use crate::monitor::alerts::{AlertBoard, Notice, State};
 
 /// Alerts and resolutions the view keeps (the newest).
 pub const MAX_ALERTS: usize = 1000;
@@ -277,7 +277,7 @@ pub fn sort_alerts(lines: &mut [AlertLine], sort: Sort) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::alerts::{rule, Dim};
+    use crate::monitor::alerts::{rule, Dim};
 
     fn notice(state: State, rule: &Arc<rule::Rule>, map: &str, value: f64) -> Arc<Notice> {
         Arc::new(Notice {

@@ -270,6 +270,17 @@ impl AlertBoard {
     }
 }
 
+impl crate::output::json::SideRecords for AlertBoard {
+    fn since(&self, cursor: usize) -> (Vec<Value>, usize) {
+        let (notices, next) = AlertBoard::since(self, cursor);
+        (notices.iter().map(|n| n.to_json()).collect(), next)
+    }
+
+    fn summary(&self) -> (&'static str, Value) {
+        ("alerts", self.summary_json())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

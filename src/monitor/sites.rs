@@ -7,39 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::events::{is_delete_machinery, Frame, Stack};
-use crate::gobin::elf::Elf;
-use crate::gobin::pclntab::Pclntab;
-use crate::gobin::GoBinary;
-use crate::probes::{SiteKey, MAX_MACHINERY};
+use crate::probes::SiteKey;
 use crate::session::Observation;
-
-/// Link-time `[start, end)` of the functions of `binary` that delete on
-/// behalf of their caller (reflect's map functions, `maps.DeleteFunc` when
-/// not inlined): the kernel steps over their frames to count the code that
-/// asked for the delete. At most [`MAX_MACHINERY`]. `data` is the bytes
-/// of the executable `binary` was read from.
-pub fn machinery_ranges(binary: &GoBinary, data: &[u8]) -> Vec<(u64, u64)> {
-    let Ok(elf) = Elf::parse(data) else {
-        return Vec::new();
-    };
-    let Ok(table) = Pclntab::find(&elf) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(u64, u64)> = table
-        .funcs()
-        .filter_map(Result::ok)
-        .filter(|f| {
-            is_delete_machinery(f.name)
-                && !f.name.starts_with("runtime.")
-                && !f.name.starts_with("internal/runtime/")
-        })
-        .filter_map(|f| table.func_range(&f, binary.text_base))
-        .filter(|&(start, end)| start != 0 && end > start)
-        .collect();
-    out.sort_unstable();
-    out.truncate(MAX_MACHINERY);
-    out
-}
 
 /// The label of everything past the series bound.
 pub const OTHER: &str = "other";
@@ -119,7 +88,7 @@ impl Sites {
         let clear = obs
             .probes
             .get(key.probe_id as usize)
-            .is_some_and(|p| p.kind.is_clear());
+            .is_some_and(|p| p.role == crate::events::Role::Clear);
         let stack: Vec<u64> = if key.caller == 0 {
             vec![key.pc]
         } else {

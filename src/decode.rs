@@ -1,5 +1,6 @@
-//! BPF record → [`Event`]: name the probe, the map type, the key and the
-//! stack, and put the timestamp on the wall clock.
+//! Decoding: a BPF record → an [`Event`] of the one event model. Names the
+//! probe, the map type, the key and the stack (with [`crate::symbolize`]),
+//! and puts the timestamp on the wall clock.
 
 use std::sync::Arc;
 
@@ -11,15 +12,28 @@ use crate::symbolize::types::TypeResolver;
 use crate::symbolize::Symbolizer;
 use crate::target::memory::ProcessMemory;
 
-use super::{find_caller, Event, EventKind, KeyValue};
+use crate::events::{find_caller, Event, KeyValue, Role, Stack};
 
 /// What the decoder knows of each attach point (index = probe id).
 #[derive(Debug, Clone)]
 pub struct ProbeInfo {
     pub func: &'static str,
+    /// A delete or a clear.
+    pub role: Role,
     pub kind: ProbeKind,
     /// Link-time address of the probed instruction.
     pub probe_va: u64,
+}
+
+/// Exact deletes and clears from the hit counts of `probes` (by probe id).
+pub fn totals(probes: &[ProbeInfo], hits: &[u64]) -> (u64, u64) {
+    probes
+        .iter()
+        .zip(hits)
+        .fold((0, 0), |(d, c), (p, &h)| match p.role {
+            Role::Delete => (d + h, c),
+            Role::Clear => (d, c + h),
+        })
 }
 
 /// Names in the address space of one process: made on the first event,
@@ -91,18 +105,14 @@ impl Decoder {
 
     pub fn decode(&mut self, raw: &MdtEvent) -> Option<Event> {
         let probe = self.probes.get(raw.probe_id as usize)?.clone();
-        let kind = if probe.kind.is_clear() {
-            EventKind::Clear
-        } else {
-            EventKind::Delete
-        };
+        let kind = probe.role;
         let (key_bytes, redact) = (self.options.key_bytes, self.options.redact_keys);
         let offset = self.clock_offset_ns;
         let namer = self.namer(raw.stack().first().copied(), probe.probe_va);
         let ty = namer.types.map_type(raw.map_type_ptr);
         let key = match kind {
-            EventKind::Clear => KeyValue::None,
-            EventKind::Delete if raw.key_fault() => {
+            Role::Clear => KeyValue::None,
+            Role::Delete if raw.key_fault() => {
                 match reread_key(&namer.types, raw, probe.kind, key_bytes) {
                     Some(bytes) => KeyValue::decode(
                         ty.key_kind,
@@ -113,7 +123,7 @@ impl Decoder {
                     None => KeyValue::None,
                 }
             }
-            EventKind::Delete => KeyValue::decode(
+            Role::Delete => KeyValue::decode(
                 ty.key_kind,
                 ty.key_size,
                 raw.key_bytes(key_bytes),
@@ -135,7 +145,7 @@ impl Decoder {
             key_truncated: raw.key_truncated(),
             key,
             map_len: raw.map_len,
-            cleared: (kind == EventKind::Clear).then_some(raw.map_len),
+            cleared: (kind == Role::Clear).then_some(raw.map_len),
             caller: find_caller(&stack),
             stack_id: if raw.stack().is_empty() {
                 0
@@ -156,11 +166,7 @@ impl Decoder {
         probe_id: u32,
         stack: &[u64],
         map_type_ptr: u64,
-    ) -> Option<(
-        ProbeInfo,
-        super::Stack,
-        crate::symbolize::types::MapTypeInfo,
-    )> {
+    ) -> Option<(ProbeInfo, Stack, crate::symbolize::types::MapTypeInfo)> {
         let probe = self.probes.get(probe_id as usize)?.clone();
         let namer = self.namer(stack.first().copied(), probe.probe_va);
         let ty = namer.types.map_type(map_type_ptr);

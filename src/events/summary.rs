@@ -1,0 +1,118 @@
+//! The end of a run: exact totals, and what became of the records.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::gobin::funcs::Role;
+use crate::target::launch::ExitStatus;
+
+/// Exact hit count of one attach point.
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionCount {
+    pub func: &'static str,
+    pub role: Role,
+    pub hits: u64,
+}
+
+/// The end of a run: exact totals from the BPF counters, and what happened
+/// to the detailed records.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    #[serde(serialize_with = "seconds")]
+    pub duration: Duration,
+    /// Exact: every call of a probed delete function.
+    pub deletes: u64,
+    /// Exact: every call of a probed clear function.
+    pub clears: u64,
+    pub by_function: Vec<FunctionCount>,
+    /// Records the output was given (decoded, and kept by the filters).
+    pub records: u64,
+    /// Hits whose detailed record sampling skipped.
+    pub sampled_out: u64,
+    /// Records that never reached the sink: the kernel could not put them
+    /// in the ring (full), they could not be decoded, or they were still in
+    /// the ring when the stop's short drain ended.
+    pub lost: u64,
+    /// Records delivered without their stack (user space no longer held
+    /// the stack they named; see `probes::stacks`): part of `records`.
+    pub stack_lost: u64,
+    /// Records dropped by --map-type / --func.
+    pub filtered_out: u64,
+    /// The share of calls that get a record (0: none are made, the
+    /// kernel only counts: metrics alone).
+    pub sample_rate: f64,
+    /// How the launched program ended (launch mode), or that the target exited.
+    pub target_exit: Option<String>,
+    #[serde(skip)]
+    pub exit_status: Option<ExitStatus>,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e6)
+}
+
+impl Summary {
+    /// The totals on one line, as every output ends with them (after
+    /// `mdt: ` on stderr):
+    /// `D deletes, C clears in X.Xs (exact); R records, S sampled out, F
+    /// filtered out, L lost[; target: how it ended]`.
+    pub fn line(&self) -> String {
+        let head = format!(
+            "{} deletes, {} clears in {:.1}s (exact)",
+            self.deletes,
+            self.clears,
+            self.duration.as_secs_f64()
+        );
+        let records = if self.sample_rate == 0.0 {
+            "counted in the kernel, no records".to_string()
+        } else {
+            let mut r = format!(
+                "{} records, {} sampled out, {} filtered out, {} lost",
+                self.records, self.sampled_out, self.filtered_out, self.lost
+            );
+            if self.stack_lost > 0 {
+                r.push_str(&format!(", {} without their stack", self.stack_lost));
+            }
+            r
+        };
+        let target = self
+            .target_exit
+            .as_ref()
+            .map_or(String::new(), |t| format!("; target: {t}"));
+        format!("{head}; {records}{target}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_says_what_became_of_every_call() {
+        let mut s = Summary {
+            duration: Duration::from_millis(2500),
+            deletes: 10,
+            clears: 2,
+            records: 6,
+            sampled_out: 3,
+            filtered_out: 1,
+            lost: 2,
+            sample_rate: 0.5,
+            ..Summary::default()
+        };
+        assert_eq!(
+            s.line(),
+            "10 deletes, 2 clears in 2.5s (exact); 6 records, 3 sampled out, 1 filtered out, 2 lost"
+        );
+        s.stack_lost = 1;
+        s.target_exit = Some("exit status 2".into());
+        assert!(s
+            .line()
+            .ends_with(", 2 lost, 1 without their stack; target: exit status 2"));
+        s.sample_rate = 0.0;
+        assert!(s
+            .line()
+            .contains("(exact); counted in the kernel, no records; target:"));
+    }
+}

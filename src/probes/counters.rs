@@ -1,0 +1,203 @@
+//! The program's exact counters, read back: hits per attach point, its
+//! health counters, and in aggregation and site-counting modes the keys of
+//! its hash maps, decoded over the types generated from bpf/mdt.h.
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::{MapCore, MapFlags};
+use plain::Plain;
+
+use super::skel::types;
+use super::{Probes, MAX_PROBES, MAX_STACK_DEPTH};
+
+/// Health counters of the BPF program (`enum mdt_stat`), summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events lost because the ring buffer was full.
+    pub ringbuf_full: u64,
+    /// Aggregation mode: hits lost because the stack maps were full.
+    pub agg_full: u64,
+    /// Hits for which sampling skipped the event.
+    pub sampled_out: u64,
+    /// Probe hits in processes other than the target (ignored).
+    pub other_tgid: u64,
+    /// Hits with an out-of-range cookie or an unconfigured probe kind.
+    pub bad_probe: u64,
+    /// Events submitted to the ring buffer.
+    pub submitted: u64,
+    /// Site counting: hits of a (map type, caller, probe) that did not fit
+    /// in the kernel's site map (still in the hit counters).
+    pub sites_full: u64,
+}
+
+impl Probes {
+    /// Exact number of hits of probe `probe_id` (summed over CPUs).
+    pub fn hit_count(&self, probe_id: u32) -> Result<u64> {
+        if probe_id as usize >= MAX_PROBES {
+            bail!("probe id {probe_id} out of range (max {MAX_PROBES})");
+        }
+        percpu_sum(&self.skel.maps.hits, probe_id)
+    }
+
+    /// Hits of every configured probe, indexed by probe id.
+    pub fn hit_counts(&self) -> Result<Vec<u64>> {
+        (0..self.n_probes as u32)
+            .map(|id| self.hit_count(id))
+            .collect()
+    }
+
+    /// The program's health counters.
+    pub fn stats(&self) -> Result<Stats> {
+        let m = &self.skel.maps.stats;
+        let get = |s: types::mdt_stat| percpu_sum(m, s.0);
+        let hits: u64 = self.hit_counts()?.iter().sum();
+        Ok(Stats {
+            ringbuf_full: get(types::mdt_stat::MDT_STAT_RINGBUF_FULL)?,
+            agg_full: get(types::mdt_stat::MDT_STAT_AGG_FULL)?,
+            // The probe counts the hits that pass sampling (cheaper than
+            // counting the ones that don't), and only when it samples; the
+            // ones skipped are the rest.
+            sampled_out: if self.samples {
+                hits.saturating_sub(get(types::mdt_stat::MDT_STAT_SAMPLED_IN)?)
+            } else {
+                0
+            },
+            other_tgid: get(types::mdt_stat::MDT_STAT_OTHER_TGID)?,
+            bad_probe: get(types::mdt_stat::MDT_STAT_BAD_PROBE)?,
+            submitted: get(types::mdt_stat::MDT_STAT_SUBMITTED)?,
+            sites_full: get(types::mdt_stat::MDT_STAT_SITES_FULL)?,
+        })
+    }
+
+    /// Aggregation mode: every (key, count) of the kernel's stack counts.
+    pub fn stack_counts(&self) -> Result<Vec<(AggKey, u64)>> {
+        let map = &self.skel.maps.stack_counts;
+        let mut out = Vec::new();
+        for key in map.keys() {
+            let Some(value) = map
+                .lookup(&key, MapFlags::ANY)
+                .context("reading stack counts")?
+            else {
+                continue; // removed meanwhile
+            };
+            let (Some(key), Some(count)) =
+                (decode::<types::mdt_agg_key>(&key), decode::<u64>(&value))
+            else {
+                bail!("stack counts: unexpected key or value size");
+            };
+            out.push((key.into(), count));
+        }
+        Ok(out)
+    }
+
+    /// Site counting ([`ProbeConfig::count_sites`]): every (key, exact
+    /// count summed over CPUs) of the kernel's site counts.
+    pub fn site_counts(&self) -> Result<Vec<(SiteKey, u64)>> {
+        let map = &self.skel.maps.site_counts;
+        let mut out = Vec::new();
+        for key in map.keys() {
+            let Some(values) = map
+                .lookup_percpu(&key, MapFlags::ANY)
+                .context("reading site counts")?
+            else {
+                continue;
+            };
+            let Some(key) = decode::<types::mdt_site_key>(&key) else {
+                bail!("site counts: unexpected key size");
+            };
+            let mut sum = 0u64;
+            for v in values {
+                let n = decode::<u64>(&v).context("site counts: value shorter than 8 bytes")?;
+                sum = sum.wrapping_add(n);
+            }
+            out.push((key.into(), sum));
+        }
+        Ok(out)
+    }
+
+    /// Aggregation mode: the frames behind a stack hash (runtime addresses,
+    /// innermost first) and whether the walk was cut short.
+    pub fn stack_frames(&self, hash: u64) -> Result<Option<(Vec<u64>, bool)>> {
+        let map = &self.skel.maps.stacks;
+        let Some(value) = map
+            .lookup(&hash.to_ne_bytes(), MapFlags::ANY)
+            .context("reading stacks")?
+        else {
+            return Ok(None);
+        };
+        let stack = decode::<types::mdt_stack>(&value).context("stacks: short value")?;
+        let depth = (stack.depth as usize).min(MAX_STACK_DEPTH);
+        Ok(Some((stack.pcs[..depth].to_vec(), stack.flags != 0)))
+    }
+}
+
+/// Sum of the u64 values of all CPUs at `idx` of a per-CPU array.
+fn percpu_sum(map: &dyn MapCore, idx: u32) -> Result<u64> {
+    let vals = map
+        .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
+        .with_context(|| format!("reading per-CPU map {:?}", map.name()))?
+        .with_context(|| format!("per-CPU map {:?} has no slot {idx}", map.name()))?;
+    let mut sum = 0u64;
+    for v in vals {
+        let n = decode::<u64>(&v).context("per-CPU counter value shorter than 8 bytes")?;
+        sum = sum.wrapping_add(n);
+    }
+    Ok(sum)
+}
+
+// SAFETY: the generated key and value types are #[repr(C)] structs of
+// integers with explicit padding (bpf/mdt.h; sizes asserted in mod.rs), so
+// every byte pattern is a valid value.
+unsafe impl Plain for types::mdt_agg_key {}
+// SAFETY: as above.
+unsafe impl Plain for types::mdt_site_key {}
+// SAFETY: as above.
+unsafe impl Plain for types::mdt_stack {}
+
+/// A value of a generated type from a map's bytes; None if they are short.
+fn decode<T: Plain + Default>(bytes: &[u8]) -> Option<T> {
+    let mut v = T::default();
+    plain::copy_from_bytes(&mut v, bytes).ok()?;
+    Some(v)
+}
+
+/// Key of the kernel's stack counts (`struct mdt_agg_key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AggKey {
+    pub stack_hash: u64,
+    pub map_type_ptr: u64,
+    pub goid: u64,
+    pub probe_id: u32,
+}
+
+impl From<types::mdt_agg_key> for AggKey {
+    fn from(k: types::mdt_agg_key) -> Self {
+        AggKey {
+            stack_hash: k.stack_hash,
+            map_type_ptr: k.map_type_ptr,
+            goid: k.goid,
+            probe_id: k.probe_id,
+        }
+    }
+}
+
+/// Key of the kernel's site counts (`struct mdt_site_key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SiteKey {
+    pub map_type_ptr: u64,
+    /// Return address into the caller of the probed function; 0 if unknown.
+    pub caller: u64,
+    /// The probed pc (run-time address).
+    pub pc: u64,
+    pub probe_id: u32,
+}
+
+impl From<types::mdt_site_key> for SiteKey {
+    fn from(k: types::mdt_site_key) -> Self {
+        SiteKey {
+            map_type_ptr: k.map_type_ptr,
+            caller: k.caller,
+            pc: k.pc,
+            probe_id: k.probe_id,
+        }
+    }
+}

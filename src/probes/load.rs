@@ -1,0 +1,266 @@
+//! Loading the BPF program and arming it: one uprobe.multi link for every
+//! attach point where the kernel has it, one uprobe each otherwise.
+
+use std::mem::MaybeUninit;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, OpenObject, UprobeOpts};
+
+use super::skel::types;
+use super::skel::{MdtSkel, MdtSkelBuilder};
+use super::{ProbeConfig, SAMPLE_ALL};
+
+/// The loaded BPF program, its maps and its uprobe links.
+pub struct Probes {
+    // Dropped first: detach before the object is closed.
+    links: Vec<AttachedProbe>,
+    pub(super) skel: MdtSkel<'static>,
+    pub(super) n_probes: usize,
+    multi: bool,
+    /// Attach points armed (not links: one uprobe.multi link arms many).
+    armed: usize,
+    /// The program samples (rate < 1): it counts the hits it keeps.
+    pub(super) samples: bool,
+}
+
+/// One uprobe attachment.
+struct AttachedProbe {
+    _link: Link,
+}
+
+impl std::fmt::Debug for Probes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probes")
+            .field("attached", &self.links.len())
+            .field("n_probes", &self.n_probes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Probes {
+    /// Opens the embedded BPF object, writes `cfg` to its read-only data,
+    /// sizes the ring buffer, and loads it into the kernel (verifier).
+    ///
+    /// Does not touch RLIMIT_MEMLOCK: kernels >= 5.11 account BPF memory to
+    /// the memory cgroup (libbpf detects this and skips its own bump).
+    pub fn load(cfg: &ProbeConfig) -> Result<Self> {
+        let raw = cfg.to_raw()?;
+        let samples = raw.sample_threshold < SAMPLE_ALL;
+        let rb = cfg.ringbuf_bytes;
+        if !rb.is_power_of_two() || rb < 4096 {
+            bail!("ring buffer size {rb} must be a power of two and at least 4096 bytes");
+        }
+
+        // The skeleton borrows its OpenObject slot for its whole life. The
+        // slot is a single pointer; leaking it (8 bytes per load) gives a
+        // 'static skeleton without self-references. The bpf_object itself is
+        // still closed when the skeleton is dropped.
+        let slot: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
+        let mut open = MdtSkelBuilder::default()
+            .open(slot)
+            .map_err(|e| bpf_error(e, "opening the BPF object"))?;
+
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .context("BPF object has no .rodata (mdt_cfg)")?;
+        rodata.mdt_cfg = raw;
+        for (slot, &(start, end)) in rodata.mdt_machinery.iter_mut().zip(&cfg.machinery) {
+            *slot = types::mdt_range { start, end };
+        }
+        for (slot, &va) in rodata.mdt_probe_va.iter_mut().zip(&cfg.probe_vas) {
+            *slot = va;
+        }
+        if let Some(table) = cfg.probe_by_pc() {
+            rodata.mdt_probe_by_pc = *table;
+        }
+        open.maps
+            .events
+            .set_max_entries(rb)
+            .map_err(|e| bpf_error(e, "sizing the ring buffer"))?;
+        if cfg.aggregate {
+            let stacks = cfg.max_stacks.max(1);
+            open.maps
+                .stacks
+                .set_max_entries(stacks)
+                .map_err(|e| bpf_error(e, "sizing the stack table"))?;
+            // A stack is counted per map type and probe (and goroutine):
+            // room for a few of those per stack.
+            open.maps
+                .stack_counts
+                .set_max_entries(stacks.saturating_mul(4))
+                .map_err(|e| bpf_error(e, "sizing the stack counts"))?;
+        } else {
+            // Unused: don't reserve their memory.
+            for map in [&mut open.maps.stacks, &mut open.maps.stack_counts] {
+                map.set_max_entries(1)
+                    .map_err(|e| bpf_error(e, "sizing the stack tables"))?;
+            }
+        }
+        if !cfg.count_sites {
+            // Unused: don't reserve its memory.
+            open.maps
+                .site_counts
+                .set_max_entries(1)
+                .map_err(|e| bpf_error(e, "sizing the site counts"))?;
+        }
+
+        open.progs.mdt_map_delete.set_autoload(!cfg.multi);
+        open.progs.mdt_map_delete_multi.set_autoload(cfg.multi);
+        let skel = open.load().map_err(|e| {
+            bpf_error(
+                e,
+                "loading the BPF program (see the libbpf/verifier log above)",
+            )
+        })?;
+        Ok(Self {
+            links: Vec::new(),
+            skel,
+            n_probes: cfg.probes.len(),
+            multi: cfg.multi,
+            armed: 0,
+            samples,
+        })
+    }
+
+    /// Loads the probes and arms them: with one uprobe.multi link where the
+    /// kernel has it (one syscall, one grace period to detach), else one
+    /// uprobe per attach point.
+    pub fn arm(config: ProbeConfig, path: &Path, offsets: &[u64], pid: u32) -> Result<Probes> {
+        // uprobe.multi links filter by process from Linux 6.12 on (before, a
+        // fork of the target could hit them); plain uprobes always have.
+        let multi = ProbeConfig {
+            multi: true,
+            check_tgid: !crate::target::kernel_at_least(6, 12),
+            ..config.clone()
+        };
+        let config = ProbeConfig {
+            check_tgid: false,
+            ..config
+        };
+        let armed =
+            Self::load(&multi).and_then(|mut p| p.attach_all(path, offsets, Some(pid)).map(|()| p));
+        if let Ok(probes) = armed {
+            return Ok(probes);
+        }
+        let mut probes = Self::load(&config)?;
+        probes.attach_all(path, offsets, Some(pid))?;
+        Ok(probes)
+    }
+
+    /// Attaches a probe at each file offset of `binary`; probe id = index.
+    /// With `ProbeConfig::multi`, one uprobe.multi link arms them all.
+    pub fn attach_all(
+        &mut self,
+        binary: &Path,
+        file_offsets: &[u64],
+        pid: Option<u32>,
+    ) -> Result<()> {
+        if !self.multi {
+            for (id, &off) in file_offsets.iter().enumerate() {
+                self.attach_uprobe(binary, off, id as u32, pid)?;
+            }
+            return Ok(());
+        }
+        let pid = pid
+            .map_or(Ok(-1), i32::try_from)
+            .context("pid out of range")?;
+        let opts = libbpf_rs::UprobeMultiOpts {
+            offsets: file_offsets
+                .iter()
+                .map(|&o| usize::try_from(o))
+                .collect::<std::result::Result<_, _>>()
+                .context("file offset out of range")?,
+            cookies: (0..file_offsets.len() as u64).collect(),
+            ..libbpf_rs::UprobeMultiOpts::default()
+        };
+        let link = self
+            .skel
+            .progs
+            .mdt_map_delete_multi
+            .attach_uprobe_multi_with_opts(pid, binary, "", opts)
+            .map_err(|e| bpf_error(e, &format!("attaching uprobes to {}", binary.display())))?;
+        self.links.push(AttachedProbe { _link: link });
+        self.armed += file_offsets.len();
+        Ok(())
+    }
+
+    /// Attaches the program as a uprobe on `binary` at `file_offset` (a
+    /// FILE offset, not a virtual address: `va - p_vaddr + p_offset` of the
+    /// containing PT_LOAD), with attach cookie `cookie` (= probe id: index
+    /// into [`ProbeConfig::probes`] and the hit counters). `pid`: only this
+    /// process (and its threads); `None` = every process mapping the file.
+    ///
+    /// `binary` may be `/proc/PID/exe` for a process in another mount
+    /// namespace.
+    pub fn attach_uprobe(
+        &mut self,
+        binary: &Path,
+        file_offset: u64,
+        cookie: u32,
+        pid: Option<u32>,
+    ) -> Result<()> {
+        if cookie as usize >= self.n_probes {
+            bail!(
+                "probe id {cookie} has no kind configured (ProbeConfig::probes has {} entries)",
+                self.n_probes
+            );
+        }
+        let pid = match pid {
+            None => -1,
+            Some(p) => i32::try_from(p).with_context(|| format!("pid {p} out of range"))?,
+        };
+        let offset = usize::try_from(file_offset).context("file offset out of range")?;
+        let opts = UprobeOpts {
+            cookie: u64::from(cookie),
+            retprobe: false,
+            func_name: None,
+            ..UprobeOpts::default()
+        };
+        let link = self
+            .skel
+            .progs
+            .mdt_map_delete
+            .attach_uprobe_with_opts(pid, binary, offset, opts)
+            .map_err(|e| {
+                bpf_error(
+                    e,
+                    &format!(
+                        "attaching a uprobe to {} at file offset {file_offset:#x}",
+                        binary.display()
+                    ),
+                )
+            })?;
+        self.links.push(AttachedProbe { _link: link });
+        self.armed += 1;
+        Ok(())
+    }
+
+    /// Detaches every uprobe (the maps stay readable).
+    pub fn detach_all(&mut self) {
+        self.links.clear();
+        self.armed = 0;
+    }
+
+    /// Number of armed attach points (one uprobe.multi link arms many).
+    pub fn attached(&self) -> usize {
+        self.armed
+    }
+}
+
+/// Adds what to do to the most common failures.
+fn bpf_error(e: libbpf_rs::Error, what: &str) -> anyhow::Error {
+    let hint = match e.kind() {
+        libbpf_rs::ErrorKind::PermissionDenied => {
+            ": permission denied (run as root, or with CAP_BPF and CAP_PERFMON)"
+        }
+        libbpf_rs::ErrorKind::NotFound => {
+            ": not found (is the binary path right? are uprobes enabled?)"
+        }
+        _ => "",
+    };
+    anyhow::Error::new(e).context(format!("{what}{hint}"))
+}

@@ -1,0 +1,64 @@
+//! What a session is asked for: the target, what the kernel produces per
+//! delete ([`Mode`]), what is captured and kept.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::bounded::Limits;
+
+/// What to trace.
+pub enum TargetSpec {
+    Pid(i32),
+    Launch(Vec<OsString>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub sample_rate: f64,
+    pub key_bytes: u32,
+    pub stack_depth: u32,
+    pub redact_keys: bool,
+    pub map_type: Option<Regex>,
+    pub func: Option<Regex>,
+    pub duration: Option<Duration>,
+    pub mode: Mode,
+    pub limits: Limits,
+}
+
+/// What the kernel produces for each delete, besides its exact count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A record (subject to `sample_rate`) for [`Session::run`]'s sink;
+    /// with `sites`, also exact counts per (map type, caller) for an
+    /// [`Observer`] (metrics, alerts).
+    Records { sites: bool },
+    /// No records at all, only the exact counts per (map type, caller)
+    /// for an [`Observer`]: metrics without a record stream.
+    Sites,
+    /// Hits counted per stack in the kernel, for [`Session::run_aggregate`]
+    /// (flame); `per_goroutine`: per goroutine too.
+    Stacks { per_goroutine: bool },
+}
+
+impl Mode {
+    /// The kernel counts every hit per (map type, caller).
+    pub fn counts_sites(self) -> bool {
+        matches!(self, Mode::Records { sites: true } | Mode::Sites)
+    }
+}
+
+impl Options {
+    /// `--map-type` and `--func`: whether a delete of `map_type` through
+    /// frames named `funcs` is kept (any frame matching `--func` will do).
+    pub fn keeps<'a>(&self, map_type: &str, mut funcs: impl Iterator<Item = &'a str>) -> bool {
+        self.map_type
+            .as_ref()
+            .is_none_or(|re| re.is_match(map_type))
+            && self
+                .func
+                .as_ref()
+                .is_none_or(|re| funcs.any(|f| re.is_match(f)))
+    }
+}
