@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::alerts::{self, AlertLine, Alerts};
 use super::input::{Command, Mode};
 use super::state::{
-    self, CallerLine, Column, Detail, EventLine, Evicted, Filter, MapLine, RateHistory, RowKey,
-    Sort, Stats, ALERT_COLUMNS, CALLER_COLUMNS, EVENT_COLUMNS, MAP_COLUMNS,
+    self, CallerLine, Detail, EventLine, Evicted, Filter, MapLine, RateHistory, RowKey, Sort,
+    Stats, View, VIEWS,
 };
 use crate::monitor::alerts::AlertBoard;
 use crate::target::launch::ExitStatus;
@@ -18,55 +18,6 @@ use crate::target::launch::ExitStatus;
 const NANOS: u64 = 1_000_000_000;
 /// How long a status message (export, reset) stays in the footer.
 const STATUS_NS: u64 = 10 * NANOS;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
-    Callers,
-    Maps,
-    Events,
-    Alerts,
-}
-
-/// How many views there are.
-const VIEWS: usize = View::ALL.len();
-
-impl View {
-    pub const ALL: [View; 4] = [View::Callers, View::Maps, View::Events, View::Alerts];
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            View::Callers => "Callers",
-            View::Maps => "Maps",
-            View::Events => "Events",
-            View::Alerts => "Alerts",
-        }
-    }
-
-    pub fn columns(self) -> &'static [Column] {
-        match self {
-            View::Callers => CALLER_COLUMNS,
-            View::Maps => MAP_COLUMNS,
-            View::Events => EVENT_COLUMNS,
-            View::Alerts => ALERT_COLUMNS,
-        }
-    }
-
-    fn default_sort(self) -> Sort {
-        let column = match self {
-            View::Callers => Column::Total,
-            View::Maps => Column::Deletes,
-            View::Events | View::Alerts => Column::Time,
-        };
-        Sort {
-            column,
-            reversed: false,
-        }
-    }
-}
 
 /// What the header says about the target.
 #[derive(Debug, Clone, Default)]
@@ -521,6 +472,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tui::state::{Column, CALLER_COLUMNS};
 
     #[test]
     fn esc_closes_what_is_open_before_quitting() {

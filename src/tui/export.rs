@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::app::{App, View};
+use super::app::App;
+use super::state::View;
 use super::state::{self, Filter, Stats};
 use crate::output::flame::folded;
 

@@ -9,8 +9,9 @@ use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::alerts;
-use super::app::{App, Rows, View};
+use super::app::{App, Rows};
 use super::input::Mode;
+use super::state::View;
 use super::state::{clock, group, Column, Detail, Sort};
 
 /// Styles, with or without colour (`NO_COLOR`, <https://no-color.org>).

@@ -1,0 +1,395 @@
+//! What the views show: rows as lines, their columns and sorting, the
+//! detail pane, the filter, and number formatting.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use super::rows::{CallerKey, MapKey};
+use crate::events::{Event, Role, Stack};
+
+/// The views of the TUI: what each one lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Callers,
+    Maps,
+    Events,
+    Alerts,
+}
+
+/// How many views there are.
+pub const VIEWS: usize = View::ALL.len();
+
+impl View {
+    pub const ALL: [View; 4] = [View::Callers, View::Maps, View::Events, View::Alerts];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Callers => "Callers",
+            View::Maps => "Maps",
+            View::Events => "Events",
+            View::Alerts => "Alerts",
+        }
+    }
+
+    pub fn columns(self) -> &'static [Column] {
+        match self {
+            View::Callers => CALLER_COLUMNS,
+            View::Maps => MAP_COLUMNS,
+            View::Events => EVENT_COLUMNS,
+            View::Alerts => ALERT_COLUMNS,
+        }
+    }
+
+    pub(crate) fn default_sort(self) -> Sort {
+        let column = match self {
+            View::Callers => Column::Total,
+            View::Maps => Column::Deletes,
+            View::Events | View::Alerts => Column::Time,
+        };
+        Sort {
+            column,
+            reversed: false,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// View rows
+
+/// A row's identity, so that the selection follows it when rows move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowKey {
+    Caller(CallerKey),
+    Map(MapKey),
+    Event(u64),
+    /// An alert or resolution, by its position on the alert board.
+    Alert(u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct CallerLine {
+    pub key: CallerKey,
+    pub label: Arc<str>,
+    pub total: u64,
+    pub deletes: u64,
+    pub clears: u64,
+    pub rate: u64,
+    /// Percent of all records.
+    pub share: f64,
+    pub maps: usize,
+    pub maps_overflow: bool,
+    pub types: Vec<Arc<str>>,
+    pub types_overflow: bool,
+}
+
+impl CallerLine {
+    pub fn types_text(&self) -> String {
+        join_types(&self.types, self.types_overflow)
+    }
+
+    pub fn maps_text(&self) -> String {
+        if self.maps_overflow {
+            format!("{}+", self.maps)
+        } else {
+            self.maps.to_string()
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MapLine {
+    pub addr: u64,
+    pub type_hash: u64,
+    pub map_type: Arc<str>,
+    pub len: u64,
+    pub deletes: u64,
+    pub clears: u64,
+    pub rate: u64,
+    pub top_caller: Option<Arc<str>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventLine {
+    pub seq: u64,
+    pub event: Arc<Event>,
+    pub caller: Arc<str>,
+}
+
+impl EventLine {
+    pub fn key_text(&self) -> String {
+        match self.event.kind {
+            Role::Delete => format!(
+                "{}{}",
+                self.event.key,
+                if self.event.key_truncated { "…" } else { "" }
+            ),
+            Role::Clear => format!("clear({})", self.event.cleared.unwrap_or(0)),
+        }
+    }
+}
+
+/// What the detail pane shows for the selected row.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub title: String,
+    /// (label, value) lines.
+    pub facts: Vec<(String, String)>,
+    /// Per-second counts, oldest first ([`CHART_SECS`] values; empty for an event).
+    pub history: Vec<u64>,
+    /// Newest first.
+    pub keys: Vec<String>,
+    /// Innermost first.
+    pub stack: Option<Stack>,
+    /// Index of the caller frame in `stack`.
+    pub caller: Option<usize>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sorting
+
+/// A sortable column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Total,
+    Rate,
+    Share,
+    Maps,
+    Caller,
+    Types,
+    Map,
+    Type,
+    Len,
+    Deletes,
+    Clears,
+    TopCaller,
+    Time,
+    Goid,
+    Key,
+    State,
+    Rule,
+    Group,
+    Value,
+}
+
+pub const CALLER_COLUMNS: &[Column] = &[
+    Column::Total,
+    Column::Rate,
+    Column::Share,
+    Column::Maps,
+    Column::Caller,
+    Column::Types,
+];
+pub const MAP_COLUMNS: &[Column] = &[
+    Column::Map,
+    Column::Type,
+    Column::Len,
+    Column::Deletes,
+    Column::Rate,
+    Column::Clears,
+    Column::TopCaller,
+];
+pub const EVENT_COLUMNS: &[Column] = &[
+    Column::Time,
+    Column::Goid,
+    Column::Type,
+    Column::Key,
+    Column::Caller,
+];
+pub const ALERT_COLUMNS: &[Column] = &[
+    Column::Time,
+    Column::State,
+    Column::Rule,
+    Column::Group,
+    Column::Value,
+];
+
+impl Column {
+    pub fn title(self) -> &'static str {
+        match self {
+            Column::Total => "TOTAL",
+            Column::Rate => "RATE/s",
+            Column::Share => "SHARE",
+            Column::Maps => "MAPS",
+            Column::Caller => "CALLER",
+            Column::Types => "MAP TYPES",
+            Column::Map => "MAP",
+            Column::Type => "MAP TYPE",
+            Column::Len => "LEN",
+            Column::Deletes => "DELETES",
+            Column::Clears => "CLEARS",
+            Column::TopCaller => "TOP CALLER",
+            Column::Time => "TIME (UTC)",
+            Column::Goid => "GOID",
+            Column::Key => "KEY",
+            Column::State => "STATE",
+            Column::Rule => "RULE",
+            Column::Group => "GROUP",
+            Column::Value => "VALUE",
+        }
+    }
+
+    /// Numbers sort largest first, names A to Z, time newest first.
+    pub fn descending(self) -> bool {
+        !matches!(
+            self,
+            Column::Caller
+                | Column::Types
+                | Column::Map
+                | Column::Type
+                | Column::TopCaller
+                | Column::Key
+                | Column::State
+                | Column::Rule
+                | Column::Group
+        )
+    }
+}
+
+/// A sort: the column and whether its natural order is reversed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub column: Column,
+    pub reversed: bool,
+}
+
+impl Sort {
+    /// `natural` (ascending) turned into this sort's order.
+    pub fn order(self, natural: Ordering) -> Ordering {
+        let o = if self.column.descending() {
+            natural.reverse()
+        } else {
+            natural
+        };
+        if self.reversed {
+            o.reverse()
+        } else {
+            o
+        }
+    }
+}
+
+pub fn sort_callers(lines: &mut [CallerLine], sort: Sort) {
+    lines.sort_by(|a, b| {
+        let natural = match sort.column {
+            Column::Rate => a.rate.cmp(&b.rate),
+            Column::Maps => a.maps.cmp(&b.maps),
+            Column::Caller => a.label.cmp(&b.label),
+            Column::Types => a.types_text().cmp(&b.types_text()),
+            _ => a.total.cmp(&b.total),
+        };
+        sort.order(natural)
+            .then_with(|| b.total.cmp(&a.total))
+            .then_with(|| a.label.cmp(&b.label))
+            .then_with(|| a.key.line.cmp(&b.key.line))
+    });
+}
+
+pub fn sort_maps(lines: &mut [MapLine], sort: Sort) {
+    lines.sort_by(|a, b| {
+        let natural = match sort.column {
+            Column::Map => a.addr.cmp(&b.addr),
+            Column::Type => a.map_type.cmp(&b.map_type),
+            Column::Len => a.len.cmp(&b.len),
+            Column::Rate => a.rate.cmp(&b.rate),
+            Column::Clears => a.clears.cmp(&b.clears),
+            Column::TopCaller => a.top_caller.cmp(&b.top_caller),
+            _ => a.deletes.cmp(&b.deletes),
+        };
+        sort.order(natural)
+            .then_with(|| (b.deletes + b.clears).cmp(&(a.deletes + a.clears)))
+            .then_with(|| a.addr.cmp(&b.addr))
+            .then_with(|| a.map_type.cmp(&b.map_type))
+    });
+}
+
+pub fn sort_events(lines: &mut [EventLine], sort: Sort) {
+    lines.sort_by(|a, b| {
+        let natural = match sort.column {
+            Column::Goid => a.event.goid.cmp(&b.event.goid),
+            Column::Type => a.event.map_type.cmp(&b.event.map_type),
+            Column::Key => a.key_text().cmp(&b.key_text()),
+            Column::Caller => a.caller.cmp(&b.caller),
+            _ => a.seq.cmp(&b.seq),
+        };
+        sort.order(natural).then_with(|| b.seq.cmp(&a.seq))
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filtering
+
+/// A substring filter: case-insensitive unless it has an upper-case letter
+/// (smart case, as in vim and ripgrep).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    needle: String,
+    case_sensitive: bool,
+}
+
+impl Filter {
+    pub fn new(text: &str) -> Self {
+        Filter {
+            needle: text.to_string(),
+            case_sensitive: text.chars().any(char::is_uppercase),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.needle.is_empty()
+    }
+
+    pub fn matches(&self, hay: &str) -> bool {
+        if self.needle.is_empty() {
+            return true;
+        }
+        if self.case_sensitive || !self.needle.is_ascii() {
+            return hay.contains(&self.needle);
+        }
+        let (h, n) = (hay.as_bytes(), self.needle.as_bytes());
+        n.len() <= h.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting shared with the view and the export
+
+/// `1234567` → `1,234,567`.
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `HH:MM:SS.mmm` (UTC) of a wall-clock time in ns since the epoch.
+pub fn clock(ts_ns: u64) -> String {
+    let full = crate::output::json::rfc3339_nanos(ts_ns);
+    full.get(11..23).unwrap_or(&full).to_string()
+}
+
+/// `github.com/org/svc/cache.(*LRU).evict` → `cache.(*LRU).evict` (a `/`
+/// inside type parameters or a receiver stays).
+pub fn short_func(func: &str) -> &str {
+    let end = func.find(['[', '(']).unwrap_or(func.len());
+    match func[..end].rfind('/') {
+        Some(i) => &func[i + 1..],
+        None => func,
+    }
+}
+
+pub(super) fn join_types(types: &[Arc<str>], overflow: bool) -> String {
+    let mut s = types.iter().map(|t| &**t).collect::<Vec<_>>().join(", ");
+    if overflow {
+        s.push_str(", …");
+    }
+    s
+}

@@ -1,0 +1,185 @@
+//! The rows of the TUI's tables: call sites, maps, stacks, events.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::Hasher;
+use std::sync::Arc;
+
+use super::lines::short_func;
+use super::rate::Buckets;
+use super::table::Row;
+use crate::bounded::FastHash;
+use crate::events::{Event, Frame, Stack};
+
+/// A call site: the first frame outside the map machinery.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CallerKey {
+    pub func: Arc<str>,
+    pub file: Arc<str>,
+    pub line: u32,
+}
+
+impl CallerKey {
+    pub(super) fn of(frame: Option<&Frame>) -> Self {
+        match frame {
+            Some(f) => CallerKey {
+                func: f.func.clone(),
+                file: f.file.clone(),
+                line: f.line,
+            },
+            None => CallerKey {
+                func: "?".into(),
+                file: "".into(),
+                line: 0,
+            },
+        }
+    }
+
+    /// `function file:line` without the package's import path and the
+    /// file's directory (`cache.(*LRU).evict lru.go:42`).
+    pub fn short_label(&self) -> String {
+        let func = short_func(&self.func);
+        if self.file.is_empty() {
+            return func.to_string();
+        }
+        let base = self.file.rsplit('/').next().unwrap_or(&self.file);
+        format!("{func} {base}:{}", self.line)
+    }
+
+    /// `function /full/path/file.go:line`.
+    pub fn full_label(&self) -> String {
+        if self.file.is_empty() {
+            return self.func.to_string();
+        }
+        format!("{} {}:{}", self.func, self.file, self.line)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CallerRow {
+    pub key: CallerKey,
+    /// [`CallerKey::short_label`], shared with the map rows and events.
+    pub label: Arc<str>,
+    pub deletes: u64,
+    pub clears: u64,
+    pub(super) maps: HashSet<u64, FastHash>,
+    pub maps_overflow: bool,
+    pub map_types: Vec<Arc<str>>,
+    pub types_overflow: bool,
+    pub rate: Buckets,
+    /// Newest last.
+    pub recent: VecDeque<Arc<Event>>,
+    pub(super) last_seq: u64,
+}
+
+impl Row<CallerKey> for CallerRow {
+    fn key(&self) -> CallerKey {
+        self.key.clone()
+    }
+    fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
+impl CallerRow {
+    pub fn total(&self) -> u64 {
+        self.deletes + self.clears
+    }
+
+    pub fn distinct_maps(&self) -> usize {
+        self.maps.len()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MapRow {
+    pub addr: u64,
+    pub(super) type_hash: u64,
+    pub map_type: Arc<str>,
+    pub key_type: Arc<str>,
+    /// Elements, from the latest event (0 after a clear).
+    pub len: u64,
+    pub deletes: u64,
+    pub clears: u64,
+    /// (caller label, count), at most [`MAX_CALLERS_PER_MAP`].
+    pub callers: Vec<(Arc<str>, u64)>,
+    /// Deletes by callers beyond those.
+    pub other_callers: u64,
+    pub rate: Buckets,
+    /// Newest last.
+    pub recent: VecDeque<Arc<Event>>,
+    pub(super) last_seq: u64,
+}
+
+/// A map: its address and a hash of its type name (nil maps of every
+/// type share address 0; a freed address can be reused by another type).
+pub type MapKey = (u64, u64);
+
+pub(super) fn type_hash(name: &str) -> u64 {
+    let mut h = crate::bounded::Fnv::default();
+    h.write(name.as_bytes());
+    h.finish()
+}
+
+impl Row<MapKey> for MapRow {
+    fn key(&self) -> MapKey {
+        (self.addr, self.type_hash)
+    }
+    fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
+impl MapRow {
+    pub fn top_caller(&self) -> Option<&Arc<str>> {
+        self.callers
+            .iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+            .map(|(l, _)| l)
+    }
+}
+
+/// (stack id, runtime function): a stack's row.
+pub(super) type StackKey = (u64, usize);
+
+#[derive(Debug, Clone)]
+pub(super) struct StackRow {
+    pub(super) key: StackKey,
+    pub(super) func: &'static str,
+    pub(super) frames: Stack,
+    pub(super) map_type: Arc<str>,
+    pub(super) key_type: Arc<str>,
+    pub(super) caller: Arc<str>,
+    pub(super) count: u64,
+    pub(super) last_seq: u64,
+}
+
+impl Row<StackKey> for StackRow {
+    fn key(&self) -> StackKey {
+        self.key
+    }
+    fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
+/// One event of the Events view.
+#[derive(Debug, Clone)]
+pub struct RecentEvent {
+    pub seq: u64,
+    pub event: Arc<Event>,
+    pub caller: Arc<str>,
+}
+
+/// Rows dropped from each table because it was full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evicted {
+    pub callers: u64,
+    pub maps: u64,
+    pub stacks: u64,
+}
+
+impl Evicted {
+    pub fn any(&self) -> bool {
+        self.callers + self.maps + self.stacks > 0
+    }
+}
