@@ -77,6 +77,7 @@ enum mdt_limits mdt_limits_btf_anchor;
 enum mdt_kind mdt_kind_btf_anchor;
 enum mdt_event_flags mdt_event_flags_btf_anchor;
 enum mdt_stat mdt_stat_btf_anchor;
+enum mdt_go_abi mdt_go_abi_btf_anchor;
 struct mdt_agg_key mdt_agg_key_btf_anchor;
 struct mdt_stack mdt_stack_btf_anchor;
 struct mdt_site_key mdt_site_key_btf_anchor;
@@ -191,10 +192,6 @@ struct {
 	__type(value, struct scratch);
 } scratch_space SEC(".maps");
 
-/* Abi.Kind of a string (internal/abi/type.go). */
-#define GO_KIND_STRING 24
-#define GO_KIND_MASK 0x1f
-
 /*
  * Uprobe programs run with migration disabled but may be preempted, so a
  * plain "+= 1" on a per-CPU slot could lose an update: add atomically.
@@ -256,12 +253,15 @@ struct {
  */
 static __always_inline int key_type_of(__u64 map_type, struct key_type_info *info)
 {
-	struct {
+	struct go_type_head {
 		__u64 size;
 		__u64 ptrdata;
 		__u32 hash;
 		__u8 tflag, align, field_align, kind;
 	} key_type;
+	_Static_assert(__builtin_offsetof(struct go_type_head, size) == MDT_GO_TYPE_SIZE &&
+			       __builtin_offsetof(struct go_type_head, kind) == MDT_GO_TYPE_KIND,
+		       "abi.Type layout (enum mdt_go_abi)");
 	struct key_type_info *cached = bpf_map_lookup_elem(&key_types, &map_type);
 	__u64 key_type_ptr = 0;
 
@@ -274,7 +274,7 @@ static __always_inline int key_type_of(__u64 map_type, struct key_type_info *inf
 	    bpf_probe_read_user(&key_type, sizeof(key_type), (const void *)key_type_ptr))
 		return 1;
 	info->size = key_type.size;
-	info->kind = key_type.kind & GO_KIND_MASK;
+	info->kind = key_type.kind & MDT_GO_KIND_MASK;
 	bpf_map_update_elem(&key_types, &map_type, info, BPF_ANY);
 	return 0;
 }
@@ -299,7 +299,7 @@ static __always_inline __u32 read_key_ptr(struct mdt_event *e, __u8 *dst, __u64 
 		e->flags |= MDT_EV_KEY_FAULT;
 		return 0;
 	}
-	if (key_type.kind == GO_KIND_STRING) {
+	if (key_type.kind == MDT_GO_KIND_STRING) {
 		if (bpf_probe_read_user(&str, sizeof(str), (const void *)key_ptr)) {
 			e->flags |= MDT_EV_KEY_FAULT;
 			return 0;

@@ -46,6 +46,23 @@ enum mdt_limits {
 };
 
 /*
+ * Go ABI facts the program reads target memory by (internal/abi/type.go,
+ * the same in Go 1.17 to 1.27; see docs/go-runtime.md). Their one home is
+ * src/gobin/abi.rs, which the Rust side checks these against when it is
+ * compiled (src/probes/mod.rs).
+ */
+enum mdt_go_abi {
+	/* abi.Type.Size_ and abi.Type.Kind_ */
+	MDT_GO_TYPE_SIZE = 0,
+	MDT_GO_TYPE_KIND = 23,
+	/* the bits of Kind_ that hold the kind, and the kind of a string */
+	MDT_GO_KIND_MASK = 0x1f,
+	MDT_GO_KIND_STRING = 24,
+	/* the key *abi.Type in a map type (mdt_config.key_type_offset) */
+	MDT_GO_MAPTYPE_KEY = 48,
+};
+
+/*
  * How the Go register arguments are laid out at an attach point (amd64
  * ABIInternal, valid at the function entry and at the first instruction
  * after the stack-check branch; see shared/reference/go-runtime.md).
@@ -208,9 +225,9 @@ struct mdt_config {
 	/* Offset of goid in runtime.g (152 or 160, by Go version); 0 = don't
 	 * read the goroutine id. */
 	__u32 goid_offset;
-	/* Offset of the key *abi.Type inside the map type descriptor (48 in
-	 * every Go version); used by KEY_PTR / SWISS_DELETE to read the key size
-	 * (abi.Type.Size_ is at offset 0). 0 = don't copy generic keys. */
+	/* Offset of the key *abi.Type inside the map type descriptor
+	 * (MDT_GO_MAPTYPE_KEY); used by KEY_PTR / SWISS_DELETE to read the key
+	 * size (abi.Type.Size_). 0 = don't copy generic keys. */
 	__u32 key_type_offset;
 	/* User stack frames to capture, 0..MDT_MAX_STACK_DEPTH; 0 = no stack. */
 	__u32 max_stack_depth;

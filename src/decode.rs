@@ -8,9 +8,9 @@ use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
 use crate::probes::skel::types::mdt_event_flags;
 use crate::probes::{MdtEvent, ProbeKind};
+use crate::process::memory::ProcessMemory;
 use crate::symbolize::types::TypeResolver;
 use crate::symbolize::Symbolizer;
-use crate::target::memory::ProcessMemory;
 
 use crate::events::{find_caller, Event, KeyValue, Role, Stack};
 

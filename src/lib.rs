@@ -1,16 +1,25 @@
 //! mdt: who deletes what from which Go map, how often, and from where.
 //!
-//! The modules follow the pipeline, in order:
+//! The modules follow the pipeline, each importing only from the ones
+//! listed before it:
 //!
-//! - [`cli`]: the command line (also feeds the man page and completions);
-//! - [`target`]: find the process to trace (a pid, or a command to launch);
-//! - [`gobin`]: read the Go binary (version, map functions, offsets);
-//! - [`probes`]: load the BPF object and attach the uprobes;
-//! - [`events`]: decode what the probes report into the one event model;
+//! - [`bounded`]: the bounded caches and the one hasher every table uses;
+//! - [`process`]: the process to trace (a pid, or a command to launch), its
+//!   memory and its exit;
+//! - [`gobin`]: read the Go binary (version, map functions, offsets, the
+//!   Go ABI facts the probes depend on);
+//! - [`events`]: the one event model every output reads (events, stacks,
+//!   keys, the summary);
+//! - [`probes`]: load the BPF object, attach the uprobes, read the counters
+//!   and the records;
 //! - [`symbolize`]: name stack addresses and map types;
-//! - [`sinks`]: where events go (JSON lines, text, ...);
+//! - [`decode`]: turn the probes' records into events;
+//! - [`output`]: where records go (JSON lines, text, flame graphs);
 //! - [`session`]: runs the pipeline for a target until it stops;
-//! - [`commands`]: one module per subcommand, wiring the stages together.
+//! - [`monitor`]: metrics and alerts, observers of the exact counts;
+//! - [`tui`]: the terminal UI, which drives a session;
+//! - [`cli`], [`commands`], [`docs`]: the command line, one module per
+//!   subcommand, and the man pages and completions made from it.
 
 pub mod bounded;
 pub mod cli;
@@ -22,7 +31,7 @@ pub mod gobin;
 pub mod monitor;
 pub mod output;
 pub mod probes;
+pub mod process;
 pub mod session;
 pub mod symbolize;
-pub mod target;
 pub mod tui;

@@ -285,6 +285,33 @@ fn check_layout(p: &mut Problems, it: &Item, r: &Value) {
         "dwarf"
     };
     p.eq("layout.source", layout["source"].as_str(), Some(source));
+    // The type descriptor offsets mdt reads keys and type names by, from
+    // Go's own DWARF reader, and from mdt's (for `mdt inspect`).
+    if !it.variant.is_stripped() {
+        let k = mdt::gobin::abi::TypeOffsets::KNOWN;
+        let t = &it.truth["type_offsets"];
+        for (name, want) in [
+            ("size", k.size),
+            ("tflag", k.tflag),
+            ("kind", k.kind),
+            ("str", k.str),
+            ("map_key", k.map_key),
+            ("map_elem", k.map_elem),
+        ] {
+            p.eq(
+                &format!("type_offsets.{name}"),
+                t[name].as_u64(),
+                Some(want),
+            );
+        }
+        let data = std::fs::read(&it.bin).unwrap();
+        let elf = mdt::gobin::elf::Elf::parse(&data).unwrap();
+        p.eq(
+            "abi::from_dwarf",
+            mdt::gobin::abi::from_dwarf(&elf),
+            Some(k),
+        );
+    }
 }
 
 /// Exactly the catalog functions that the symbol table has, in catalog order; `absent` the rest.

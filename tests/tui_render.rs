@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use mdt::events::{Event, Frame, KeyValue, Role, Stack};
 use mdt::monitor::alerts::{rule, AlertBoard, Dim, Notice, Rule, State, TopStack};
-use mdt::target::launch::ExitStatus;
+use mdt::process::launch::ExitStatus;
 use mdt::tui::app::{App, Effect, Ended, TargetInfo, Totals};
 use mdt::tui::input;
 use mdt::tui::state::Stats;

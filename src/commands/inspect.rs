@@ -8,11 +8,11 @@ use anyhow::{Context, Result};
 use crate::cli::InspectArgs;
 use crate::gobin::layout::LayoutSource;
 use crate::gobin::{GoBinary, MapImpl, TextBaseSource, VersionSource};
-use crate::target;
+use crate::process;
 
 pub fn run(args: &InspectArgs) -> Result<ExitCode> {
     let path = match (args.pid, &args.binary) {
-        (Some(pid), _) => target::exe_of(pid)?,
+        (Some(pid), _) => process::exe_of(pid)?,
         (None, Some(path)) => path.clone(),
         (None, None) => unreachable!("clap requires a binary or a pid"),
     };

@@ -1,18 +1,21 @@
-//! Key values as the sinks show them: integers as numbers, strings as
-//! strings (lossless for any bytes: invalid UTF-8 is escaped), anything else
-//! as the hex of its bytes in memory order.
+//! Key values as the outputs show them: integers as numbers, strings as
+//! strings (lossless for any bytes: invalid UTF-8 is escaped), pointers
+//! (and channels) as the address they hold, anything else as the hex of
+//! its bytes in memory order.
 
 use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::symbolize::types::KeyKind;
+use crate::gobin::abi::KeyKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum KeyValue {
     Int(i64),
     Uint(u64),
     Str(String),
+    /// A pointer-shaped key (`*T`, `unsafe.Pointer`, a channel): its value.
+    Pointer(u64),
     /// Raw bytes, shown as hex.
     Bytes(Vec<u8>),
     /// `--redact-keys`: a stable hash instead of the value.
@@ -34,6 +37,7 @@ impl KeyValue {
         match (kind, int_bytes) {
             (KeyKind::Signed, Some(b)) => KeyValue::Int(sign_extend(b)),
             (KeyKind::Unsigned, Some(b)) => KeyValue::Uint(zero_extend(b)),
+            (KeyKind::Pointer, Some(b)) if b.len() == 8 => KeyValue::Pointer(zero_extend(b)),
             _ => KeyValue::Bytes(bytes.to_vec()),
         }
     }
@@ -89,6 +93,7 @@ impl fmt::Display for KeyValue {
         match self {
             KeyValue::Int(v) => write!(f, "{v}"),
             KeyValue::Uint(v) => write!(f, "{v}"),
+            KeyValue::Pointer(v) => write!(f, "{v:#x}"),
             KeyValue::Str(s) => write!(f, "{s:?}"),
             KeyValue::Bytes(b) => write!(f, "0x{}", hex(b)),
             KeyValue::Redacted(s) => f.write_str(s),
@@ -102,6 +107,7 @@ impl Serialize for KeyValue {
         match self {
             KeyValue::Int(v) => s.serialize_i64(*v),
             KeyValue::Uint(v) => s.serialize_u64(*v),
+            KeyValue::Pointer(v) => s.serialize_str(&format!("{v:#x}")),
             KeyValue::Str(v) | KeyValue::Redacted(v) => s.serialize_str(v),
             KeyValue::Bytes(b) => s.serialize_str(&hex(b)),
             KeyValue::None => s.serialize_none(),
@@ -132,6 +138,24 @@ mod tests {
             KeyValue::decode(KeyKind::Other, 8, &1.5f64.to_le_bytes(), false).to_string(),
             "0x000000000000f83f"
         );
+    }
+
+    #[test]
+    fn pointers_are_their_value() {
+        let k = KeyValue::decode(
+            KeyKind::Pointer,
+            8,
+            &0x139c_85bc_aea0u64.to_le_bytes(),
+            false,
+        );
+        assert_eq!(k, KeyValue::Pointer(0x139c_85bc_aea0));
+        assert_eq!(k.to_string(), "0x139c85bcaea0");
+        assert_eq!(serde_json::to_string(&k).unwrap(), r#""0x139c85bcaea0""#);
+        // Cut short: the bytes, never a guess.
+        assert!(matches!(
+            KeyValue::decode(KeyKind::Pointer, 8, &[1, 2, 3], false),
+            KeyValue::Bytes(_)
+        ));
     }
 
     #[test]

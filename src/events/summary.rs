@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::gobin::funcs::Role;
-use crate::target::launch::ExitStatus;
+use crate::process::launch::ExitStatus;
 
 /// Exact hit count of one attach point.
 #[derive(Debug, Clone, Serialize)]

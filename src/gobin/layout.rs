@@ -47,12 +47,7 @@ pub fn from_version(v: GoVersion) -> Option<Layout> {
 
 /// Offsets read from DWARF, if the binary carries it.
 pub fn from_dwarf(elf: &Elf) -> Option<Layout> {
-    let load = |id: gimli::SectionId| -> Result<Cow<[u8]>, gimli::Error> {
-        Ok(elf
-            .section_uncompressed(id.name())
-            .unwrap_or(Cow::Borrowed(&[])))
-    };
-    let sections = gimli::DwarfSections::load(load).ok()?;
+    let sections = dwarf_of(elf)?;
     let dwarf = sections.borrow(|s| EndianSlice::new(s, RunTimeEndian::Little));
     let goid = member_offset(&dwarf, "runtime.g", "goid")?;
     let count = member_offset(&dwarf, "internal/runtime/maps.Map", "used")
@@ -64,10 +59,20 @@ pub fn from_dwarf(elf: &Elf) -> Option<Layout> {
     })
 }
 
-type Dwarf<'a> = gimli::Dwarf<EndianSlice<'a, RunTimeEndian>>;
+pub(crate) type Dwarf<'a> = gimli::Dwarf<EndianSlice<'a, RunTimeEndian>>;
+
+/// The binary's DWARF sections (empty ones when it has none), decompressed.
+pub(crate) fn dwarf_of<'a>(elf: &Elf<'a>) -> Option<gimli::DwarfSections<Cow<'a, [u8]>>> {
+    let load = |id: gimli::SectionId| -> Result<Cow<'a, [u8]>, gimli::Error> {
+        Ok(elf
+            .section_uncompressed(id.name())
+            .unwrap_or(Cow::Borrowed(&[])))
+    };
+    gimli::DwarfSections::load(load).ok()
+}
 
 /// `DW_AT_data_member_location` of `member` in the struct type named `ty`.
-fn member_offset(dwarf: &Dwarf, ty: &str, member: &str) -> Option<u64> {
+pub(crate) fn member_offset(dwarf: &Dwarf, ty: &str, member: &str) -> Option<u64> {
     let mut units = dwarf.units();
     while let Ok(Some(header)) = units.next() {
         let Ok(unit) = dwarf.unit(header) else {

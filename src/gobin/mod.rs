@@ -5,6 +5,7 @@
 //! [`elf`] → [`buildinfo`] / [`pclntab`] → [`moduledata`] → [`funcs`] +
 //! [`disasm`] → [`layout`].
 
+pub mod abi;
 pub mod buildinfo;
 pub mod bytes;
 pub mod disasm;

@@ -134,7 +134,7 @@ impl Probes {
         // fork of the target could hit them); plain uprobes always have.
         let multi = ProbeConfig {
             multi: true,
-            check_tgid: !crate::target::kernel_at_least(6, 12),
+            check_tgid: !crate::process::kernel_at_least(6, 12),
             ..config.clone()
         };
         let config = ProbeConfig {

@@ -73,7 +73,18 @@ pub const MAX_MACHINERY: usize = types::mdt_limits::MDT_MAX_MACHINERY.0 as usize
 pub const SAMPLE_ALL: u64 = 1 << 32;
 
 /// Default offset of the key `*abi.Type` in a Go map type (all versions).
-pub const DEFAULT_KEY_TYPE_OFFSET: u32 = 48;
+pub const DEFAULT_KEY_TYPE_OFFSET: u32 = crate::gobin::abi::MAPTYPE_KEY as u32;
+
+// The BPF program's copy of the Go ABI facts (enum mdt_go_abi) is this one.
+const _: () = {
+    use crate::gobin::abi;
+    use types::mdt_go_abi as c;
+    assert!(c::MDT_GO_TYPE_SIZE.0 as u64 == abi::TYPE_SIZE);
+    assert!(c::MDT_GO_TYPE_KIND.0 as u64 == abi::TYPE_KIND);
+    assert!(c::MDT_GO_KIND_MASK.0 == abi::KIND_MASK as u32);
+    assert!(c::MDT_GO_KIND_STRING.0 == abi::KIND_STRING as u32);
+    assert!(c::MDT_GO_MAPTYPE_KEY.0 as u64 == abi::MAPTYPE_KEY);
+};
 
 // Same layout as in C (the C side has matching _Static_asserts).
 const _: () = assert!(size_of::<MdtEvent>() == 80 + MAX_KEY_BYTES + 8 * MAX_STACK_DEPTH);

@@ -35,8 +35,8 @@ use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
 use crate::output::{FunctionCount, Sink, Summary};
 use crate::probes::{EventReader, MdtEvent, ProbeConfig, ProbeKind, Probes};
-use crate::target::launch;
-use crate::target::{self, ProcessWatch};
+use crate::process::launch;
+use crate::process::{self, ProcessWatch};
 
 /// How often the ring buffer is drained when the kernel does not wake us:
 /// the bound on how late a record reaches a pipe.
@@ -83,9 +83,9 @@ impl Session {
     /// starts the program once everything is armed.
     pub fn start(spec: TargetSpec, options: Options) -> Result<Self> {
         let started = Instant::now();
-        target::check_kernel()?;
+        process::check_kernel()?;
         let (binary_path, held) = match &spec {
-            TargetSpec::Pid(pid) => (target::exe_of(*pid)?, None),
+            TargetSpec::Pid(pid) => (process::exe_of(*pid)?, None),
             TargetSpec::Launch(cmd) => {
                 let program = launch::resolve_program(&cmd[0])?;
                 (program.clone(), Some(program))
@@ -104,7 +104,7 @@ impl Session {
         })?;
         let layout = check_traceable(&binary)?;
         let image = Arc::new(Image::new(file.clone(), binary.pclntab_address)?);
-        target::check_privileges()?;
+        process::check_privileges()?;
 
         let attach_points: Vec<_> = binary.attach_points().cloned().collect();
         let attached: Vec<ProbeInfo> = attach_points

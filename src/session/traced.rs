@@ -1,7 +1,7 @@
 //! The process being traced, attached to or launched.
 
-use crate::target::launch::{self, ExitStatus, HeldChild};
-use crate::target::ProcessWatch;
+use crate::process::launch::{self, ExitStatus, HeldChild};
+use crate::process::ProcessWatch;
 
 /// The process being traced.
 pub(super) enum Target {

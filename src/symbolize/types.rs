@@ -6,32 +6,14 @@
 use std::sync::Arc;
 
 use crate::bounded::Cache;
+use crate::gobin::abi::{
+    KeyKind, MAPTYPE_ELEM, MAPTYPE_KEY, TFLAG_EXTRA_STAR, TYPE_KIND, TYPE_SIZE, TYPE_STR,
+    TYPE_TFLAG,
+};
 use crate::gobin::bytes;
 use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
-use crate::target::memory::ProcessMemory;
-
-/// `abi.Kind` values mdt decodes keys by (`internal/abi/type.go`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
-    Signed,
-    Unsigned,
-    String,
-    Pointer,
-    Other,
-}
-
-impl KeyKind {
-    fn from_abi(kind: u8) -> Self {
-        match kind & 0x1f {
-            2..=6 => KeyKind::Signed,         // Int, Int8, Int16, Int32, Int64
-            7..=12 => KeyKind::Unsigned,      // Uint .. Uintptr
-            24 => KeyKind::String,            // String
-            18 | 22 | 26 => KeyKind::Pointer, // Chan, Pointer, UnsafePointer
-            _ => KeyKind::Other,
-        }
-    }
-}
+use crate::process::memory::ProcessMemory;
 
 #[derive(Debug, Clone)]
 pub struct MapTypeInfo {
@@ -51,15 +33,6 @@ impl MapTypeInfo {
         }
     }
 }
-
-/// `abi.Type` field offsets (identical 1.17 – 1.27).
-const TYPE_SIZE: u64 = 0;
-const TYPE_TFLAG: u64 = 20;
-const TYPE_KIND: u64 = 23;
-const TYPE_STR: u64 = 40;
-const MAPTYPE_KEY: u64 = 48;
-const MAPTYPE_ELEM: u64 = 56;
-const TFLAG_EXTRA_STAR: u8 = 2;
 
 /// Map types whose names are kept (a program has a few dozen).
 pub const MAX_CACHED_TYPES: usize = 4096;

@@ -13,7 +13,7 @@ use super::state::{
     Stats, View, VIEWS,
 };
 use crate::monitor::alerts::AlertBoard;
-use crate::target::launch::ExitStatus;
+use crate::process::launch::ExitStatus;
 
 const NANOS: u64 = 1_000_000_000;
 /// How long a status message (export, reset) stays in the footer.

@@ -42,8 +42,8 @@ use crate::events::Event;
 use crate::gobin::MapImpl;
 use crate::monitor::alerts::AlertBoard;
 use crate::output::{Sink, Summary};
+use crate::process::ProcessWatch;
 use crate::session::{LiveTotals, Session, Signals};
-use crate::target::ProcessWatch;
 
 /// Time between two frames when nothing happens.
 const FRAME: Duration = Duration::from_millis(100);

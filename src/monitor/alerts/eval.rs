@@ -75,6 +75,7 @@ pub fn key_text(k: &KeyValue) -> String {
     match k {
         KeyValue::Int(v) => v.to_string(),
         KeyValue::Uint(v) => v.to_string(),
+        KeyValue::Pointer(v) => format!("{v:#x}"),
         KeyValue::Str(s) | KeyValue::Redacted(s) => s.clone(),
         KeyValue::Bytes(b) => crate::events::key::hex(b),
         KeyValue::None => "-".into(),

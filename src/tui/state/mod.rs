@@ -8,6 +8,7 @@
 //! does a couple of integer-keyed hash lookups, one `Arc` allocation and a
 //! few counter updates: a million events take well under a second.
 
+mod format;
 mod lines;
 mod rate;
 mod rows;
@@ -20,6 +21,7 @@ pub use self::rows::{CallerKey, CallerRow, Evicted, MapKey, MapRow, RecentEvent}
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use self::format::join_types;
 use self::rows::{type_hash, StackKey, StackRow};
 use self::table::Table;
 use crate::bounded::{FastHash, Limits};

@@ -4,7 +4,7 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::Hasher;
 use std::sync::Arc;
 
-use super::lines::short_func;
+use super::format::short_func;
 use super::rate::Buckets;
 use super::table::Row;
 use crate::bounded::FastHash;

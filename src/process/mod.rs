@@ -1,4 +1,4 @@
-//! Finding the target: a running process by pid (its executable is read
+//! The process to trace: a running process by pid (its executable is read
 //! through `/proc/PID/exe`, which works across mount namespaces).
 
 use std::path::PathBuf;

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use anyhow::{bail, Result};
 
-use crate::target::launch::ExitStatus;
+use crate::process::launch::ExitStatus;
 
 pub struct ProcessWatch {
     pid: i32,
