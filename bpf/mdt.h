@@ -65,7 +65,7 @@ enum mdt_go_abi {
 /*
  * How the Go register arguments are laid out at an attach point (amd64
  * ABIInternal, valid at the function entry and at the first instruction
- * after the stack-check branch; see shared/reference/go-runtime.md).
+ * after the stack-check branch; see docs/go-runtime.md).
  * arg0..arg3 are AX, BX, CX, DI on amd64 and X0..X3 on arm64.
  */
 enum mdt_kind {

@@ -61,7 +61,7 @@ func main() {
 }
 "#;
 
-/// goid offset in runtime.g for Go 1.19 (see shared/reference/go-runtime.md).
+/// goid offset in runtime.g for Go 1.19 (see docs/go-runtime.md).
 const GOID_OFFSET_GO119: u32 = 152;
 
 fn in_ci() -> bool {

@@ -361,7 +361,7 @@ fn truth_finds_the_map_delete_functions() {
                 "{what}: {}",
                 t["go_version"]
             );
-            // goid: +160 in 1.23 and 1.24, +152 in the others (docs/reference); count/used at 0.
+            // goid: +160 in 1.23 and 1.24, +152 in the others (docs/go-runtime.md); count/used at 0.
             let goid = if tc.minor == 23 || tc.minor == 24 {
                 160
             } else {

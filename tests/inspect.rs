@@ -338,7 +338,7 @@ fn check_function_set(p: &mut Problems, it: &Item, r: &Value) {
     p.eq("absent", &got_absent, &absent);
 }
 
-/// Whether mdt should probe `name` in this build (reference §1.3–1.5 and §6.4): the runtime
+/// Whether mdt should probe `name` in this build (docs/go-runtime.md §1.3–1.5 and §6.4): the runtime
 /// entry points always; reflect.mapdelete/mapclear only when the runtime function is inlined
 /// into them (Swiss maps, not under -race, which keeps the call); never the others.
 fn expected_attach(tc: &Toolchain, v: Variant, name: &str) -> bool {
@@ -376,7 +376,7 @@ fn check_function(p: &mut Problems, it: &Item, f: &Value) {
     check_calls_and_attach(p, it, &name, f, &code);
 }
 
-/// The probe goes right after `cmp 0x10(%r14),REG; jbe morestack` (reference §6.2).
+/// The probe goes right after `cmp 0x10(%r14),REG; jbe morestack` (docs/go-runtime.md §6.2).
 fn check_probe_offset(p: &mut Problems, name: &str, f: &Value, addr: u64, code: &[Insn]) {
     let probe = f["probe_offset"].as_u64().unwrap_or(u64::MAX);
     p.check(probe == 6 || probe == 10, || {

@@ -15,7 +15,7 @@ pub enum Role {
     Clear,
 }
 
-/// How the key reaches the function (Go register ABI, see the reference).
+/// How the key reaches the function (Go register ABI, docs/go-runtime.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyArg {

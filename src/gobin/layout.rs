@@ -29,7 +29,7 @@ pub struct Layout {
 /// The newest release whose offsets mdt has verified.
 pub const NEWEST_KNOWN_MINOR: u32 = 27;
 
-/// Verified offsets (see the reference notes on the Go runtime): `goid`
+/// Verified offsets (docs/go-runtime.md, §4): `goid`
 /// moved to 160 when 1.23 added `g.syscallbp`, and back to 152 when 1.25
 /// removed `gobuf.ret`. The count is the first word of the header in every
 /// release, hmap and Swiss alike.
