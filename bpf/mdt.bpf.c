@@ -728,11 +728,10 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 		count(&stats, MDT_STAT_BAD_PROBE);
 		return 0;
 	}
+	/* Another process (a fork of the target): not ours, not counted. */
 	if (mdt_cfg.check_tgid && mdt_cfg.target_tgid &&
-	    bpf_get_current_pid_tgid() >> 32 != mdt_cfg.target_tgid) {
-		count(&stats, MDT_STAT_OTHER_TGID);
+	    bpf_get_current_pid_tgid() >> 32 != mdt_cfg.target_tgid)
 		return 0;
-	}
 	seq = count_hit(id);
 
 	kind = mdt_cfg.probes[id].kind;

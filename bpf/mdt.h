@@ -128,24 +128,22 @@ enum mdt_stat {
 	 * as short as possible: user space derives sampled out = hits -
 	 * sampled in. */
 	MDT_STAT_SAMPLED_IN = 1,
-	/* Probe fired in a process other than mdt_config.target_tgid; ignored,
-	 * not counted as a hit (only checked with mdt_config.check_tgid). */
-	MDT_STAT_OTHER_TGID = 2,
 	/* No probe id for the hit (attach cookie >= MDT_MAX_PROBES, or a pc
-	 * unknown to mdt_probe_by_pc), or probe kind MDT_KIND_UNSET. */
-	MDT_STAT_BAD_PROBE = 3,
+	 * unknown to mdt_probe_by_pc), or probe kind MDT_KIND_UNSET: no record
+	 * (user space counts it as lost). */
+	MDT_STAT_BAD_PROBE = 2,
 	/* Events submitted to the ring buffer. */
-	MDT_STAT_SUBMITTED = 4,
+	MDT_STAT_SUBMITTED = 3,
 	/* Aggregation mode: a new stack or (stack, map type) pair did not fit
 	 * in the "stack_counts" / "stacks" maps: that hit is LOST for the
 	 * flame graph (the hit counters still have it). */
-	MDT_STAT_AGG_FULL = 5,
+	MDT_STAT_AGG_FULL = 4,
 	/* Site counting (mdt_config.count_sites): a new (map type, caller,
 	 * probe) did not fit in the "site_counts" map: the hit is counted here
 	 * instead (the hit counters still have it). */
-	MDT_STAT_SITES_FULL = 6,
+	MDT_STAT_SITES_FULL = 5,
 	/* Number of slots (size of the "stats" array). */
-	MDT_STAT__COUNT = 7,
+	MDT_STAT__COUNT = 6,
 };
 
 /*

@@ -37,11 +37,6 @@ impl Image {
         Ok(image)
     }
 
-    /// The whole file.
-    pub fn data(&self) -> &Arc<Vec<u8>> {
-        &self.data
-    }
-
     /// Bytes at a link-time address, if they are backed by the file.
     pub fn read_va(&self, va: u64, len: u64) -> Option<&[u8]> {
         elf::read_va_in(&self.data, &self.segments, va, len)

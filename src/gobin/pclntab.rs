@@ -238,11 +238,6 @@ impl<'a> Pclntab<'a> {
             Some((f.entry, f.end))
         }
     }
-
-    /// Raw bytes of the table, from the header on (for the line tables).
-    pub fn data(&self) -> &'a [u8] {
-        self.data
-    }
 }
 
 const GO12_MAGIC: u32 = 0xffff_fffb;

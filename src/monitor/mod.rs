@@ -133,10 +133,6 @@ impl Monitoring {
         self.board.clone()
     }
 
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
-    }
-
     /// Where metrics are served, once started.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.server.as_ref().map(MetricsServer::addr)

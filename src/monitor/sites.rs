@@ -56,10 +56,6 @@ impl Sites {
         }
     }
 
-    pub fn max_series(&self) -> usize {
-        self.max_series
-    }
-
     /// Reads the observation's site counts: the increments since the last
     /// call, per site (only sites that grew).
     pub fn update(&mut self, obs: &mut Observation<'_>) -> Vec<(Site, u64)> {

@@ -70,11 +70,6 @@ impl ProbeKind {
             (KeyArg::None, true) => Self::SwissClear,
         }
     }
-
-    /// True for the kinds that remove every entry (`mapclear`, `Clear`).
-    pub fn is_clear(self) -> bool {
-        matches!(self, Self::Clear | Self::SwissClear)
-    }
 }
 
 /// Load-time configuration of the BPF program.

@@ -18,8 +18,6 @@ pub struct Stats {
     pub agg_full: u64,
     /// Hits for which sampling skipped the event.
     pub sampled_out: u64,
-    /// Probe hits in processes other than the target (ignored).
-    pub other_tgid: u64,
     /// Hits with an out-of-range cookie or an unconfigured probe kind.
     pub bad_probe: u64,
     /// Events submitted to the ring buffer.
@@ -61,7 +59,6 @@ impl Probes {
             } else {
                 0
             },
-            other_tgid: get(types::mdt_stat::MDT_STAT_OTHER_TGID)?,
             bad_probe: get(types::mdt_stat::MDT_STAT_BAD_PROBE)?,
             submitted: get(types::mdt_stat::MDT_STAT_SUBMITTED)?,
             sites_full: get(types::mdt_stat::MDT_STAT_SITES_FULL)?,
@@ -115,8 +112,8 @@ impl Probes {
     }
 
     /// Aggregation mode: the frames behind a stack hash (runtime addresses,
-    /// innermost first) and whether the walk was cut short.
-    pub fn stack_frames(&self, hash: u64) -> Result<Option<(Vec<u64>, bool)>> {
+    /// innermost first).
+    pub fn stack_frames(&self, hash: u64) -> Result<Option<Vec<u64>>> {
         let map = &self.skel.maps.stacks;
         let Some(value) = map
             .lookup(&hash.to_ne_bytes(), MapFlags::ANY)
@@ -126,7 +123,7 @@ impl Probes {
         };
         let stack = decode::<types::mdt_stack>(&value).context("stacks: short value")?;
         let depth = (stack.depth as usize).min(MAX_STACK_DEPTH);
-        Ok(Some((stack.pcs[..depth].to_vec(), stack.flags != 0)))
+        Ok(Some(stack.pcs[..depth].to_vec()))
     }
 }
 

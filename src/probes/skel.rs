@@ -4,6 +4,12 @@
 //! (`mdt::probes::skel::types::mdt_event`, `...::mdt_config`, ...).
 //!
 //! Generated code: lints that would only flag the generator are allowed.
-#![allow(missing_docs, unsafe_code, clippy::all, clippy::pedantic)]
+#![allow(
+    missing_docs,
+    unsafe_code,
+    clippy::all,
+    clippy::pedantic,
+    clippy::undocumented_unsafe_blocks
+)]
 
 include!(concat!(env!("OUT_DIR"), "/mdt.skel.rs"));

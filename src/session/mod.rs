@@ -30,7 +30,6 @@ use anyhow::{bail, Context, Result};
 
 use crate::bounded::Limits;
 use crate::decode::{totals, DecodeOptions, Decoder, ProbeInfo};
-use crate::events::Role;
 use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
 use crate::output::{FunctionCount, Sink, Summary};
@@ -375,10 +374,11 @@ impl Session {
     }
 
     /// Records that did not reach user space so far: the ones the kernel
-    /// could not put in the ring (full) and the ones that could not be
-    /// decoded.
+    /// could not put in the ring (full) or attribute to a probe, and the
+    /// ones that could not be decoded.
     fn lost_so_far(&self, reader: &EventReader) -> Result<u64> {
-        Ok(self.probes.stats()?.ringbuf_full + reader.undecodable())
+        let stats = self.probes.stats()?;
+        Ok(stats.ringbuf_full + stats.bad_probe + reader.undecodable())
     }
 
     /// The stop conditions of every run loop: the target exited, the
@@ -438,7 +438,7 @@ impl Session {
         let mut decoder = self.decoder();
         let mut counts = Vec::new();
         for (key, count) in self.probes.stack_counts()? {
-            let (pcs, truncated) = self
+            let pcs = self
                 .probes
                 .stack_frames(key.stack_hash)?
                 .unwrap_or_default();
@@ -449,9 +449,7 @@ impl Session {
             };
             counts.push(StackCount {
                 func: probe.func,
-                clear: probe.role == Role::Clear,
                 frames,
-                truncated,
                 map_type: ty.name,
                 key_type: ty.key_type,
                 goid: (self.options.mode
@@ -549,10 +547,8 @@ fn check_traceable(binary: &GoBinary) -> Result<crate::gobin::layout::Layout> {
 pub struct StackCount {
     /// The runtime function hit (the delete flavour).
     pub func: &'static str,
-    pub clear: bool,
     /// Innermost first.
     pub frames: crate::events::Stack,
-    pub truncated: bool,
     pub map_type: Arc<str>,
     pub key_type: Arc<str>,
     pub goid: Option<u64>,

@@ -125,11 +125,6 @@ impl Evaluator {
         self.rules.iter().map(|r| &*r.rule)
     }
 
-    /// Any rule needs per-delete records (groups or filters by map or key).
-    pub fn needs_records(&self) -> bool {
-        self.rules.iter().any(|r| !r.rule.exact())
-    }
-
     pub fn set_lost(&mut self, lost: bool) {
         self.lost |= lost;
     }

@@ -128,10 +128,6 @@ impl Stats {
         self.maps.rows.len()
     }
 
-    pub fn event_count(&self) -> usize {
-        self.events.len()
-    }
-
     /// Adds one event to every table.
     pub fn apply(&mut self, ev: &Event) {
         self.seq += 1;

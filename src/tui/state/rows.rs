@@ -177,9 +177,3 @@ pub struct Evicted {
     pub maps: u64,
     pub stacks: u64,
 }
-
-impl Evicted {
-    pub fn any(&self) -> bool {
-        self.callers + self.maps + self.stacks > 0
-    }
-}
