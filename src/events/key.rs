@@ -115,6 +115,24 @@ impl Serialize for KeyValue {
     }
 }
 
+/// A key read back from a JSON record (`mdt flame --from`): numbers as
+/// integers, anything else as the string it was written as, so that it is
+/// written again the same.
+impl<'de> serde::Deserialize<'de> for KeyValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(v), _) => KeyValue::Int(v),
+                (None, Some(v)) => KeyValue::Uint(v),
+                _ => KeyValue::Str(n.to_string()),
+            },
+            serde_json::Value::String(s) => KeyValue::Str(s),
+            serde_json::Value::Null => KeyValue::None,
+            other => KeyValue::Str(other.to_string()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

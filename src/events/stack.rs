@@ -8,20 +8,31 @@
 use std::sync::Arc;
 
 use serde::ser::SerializeSeq;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// One frame of a symbolized stack.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+/// One frame of a symbolized stack (as the JSON records carry it, too).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Frame {
     /// The Go function, or the address in hex when it cannot be named.
     pub func: Arc<str>,
+    #[serde(default = "empty")]
     pub file: Arc<str>,
+    #[serde(default)]
     pub line: u32,
     /// True for a call that the compiler inlined into the frame below it.
+    #[serde(default)]
     pub inlined: bool,
     /// The run-time address (shared by all inlined frames of one pc).
-    #[serde(serialize_with = "hex_addr")]
+    #[serde(
+        serialize_with = "hex_addr",
+        deserialize_with = "addr_from_hex",
+        default
+    )]
     pub addr: u64,
+}
+
+fn empty() -> Arc<str> {
+    "".into()
 }
 
 impl Frame {
@@ -49,6 +60,12 @@ impl Frame {
 
 fn hex_addr<S: serde::Serializer>(addr: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{addr:#x}"))
+}
+
+/// `"0x4087e6"` → 0x4087e6 (0 when it is not an address).
+fn addr_from_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let s = std::borrow::Cow::<str>::deserialize(d)?;
+    Ok(u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or(0))
 }
 
 /// The frames of one address, innermost first.

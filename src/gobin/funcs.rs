@@ -8,7 +8,7 @@ use super::GoBinary;
 
 /// What a call to the function does to the map: a delete removes (at most)
 /// one entry, a clear all of them. Also the kind of each event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Delete,

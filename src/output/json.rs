@@ -1,12 +1,14 @@
 //! JSON lines: one object per line, a `type` on each. The schema is in
 //! `docs/json.md`; field names are a stable interface.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use crate::bounded::Cache;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+use crate::bounded::Cache;
 
 use super::{Sink, Summary};
 use crate::events::{Event, Frame, KeyValue, Role};
@@ -69,30 +71,85 @@ pub trait SideRecords: Send + Sync {
     fn summary(&self) -> (&'static str, serde_json::Value);
 }
 
-/// A record as serialized, but for its `caller` and `stack`, which follow
-/// it as JSON rendered once per stack.
-#[derive(Serialize)]
-struct Record<'a> {
+/// A `delete` or `clear` record of the JSON stream (docs/json.md): what
+/// [`JsonSink`] writes, and what `mdt flame --from` reads back. `caller` and
+/// `stack` are written after the rest, from the JSON rendered once per
+/// stack ([`StackJson`]); they are read back with the rest. Reading, every
+/// field but `type` and `func` may be missing (a stream trimmed by `jq`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Record<'a> {
     #[serde(rename = "type")]
-    kind: Role,
-    ts: String,
-    ts_ns: u64,
-    pid: u32,
-    tid: u32,
-    goid: Option<u64>,
-    func: &'a str,
-    map: String,
-    map_type: &'a str,
-    key_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<&'a KeyValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_truncated: Option<bool>,
-    map_len: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cleared: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    stack_lost: bool,
+    pub kind: Role,
+    #[serde(default, borrow)]
+    pub ts: Cow<'a, str>,
+    #[serde(default)]
+    pub ts_ns: u64,
+    #[serde(default)]
+    pub pid: u32,
+    #[serde(default)]
+    pub tid: u32,
+    #[serde(default)]
+    pub goid: Option<u64>,
+    #[serde(borrow)]
+    pub func: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub map: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub map_type: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub key_type: Cow<'a, str>,
+    /// Deletes only (null when the key could not be read).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub key: Option<Cow<'a, KeyValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_truncated: Option<bool>,
+    #[serde(default)]
+    pub map_len: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stack_lost: bool,
+    #[serde(default, skip_serializing, borrow)]
+    pub caller: Cow<'a, str>,
+    #[serde(default, skip_serializing)]
+    pub stack: Vec<Frame>,
+}
+
+/// A field that is there is `Some`, even when it is null.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+impl<'a> Record<'a> {
+    /// The record of `ev`, but for its caller and stack.
+    fn of(ev: &'a Event) -> Self {
+        let is_delete = ev.kind == Role::Delete;
+        Record {
+            kind: ev.kind,
+            ts: rfc3339_nanos(ev.ts_ns).into(),
+            ts_ns: ev.ts_ns,
+            pid: ev.pid,
+            tid: ev.tid,
+            goid: ev.goid,
+            func: ev.func.into(),
+            map: format!("{:#x}", ev.map).into(),
+            map_type: (*ev.map_type).into(),
+            key_type: (*ev.key_type).into(),
+            key: is_delete.then_some(Cow::Borrowed(&ev.key)),
+            key_truncated: is_delete.then_some(ev.key_truncated),
+            map_len: ev.map_len,
+            cleared: ev.cleared,
+            stack_lost: ev.stack_lost,
+            caller: Cow::Borrowed(""),
+            stack: Vec::new(),
+        }
+    }
 }
 
 /// Distinct addresses whose frames' JSON is kept.
@@ -170,24 +227,7 @@ pub fn rfc3339_nanos(ts_ns: u64) -> String {
 impl<W: Write> Sink for JsonSink<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
         self.write_alerts()?;
-        let is_delete = ev.kind == Role::Delete;
-        let record = Record {
-            kind: ev.kind,
-            ts: rfc3339_nanos(ev.ts_ns),
-            ts_ns: ev.ts_ns,
-            pid: ev.pid,
-            tid: ev.tid,
-            goid: ev.goid,
-            func: ev.func,
-            map: format!("{:#x}", ev.map),
-            map_type: &ev.map_type,
-            key_type: &ev.key_type,
-            key: is_delete.then_some(&ev.key),
-            key_truncated: is_delete.then_some(ev.key_truncated),
-            map_len: ev.map_len,
-            cleared: ev.cleared,
-            stack_lost: ev.stack_lost,
-        };
+        let record = Record::of(ev);
         self.line.clear();
         serde_json::to_writer(&mut self.line, &record)?;
         self.line.pop(); // the closing brace: caller and stack follow
@@ -223,5 +263,148 @@ impl<W: Write> Sink for JsonSink<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.write_alerts()?;
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Frame, Stack};
+
+    fn frame(func: &str, line: u32, addr: u64, inlined: bool) -> Frame {
+        Frame {
+            func: func.into(),
+            file: "/src/app/main.go".into(),
+            line,
+            inlined,
+            addr,
+        }
+    }
+
+    fn event(kind: Role, key: KeyValue, stack_id: u64) -> Event {
+        let stack = Stack::from(vec![
+            frame("runtime.mapdelete_faststr", 396, 0x4087e6, false),
+            frame("maps.DeleteFunc[...]", 60, 0x4d7815, true),
+            frame("main.prune", 195, 0x4d7815, false),
+            frame("main.main", 20, 0x4d9000, false),
+        ]);
+        Event {
+            kind,
+            ts_ns: 1_795_630_676_408_967_123,
+            pid: 4242,
+            tid: 4243,
+            goid: Some(17),
+            func: "runtime.mapdelete_faststr",
+            map: 0xc0_0001_29c0,
+            map_type: "main.UserMap".into(),
+            key_type: "string".into(),
+            key,
+            key_truncated: false,
+            map_len: 3,
+            cleared: (kind == Role::Clear).then_some(3),
+            caller: crate::events::find_caller(&stack),
+            stack_lost: false,
+            stack_id,
+            stack,
+        }
+    }
+
+    fn write(events: &[Event]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut sink = JsonSink::new(&mut out, 16);
+        for ev in events {
+            sink.event(ev).unwrap();
+        }
+        sink.flush().unwrap();
+        drop(sink);
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_record_reads_back_as_it_was_written() {
+        let ev = event(Role::Delete, KeyValue::Str("alice".into()), 7);
+        let lines = write(std::slice::from_ref(&ev));
+        let r: Record = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(r.kind, Role::Delete);
+        assert_eq!(r.ts, "2026-11-25T18:17:56.408967123Z");
+        assert_eq!(
+            (r.ts_ns, r.pid, r.tid, r.goid),
+            (ev.ts_ns, 4242, 4243, Some(17))
+        );
+        assert_eq!(r.func, ev.func);
+        assert_eq!(r.map, "0xc0000129c0");
+        assert_eq!((&*r.map_type, &*r.key_type), ("main.UserMap", "string"));
+        assert_eq!(r.key.as_deref(), Some(&KeyValue::Str("alice".into())));
+        assert_eq!(
+            (r.key_truncated, r.map_len, r.cleared),
+            (Some(false), 3, None)
+        );
+        assert!(!r.stack_lost);
+        assert_eq!(r.caller, "main.prune /src/app/main.go:195");
+        assert_eq!(Stack::from(r.stack), ev.stack);
+        // Written again, the same line.
+        let mut again = serde_json::to_value(Record::of(&ev)).unwrap();
+        let obj = again.as_object_mut().unwrap();
+        obj.insert("caller".into(), r.caller.to_string().into());
+        obj.insert("stack".into(), serde_json::to_value(&ev.stack).unwrap());
+        let written: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(again, written);
+    }
+
+    #[test]
+    fn every_kind_of_record_round_trips() {
+        let mut unreadable = event(Role::Delete, KeyValue::None, 8);
+        unreadable.stack_lost = true;
+        unreadable.stack = Stack::default();
+        unreadable.stack_id = 0;
+        unreadable.caller = None;
+        let evs = [
+            event(Role::Delete, KeyValue::Pointer(0x139c_85bc_aea0), 7),
+            event(Role::Delete, KeyValue::Int(-5), 7),
+            event(Role::Clear, KeyValue::None, 9),
+            unreadable,
+        ];
+        let lines = write(&evs);
+        assert_eq!(lines.len(), evs.len());
+        for (ev, line) in evs.iter().zip(&lines) {
+            let r: Record = serde_json::from_str(line).unwrap();
+            let back = serde_json::to_string(&r).unwrap();
+            let head = serde_json::to_string(&Record::of(ev)).unwrap();
+            assert_eq!(back, head, "{line}");
+            assert!(line.starts_with(&head[..head.len() - 1]), "{line}");
+        }
+        assert!(
+            lines[0].contains(r#""key":"0x139c85bcaea0""#),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[2].contains(r#""type":"clear""#) && !lines[2].contains(r#""key""#));
+        assert!(lines[2].contains(r#""cleared":3"#));
+        assert!(lines[3].contains(r#""key":null"#), "{}", lines[3]);
+        assert!(
+            lines[3].ends_with(r#""stack_lost":true,"caller":"?","stack":[]}"#),
+            "{}",
+            lines[3]
+        );
+    }
+
+    #[test]
+    fn a_stack_renders_the_same_from_its_cache_and_from_its_addresses() {
+        // The first record of a stack is put together from its addresses'
+        // frames; it is cached from its second, and then copied.
+        let evs: Vec<Event> = (0..4)
+            .map(|i| event(Role::Delete, KeyValue::Int(i), 42))
+            .collect();
+        let lines = write(&evs);
+        let tail = |l: &str| l[l.find(r#","caller""#).unwrap()..].to_string();
+        assert!(lines.iter().all(|l| tail(l) == tail(&lines[0])));
+        let v: serde_json::Value = serde_json::from_str(&lines[3]).unwrap();
+        assert_eq!(v["stack"], serde_json::to_value(&evs[0].stack).unwrap());
+        assert_eq!(v["stack"][1]["inlined"], true);
+        assert_eq!(v["stack"][1]["addr"], "0x4d7815");
     }
 }

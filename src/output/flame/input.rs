@@ -2,38 +2,24 @@
 //! `mdt trace --json` stream, without a live process.
 
 use anyhow::{bail, Context, Result};
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use super::{FlameFrame, FlameStack, Profile, RawStack, Shape};
-use crate::events::{Frame, Stack};
+use crate::events::Stack;
+use crate::output::json::Record;
 
+/// What a JSON line is, before it is read whole.
 #[derive(Deserialize)]
-struct JsonFrame {
-    func: String,
-    #[serde(default)]
-    file: String,
-    #[serde(default)]
-    line: u32,
-    #[serde(default)]
-    inlined: bool,
-    #[serde(default)]
-    addr: String,
+struct Kind<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
 }
 
+/// The summary fields a saved trace is scaled by.
 #[derive(Deserialize)]
-struct JsonRecord {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    func: String,
-    #[serde(default)]
-    map_type: String,
-    #[serde(default)]
-    key_type: String,
-    goid: Option<u64>,
-    #[serde(default)]
-    stack: Vec<JsonFrame>,
-    // summary fields
+struct SummaryLine {
     deletes: Option<u64>,
     clears: Option<u64>,
     sample_rate: Option<f64>,
@@ -94,11 +80,12 @@ fn from_json(text: &str, shape: &Shape) -> Result<Profile> {
         if line.trim().is_empty() {
             continue;
         }
-        let r: JsonRecord =
-            serde_json::from_str(line).with_context(|| format!("line {}", n + 1))?;
-        match r.kind.as_str() {
+        let at = || format!("line {}", n + 1);
+        let kind: Kind = serde_json::from_str(line).with_context(at)?;
+        match &*kind.kind {
             "delete" | "clear" => {
-                let frames = Stack::from_frames(r.stack.iter().map(to_frame).collect());
+                let r: Record = serde_json::from_str(line).with_context(at)?;
+                let frames = Stack::from_frames(r.stack);
                 profile.add(
                     RawStack {
                         func: &r.func,
@@ -112,6 +99,7 @@ fn from_json(text: &str, shape: &Shape) -> Result<Profile> {
                 );
             }
             "summary" => {
+                let r: SummaryLine = serde_json::from_str(line).with_context(at)?;
                 // Only an unfiltered, sampled run can be scaled to the totals.
                 if r.filtered_out == Some(0) {
                     exact = Some((
@@ -134,14 +122,4 @@ fn from_json(text: &str, shape: &Shape) -> Result<Profile> {
         }
     }
     Ok(profile)
-}
-
-fn to_frame(f: &JsonFrame) -> Frame {
-    Frame {
-        func: f.func.as_str().into(),
-        file: f.file.as_str().into(),
-        line: f.line,
-        inlined: f.inlined,
-        addr: u64::from_str_radix(f.addr.trim_start_matches("0x"), 16).unwrap_or(0),
-    }
 }
