@@ -13,7 +13,7 @@ pub use self::stack::{Frame, FrameGroup, Stack};
 pub use self::summary::{FunctionCount, Summary};
 pub use crate::gobin::funcs::{is_delete_machinery, is_runtime_internal, Role};
 
-/// One delete or clear, as the sinks see it.
+/// One delete or clear, as the outputs see it.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub kind: Role,
