@@ -220,3 +220,249 @@ pub fn hex(data: &[u8]) -> String {
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `PT_LOAD` (or other) program header of a synthetic file.
+    struct Phdr {
+        p_type: u32,
+        flags: u32,
+        offset: u64,
+        vaddr: u64,
+        filesz: u64,
+        memsz: u64,
+    }
+
+    fn load(flags: u32, offset: u64, vaddr: u64, filesz: u64, memsz: u64) -> Phdr {
+        Phdr {
+            p_type: elf::PT_LOAD,
+            flags,
+            offset,
+            vaddr,
+            filesz,
+            memsz,
+        }
+    }
+
+    /// A little-endian ELF64 executable header for `machine`, its program
+    /// headers right after it, no section headers, padded to `len` bytes.
+    fn synthetic_elf(machine: u16, phdrs: &[Phdr], len: usize) -> Vec<u8> {
+        let mut d = vec![0u8; 64];
+        d[..4].copy_from_slice(b"\x7fELF");
+        d[4] = elf::ELFCLASS64;
+        d[5] = elf::ELFDATA2LSB;
+        d[6] = elf::EV_CURRENT;
+        d[16..18].copy_from_slice(&elf::ET_EXEC.to_le_bytes());
+        d[18..20].copy_from_slice(&machine.to_le_bytes());
+        d[20..24].copy_from_slice(&u32::from(elf::EV_CURRENT).to_le_bytes());
+        d[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        d[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+        d[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        d[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+        for p in phdrs {
+            d.extend_from_slice(&p.p_type.to_le_bytes());
+            d.extend_from_slice(&p.flags.to_le_bytes());
+            for v in [p.offset, p.vaddr, p.vaddr, p.filesz, p.memsz, 0x1000] {
+                d.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        d.resize(len.max(d.len()), 0);
+        d
+    }
+
+    /// Text at 0x40_0000 (file 0..0x100), data at 0x41_0100 (file
+    /// 0x100..0x180, then 0x180 bytes of bss).
+    fn two_segments(machine: u16) -> Vec<u8> {
+        let text = load(elf::PF_R | elf::PF_X, 0, 0x40_0000, 0x100, 0x100);
+        let data = load(elf::PF_R | elf::PF_W, 0x100, 0x41_0100, 0x80, 0x200);
+        synthetic_elf(machine, &[text, data], 0x180)
+    }
+
+    fn parse_err(data: &[u8]) -> String {
+        match Elf::parse(data) {
+            Ok(_) => panic!("a bad ELF file parsed"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_synthetic_executable_parses_to_its_segments() {
+        let data = two_segments(elf::EM_AARCH64);
+        let elf = Elf::parse(&data).unwrap();
+        assert_eq!(elf.arch, Arch::Aarch64);
+        let segs: Vec<_> = elf
+            .segments
+            .iter()
+            .map(|s| {
+                (
+                    s.vaddr,
+                    s.memsz,
+                    s.offset,
+                    s.filesz,
+                    s.writable,
+                    s.executable,
+                )
+            })
+            .collect();
+        assert_eq!(
+            segs,
+            [
+                (0x40_0000, 0x100, 0, 0x100, false, true),
+                (0x41_0100, 0x200, 0x100, 0x80, true, false)
+            ]
+        );
+        assert!(!elf.is_pie());
+        assert!(!elf.has_section_headers());
+        assert_eq!(elf.section(".gopclntab"), None);
+        assert_eq!(elf.link_base(), 0x40_0000);
+        assert_eq!(elf.va_to_offset(0x41_0110), Some(0x110));
+        assert_eq!(elf.read_va(0x40_0000, 4), Some(&b"\x7fELF"[..]));
+        assert_eq!(elf.read_va(0x41_0170, 0x20), None, "runs into the bss");
+        assert_eq!(elf.segment_data(&elf.segments[1]).len(), 0x80);
+        assert_eq!(elf.build_ids(), (None, None));
+    }
+
+    #[test]
+    fn the_test_executable_parses() {
+        let data = read_file(&std::env::current_exe().unwrap()).unwrap();
+        let elf = Elf::parse(&data).unwrap();
+        let arch = if cfg!(target_arch = "aarch64") {
+            Arch::Aarch64
+        } else {
+            Arch::X86_64
+        };
+        assert_eq!(elf.arch, arch);
+        assert!(elf.segments.iter().any(|s| s.executable));
+        assert!(elf.has_section_headers());
+        let (text_addr, text) = elf.section(".text").unwrap();
+        assert_eq!(elf.read_va(text_addr, 16), Some(&text[..16]));
+        for s in elf.segments.iter().filter(|s| s.filesz > 0) {
+            assert_eq!(elf.va_to_offset(s.vaddr), Some(s.offset));
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_elf_is_refused() {
+        assert_eq!(parse_err(b"#!/bin/sh\n"), "not an ELF file");
+        assert_eq!(parse_err(b""), "not an ELF file");
+    }
+
+    #[test]
+    fn a_32_bit_file_is_refused() {
+        let mut data = two_segments(elf::EM_X86_64);
+        data[4] = elf::ELFCLASS32;
+        assert_eq!(
+            parse_err(&data),
+            "32-bit ELF files are not supported (mdt supports 64-bit x86-64 and arm64)"
+        );
+    }
+
+    #[test]
+    fn a_big_endian_file_is_refused() {
+        let mut data = vec![0u8; 64];
+        data[..4].copy_from_slice(b"\x7fELF");
+        data[4] = elf::ELFCLASS64;
+        data[5] = elf::ELFDATA2MSB;
+        data[6] = elf::EV_CURRENT;
+        assert_eq!(parse_err(&data), "big-endian ELF files are not supported");
+    }
+
+    #[test]
+    fn a_truncated_file_is_corrupt() {
+        let data = two_segments(elf::EM_X86_64);
+        for len in [40, 100] {
+            let err = parse_err(&data[..len]);
+            assert!(
+                err.starts_with("corrupt or truncated ELF file: "),
+                "{len} bytes: {err}"
+            );
+        }
+        assert_eq!(
+            parse_err(&data[..0x17f]),
+            "corrupt or truncated ELF file: a segment extends past the end of the file"
+        );
+    }
+
+    #[test]
+    fn a_segment_past_the_top_of_the_address_space_is_corrupt() {
+        let top = load(elf::PF_R, 0, u64::MAX - 0x10, 0x100, 0x100);
+        let data = synthetic_elf(elf::EM_X86_64, &[top], 0x100);
+        assert_eq!(
+            parse_err(&data),
+            "corrupt ELF file: a segment ends past the top of the address space"
+        );
+    }
+
+    #[test]
+    fn another_machine_or_no_loadable_segment_is_refused() {
+        assert_eq!(
+            parse_err(&two_segments(elf::EM_386)),
+            "unsupported machine type 3 (mdt supports x86-64 and arm64)"
+        );
+        let note = Phdr {
+            p_type: elf::PT_NOTE,
+            ..load(elf::PF_R, 0, 0, 0, 0)
+        };
+        assert_eq!(
+            parse_err(&synthetic_elf(elf::EM_X86_64, &[note], 0x100)),
+            "ELF file has no loadable segments (not an executable)"
+        );
+    }
+
+    /// 0x1000..0x1200 backed by file 0..0x200 (bss to 0x1300), and
+    /// 0x3000..0x3100 by file 0x200..0x300.
+    const SEGMENTS: [Segment; 2] = [
+        Segment {
+            vaddr: 0x1000,
+            memsz: 0x300,
+            offset: 0,
+            filesz: 0x200,
+            writable: false,
+            executable: true,
+        },
+        Segment {
+            vaddr: 0x3000,
+            memsz: 0x100,
+            offset: 0x200,
+            filesz: 0x100,
+            writable: true,
+            executable: false,
+        },
+    ];
+
+    #[test]
+    fn a_virtual_address_maps_to_its_file_offset_only_where_the_file_backs_it() {
+        let at = |va| va_to_offset_in(&SEGMENTS, va);
+        assert_eq!(at(0x1000), Some(0));
+        assert_eq!(at(0x11ff), Some(0x1ff));
+        assert_eq!(at(0x1200), None, "past filesz: bss");
+        assert_eq!(at(0x2000), None, "between segments");
+        assert_eq!(at(0x3000), Some(0x200));
+        assert_eq!(at(0x30ff), Some(0x2ff));
+        assert_eq!(at(0x3100), None, "past the last segment");
+        assert_eq!(at(0xfff), None, "below the first segment");
+    }
+
+    #[test]
+    fn a_read_must_stay_inside_one_segments_file_bytes() {
+        let data: Vec<u8> = (0..0x300u32).map(|i| i as u8).collect();
+        let read = |va, len| read_va_in(&data, &SEGMENTS, va, len);
+        assert_eq!(read(0x11fe, 2), Some(&data[0x1fe..0x200]));
+        assert_eq!(read(0x11ff, 0), Some(&[][..]));
+        assert_eq!(read(0x11fe, 3), None, "crosses the end of the segment");
+        assert_eq!(read(0x3000, 0x100), Some(&data[0x200..]));
+        assert_eq!(read(0x3000, 0x101), None);
+        assert_eq!(read(0x2000, 1), None, "between segments");
+        assert_eq!(read(0x1200, 1), None, "bss");
+        assert_eq!(read(0x3000, 1), Some(&[0x00][..]));
+        assert_eq!(read(0x3001, 1), Some(&[0x01][..]));
+        let short = &data[..0x280];
+        assert_eq!(
+            read_va_in(short, &SEGMENTS, 0x3000, 0x100),
+            None,
+            "the file is shorter than the segment says"
+        );
+    }
+}

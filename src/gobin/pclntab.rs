@@ -2,6 +2,10 @@
 //! points (and, for symbolization, pc-to-file/line tables). It survives
 //! `-ldflags='-s -w'`, which is why mdt never needs ELF symbols.
 //!
+//! One cohesive reader (the table's header, its function entries and their
+//! line and inline tables), hence its length; its tests build tables byte
+//! by byte.
+//!
 //! Layout reference: `runtime/symtab.go` (`pcHeader`, `_func`) and
 //! `debug/gosym/pclntab.go`, for the 1.16 and 1.18+ formats.
 
@@ -191,6 +195,9 @@ impl<'a> Pclntab<'a> {
     /// The `i`-th function of the table.
     pub fn func_at(&self, i: u64) -> Result<Func<'a>> {
         let corrupt = || anyhow::anyhow!("corrupt Go binary: bad .gopclntab function entry {i}");
+        if i >= self.nfunc {
+            return Err(corrupt());
+        }
         let (entry, func_offset) = self.functab_slot(i).ok_or_else(corrupt)?;
         let (end, _) = self.functab_slot(i + 1).ok_or_else(corrupt)?;
         if end < entry {
@@ -204,8 +211,11 @@ impl<'a> Pclntab<'a> {
             .ok_or_else(corrupt)?;
         let name_field = if self.format == Format::Go116 { 8 } else { 4 };
         let name_off = bytes::i32_at(self.data, record + name_field).ok_or_else(corrupt)?;
+        // The name table ends where the next table (cutab) begins.
+        let names = self.cu_offset.saturating_sub(self.funcname_offset);
         let name = u64::try_from(name_off)
             .ok()
+            .filter(|&n| names == 0 || n < names)
             .and_then(|n| bytes::cstr_at(self.data, self.funcname_offset + n))
             .ok_or_else(corrupt)?;
         Ok(Func {
@@ -480,4 +490,263 @@ enum FuncField {
     PcLn,
     NPcData,
     CuOffset,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT_BASE: u64 = 0x40_1000;
+    /// Header words, after magic, pad, minLC and ptrSize (Go 1.18+ order).
+    const NFUNC: usize = 0;
+    const CU_OFFSET: usize = 4;
+    const PCLN_OFFSET: usize = 7;
+
+    fn word(i: usize) -> usize {
+        8 + 8 * i
+    }
+
+    fn put_u32(data: &mut [u8], at: usize, v: u32) {
+        data[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    fn put_u64(data: &mut [u8], at: usize, v: u64) {
+        data[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// Where the function table starts (`pcHeader.pclnOffset`).
+    fn pcln(data: &[u8]) -> usize {
+        bytes::u64_at(data, word(PCLN_OFFSET) as u64).unwrap() as usize
+    }
+
+    /// A Go 1.20 `.gopclntab` of two functions of main.go: `main.main` at
+    /// text offset 0 (0x40 bytes; line 10, then line 11 from 0x20) and
+    /// `main.helper` at 0x40 (0xc0 bytes; line 20).
+    fn go120_table() -> Vec<u8> {
+        let mut t = vec![0u8; 72];
+        put_u32(&mut t, 0, 0xffff_fff1);
+        t[6] = 1; // minLC
+        t[7] = 8; // ptrSize
+        let names = t.len();
+        t.extend_from_slice(b"main.main\0main.helper\0");
+        let cutab = t.len();
+        t.extend_from_slice(&0u32.to_le_bytes()); // the CU's file 0: filetab offset 0
+        let filetab = t.len();
+        t.extend_from_slice(b"main.go\0");
+        // pc-value tables: varint pairs (zigzag value delta, pc delta) ending
+        // in a 0; the value starts at -1. Offset 0 means "no table".
+        let pctab = t.len();
+        t.extend_from_slice(&[0, 22, 0x20, 2, 0x20, 0]); // 1: main.main lines
+        t.extend_from_slice(&[2, 0x40, 0]); // 6: main.main file
+        t.extend_from_slice(&[42, 0xc0, 0x01, 0]); // 9: main.helper line
+        t.extend_from_slice(&[2, 0xc0, 0x01, 0]); // 13: main.helper file
+        let pcln = t.len();
+        // (entryOff, funcOff) slots; the last one is the end of text.
+        for (entry, func_off) in [(0u32, 24u32), (0x40, 24 + 44), (0x100, 0)] {
+            t.extend_from_slice(&entry.to_le_bytes());
+            t.extend_from_slice(&func_off.to_le_bytes());
+        }
+        // `_func`: entryOff, nameOff, ..., pcfile at 20, pcln at 24.
+        for (entry, name_off, file_table, line_table) in [(0, 0, 6, 1), (0x40, 10, 13, 9)] {
+            let mut rec = [0u8; 44];
+            put_u32(&mut rec, 0, entry);
+            put_u32(&mut rec, 4, name_off);
+            put_u32(&mut rec, 20, file_table);
+            put_u32(&mut rec, 24, line_table);
+            t.extend_from_slice(&rec);
+        }
+        let words = [2, 1, TEXT_BASE, names as u64];
+        let offsets = [cutab, filetab, pctab, pcln].map(|o| o as u64);
+        for (i, w) in words.into_iter().chain(offsets).enumerate() {
+            put_u64(&mut t, word(i), w);
+        }
+        t
+    }
+
+    fn parse_err(data: &[u8]) -> String {
+        match Pclntab::parse(data, 0) {
+            Ok(_) => panic!("a bad table parsed"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_go120_table_lists_its_functions_in_order() {
+        let data = go120_table();
+        let t = Pclntab::parse(&data, 0x50_0000).unwrap();
+        assert_eq!(t.format, Format::Go120);
+        assert_eq!(
+            (t.vaddr, t.nfunc, t.ptr_size, t.min_lc),
+            (0x50_0000, 2, 8, 1)
+        );
+        assert_eq!(t.text_start, TEXT_BASE);
+        assert!(t.relative_entries());
+        let funcs = t.funcs().collect::<Result<Vec<_>>>().unwrap();
+        let names: Vec<&str> = funcs.iter().map(|f| f.name).collect();
+        assert_eq!(names, ["main.main", "main.helper"]);
+        assert_eq!((funcs[0].func_offset, funcs[1].func_offset), (24, 68));
+        assert_eq!(
+            t.func_range(&funcs[0], TEXT_BASE),
+            Some((TEXT_BASE, TEXT_BASE + 0x40))
+        );
+        assert_eq!(
+            t.func_range(&funcs[1], TEXT_BASE),
+            Some((TEXT_BASE + 0x40, TEXT_BASE + 0x100))
+        );
+    }
+
+    #[test]
+    fn a_text_base_at_the_top_of_the_address_space_gives_no_range() {
+        let data = go120_table();
+        let t = Pclntab::parse(&data, 0).unwrap();
+        let helper = t.func_at(1).unwrap();
+        assert_eq!(t.func_range(&helper, u64::MAX - 0x80), None);
+    }
+
+    #[test]
+    fn a_go118_table_reads_like_a_go120_one() {
+        let mut data = go120_table();
+        put_u32(&mut data, 0, 0xffff_fff0);
+        let t = Pclntab::parse(&data, 0).unwrap();
+        assert_eq!(t.format, Format::Go118);
+        assert!(t.relative_entries());
+        assert_eq!(t.func_at(1).unwrap().name, "main.helper");
+    }
+
+    #[test]
+    fn a_pc_is_symbolized_to_its_function_file_and_line() {
+        let data = go120_table();
+        let t = Pclntab::parse(&data, 0).unwrap();
+        let at = |off: u64| {
+            let frames = t.frames_at(TEXT_BASE + off, TEXT_BASE, None, &|_, _| None)?;
+            let [f] = &frames[..] else {
+                panic!("one frame expected: {frames:?}")
+            };
+            assert_eq!((&*f.file, f.inlined), ("main.go", false));
+            Some((f.func.clone(), f.line))
+        };
+        assert_eq!(at(0), Some(("main.main".into(), 10)));
+        assert_eq!(at(0x1f), Some(("main.main".into(), 10)));
+        assert_eq!(at(0x20), Some(("main.main".into(), 11)));
+        assert_eq!(at(0x40), Some(("main.helper".into(), 20)));
+        assert_eq!(at(0xff), Some(("main.helper".into(), 20)));
+        assert_eq!(at(0x100), None, "the end of text");
+        assert_eq!(
+            t.frames_at(TEXT_BASE - 1, TEXT_BASE, None, &|_, _| None),
+            None
+        );
+    }
+
+    #[test]
+    fn an_unknown_magic_is_not_a_go_program() {
+        let mut data = go120_table();
+        put_u32(&mut data, 0, 0x1234_5678);
+        let msg = "not a Go program (.gopclntab has an unknown header)";
+        assert_eq!(parse_err(&data), msg);
+        assert_eq!(parse_err(&[]), msg);
+    }
+
+    #[test]
+    fn a_go12_table_is_an_unsupported_version() {
+        let mut data = go120_table();
+        put_u32(&mut data, 0, 0xffff_fffb);
+        assert_eq!(
+            parse_err(&data),
+            "unsupported Go version: the binary was built by go1.2 to go1.15; \
+             mdt needs go1.17 or later (register-based calling convention)"
+        );
+    }
+
+    #[test]
+    fn a_32_bit_table_is_unsupported() {
+        let mut data = go120_table();
+        data[7] = 4;
+        assert_eq!(
+            parse_err(&data),
+            "unsupported Go binary: pointer size 4 (mdt supports 64-bit)"
+        );
+    }
+
+    #[test]
+    fn header_offsets_past_the_end_are_an_error() {
+        let msg = "corrupt or truncated Go binary: the .gopclntab header is out of range";
+        let mut data = go120_table();
+        let len = data.len() as u64;
+        put_u64(&mut data, word(PCLN_OFFSET), len);
+        assert_eq!(parse_err(&data), msg);
+        let mut data = go120_table();
+        put_u64(&mut data, word(CU_OFFSET), u64::MAX);
+        assert_eq!(parse_err(&data), msg);
+        let mut data = go120_table();
+        put_u64(&mut data, word(NFUNC), 0);
+        assert_eq!(parse_err(&data), msg, "no functions");
+        assert_eq!(parse_err(&go120_table()[..40]), msg, "a header cut short");
+    }
+
+    #[test]
+    fn a_truncated_function_table_is_an_error() {
+        let data = go120_table();
+        let cut = &data[..pcln(&data) + 20];
+        assert_eq!(
+            parse_err(cut),
+            "corrupt or truncated Go binary: the function table is cut short"
+        );
+    }
+
+    #[test]
+    fn a_first_record_past_the_end_is_an_error() {
+        let mut data = go120_table();
+        let at = pcln(&data) + 4;
+        put_u32(&mut data, at, 0xffff);
+        assert_eq!(
+            parse_err(&data),
+            "corrupt Go binary: bad .gopclntab function entry 0"
+        );
+    }
+
+    #[test]
+    fn a_name_offset_past_the_name_table_is_an_error() {
+        for bad in [10_000u32, -1i32 as u32] {
+            let mut data = go120_table();
+            let helper_name = pcln(&data) + 24 + 44 + 4;
+            put_u32(&mut data, helper_name, bad);
+            let t = Pclntab::parse(&data, 0).unwrap();
+            assert_eq!(t.func_at(0).unwrap().name, "main.main");
+            let err = t.func_at(1).unwrap_err().to_string();
+            assert_eq!(err, "corrupt Go binary: bad .gopclntab function entry 1");
+            let all: Vec<bool> = t.funcs().map(|f| f.is_ok()).collect();
+            assert_eq!(all, [true, false]);
+        }
+    }
+
+    #[test]
+    fn a_function_that_ends_before_it_starts_is_an_error() {
+        let mut data = go120_table();
+        let end_of_text = pcln(&data) + 16;
+        put_u32(&mut data, end_of_text, 0x20);
+        let t = Pclntab::parse(&data, 0).unwrap();
+        assert_eq!(
+            t.func_at(1).unwrap_err().to_string(),
+            "corrupt Go binary: bad .gopclntab function entry 1"
+        );
+    }
+
+    #[test]
+    fn only_a_plausible_header_looks_like_one() {
+        let data = go120_table();
+        assert!(looks_like_header(&data, 0));
+        let mut go12 = data.clone();
+        put_u32(&mut go12, 0, GO12_MAGIC);
+        assert!(
+            looks_like_header(&go12, 0),
+            "so that find names the version"
+        );
+        for (at, byte) in [(0, 0), (4, 1), (5, 1), (6, 3), (7, 4)] {
+            let mut bad = data.clone();
+            bad[at] = byte;
+            assert!(!looks_like_header(&bad, 0), "byte {at} = {byte}");
+        }
+        assert!(!looks_like_header(&data[..7], 0), "cut short");
+        assert!(!looks_like_header(&data, 4), "not at a header");
+    }
 }

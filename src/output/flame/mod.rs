@@ -287,3 +287,227 @@ pub fn render(
         Format::Pprof => pprof::write(profile),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(func: &str, file: &str, line: u32, addr: u64) -> Frame {
+        Frame {
+            func: func.into(),
+            file: file.into(),
+            line,
+            inlined: false,
+            addr,
+        }
+    }
+
+    /// A delete through reflect, innermost first: the runtime (with a map
+    /// method inlined into it), reflect's linknamed map function, then the
+    /// code that asked for the delete.
+    fn reflect_delete() -> Stack {
+        Stack::from(vec![
+            Frame {
+                inlined: true,
+                ..frame(
+                    "internal/runtime/maps.(*Map).Delete",
+                    "/go/src/internal/runtime/maps/map.go",
+                    650,
+                    0x10,
+                )
+            },
+            frame("runtime.mapdelete", "/go/src/runtime/map.go", 700, 0x10),
+            frame("reflect.mapdelete", "/go/src/runtime/map.go", 1500, 0x20),
+            frame(
+                "reflect.Value.SetMapIndex",
+                "/go/src/reflect/value.go",
+                2400,
+                0x30,
+            ),
+            frame("main.prune", "/src/main.go", 12, 0x40),
+            frame("main.main", "/src/main.go", 30, 0x50),
+        ])
+    }
+
+    const SHAPED: &str = "main.main;main.prune;reflect.Value.SetMapIndex;runtime.mapdelete";
+
+    fn raw(frames: &Stack, count: u64) -> RawStack<'_> {
+        RawStack {
+            func: "runtime.mapdelete",
+            frames,
+            map_type: "map[string]int",
+            key_type: "string",
+            goid: Some(7),
+            count,
+        }
+    }
+
+    fn names(s: &FlameStack) -> Vec<&str> {
+        s.frames.iter().map(|f| &*f.func).collect()
+    }
+
+    fn counts(p: &Profile) -> Vec<u64> {
+        p.stacks.iter().map(|s| s.count).collect()
+    }
+
+    #[test]
+    fn by_default_the_runtime_frames_are_dropped_and_the_delete_is_the_leaf() {
+        let stack = reflect_delete();
+        let mut p = Profile::default();
+        p.add(raw(&stack, 3), &Shape::default());
+        let s = &p.stacks[0];
+        assert_eq!(s.folded_key(), SHAPED);
+        let leaf = s.frames.last().unwrap();
+        assert_eq!(
+            (&*leaf.file, leaf.line, leaf.addr, leaf.inlined),
+            ("/go/src/runtime/map.go", 700, 0x10, false),
+            "the delete function's line, the innermost pc"
+        );
+        assert_eq!(
+            (s.count, s.map_type.as_deref()),
+            (3, Some("map[string]int"))
+        );
+    }
+
+    #[test]
+    fn runtime_frames_keeps_every_frame() {
+        let stack = reflect_delete();
+        let mut p = Profile::default();
+        let shape = Shape {
+            runtime_frames: true,
+            ..Shape::default()
+        };
+        p.add(raw(&stack, 1), &shape);
+        assert_eq!(
+            p.stacks[0].folded_key(),
+            "main.main;main.prune;reflect.Value.SetMapIndex;reflect.mapdelete;\
+             runtime.mapdelete;internal/runtime/maps.(*Map).Delete_[i]"
+        );
+        let leaf = p.stacks[0].frames.last().unwrap();
+        assert_eq!((leaf.line, leaf.addr, leaf.inlined), (650, 0x10, true));
+    }
+
+    #[test]
+    fn a_stack_without_the_delete_frame_still_ends_in_it() {
+        let stack = Stack::from(vec![Frame::unnamed(0x10), Frame::unnamed(0x20)]);
+        let mut p = Profile::default();
+        p.add(raw(&stack, 1), &Shape::default());
+        assert_eq!(names(&p.stacks[0]), ["0x20", "0x10", "runtime.mapdelete"]);
+        let leaf = p.stacks[0].frames.last().unwrap();
+        assert_eq!((&*leaf.file, leaf.line, leaf.addr), ("", 0, 0x10));
+    }
+
+    #[test]
+    fn group_by_puts_one_root_frame_above_the_stack() {
+        let stack = reflect_delete();
+        let cases = [
+            (GroupBy::MapType, Some(7), "map[string]int"),
+            (GroupBy::KeyType, Some(7), "string"),
+            (GroupBy::Goroutine, Some(7), "goroutine 7"),
+            (GroupBy::Goroutine, None, "goroutine ?"),
+        ];
+        for (group_by, goid, root) in cases {
+            let mut p = Profile::default();
+            let shape = Shape {
+                group_by,
+                ..Shape::default()
+            };
+            p.add(
+                RawStack {
+                    goid,
+                    ..raw(&stack, 1)
+                },
+                &shape,
+            );
+            let s = &p.stacks[0];
+            assert_eq!(s.folded_key(), format!("{root};{SHAPED}"));
+            assert_eq!((&*s.frames[0].file, s.frames[0].addr), ("", 0));
+        }
+    }
+
+    #[test]
+    fn finish_merges_identical_stacks_and_sorts_them() {
+        let stack = reflect_delete();
+        let mut p = Profile::default();
+        p.add(raw(&stack, 2), &Shape::default());
+        p.add_unknown("[unknown stack]", 4);
+        p.add(raw(&stack, 3), &Shape::default());
+        p.finish(0);
+        assert_eq!(p.min_count, 1, "at least one");
+        let stacks: Vec<_> = p.stacks.iter().map(|s| (s.folded_key(), s.count)).collect();
+        assert_eq!(
+            stacks,
+            [("[unknown stack]".into(), 4), (SHAPED.to_string(), 5)]
+        );
+        assert_eq!(p.stacks[0].map_type, None);
+        assert_eq!(p.total(), 9);
+    }
+
+    #[test]
+    fn min_count_applies_to_folded_lines_not_to_stacks() {
+        let stack = reflect_delete();
+        let mut p = Profile::default();
+        p.add(raw(&stack, 2), &Shape::default());
+        p.add(raw(&stack, 2), &Shape::default());
+        p.stacks[1].frames[1].line = 13; // main.prune, another call site
+        p.add_unknown("[unknown stack]", 3);
+        p.finish(4);
+        assert_eq!(p.stacks.len(), 3, "lines keep stacks apart");
+        assert_eq!(p.folded_lines(), BTreeMap::from([(SHAPED.to_string(), 4)]));
+        assert_eq!((p.total(), p.shown_total()), (7, 4));
+        let shown: Vec<u32> = p.shown_stacks().iter().map(|s| s.frames[1].line).collect();
+        assert_eq!(shown, [12, 13]);
+    }
+
+    #[test]
+    fn scaling_hands_the_remainder_to_the_largest_fractions_first() {
+        let mut p = Profile::default();
+        for (name, count) in [("[a]", 5), ("[b]", 2), ("[c]", 1)] {
+            p.add_unknown(name, count);
+        }
+        let sampled = p.clone();
+        p.scale_to(20, 0.4);
+        // 12.5, 5, 2.5: the tie between a and c goes to the first.
+        assert_eq!(counts(&p), [13, 5, 2]);
+        assert_eq!(p.scaled_from, Some(0.4));
+        let mut down = sampled.clone();
+        down.scale_to(4, 2.0);
+        // 2.5, 1, 0.5
+        assert_eq!(counts(&down), [3, 1, 0]);
+    }
+
+    #[test]
+    fn scaling_to_the_same_total_or_an_empty_profile_changes_nothing() {
+        let mut p = Profile::default();
+        p.add_unknown("[a]", 3);
+        p.scale_to(3, 0.5);
+        assert_eq!((counts(&p), p.scaled_from), (vec![3], None));
+        let mut empty = Profile::default();
+        empty.scale_to(10, 0.5);
+        assert_eq!((empty.total(), empty.scaled_from), (0, None));
+    }
+
+    #[test]
+    fn folded_names_mark_inlined_frames_and_lose_their_semicolons() {
+        let inlined = FlameFrame {
+            inlined: true,
+            ..FlameFrame::synthetic("maps.DeleteFunc[...]")
+        };
+        assert_eq!(inlined.folded_name(), "maps.DeleteFunc[...]_[i]");
+        let root = FlameFrame::synthetic("struct { a int; b int }");
+        assert_eq!(root.folded_name(), "struct { a int: b int }");
+    }
+
+    #[test]
+    fn the_format_follows_the_file_name() {
+        let of = |p: &str| Format::from_path(std::path::Path::new(p));
+        assert_eq!(of("out/deletes.SVG"), Some(Format::Svg));
+        assert_eq!(of("deletes.folded"), Some(Format::Folded));
+        assert_eq!(of("deletes.txt"), Some(Format::Folded));
+        assert_eq!(of("deletes.pb.gz"), Some(Format::Pprof));
+        assert_eq!(of("deletes.pprof"), Some(Format::Pprof));
+        assert_eq!(of("deletes.pb"), Some(Format::Pprof));
+        assert_eq!(of("deletes.png"), None);
+        assert_eq!(of("/"), None);
+    }
+}

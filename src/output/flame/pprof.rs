@@ -224,3 +224,198 @@ pub fn write(profile: &Profile) -> Result<Vec<u8>> {
     gz.write_all(&raw).context("compressing the profile")?;
     gz.finish().context("compressing the profile")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::super::FlameStack;
+    use super::*;
+
+    fn frame(func: &str, file: &str, line: u32, inlined: bool, addr: u64) -> FlameFrame {
+        FlameFrame {
+            func: func.into(),
+            file: file.into(),
+            line,
+            inlined,
+            addr,
+        }
+    }
+
+    /// main.main → main.prune (with main.helper inlined into it) →
+    /// runtime.mapdelete, 5 times; main.main → runtime.mapclear once; and
+    /// 2 deletes of unknown stack.
+    fn profile(min_count: u64) -> Profile {
+        let main = frame("main.main", "/src/main.go", 30, false, 0x30);
+        let delete = FlameStack {
+            frames: vec![
+                main.clone(),
+                frame("main.prune", "/src/main.go", 12, false, 0x20),
+                frame("main.helper", "/src/main.go", 5, true, 0x20),
+                frame(
+                    "runtime.mapdelete",
+                    "/go/src/runtime/map.go",
+                    700,
+                    false,
+                    0x10,
+                ),
+            ],
+            count: 5,
+            map_type: Some("map[string]int".into()),
+        };
+        let clear = FlameStack {
+            frames: vec![
+                main,
+                frame(
+                    "runtime.mapclear",
+                    "/go/src/runtime/map.go",
+                    900,
+                    false,
+                    0x18,
+                ),
+            ],
+            count: 1,
+            map_type: Some("map[int]bool".into()),
+        };
+        let mut p = Profile {
+            stacks: vec![delete, clear],
+            duration_ns: 2_000_000_000,
+            ..Profile::default()
+        };
+        p.add_unknown("[unknown stack]", 2);
+        p.finish(min_count);
+        p
+    }
+
+    fn decode(gzipped: &[u8]) -> proto::Profile {
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(gzipped)
+            .read_to_end(&mut raw)
+            .unwrap();
+        proto::Profile::decode(raw.as_slice()).unwrap()
+    }
+
+    fn string(p: &proto::Profile, i: i64) -> &str {
+        &p.string_table[i as usize]
+    }
+
+    /// Each location of a sample, leaf first, as its (function, line)s.
+    fn frames(p: &proto::Profile, s: &proto::Sample) -> Vec<Vec<(String, i64)>> {
+        s.location_id
+            .iter()
+            .map(|&id| {
+                let loc = &p.location[id as usize - 1];
+                assert_eq!(loc.id, id);
+                let line = |l: &proto::Line| {
+                    let f = &p.function[l.function_id as usize - 1];
+                    assert_eq!((f.id, f.system_name), (l.function_id, f.name));
+                    (string(p, f.name).to_string(), l.line)
+                };
+                loc.line.iter().map(line).collect()
+            })
+            .collect()
+    }
+
+    fn labels(p: &proto::Profile, s: &proto::Sample) -> Vec<(String, String)> {
+        let pair = |l: &proto::Label| (string(p, l.key).into(), string(p, l.str).into());
+        s.label.iter().map(pair).collect()
+    }
+
+    fn one(func: &str, line: i64) -> Vec<(String, i64)> {
+        vec![(func.to_string(), line)]
+    }
+
+    #[test]
+    fn the_written_profile_decodes_to_one_sample_per_stack() {
+        let bytes = write(&profile(1)).unwrap();
+        assert_eq!(bytes[..2], [0x1f, 0x8b], "gzip");
+        let p = decode(&bytes);
+        assert_eq!(p.string_table[0], "");
+        let [kind] = &p.sample_type[..] else {
+            panic!("one sample type: {:?}", p.sample_type)
+        };
+        assert_eq!(
+            (string(&p, kind.r#type), string(&p, kind.unit)),
+            ("deletes", "count")
+        );
+        assert_eq!(p.period_type.as_ref(), Some(kind));
+        assert_eq!((p.period, p.duration_nanos), (1, 2_000_000_000));
+        assert!(p.time_nanos > 0);
+        assert!(p.comment.is_empty(), "not scaled");
+
+        let values: Vec<&[i64]> = p.sample.iter().map(|s| &s.value[..]).collect();
+        assert_eq!(values, [&[2][..], &[5], &[1]], "in stack order");
+        let [unknown, delete, clear] = &p.sample[..] else {
+            unreachable!()
+        };
+        assert_eq!(frames(&p, unknown), [one("[unknown stack]", 0)]);
+        assert_eq!(labels(&p, unknown), []);
+        assert_eq!(
+            frames(&p, clear),
+            [one("runtime.mapclear", 900), one("main.main", 30)]
+        );
+        assert_eq!(
+            labels(&p, clear),
+            [("map_type".into(), "map[int]bool".into())]
+        );
+        assert_eq!(
+            frames(&p, delete),
+            [
+                one("runtime.mapdelete", 700),
+                vec![("main.helper".into(), 5), ("main.prune".into(), 12)],
+                one("main.main", 30),
+            ],
+            "the inlined frame shares its caller's location, innermost first"
+        );
+        assert_eq!(
+            labels(&p, delete),
+            [("map_type".into(), "map[string]int".into())]
+        );
+    }
+
+    #[test]
+    fn functions_and_locations_are_shared_between_samples() {
+        let p = encode(&profile(1));
+        assert_eq!(p.function.len(), 6);
+        assert_eq!(p.location.len(), 5);
+        let addresses: Vec<u64> = p.location.iter().map(|l| l.address).collect();
+        assert_eq!(addresses, [0, 0x10, 0x20, 0x30, 0x18]);
+        let (delete, clear) = (&p.sample[1], &p.sample[2]);
+        assert_eq!(
+            clear.location_id.last(),
+            delete.location_id.last(),
+            "main.main"
+        );
+        let prune = p
+            .function
+            .iter()
+            .find(|f| string(&p, f.name) == "main.prune");
+        assert_eq!(string(&p, prune.unwrap().filename), "/src/main.go");
+    }
+
+    #[test]
+    fn min_count_leaves_out_the_same_stacks_as_the_folded_file() {
+        let p = encode(&profile(3));
+        let values: Vec<&[i64]> = p.sample.iter().map(|s| &s.value[..]).collect();
+        assert_eq!(values, [&[5][..]]);
+    }
+
+    #[test]
+    fn a_scaled_profile_says_so_in_a_comment() {
+        let mut profile = profile(1);
+        profile.scaled_from = Some(0.25);
+        let p = encode(&profile);
+        let comments: Vec<&str> = p.comment.iter().map(|&i| string(&p, i)).collect();
+        assert_eq!(comments, ["counts scaled up from a 25.000% sample"]);
+    }
+
+    #[test]
+    fn the_gzipped_bytes_hold_exactly_the_encoded_profile() {
+        let profile = profile(1);
+        let mut written = decode(&write(&profile).unwrap());
+        let mut encoded = encode(&profile);
+        written.time_nanos = 0;
+        encoded.time_nanos = 0;
+        assert_eq!(written, encoded);
+    }
+}
