@@ -61,15 +61,6 @@ fn start_load() -> Proc {
     p
 }
 
-/// mdt's peak resident set so far (KiB), or None once it has exited.
-fn peak_rss_kib(pid: i32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// Watches mdt's memory while it runs under the load for [`UNDER_LOAD`].
 fn run_under_load(mdt: &Proc) -> u64 {
     mdt.wait_announce();
@@ -81,7 +72,7 @@ fn run_under_load(mdt: &Proc) -> u64 {
             "mdt exited under load: {}",
             mdt.stderr.text()
         );
-        peak = peak.max(peak_rss_kib(mdt.pid()).unwrap_or(0));
+        peak = peak.max(common::peak_rss_kib(mdt.pid()).unwrap_or(0));
         std::thread::sleep(Duration::from_millis(100));
     }
     peak
@@ -93,7 +84,7 @@ fn stop(mdt: &Proc, sig: i32, mut peak: u64) -> (Duration, u64) {
     let t0 = Instant::now();
     mdt.signal(sig);
     let exited = mdt.wait_until(TIMEOUT, |p| {
-        if let Some(kib) = peak_rss_kib(p.pid()) {
+        if let Some(kib) = common::peak_rss_kib(p.pid()) {
             peak = peak.max(kib);
         }
         p.has_exited()
@@ -112,6 +103,18 @@ fn assert_bounded(what: &str, took: Duration, peak: u64, stderr: &str) {
         peak > 0 && peak < RSS_BOUND_KIB,
         "{what}: mdt's peak RSS was {peak} KiB (bound {RSS_BOUND_KIB} KiB); stderr:\n{stderr}"
     );
+}
+
+/// Runs `cmd` (an mdt command) under the load, stops it with `sig` and
+/// checks it stopped within [`STOP_WITHIN`] under [`RSS_BOUND_KIB`]; returns
+/// what it wrote.
+fn run_and_stop(name: &str, cmd: Command, sig: i32) -> common::proc::Finished {
+    let mut mdt = Proc::spawn(name, cmd, Stdio::null());
+    let peak = run_under_load(&mdt);
+    let (took, peak) = stop(&mdt, sig, peak);
+    let f = mdt.finish_ok(TIMEOUT, "after the signal");
+    assert_bounded(name, took, peak, &f.stderr);
+    f
 }
 
 /// The JSON summary adds up, and says the load was heavy enough to matter.
@@ -150,16 +153,11 @@ fn json_to_a_file() {
     let load = start_load();
     let scratch = Scratch::new("bounded-json-file");
     let out = scratch.path("records.json");
-    let mdt = Proc::spawn(
+    run_and_stop(
         "mdt trace --json -o FILE",
         trace_cmd(load.pid(), &["--json", "-o", out.to_str().unwrap()]),
-        Stdio::null(),
+        libc::SIGINT,
     );
-    let peak = run_under_load(&mdt);
-    let (took, peak) = stop(&mdt, libc::SIGINT, peak);
-    let mut mdt = mdt;
-    let f = mdt.finish_ok(TIMEOUT, "after SIGINT");
-    assert_bounded("json to a file", took, peak, &f.stderr);
     let text = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let summary: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
@@ -197,16 +195,11 @@ fn json_to_a_pipe_and_sigterm() {
         return;
     }
     let load = start_load();
-    let mdt = Proc::spawn(
+    let f = run_and_stop(
         "mdt trace --json",
         trace_cmd(load.pid(), &["--json"]),
-        Stdio::null(),
+        libc::SIGTERM,
     );
-    let peak = run_under_load(&mdt);
-    let (took, peak) = stop(&mdt, libc::SIGTERM, peak);
-    let mut mdt = mdt;
-    let f = mdt.finish_ok(TIMEOUT, "after SIGTERM");
-    assert_bounded("json to a pipe", took, peak, &f.stderr);
     let text = f.stdout_text();
     let summary: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_summary_adds_up("json to a pipe", &summary);
@@ -272,7 +265,7 @@ fn flame() {
     let scratch = Scratch::new("bounded-flame");
     let (svg, folded) = (scratch.path("d.svg"), scratch.path("d.folded"));
     let pid = load.pid().to_string();
-    let mdt = Proc::spawn(
+    let f = run_and_stop(
         "mdt flame",
         mdt_cmd([
             "flame",
@@ -285,13 +278,8 @@ fn flame() {
             "-o",
             folded.to_str().unwrap(),
         ]),
-        Stdio::null(),
+        libc::SIGINT,
     );
-    let peak = run_under_load(&mdt);
-    let (took, peak) = stop(&mdt, libc::SIGINT, peak);
-    let mut mdt = mdt;
-    let f = mdt.finish_ok(TIMEOUT, "after SIGINT");
-    assert_bounded("flame", took, peak, &f.stderr);
     // Every delete counted is in the graph: by stack, or as not recorded.
     let total: u64 = std::fs::read_to_string(&folded)
         .unwrap()
@@ -323,13 +311,8 @@ fn launch_mode_counts_every_delete() {
     let mut args = vec!["trace", "--json", "-o", out.to_str().unwrap()];
     args.extend_from_slice(LIMITS);
     args.extend_from_slice(&["--", bin.to_str().unwrap(), "-goroutines", "1"]);
-    let mdt = Proc::spawn("mdt trace -- newstacks", mdt_cmd(args), Stdio::null());
-    let peak = run_under_load(&mdt);
     // The first SIGINT goes to the program, which stops: mdt follows it.
-    let (took, peak) = stop(&mdt, libc::SIGINT, peak);
-    let mut mdt = mdt;
-    let f = mdt.finish_ok(TIMEOUT, "after SIGINT");
-    assert_bounded("launch mode", took, peak, &f.stderr);
+    let f = run_and_stop("mdt trace -- newstacks", mdt_cmd(args), libc::SIGINT);
     let text = std::fs::read_to_string(&out).unwrap();
     let summary: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_summary_adds_up("launch mode", &summary);

@@ -522,15 +522,6 @@ fn pid_of(exe: &Path) -> Option<i32> {
     })
 }
 
-/// VmHWM of `pid` in KiB (None once it has exited).
-fn peak_rss_kib(pid: i32) -> Option<u64> {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 #[test]
 fn q_under_load_stops_within_a_second_and_stays_bounded() {
     if !common::require_root_bpf() {
@@ -553,12 +544,12 @@ fn q_under_load_stops_within_a_second_and_stays_bounded() {
     let mut peak = 0;
     let end = Instant::now() + Duration::from_secs(3);
     while Instant::now() < end {
-        peak = peak.max(peak_rss_kib(mdt_pid).unwrap_or(0));
+        peak = peak.max(common::peak_rss_kib(mdt_pid).unwrap_or(0));
         std::thread::sleep(Duration::from_millis(100));
     }
     let t0 = Instant::now();
     tmux.keys(&["q"]);
-    while let Some(kib) = peak_rss_kib(mdt_pid) {
+    while let Some(kib) = common::peak_rss_kib(mdt_pid) {
         peak = peak.max(kib);
         assert!(t0.elapsed() < TIMEOUT, "mdt still runs after q");
         std::thread::sleep(Duration::from_millis(5));

@@ -25,16 +25,6 @@ use ratatui::Terminal;
 const T0: u64 = 1_700_000_000;
 const NS: u64 = 1_000_000_000;
 
-fn frame(func: &str, file: &str, line: u32, addr: u64, inlined: bool) -> Frame {
-    Frame {
-        func: func.into(),
-        file: file.into(),
-        line,
-        inlined,
-        addr,
-    }
-}
-
 struct Site {
     stack: Stack,
     /// Names the stack, as the kernel's hash of its addresses would.
@@ -44,7 +34,7 @@ struct Site {
 }
 
 fn site(runtime: &'static str, frames: Vec<Frame>) -> Site {
-    let mut stack = vec![frame(
+    let mut stack = vec![Frame::new(
         runtime,
         "/go/src/runtime/map.go",
         700,
@@ -52,7 +42,13 @@ fn site(runtime: &'static str, frames: Vec<Frame>) -> Site {
         false,
     )];
     stack.extend(frames);
-    stack.push(frame("main.main", "/src/app/main.go", 10, 0x40_9000, false));
+    stack.push(Frame::new(
+        "main.main",
+        "/src/app/main.go",
+        10,
+        0x40_9000,
+        false,
+    ));
     let stack_id = stack.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, f| {
         (h ^ f.addr).wrapping_mul(0x100_0000_01b3)
     });
@@ -114,7 +110,7 @@ fn ev(
 fn events() -> Vec<Event> {
     let cache = site(
         "runtime.mapdelete_faststr",
-        vec![frame(
+        vec![Frame::new(
             "main.(*Cache).evict",
             "/src/app/cache.go",
             42,
@@ -124,7 +120,7 @@ fn events() -> Vec<Event> {
     );
     let jobs = site(
         "runtime.mapdelete_fast64",
-        vec![frame(
+        vec![Frame::new(
             "main.cleanup",
             "/src/app/jobs.go",
             88,
@@ -134,7 +130,7 @@ fn events() -> Vec<Event> {
     );
     let jobs_clear = site(
         "runtime.mapclear",
-        vec![frame(
+        vec![Frame::new(
             "main.cleanup",
             "/src/app/jobs.go",
             88,
@@ -145,14 +141,14 @@ fn events() -> Vec<Event> {
     let handle = site(
         "runtime.mapdelete_faststr",
         vec![
-            frame(
+            Frame::new(
                 "maps.DeleteFunc[...]",
                 "/go/src/maps/maps.go",
                 64,
                 0x40_4000,
                 true,
             ),
-            frame("main.handle", "/src/app/server.go", 120, 0x40_4000, false),
+            Frame::new("main.handle", "/src/app/server.go", 120, 0x40_4000, false),
         ],
     );
     let mut out = Vec::new();

@@ -65,3 +65,43 @@ impl Event {
 pub fn find_caller(stack: &Stack) -> Option<usize> {
     stack.iter().position(|f| !is_delete_machinery(&f.func))
 }
+
+/// Events for the unit tests of the modules that read them.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A delete of `key` from the `map[int64]int` at `map`, pid 1, goroutine
+    /// 1, through `runtime.mapdelete_fast64` and then `frames` (the caller
+    /// first).
+    pub(crate) fn delete(map: u64, key: KeyValue, frames: &[Frame]) -> Event {
+        let mut all = vec![Frame::new(
+            "runtime.mapdelete_fast64",
+            "/go/src/runtime/map_fast64.go",
+            10,
+            0x100,
+            false,
+        )];
+        all.extend_from_slice(frames);
+        let stack = Stack::from(all);
+        Event {
+            kind: Role::Delete,
+            ts_ns: 0,
+            pid: 1,
+            tid: 1,
+            goid: Some(1),
+            func: "runtime.mapdelete_fast64",
+            map,
+            map_type: "map[int64]int".into(),
+            key_type: "int64".into(),
+            key,
+            key_truncated: false,
+            map_len: 3,
+            cleared: None,
+            caller: find_caller(&stack),
+            stack_lost: false,
+            stack_id: 0,
+            stack,
+        }
+    }
+}

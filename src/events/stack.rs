@@ -36,6 +36,17 @@ fn empty() -> Arc<str> {
 }
 
 impl Frame {
+    /// A named frame (`inlined`: a call the compiler inlined into the next).
+    pub fn new(func: &str, file: &str, line: u32, addr: u64, inlined: bool) -> Self {
+        Frame {
+            func: func.into(),
+            file: file.into(),
+            line,
+            inlined,
+            addr,
+        }
+    }
+
     /// A frame that could not be named: its address, never a guess.
     pub fn unnamed(addr: u64) -> Self {
         Frame {
@@ -181,13 +192,7 @@ mod tests {
     use super::*;
 
     fn frame(func: &str, addr: u64, inlined: bool) -> Frame {
-        Frame {
-            func: func.into(),
-            file: "/src/main.go".into(),
-            line: 1,
-            inlined,
-            addr,
-        }
+        Frame::new(func, "/src/main.go", 1, addr, inlined)
     }
 
     #[test]

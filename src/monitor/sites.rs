@@ -176,47 +176,37 @@ fn caller_frame(frames: &Stack, caller_addr: u64) -> Option<Frame> {
 mod tests {
     use super::*;
 
-    fn frame(func: &str, file: &str, line: u32, addr: u64, inlined: bool) -> Frame {
-        Frame {
-            func: func.into(),
-            file: file.into(),
-            line,
-            inlined,
-            addr,
-        }
-    }
-
     #[test]
     fn the_caller_is_the_first_frame_outside_the_machinery() {
         let frames = vec![
-            frame(
+            Frame::new(
                 "runtime.mapdelete_faststr",
                 "/go/src/runtime/map.go",
                 10,
                 0x100,
                 false,
             ),
-            frame(
+            Frame::new(
                 "maps.DeleteFunc[...]",
                 "/go/src/maps/maps.go",
                 60,
                 0x200,
                 true,
             ),
-            frame("main.prune", "/src/app/prune.go", 42, 0x200, false),
+            Frame::new("main.prune", "/src/app/prune.go", 42, 0x200, false),
         ];
         let f = caller_frame(&frames.clone().into(), 0x200).unwrap();
         assert_eq!(f.short_location(), "prune.go:42");
         // A reflect delete: only machinery at the return address.
         let frames = vec![
-            frame(
+            Frame::new(
                 "runtime.mapdelete_faststr",
                 "/go/src/runtime/map.go",
                 10,
                 0x100,
                 false,
             ),
-            frame(
+            Frame::new(
                 "reflect.mapdelete_faststr",
                 "/go/src/runtime/map.go",
                 1400,

@@ -272,13 +272,7 @@ mod tests {
     use crate::events::{Frame, Stack};
 
     fn frame(func: &str, line: u32, addr: u64, inlined: bool) -> Frame {
-        Frame {
-            func: func.into(),
-            file: "/src/app/main.go".into(),
-            line,
-            inlined,
-            addr,
-        }
+        Frame::new(func, "/src/app/main.go", line, addr, inlined)
     }
 
     fn event(kind: Role, key: KeyValue, stack_id: u64) -> Event {

@@ -918,3 +918,12 @@ impl Drop for Scratch {
         }
     }
 }
+
+/// A process's peak resident set (`VmHWM`) in KiB; None once it has exited.
+pub fn peak_rss_kib(pid: i32) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

@@ -439,41 +439,10 @@ mod tests {
     use crate::monitor::alerts::rule::parse;
 
     fn event(map: u64, key: i64) -> Event {
-        let caller = Frame {
-            func: "main.f".into(),
-            file: "/src/main.go".into(),
-            line: 12,
-            inlined: false,
-            addr: 0x2000,
-        };
+        let caller = Frame::new("main.f", "/src/main.go", 12, 0x2000, false);
         Event {
-            kind: Role::Delete,
-            ts_ns: 0,
-            pid: 1,
-            tid: 1,
-            goid: Some(1),
-            func: "runtime.mapdelete_fast64",
-            map,
-            map_type: "map[int64]int".into(),
-            key_type: "int64".into(),
-            key: KeyValue::Int(key),
-            key_truncated: false,
             map_len: 1,
-            cleared: None,
-            stack: vec![
-                Frame {
-                    func: "runtime.mapdelete_fast64".into(),
-                    file: "/go/map.go".into(),
-                    line: 1,
-                    inlined: false,
-                    addr: 0x1000,
-                },
-                caller,
-            ]
-            .into(),
-            stack_lost: false,
-            stack_id: 0,
-            caller: Some(1),
+            ..crate::events::testing::delete(map, KeyValue::Int(key), &[caller])
         }
     }
 

@@ -293,13 +293,7 @@ mod tests {
     use super::*;
 
     fn frame(func: &str, file: &str, line: u32, addr: u64) -> Frame {
-        Frame {
-            func: func.into(),
-            file: file.into(),
-            line,
-            inlined: false,
-            addr,
-        }
+        Frame::new(func, file, line, addr, false)
     }
 
     /// A delete through reflect, innermost first: the runtime (with a map

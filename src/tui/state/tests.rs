@@ -5,43 +5,14 @@ use crate::events::Frame;
 use crate::events::KeyValue;
 
 fn frame(func: &str, file: &str, line: u32, addr: u64) -> Frame {
-    Frame {
-        func: func.into(),
-        file: file.into(),
-        line,
-        inlined: false,
-        addr,
-    }
+    Frame::new(func, file, line, addr, false)
 }
 
 fn event(caller: (&str, u32, u64), map: u64, key: i64, sec: u64) -> Event {
+    let caller = frame(caller.0, "/src/main.go", caller.1, caller.2);
     Event {
-        kind: Role::Delete,
         ts_ns: sec * NANOS,
-        pid: 1,
-        tid: 1,
-        goid: Some(1),
-        func: "runtime.mapdelete_fast64",
-        map,
-        map_type: "map[int64]int".into(),
-        key_type: "int64".into(),
-        key: KeyValue::Int(key),
-        key_truncated: false,
-        map_len: 3,
-        cleared: None,
-        stack: vec![
-            frame(
-                "runtime.mapdelete_fast64",
-                "/go/src/runtime/map_fast64.go",
-                10,
-                0x100,
-            ),
-            frame(caller.0, "/src/main.go", caller.1, caller.2),
-        ]
-        .into(),
-        stack_lost: false,
-        stack_id: 0,
-        caller: Some(1),
+        ..crate::events::testing::delete(map, KeyValue::Int(key), &[caller])
     }
 }
 
