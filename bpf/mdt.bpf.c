@@ -2,6 +2,12 @@
 /*
  * mdt.bpf.c -- uprobe program for Go map deletes.
  *
+ * One BPF object, one file: libbpf-cargo builds one skeleton per source,
+ * and the probe's steps (count, read, walk, send) share its maps and its
+ * per-CPU scratch space. Its layout, top to bottom: configuration, maps,
+ * key reading, the stack walk, sending, aggregation, site counting, the
+ * probe body.
+ *
  * One program, `mdt_map_delete` (or `mdt_map_delete_multi`), is attached to
  * every map-delete function of the target (runtime.mapdelete*,
  * runtime.mapclear, ...), once per attach point. The probe id -- from the
