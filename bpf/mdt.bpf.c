@@ -738,13 +738,13 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	if (mdt_cfg.check_tgid && mdt_cfg.target_tgid &&
 	    bpf_get_current_pid_tgid() >> 32 != mdt_cfg.target_tgid)
 		return 0;
-	seq = count_hit(id);
-
+	/* Before the hit is counted: a hit of no known probe is no delete. */
 	kind = mdt_cfg.probes[id].kind;
 	if (kind == MDT_KIND_UNSET || kind > MDT_KIND_SWISS_CLEAR) {
 		count(&stats, MDT_STAT_BAD_PROBE);
 		return 0;
 	}
+	seq = count_hit(id);
 	if (mdt_cfg.count_sites)
 		count_site(ctx, id, kind);
 	if (!sampled_in(seq))

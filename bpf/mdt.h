@@ -129,8 +129,8 @@ enum mdt_stat {
 	 * sampled in. */
 	MDT_STAT_SAMPLED_IN = 1,
 	/* No probe id for the hit (attach cookie >= MDT_MAX_PROBES, or a pc
-	 * unknown to mdt_probe_by_pc), or probe kind MDT_KIND_UNSET: no record
-	 * (user space counts it as lost). */
+	 * unknown to mdt_probe_by_pc), or probe kind MDT_KIND_UNSET: not
+	 * counted as a hit, no record (a health counter: cannot happen). */
 	MDT_STAT_BAD_PROBE = 2,
 	/* Events submitted to the ring buffer. */
 	MDT_STAT_SUBMITTED = 3,

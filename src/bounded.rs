@@ -43,7 +43,15 @@ pub struct Fnv(u64);
 
 impl std::hash::Hasher for Fnv {
     fn finish(&self) -> u64 {
-        self.0
+        // A final avalanche (MurmurHash3's fmix64): the multiply-rotate
+        // steps above leave most bits depending on a few of the key's, and
+        // tables index by the low bits.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -76,8 +84,9 @@ impl std::hash::Hasher for Fnv {
 }
 
 /// Keys offered once that a [`Cache`] remembers (by hash), to admit them
-/// when they come again.
-const SEEN_SLOTS: usize = 8192;
+/// when they come again: at least this many, and four times its capacity
+/// (two keys that share a slot push each other out).
+const MIN_SEEN: usize = 8192;
 /// Entries per set of a [`Cache`].
 const WAYS: usize = 4;
 
@@ -92,13 +101,23 @@ pub struct Cache<K, V> {
     /// Per set: the way the next new key takes.
     next: Vec<u8>,
     sets: usize,
-    /// Hashes of keys offered once, by `hash % SEEN_SLOTS`.
+    /// Hashes of keys offered once, by their mixed hash (a power of two).
     seen: Box<[u64]>,
 }
 
 fn hash_of<Q: Hash + ?Sized>(key: &Q) -> u64 {
     // Never 0: a seen slot of 0 is empty.
     FastHash::default().hash_one(key) | 1
+}
+
+/// The set a hash picks: its low bits but the lowest, which `hash_of`
+/// sets (the seen filter takes the high ones).
+fn set_bits(h: u64) -> usize {
+    (h >> 1) as usize
+}
+
+fn seen_bits(h: u64) -> usize {
+    (h >> 32) as usize
 }
 
 impl<K: Hash + Eq, V> Cache<K, V> {
@@ -109,13 +128,12 @@ impl<K: Hash + Eq, V> Cache<K, V> {
             places: (0..sets * WAYS).map(|_| None).collect(),
             next: vec![0; sets],
             sets,
-            seen: vec![0; SEEN_SLOTS].into(),
+            seen: vec![0; (4 * cap).max(MIN_SEEN).next_power_of_two()].into(),
         }
     }
 
     fn set_of(&self, h: u64) -> usize {
-        // The high bits: FastHash mixes them best.
-        ((h >> 32) as usize) & (self.sets - 1)
+        set_bits(h) & (self.sets - 1)
     }
 
     fn position<Q>(&self, h: u64, key: &Q) -> Option<usize>
@@ -163,10 +181,22 @@ impl<K: Hash + Eq, V> Cache<K, V> {
 
     /// Whether a key of hash `h` was offered before; remembers it if not.
     fn admits(&mut self, h: u64) -> bool {
-        let seen = &mut self.seen[h as usize % SEEN_SLOTS];
-        let again = *seen == h;
-        *seen = h;
-        again
+        // Two places per hash, the newer first: two keys that share them
+        // are both remembered.
+        let i = seen_bits(h) & (self.seen.len() - 1) & !1;
+        if self.seen[i] == h || self.seen[i + 1] == h {
+            return true;
+        }
+        self.seen[i + 1] = self.seen[i];
+        self.seen[i] = h;
+        false
+    }
+
+    /// Keeps `value` now, whether or not `key` was offered before (for
+    /// entries that cannot be made again later).
+    pub fn insert(&mut self, key: K, value: V) {
+        let h = hash_of(&key);
+        self.put(h, key, value);
     }
 
     fn put(&mut self, h: u64, key: K, value: V) {
@@ -230,6 +260,44 @@ mod tests {
         }
         assert_eq!(big.len(), big.cap());
         assert_eq!(big.get(&99_999), Some(&99_999));
+    }
+
+    #[test]
+    fn keys_that_differ_only_in_their_high_bits_spread_over_the_sets() {
+        // Addresses 128 KiB apart: a cache of 65,536 must hold them all.
+        let mut c: Cache<u64, u64> = Cache::new(65_536);
+        let keys: Vec<u64> = (0..1000).map(|i| 0x40_0000 + i * (128 << 10)).collect();
+        for &k in &keys {
+            c.offer(k, k);
+            c.offer(k, k);
+        }
+        assert!(
+            keys.iter().all(|k| c.get(k) == Some(k)),
+            "{} of 1000 kept",
+            c.len()
+        );
+    }
+
+    #[test]
+    fn a_large_cache_remembers_enough_keys_to_admit_them() {
+        // 20,000 keys in rotation: nearly all admitted the second time
+        // they come.
+        let mut c: Cache<u64, u64> = Cache::new(65_536);
+        let mut kept = Vec::new();
+        for round in 0..3 {
+            for k in 0..20_000u64 {
+                c.offer(k * 8, round);
+            }
+            kept.push(c.len());
+        }
+        assert!(kept[1] >= 19_500 && kept[2] >= kept[1], "{kept:?} kept");
+    }
+
+    #[test]
+    fn insert_keeps_at_once() {
+        let mut c: Cache<u64, u64> = Cache::new(8);
+        c.insert(3, 4);
+        assert_eq!(c.get(&3), Some(&4));
     }
 
     #[test]

@@ -21,8 +21,6 @@ struct Counts {
     received: AtomicU64,
     /// Records that could not be decoded (malformed): lost.
     undecodable: AtomicU64,
-    /// Records delivered without their stack (see [`StackTable`]).
-    stack_lost: AtomicU64,
 }
 
 /// Consumer of the event ring buffer (see [`EventReader::new`]).
@@ -60,7 +58,6 @@ impl<'cb> EventReader<'cb> {
                 match MdtEvent::from_record(data, &mut stacks) {
                     Some(ev) => {
                         if ev.stack_lost() {
-                            in_cb.stack_lost.fetch_add(1, Ordering::Relaxed);
                             forget_in_kernel(&sent_stacks, ev.stack_id);
                         }
                         on_event(&ev);
@@ -117,11 +114,6 @@ impl<'cb> EventReader<'cb> {
     /// Records that could not be decoded: lost, to be reported as such.
     pub fn undecodable(&self) -> u64 {
         self.counts.undecodable.load(Ordering::Relaxed)
-    }
-
-    /// Records delivered without their stack.
-    pub fn stack_lost(&self) -> u64 {
-        self.counts.stack_lost.load(Ordering::Relaxed)
     }
 }
 

@@ -81,7 +81,15 @@ impl MdtEvent {
             for (slot, w) in ev.stack.iter_mut().zip(words.chunks_exact(8)) {
                 *slot = u64::from_ne_bytes(w.try_into().ok()?);
             }
-            stacks.learn(ev.stack_id, &ev.stack[..depth]);
+            if depth == 0 || stack_hash(&ev.stack[..depth]) == ev.stack_id {
+                stacks.learn(ev.stack_id, &ev.stack[..depth]);
+            } else {
+                // Words that are not the stack the id names (the probe was
+                // preempted while another hit on its CPU reused its scratch
+                // space): neither learned nor shown.
+                ev.stack_depth = 0;
+                ev.flags |= mdt_event_flags::MDT_EV_STACK_LOST.0 as u8;
+            }
             &rest[8 * depth..]
         };
         let n = key.len().min(MAX_KEY_BYTES);
@@ -89,7 +97,9 @@ impl MdtEvent {
         Some(ev)
     }
 
-    /// The record named a stack user space no longer had: it has none.
+    /// The record's stack could not be put back together (user space no
+    /// longer had the one it named, or its words did not match its id): it
+    /// has none.
     pub fn stack_lost(&self) -> bool {
         self.has_flag(mdt_event_flags::MDT_EV_STACK_LOST)
     }
@@ -99,6 +109,15 @@ impl MdtEvent {
     pub fn key_is_string(&self) -> bool {
         self.has_flag(mdt_event_flags::MDT_EV_KEY_STRING)
     }
+}
+
+/// The id the probe gives a stack (`mdt_walk_stack` in bpf/mdt.bpf.c): FNV-1
+/// over its words, the probed pc first.
+pub fn stack_hash(pcs: &[u64]) -> u64 {
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    pcs.iter().fold(0xcbf2_9ce4_8422_2325, |h, &pc| {
+        (h ^ pc).wrapping_mul(FNV_PRIME)
+    })
 }
 
 #[cfg(test)]
@@ -123,7 +142,12 @@ mod tests {
         out
     }
 
-    fn event(stack: &[u64], id: u64) -> MdtEvent {
+    /// A record of `stack`, with the id the probe gives it.
+    fn event(stack: &[u64]) -> MdtEvent {
+        with_id(stack, stack_hash(stack))
+    }
+
+    fn with_id(stack: &[u64], id: u64) -> MdtEvent {
         let mut ev = MdtEvent {
             stack_id: id,
             stack_depth: stack.len() as u16,
@@ -137,12 +161,12 @@ mod tests {
     #[test]
     fn a_stack_sent_once_fills_later_records() {
         let mut stacks = StackTable::default();
-        let full = event(&[0x401000, 0x402000, 0x403000], 7);
+        let full = event(&[0x401000, 0x402000, 0x403000]);
         let got = MdtEvent::from_record(&record(&full, 3, b"key-1"), &mut stacks).unwrap();
         assert_eq!(got.stack(), &[0x401000, 0x402000, 0x403000]);
         assert_eq!(got.key_bytes(64), b"key-1");
 
-        let mut known = event(&[0, 0, 0], 7);
+        let mut known = with_id(&[0, 0, 0], full.stack_id);
         known.flags = mdt_event_flags::MDT_EV_STACK_KNOWN.0 as u8;
         let got = MdtEvent::from_record(&record(&known, 0, b"key-2"), &mut stacks).unwrap();
         assert_eq!(got.stack(), &[0x401000, 0x402000, 0x403000]);
@@ -153,7 +177,7 @@ mod tests {
     fn records_that_cannot_be_put_back_together_are_refused() {
         let mut stacks = StackTable::default();
         // Shorter than its stack depth says, or than the fixed part.
-        let full = event(&[1, 2, 3], 3);
+        let full = event(&[1, 2, 3]);
         let mut short = record(&full, 3, b"");
         short.truncate(short.len() - 4);
         assert!(MdtEvent::from_record(&short, &mut stacks).is_none());
@@ -164,24 +188,45 @@ mod tests {
     fn a_stack_not_held_is_lost_never_replaced() {
         let mut stacks = StackTable::default();
         // A stack id never sent (or evicted from the table).
-        let mut known = event(&[0, 0], 9);
+        let mut known = with_id(&[0, 0], 9);
         known.flags = mdt_event_flags::MDT_EV_STACK_KNOWN.0 as u8;
         let got = MdtEvent::from_record(&record(&known, 0, b"key-3"), &mut stacks).unwrap();
         assert!(got.stack_lost());
         assert!(got.stack().is_empty());
         assert_eq!(got.key_bytes(64), b"key-3");
         // A known id whose depth does not match what was sent.
-        let full = event(&[1, 2, 3], 3);
+        let full = event(&[1, 2, 3]);
         MdtEvent::from_record(&record(&full, 3, b""), &mut stacks).unwrap();
-        let mut deeper = event(&[0, 0, 0, 0], 3);
+        let mut deeper = with_id(&[0, 0, 0, 0], full.stack_id);
         deeper.flags = mdt_event_flags::MDT_EV_STACK_KNOWN.0 as u8;
         let got = MdtEvent::from_record(&record(&deeper, 0, b""), &mut stacks).unwrap();
         assert!(got.stack_lost());
         // The kernel's flags never carry STACK_LOST into a whole record.
-        let mut forged = event(&[1, 2, 3], 4);
+        let mut forged = event(&[1, 2, 3]);
         forged.flags = mdt_event_flags::MDT_EV_STACK_LOST.0 as u8;
         let got = MdtEvent::from_record(&record(&forged, 3, b""), &mut stacks).unwrap();
         assert!(!got.stack_lost());
         assert_eq!(got.stack(), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn words_that_are_not_the_stack_their_id_names_are_never_learned() {
+        // A probe preempted between its walk and its send: its id, another
+        // hit's words.
+        let mut stacks = StackTable::default();
+        let mixed = with_id(&[1, 2, 9], stack_hash(&[1, 2, 3]));
+        let got = MdtEvent::from_record(&record(&mixed, 3, b"key-4"), &mut stacks).unwrap();
+        assert!(got.stack_lost() && got.stack().is_empty());
+        assert_eq!(got.key_bytes(64), b"key-4", "the rest of the record stays");
+        assert_eq!(stacks.get(mixed.stack_id), None);
+    }
+
+    #[test]
+    fn the_stack_id_is_the_probes_hash() {
+        // FNV-1 over the words, as mdt_walk_stack computes it.
+        let one = (0xcbf2_9ce4_8422_2325u64 ^ 0x401000).wrapping_mul(0x100_0000_01b3);
+        assert_eq!(stack_hash(&[0x401000]), one);
+        let two = (one ^ 0x402000).wrapping_mul(0x100_0000_01b3);
+        assert_eq!(stack_hash(&[0x401000, 0x402000]), two);
     }
 }

@@ -318,8 +318,9 @@ impl Session {
             sink,
             filter: self.options.clone(),
             filtered_out: 0,
-            undecodable: 0,
+            lost: 0,
             records: 0,
+            stack_lost: 0,
             output_error: None,
             observer: self.observer.take(),
         });
@@ -338,7 +339,7 @@ impl Session {
             }
             if ticked.elapsed() >= DRAIN_INTERVAL {
                 ticked = Instant::now();
-                let lost = self.lost_so_far(&reader)? + pump.borrow().undecodable;
+                let lost = self.lost_so_far(&reader)? + pump.borrow().lost;
                 lost_seen = report_lost(&pump, lost, lost_seen);
                 pump.borrow_mut().flush();
                 self.publish_live();
@@ -358,14 +359,13 @@ impl Session {
             .stats()?
             .submitted
             .saturating_sub(reader.received());
-        let lost = self.lost_so_far(&reader)? + pump.borrow().undecodable + unread;
+        let lost = self.lost_so_far(&reader)? + pump.borrow().lost + unread;
         lost_seen = report_lost(&pump, lost, lost_seen);
-        let stack_lost = reader.stack_lost();
         drop(reader);
         let mut pump = pump.into_inner();
         self.observe(&mut pump, Some(reason))?;
         let mut summary = self.summary(pump.filtered_out, lost_seen, reason)?;
-        summary.stack_lost = stack_lost;
+        summary.stack_lost = pump.stack_lost;
         summary.records = pump.records;
         if pump.output_error.is_none() {
             let _ = pump.sink.summary(&summary);
@@ -374,11 +374,10 @@ impl Session {
     }
 
     /// Records that did not reach user space so far: the ones the kernel
-    /// could not put in the ring (full) or attribute to a probe, and the
-    /// ones that could not be decoded.
+    /// could not put in the ring (full), and the ones that could not be
+    /// put back together.
     fn lost_so_far(&self, reader: &EventReader) -> Result<u64> {
-        let stats = self.probes.stats()?;
-        Ok(stats.ringbuf_full + stats.bad_probe + reader.undecodable())
+        Ok(self.probes.stats()?.ringbuf_full + reader.undecodable())
     }
 
     /// The stop conditions of every run loop: the target exited, the

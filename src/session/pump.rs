@@ -17,10 +17,12 @@ pub(super) struct Pump<'s> {
     /// The session's options, for `--map-type` / `--func`.
     pub(super) filter: Options,
     pub(super) filtered_out: u64,
-    /// Records the decoder could not name (lost).
-    pub(super) undecodable: u64,
-    /// Records the sink took.
+    /// Records taken from the ring that never reached the output: the
+    /// decoder could not name them, or the output had closed.
+    pub(super) lost: u64,
+    /// Records the sink took, and how many of them without their stack.
     pub(super) records: u64,
+    pub(super) stack_lost: u64,
     pub(super) output_error: Option<std::io::Error>,
     pub(super) observer: Option<Box<dyn Observer + Send>>,
 }
@@ -28,14 +30,22 @@ pub(super) struct Pump<'s> {
 impl Pump<'_> {
     pub(super) fn handle(&mut self, raw: &MdtEvent) {
         if self.output_error.is_some() {
+            // The output is gone: what comes after is lost, not dropped.
+            self.lost += 1;
             return;
         }
         let Some(event) = self.decoder.decode(raw) else {
             // A probe id the session does not know: cannot happen, but if
             // it did, the record would count as lost, not vanish.
-            self.undecodable += 1;
+            self.lost += 1;
             return;
         };
+        if event.stack_lost && self.filter.func.is_some() {
+            // `--func` cannot tell whether a record without its stack is
+            // kept: it is lost rather than counted as filtered out.
+            self.lost += 1;
+            return;
+        }
         if !self.keep(&event) {
             self.filtered_out += 1;
             return;
@@ -44,8 +54,14 @@ impl Pump<'_> {
             observer.event(&event);
         }
         match self.sink.event(&event) {
-            Ok(()) => self.records += 1,
-            Err(e) => self.output_error = Some(e),
+            Ok(()) => {
+                self.records += 1;
+                self.stack_lost += u64::from(event.stack_lost);
+            }
+            Err(e) => {
+                self.lost += 1;
+                self.output_error = Some(e);
+            }
         }
     }
 

@@ -27,7 +27,8 @@ pub struct Symbolizer {
     gofunc: Option<u64>,
     /// Run-time address minus link-time address.
     bias: u64,
-    frames: Cache<u64, FrameGroup>,
+    /// By (address, probed pc rather than a return address).
+    frames: Cache<(u64, bool), FrameGroup>,
     stacks: Cache<Box<[u64]>, Stack>,
     /// For addresses pclntab does not cover.
     native: blazesym::symbolize::Symbolizer,
@@ -78,12 +79,15 @@ impl Symbolizer {
         frames
     }
 
+    /// The frames at `addr`, looked up at `lookup` (by the address, not
+    /// the look-up: a group carries its address).
     fn frames_at(&mut self, addr: u64, lookup: u64) -> FrameGroup {
-        if let Some(hit) = self.frames.get(&lookup) {
+        let key = (addr, addr == lookup);
+        if let Some(hit) = self.frames.get(&key) {
             return hit.clone();
         }
         let frames: FrameGroup = self.resolve(addr, lookup).into();
-        self.frames.offer(lookup, frames.clone());
+        self.frames.offer(key, frames.clone());
         frames
     }
 

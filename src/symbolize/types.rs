@@ -128,11 +128,16 @@ impl TypeResolver {
         if let Some(hit) = self.cache.get(&ptr) {
             return hit.clone();
         }
-        let info = self
-            .read_map_type(ptr)
-            .unwrap_or_else(|| MapTypeInfo::unknown(ptr));
-        self.cache.offer(ptr, info.clone());
-        info
+        // Kept at once: a type read from the live target (a PIE's pointers,
+        // reflect's types) cannot be read again once it has exited. A read
+        // that failed is not kept: the next record tries again.
+        match self.read_map_type(ptr) {
+            Some(info) => {
+                self.cache.insert(ptr, info.clone());
+                info
+            }
+            None => MapTypeInfo::unknown(ptr),
+        }
     }
 
     fn read_map_type(&self, ptr: u64) -> Option<MapTypeInfo> {

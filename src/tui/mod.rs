@@ -234,9 +234,12 @@ pub fn run(
     let summary = result?;
     let ended = ui_result?;
     let mut summary = summary;
-    if let (Some(Ended::Exited(Some(status))), None) = (ended, &summary.target_exit) {
-        // Seen by the UI's own watch, after the session's summary.
-        summary.target_exit = Some(status.to_string());
+    if let Some(Ended::Exited(Some(status))) = ended {
+        // Seen by the UI's own watch, which may know what the session's
+        // summary could not (the target was reaped meanwhile).
+        if matches!(summary.target_exit.as_deref(), None | Some("exited")) {
+            summary.target_exit = Some(status.to_string());
+        }
     }
     eprintln!("mdt: {}", summary.line());
     Ok(summary)

@@ -207,7 +207,7 @@ impl Evaluator {
         for i in 0..self.rules.len() {
             let rule = self.rules[i].rule.clone();
             let slot = slot_at(self.start, &rule, now);
-            let window_slots = (rule.window.as_millis() / slot_ms(&rule)).max(1) as u64;
+            let window_slots = rule.window.as_millis().div_ceil(slot_ms(&rule)).max(1) as u64;
             let exact = rule.exact() || (self.sample_rate >= 1.0 && !self.lost);
             let first = slot.saturating_sub(window_slots - 1);
             let mut fire = Vec::new();
