@@ -203,7 +203,7 @@ fn reread_key(
 }
 
 /// Wall clock minus CLOCK_MONOTONIC (what `bpf_ktime_get_ns` returns).
-pub fn clock_offset_ns() -> i128 {
+fn clock_offset_ns() -> i128 {
     let read = |clock| {
         let mut ts = libc::timespec {
             tv_sec: 0,

@@ -193,7 +193,7 @@ impl<'a> Pclntab<'a> {
     }
 
     /// The `i`-th function of the table.
-    pub fn func_at(&self, i: u64) -> Result<Func<'a>> {
+    fn func_at(&self, i: u64) -> Result<Func<'a>> {
         let corrupt = || anyhow::anyhow!("corrupt Go binary: bad .gopclntab function entry {i}");
         if i >= self.nfunc {
             return Err(corrupt());

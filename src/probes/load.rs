@@ -153,7 +153,7 @@ impl Probes {
 
     /// Attaches a probe at each file offset of `binary`; probe id = index.
     /// With `ProbeConfig::multi`, one uprobe.multi link arms them all.
-    pub fn attach_all(
+    fn attach_all(
         &mut self,
         binary: &Path,
         file_offsets: &[u64],

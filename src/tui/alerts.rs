@@ -52,7 +52,7 @@ pub fn rule_label(n: &Notice) -> &str {
 }
 
 /// `map 0xc000012345`: the grouping dimension and the group.
-pub fn group_label(n: &Notice) -> String {
+fn group_label(n: &Notice) -> String {
     format!("{} {}", n.group.0.name(), n.group.1)
 }
 

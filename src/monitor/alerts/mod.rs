@@ -258,7 +258,7 @@ impl AlertBoard {
     }
 
     /// For the JSON summary.
-    pub fn summary_json(&self) -> Value {
+    fn summary_json(&self) -> Value {
         json!({
             "fired": self.fired.load(Ordering::Relaxed),
             "resolved": self.resolved.load(Ordering::Relaxed),

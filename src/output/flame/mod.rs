@@ -48,7 +48,7 @@ impl FlameFrame {
 
     /// The name as folded text shows it; inlined frames carry inferno's
     /// `_[i]` annotation.
-    pub fn folded_name(&self) -> String {
+    fn folded_name(&self) -> String {
         let name = self.func.replace(';', ":");
         if self.inlined {
             format!("{name}_[i]")
@@ -68,7 +68,7 @@ pub struct FlameStack {
 
 impl FlameStack {
     /// The stack as a folded line shows it, without the count.
-    pub fn folded_key(&self) -> String {
+    fn folded_key(&self) -> String {
         let names: Vec<String> = self.frames.iter().map(FlameFrame::folded_name).collect();
         names.join(";")
     }
