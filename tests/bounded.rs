@@ -44,6 +44,14 @@ const UNDER_LOAD: Duration = Duration::from_secs(4);
 const STOP_WITHIN: Duration = Duration::from_secs(1);
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// One test at a time: each runs a load that takes a core and an mdt that
+/// takes another, and the stop time they measure must not be the other
+/// test's.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn newstacks() -> std::path::PathBuf {
     common::build_fixture("newstacks", &common::toolchain("1.27"), Variant::Plain)
 }
@@ -150,6 +158,7 @@ fn json_to_a_file() {
     if !common::require_root_bpf() {
         return;
     }
+    let _serial = one_at_a_time();
     let load = start_load();
     let scratch = Scratch::new("bounded-json-file");
     let out = scratch.path("records.json");
@@ -194,6 +203,7 @@ fn json_to_a_pipe_and_sigterm() {
     if !common::require_root_bpf() {
         return;
     }
+    let _serial = one_at_a_time();
     let load = start_load();
     let f = run_and_stop(
         "mdt trace --json",
@@ -210,6 +220,7 @@ fn metrics_only() {
     if !common::require_root_bpf() {
         return;
     }
+    let _serial = one_at_a_time();
     let load = start_load();
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
@@ -261,6 +272,7 @@ fn flame() {
     if !common::require_root_bpf() {
         return;
     }
+    let _serial = one_at_a_time();
     let load = start_load();
     let scratch = Scratch::new("bounded-flame");
     let (svg, folded) = (scratch.path("d.svg"), scratch.path("d.folded"));
@@ -305,6 +317,7 @@ fn launch_mode_counts_every_delete() {
     if !common::require_root_bpf() {
         return;
     }
+    let _serial = one_at_a_time();
     let bin = newstacks();
     let scratch = Scratch::new("bounded-launch");
     let out = scratch.path("records.json");
