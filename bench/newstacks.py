@@ -87,13 +87,15 @@ def pid_of_exe(exe, parent_hint=None):
 
 
 def summary_numbers(line):
-    """'mdt: D deletes, C clears in Xs (exact); R records, S sampled out, L lost' -> dict."""
+    """'mdt: D deletes, C clears in Xs (exact); R records, S sampled out, F filtered out,
+    L lost' (events::Summary::line) -> dict."""
     m = re.search(r"(\d+) deletes, (\d+) clears in [\d.]+s \(exact\); (\d+) records, "
-                  r"(\d+) sampled out, (\d+) lost", line)
+                  r"(\d+) sampled out, (\d+) filtered out, (\d+) lost", line)
     if not m:
         return None
-    d, c, r, s, lost = map(int, m.groups())
-    return {"deletes": d, "clears": c, "records": r, "sampled_out": s, "lost": lost}
+    d, c, r, s, f, lost = map(int, m.groups())
+    return {"deletes": d, "clears": c, "records": r, "sampled_out": s, "filtered_out": f,
+            "lost": lost}
 
 
 def last_json_line(path):
