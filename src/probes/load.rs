@@ -153,12 +153,7 @@ impl Probes {
 
     /// Attaches a probe at each file offset of `binary`; probe id = index.
     /// With `ProbeConfig::multi`, one uprobe.multi link arms them all.
-    fn attach_all(
-        &mut self,
-        binary: &Path,
-        file_offsets: &[u64],
-        pid: Option<u32>,
-    ) -> Result<()> {
+    fn attach_all(&mut self, binary: &Path, file_offsets: &[u64], pid: Option<u32>) -> Result<()> {
         if !self.multi {
             for (id, &off) in file_offsets.iter().enumerate() {
                 self.attach_uprobe(binary, off, id as u32, pid)?;
