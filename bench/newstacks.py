@@ -74,7 +74,7 @@ def status_kib(pid, field):
     return None
 
 
-def pid_of_exe(exe, parent_hint=None):
+def pid_of_exe(exe):
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue

@@ -49,9 +49,8 @@ fn site(runtime: &'static str, frames: Vec<Frame>) -> Site {
         0x40_9000,
         false,
     ));
-    let stack_id = stack.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, f| {
-        (h ^ f.addr).wrapping_mul(0x100_0000_01b3)
-    });
+    let addrs: Vec<u64> = stack.iter().map(|f| f.addr).collect();
+    let stack_id = mdt::probes::record::stack_hash(&addrs);
     let stack = Stack::from(stack);
     let caller = mdt::events::find_caller(&stack).unwrap();
     Site {
