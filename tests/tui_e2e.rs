@@ -127,13 +127,19 @@ impl Tmux {
             .to_string()
     }
 
-    /// Waits until `pred` holds for the screen; returns that screen.
+    /// Waits until `pred` holds for the screen twice in a row, 50 ms apart,
+    /// and returns the second screen: a capture can catch a frame half drawn
+    /// (the new header over the old rows), and a frame that is drawn holds.
     fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let s = self.screen();
             if pred(&s) {
-                return s;
+                std::thread::sleep(Duration::from_millis(50));
+                let again = self.screen();
+                if pred(&again) {
+                    return again;
+                }
             }
             assert!(
                 Instant::now() < deadline,
@@ -351,7 +357,12 @@ fn tui_shows_the_fixture_and_survives_its_exit() {
     tmux.keys(&["/"]);
     tmux.type_text("main.UserMap");
     tmux.keys(&["Enter"]);
-    let s = tmux.wait("the filtered Maps view", |s| s.contains("/main.UserMap"));
+    let s = tmux.wait("the filtered Maps view", |s| {
+        s.contains("/main.UserMap")
+            && s.lines()
+                .filter(|l| l.starts_with("0x"))
+                .all(|l| l.split_whitespace().nth(1) == Some("main.UserMap"))
+    });
     let rows: Vec<Vec<&str>> = s
         .lines()
         .filter(|l| l.starts_with("0x"))
@@ -390,14 +401,16 @@ fn tui_shows_the_fixture_and_survives_its_exit() {
     tmux.wait("the Callers view", |s| s.contains("MAP TYPES"));
     tmux.keys(&["/"]);
     tmux.type_text("delInt");
-    let s = tmux.wait("the filtered Callers view", |s| s.contains("/delInt"));
+    let filtered = format!("2/{}", sites.len());
+    let s = tmux.wait("the filtered Callers view", |s| {
+        s.contains("/delInt") && s.contains(&filtered)
+    });
     let shown: Vec<&String> = sites
         .keys()
         .filter(|l| s.contains(&format!(" {l} ")))
         .collect();
     assert_eq!(shown.len(), 2, "{s}");
     assert!(shown.iter().all(|l| l.starts_with("main.delInt")), "{s}");
-    assert!(s.contains(&format!("2/{}", sites.len())), "{s}");
     tmux.keys(&["Enter"]);
 
     // Detail of the selected row: its stack, the caller marked.
