@@ -316,3 +316,34 @@ pub struct InspectArgs {
 pub fn command() -> clap::Command {
     Cli::command()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_buffer_size;
+
+    #[test]
+    fn buffer_sizes_are_powers_of_two_with_a_unit() {
+        for (s, n) in [
+            ("65536", 65536),
+            ("64K", 64 << 10),
+            ("4m", 4 << 20),
+            ("32MiB", 32 << 20),
+            (" 256 MB ", 256 << 20),
+            ("1G", 1 << 30),
+        ] {
+            assert_eq!(parse_buffer_size(s), Ok(n), "{s}");
+        }
+        for s in [
+            "",
+            "M",
+            "3M",
+            "32K",
+            "2G",
+            "4X",
+            "-4M",
+            "99999999999999999999",
+        ] {
+            assert!(parse_buffer_size(s).is_err(), "{s}");
+        }
+    }
+}

@@ -1293,6 +1293,11 @@ fn errors_are_one_line() {
         ("bad --duration", vec!["--duration", "5 parsecs"]),
         ("--duration 0", vec!["--duration", "0s"]),
         ("--key-bytes 257", vec!["--key-bytes", "257"]),
+        ("--buffer-size 3M", vec!["--buffer-size", "3M"]),
+        ("--buffer-size 2G", vec!["--buffer-size", "2G"]),
+        ("--buffer-size 4X", vec!["--buffer-size", "4X"]),
+        ("--max-stacks 0", vec!["--max-stacks", "0"]),
+        ("--max-rows 15", vec!["--max-rows", "15"]),
     ] {
         let mut cmd = mdt_cmd(["trace", "--json"]);
         cmd.args(&args).args(["-p", "1"]);
