@@ -2,7 +2,7 @@
 //!
 //! * Functions, addresses, file offsets and sizes: the ELF symbol table of the unstripped build
 //!   of the same source (`fixtures/truth`, Go's debug/elf), Strip and NoSectionHeaders using Plain's.
-//! * Probe offsets, RETs and direct calls: GNU `objdump -d` of the unstripped twin.
+//! * Probe offsets, RETs, exit points and direct calls: GNU `objdump -d` of the unstripped twin.
 //! * goid / map count offsets: DWARF of the unstripped twin (`fixtures/truth`, Go's debug/dwarf).
 //! * Version, map implementation and build flags: what the harness built.
 //!
@@ -121,6 +121,35 @@ struct Insn {
 impl Insn {
     fn is_ret(&self) -> bool {
         matches!(self.mnemonic.as_str(), "ret" | "retq")
+    }
+
+    /// JMP, Jcc, JRCXZ, LOOPcc: every instruction that may go elsewhere than the next one.
+    fn is_jump(&self) -> bool {
+        self.mnemonic.starts_with('j') || self.mnemonic.starts_with("loop")
+    }
+
+    fn is_jmp(&self) -> bool {
+        matches!(self.mnemonic.as_str(), "jmp" | "jmpq")
+    }
+
+    /// The address a direct jump goes to (`4114a2 <runtime.mapdelete_fast64+0xe2>`); None for
+    /// an indirect one (`*%rax`).
+    fn jump_target(&self) -> Option<u64> {
+        let hex = self.operands.split_whitespace().next()?;
+        u64::from_str_radix(hex, 16).ok()
+    }
+
+    /// Execution never goes on to the next instruction.
+    fn no_fall_through(&self) -> bool {
+        self.is_jmp() || self.is_ret() || matches!(self.mnemonic.as_str(), "int3" | "ud2")
+    }
+
+    /// Neither a jump, a call, a RET nor a trap: may be part of an epilogue.
+    fn is_plain(&self) -> bool {
+        !self.is_jump()
+            && !self.is_ret()
+            && !self.mnemonic.starts_with("call")
+            && !matches!(self.mnemonic.as_str(), "int3" | "ud2")
     }
 
     /// The symbol named by a direct call/jump operand (`4668c0 <runtime.mapclear>`), without `+off`.
@@ -373,6 +402,7 @@ fn check_function(p: &mut Problems, it: &Item, f: &Value) {
     });
     check_probe_offset(p, &name, f, addr, &code);
     check_rets(p, &name, f, addr, &code);
+    check_exits(p, &name, f, addr..addr + size, &code);
     check_calls_and_attach(p, it, &name, f, &code);
 }
 
@@ -408,6 +438,125 @@ fn check_rets(p: &mut Problems, name: &str, f: &Value, addr: u64, code: &[Insn])
         .collect();
     p.check(!want.is_empty(), || format!("{name}: objdump sees no ret"));
     p.eq(&format!("{name} ret_offsets"), got, want);
+}
+
+/// Exit points (docs/go-runtime.md, "Exit points"), recomputed from objdump: every RET is
+/// covered exactly once, by itself or by all the JMPs that are the only ways into its epilogue
+/// (the run of plain instructions before it that nothing jumps into but at its start); nothing
+/// else is an exit point; an attached function has some.
+fn check_exits(
+    p: &mut Problems,
+    name: &str,
+    f: &Value,
+    range: std::ops::Range<u64>,
+    code: &[Insn],
+) {
+    let entry = range.start;
+    let got: BTreeMap<u64, (String, bool)> = f["exit_points"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let m = e["mnemonic"].as_str().unwrap_or("?").to_string();
+            (
+                u64_of(e, "offset"),
+                (m, e["emulated"].as_bool() == Some(true)),
+            )
+        })
+        .collect();
+    let note = f["exit_note"].as_str();
+    let attach = f["attach"].as_bool() == Some(true);
+
+    // Ways out of the function other than a RET: a tail jump, an indirect jump. The morestack
+    // path's jump back to the entry is not one.
+    let escapes: Vec<&Insn> = code
+        .iter()
+        .filter(|c| c.is_jump())
+        .filter(|c| {
+            c.jump_target()
+                .is_none_or(|t| t != entry && !range.contains(&t))
+        })
+        .collect();
+    if !escapes.is_empty() {
+        p.check(got.is_empty() && note.is_some(), || {
+            format!("{name}: jumps out ({escapes:?}) but exit points {got:?}, note {note:?}")
+        });
+        p.check(!attach, || {
+            format!("{name}: attached, but no exit points: {escapes:?}")
+        });
+        return;
+    }
+    p.check(note.is_none(), || {
+        format!("{name}: unexpected exit_note {note:?}")
+    });
+    p.check(!got.is_empty(), || format!("{name}: no exit points"));
+
+    let mut jumps_to: HashMap<u64, Vec<&Insn>> = HashMap::new();
+    for c in code.iter().filter(|c| c.is_jump()) {
+        match c.jump_target() {
+            Some(t) if t != entry => jumps_to.entry(t).or_default().push(c),
+            _ => {}
+        }
+    }
+    let mut accounted = BTreeSet::new();
+    for (r, ret) in code.iter().enumerate().filter(|(_, c)| c.is_ret()) {
+        let mut start = r;
+        // Back over plain instructions, stopping at a jump target (the epilogue's first).
+        while start > 0 && code[start - 1].is_plain() && !jumps_to.contains_key(&code[start].addr) {
+            start -= 1;
+        }
+        let falls_through = start == 0 || !code[start - 1].no_fall_through();
+        let jumps = jumps_to
+            .get(&code[start].addr)
+            .map_or(&[][..], Vec::as_slice);
+        let ret_off = ret.addr - entry;
+        let by_ret = got.contains_key(&ret_off);
+        let jmp_offs: Vec<u64> = jumps.iter().map(|j| j.addr - entry).collect();
+        let by_jmps = !falls_through
+            && !jumps.is_empty()
+            && jumps.iter().all(|j| j.is_jmp())
+            && jmp_offs.iter().all(|o| got.contains_key(o));
+        // By the RET and by none of the JMPs, or by all of them (then the RET is not probed).
+        let once = if by_ret {
+            jmp_offs.iter().all(|o| !got.contains_key(o))
+        } else {
+            by_jmps
+        };
+        p.check(once, || {
+            format!(
+                "{name}: RET +{ret_off:#x} (epilogue from +{:#x}, fall-through {falls_through}, \
+                 jumps from {:x?}) not covered exactly once by exit points {:x?}",
+                code[start].addr - entry,
+                jumps
+                    .iter()
+                    .map(|j| (j.addr - entry, &j.mnemonic))
+                    .collect::<Vec<_>>(),
+                got.keys().collect::<Vec<_>>()
+            )
+        });
+        accounted.insert(ret_off);
+        if by_jmps {
+            accounted.extend(jmp_offs);
+        }
+    }
+    let stray: Vec<&u64> = got.keys().filter(|o| !accounted.contains(o)).collect();
+    p.check(stray.is_empty(), || {
+        format!("{name}: exit points {stray:?} are neither RETs nor the JMPs into an epilogue")
+    });
+    for (off, (mnemonic, emulated)) in &got {
+        let insn = code.iter().find(|c| c.addr == entry + off);
+        let want = insn.map(|c| c.mnemonic.trim_end_matches('q'));
+        p.eq(
+            &format!("{name} exit +{off:#x} mnemonic"),
+            Some(mnemonic.as_str()),
+            want,
+        );
+        p.eq(
+            &format!("{name} exit +{off:#x} emulated"),
+            *emulated,
+            mnemonic == "jmp",
+        );
+    }
 }
 
 fn check_calls_and_attach(p: &mut Problems, it: &Item, name: &str, f: &Value, code: &[Insn]) {

@@ -93,27 +93,44 @@ pub fn report(b: &GoBinary) -> String {
         },
     );
     out.push('\n');
+    let rows: Vec<(String, String)> = b
+        .functions
+        .iter()
+        .map(|f| {
+            let rets: Vec<String> = f.ret_offsets.iter().map(|r| format!("+{r:#x}")).collect();
+            let exits: Vec<String> = f
+                .exit_points
+                .iter()
+                .map(|e| format!("+{:#x} {}", e.offset, e.mnemonic))
+                .collect();
+            let exits = if exits.is_empty() {
+                "-".to_string()
+            } else {
+                exits.join(",")
+            };
+            (rets.join(","), exits)
+        })
+        .collect();
+    // Both lists grow with the RETs and JMPs of a function: as wide as the widest.
+    let width =
+        |col: &dyn Fn(&(String, String)) -> usize| rows.iter().map(col).fold(13, usize::max);
+    let (rets_w, exits_w) = (width(&|r| r.0.len()), width(&|r| r.1.len()));
     let _ = writeln!(
         out,
-        "{:<37} {:>10} {:>10} {:>6} {:>6}  {:<15} ATTACH",
-        "FUNCTION", "ADDRESS", "FILE OFF", "SIZE", "PROBE", "RETURNS"
+        "{:<37} {:>10} {:>10} {:>6} {:>6}  {:<rets_w$}  {:<exits_w$}  ATTACH",
+        "FUNCTION", "ADDRESS", "FILE OFF", "SIZE", "PROBE", "RETURNS", "EXITS"
     );
-    for f in &b.functions {
-        let rets = f
-            .ret_offsets
-            .iter()
-            .map(|r| format!("+{r:#x}"))
-            .collect::<Vec<_>>()
-            .join(",");
+    for (f, (rets, exits)) in b.functions.iter().zip(&rows) {
         let _ = writeln!(
             out,
-            "{:<37} {:>10} {:>10} {:>6} {:>6}  {:<15} {}",
+            "{:<37} {:>10} {:>10} {:>6} {:>6}  {:<rets_w$}  {:<exits_w$}  {}",
             f.name,
             format!("{:#x}", f.address),
             format!("{:#x}", f.file_offset),
             f.size,
             format!("+{}", f.probe_offset),
             rets,
+            exits,
             if f.attach { "yes" } else { "no" }
         );
     }
@@ -121,6 +138,11 @@ pub fn report(b: &GoBinary) -> String {
     for f in &b.functions {
         let verdict = if f.attach { "probed" } else { "not probed" };
         let _ = writeln!(out, "{} {verdict}: {}", f.name, f.reason);
+    }
+    for f in &b.functions {
+        if let (true, Some(note)) = (f.exit_points.is_empty(), &f.exit_note) {
+            let _ = writeln!(out, "{} has no exit probe points: {note}", f.name);
+        }
     }
     for name in &b.absent {
         let _ = writeln!(out, "{name} absent: not linked into this binary");

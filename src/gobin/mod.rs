@@ -75,6 +75,13 @@ pub struct MapFunc {
     pub probe_offset: u64,
     /// Offsets from the entry of every RET instruction.
     pub ret_offsets: Vec<u64>,
+    /// Where exit probes go: every call that returns executes exactly one of
+    /// these, then only its epilogue (an emulated JMP into a shared epilogue
+    /// when possible, else the RET).
+    pub exit_points: Vec<disasm::ExitPoint>,
+    /// Why `exit_points` is empty, when it is (a tail jump, an indirect jump,
+    /// no RET).
+    pub exit_note: Option<String>,
     /// Other catalog functions it calls directly.
     pub calls: Vec<&'static str>,
     pub attach: bool,
@@ -85,6 +92,14 @@ impl MapFunc {
     /// The file offset a uprobe is attached at.
     pub fn probe_file_offset(&self) -> u64 {
         self.file_offset + self.probe_offset
+    }
+
+    /// The file offsets exit uprobes are attached at, in address order.
+    pub fn exit_file_offsets(&self) -> Vec<u64> {
+        self.exit_points
+            .iter()
+            .map(|e| self.file_offset + e.offset)
+            .collect()
     }
 }
 
@@ -396,6 +411,8 @@ fn map_function(
             .context("corrupt Go binary: a map function is not backed by the file")?,
         probe_offset: facts.probe_offset,
         ret_offsets: facts.ret_offsets,
+        exit_points: facts.exit_points,
+        exit_note: facts.exit_note,
         calls,
         attach,
         reason,
