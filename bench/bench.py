@@ -61,6 +61,7 @@ atexit.register(_remove_work)
 TRACEFS = Path("/sys/kernel/tracing")
 GROUP = "mdtbench"  # tracefs event group and instance name
 PROBE_SYM = "mdtbench_probe"
+EXIT_SYM = "mdtbench_exit"  # + the exit point's index
 
 # The issue's targets: mdt's added cost per delete as a multiple of the floor's added cost.
 TARGET_FULL = 1.25
@@ -186,7 +187,13 @@ def build_workload(mdt, go, key):
     if not m:
         die(f"{plain}: no .text section")
     binary = WORK / "loop"
-    add_symbol(plain, binary, PROBE_SYM, f["address"] + f["probe_offset"], int(m.group(1), 16))
+    text_addr = int(m.group(1), 16)
+    add_symbol(plain, binary, PROBE_SYM, f["address"] + f["probe_offset"], text_addr)
+    # One symbol per exit point mdt probes with --latency, for the empty uprobes of row (z).
+    for i, x in enumerate(f.get("exit_points", [])):
+        staged = WORK / "loop.staged"
+        shutil.copy(binary, staged)
+        add_symbol(staged, binary, f"{EXIT_SYM}{i}", f["address"] + x["offset"], text_addr)
     binary.chmod(0o755)
     info = inspect(mdt, binary)
     f = {g["name"]: g for g in info["functions"]}[want]
@@ -465,20 +472,21 @@ class MdtMetrics(Mdt):
     """`mdt trace -p PID --quiet --prometheus ADDR`: exact counts per call site in the
     kernel, no records at all."""
 
-    def __init__(self, mdt, pid, label):
+    def __init__(self, mdt, pid, label, extra=()):
         super().__init__(mdt, pid, [], label)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self.cmd = [str(mdt), "trace", "-p", str(pid), "--quiet", "--prometheus",
-                    f"127.0.0.1:{port}"]
+                    f"127.0.0.1:{port}", *extra]
 
 
 class Bpftrace:
     """bpftrace with one uprobe, by default on PROBE_SYM (the instruction mdt probes)."""
 
-    def __init__(self, binary, body, label, symbol=PROBE_SYM):
-        self.prog = (f"uprobe:{binary}:{symbol} {body} "
+    def __init__(self, binary, body, label, symbol=PROBE_SYM, also=()):
+        probes = ", ".join(f"uprobe:{binary}:{sym}" for sym in (symbol, *also))
+        self.prog = (f"{probes} {body} "
                      'BEGIN { printf("mdtbench ready\\n"); }')
         self.label = label
 
@@ -666,7 +674,15 @@ def main():
         ("b", Bpftrace(binary, "{ }", "empty uprobe (floor): bpftrace { }")),
         ("c", Mdt(mdt, 0, [], "mdt trace --json > /dev/null")),
         ("d", Mdt(mdt, 0, ["--sample", "0.01"], "mdt trace --json --sample 0.01 > /dev/null")),
-        ("g", MdtMetrics(mdt, 0, "mdt trace --quiet --prometheus (metrics only)")),
+        ("g", MdtMetrics(mdt, 0, "mdt trace --quiet --prometheus --no-latency (metrics only)",
+                         ["--no-latency"])),
+        # Outcome and latency on every call: a second uprobe, on each exit of the function
+        # (docs/performance.md, "What a delete did"). (z) is its floor: the empty uprobe at
+        # the same entry instruction and at the same exits.
+        ("h", Mdt(mdt, 0, ["--latency"], "mdt trace --json --latency > /dev/null")),
+        ("j", MdtMetrics(mdt, 0, "mdt trace --quiet --prometheus --latency", ["--latency"])),
+        ("z", Bpftrace(binary, "{ }", "empty uprobes at the entry and the exits",
+                       also=[f"{EXIT_SYM}{i}" for i in range(len(func.get("exit_points", [])))])),
         ("e", Bpftrace(binary, "{ @c = count(); }", "bpftrace @c = count()")),
         ("f", Bpftrace(binary, "{ @[ustack] = count(); }", "bpftrace @[ustack] = count()")),
         # For reference, not targets: a uprobe with no BPF at all (a tracefs event, enabled
@@ -789,6 +805,18 @@ def main():
         p(f"({k}) {r['label']:<58}{r['ns_per_delete']:>10.1f}{added:>8}{ratio:>9}"
           f"{spread:>14}{r['wall_ns_per_delete']:>9.0f}  {tgt}")
     p("added = ns/delete - (a); x floor = added / (b)'s added. (x) and (y) are for reference.")
+    # What a delete did: the exit probes' cost, and the default it decides (issue 12).
+    add = {k: med[k] - base for k in ("c", "g", "h", "j", "z")}
+    if add["c"] > 0 and add["z"] > 0:
+        vs_full = add["h"] / add["c"]
+        p(f"outcome+latency: (h) adds {add['h']:.0f} ns = {vs_full:.2f}x full capture (c); "
+          f"its floor (z), two empty uprobes, adds {add['z']:.0f} ns: (h) = "
+          f"{add['h'] / add['z']:.2f}x (z); exits alone: (h)-(c) = {add['h'] - add['c']:.0f} "
+          f"ns, (z)-(b) = {add['z'] - floor_added:.0f} ns")
+        duty = add["g"] + 0.01 * (add["j"] - add["g"])
+        p(f"  default: {'on for every call (<= 1.3x)' if vs_full <= 1.3 else 'opt-in --latency (> 1.3x)'}; "
+          f"duty-cycled 1 s in 100 (--prometheus default): (g) + 1% x ((j) - (g)) = "
+          f"{duty:.0f} ns added = {duty / floor_added:.2f}x floor ((j) armed: {add['j']:.0f} ns)")
     if prog:
         p("BPF program run time per hit (kernel.bpf_stats_enabled, one more phase each): " +
           ", ".join(f"({k}) {prog[k]['ns_per_run']:.0f} ns" for k in prog))

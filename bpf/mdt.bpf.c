@@ -74,6 +74,16 @@ const volatile __u64 mdt_probe_va[MDT_MAX_PROBES] = {};
  */
 const volatile __u8 mdt_probe_by_pc[4096] = {};
 
+/* Latency: the histogram's bucket bounds (ns, ascending), set before load. */
+const volatile __u64 mdt_latency_bounds[MDT_LATENCY_BOUNDS] = {};
+
+/*
+ * Latency: 1 while the exit probes are attached (user space flips it, and
+ * attaches the exit probes before it sets it, so that a pending entry
+ * always has an armed exit). Entries leave a "pending" entry only then.
+ */
+volatile __u32 mdt_exits_armed = 0;
+
 /*
  * BTF anchors: unused globals that put these types into the object's BTF,
  * so that libbpf-cargo generates them in the skeleton's `types` module.
@@ -88,6 +98,12 @@ struct mdt_agg_key mdt_agg_key_btf_anchor;
 struct mdt_stack mdt_stack_btf_anchor;
 struct mdt_site_key mdt_site_key_btf_anchor;
 struct mdt_range mdt_range_btf_anchor;
+struct mdt_exit mdt_exit_btf_anchor;
+enum mdt_exit_flags mdt_exit_flags_btf_anchor;
+struct mdt_outcome mdt_outcome_btf_anchor;
+struct mdt_latency_key mdt_latency_key_btf_anchor;
+struct mdt_latency mdt_latency_btf_anchor;
+struct mdt_site_count mdt_site_count_btf_anchor;
 
 /* Hits per attach point (index = probe id). Exact: never sampled. */
 struct {
@@ -140,8 +156,63 @@ struct {
 	__uint(max_entries, 1 << 16);
 	__uint(map_flags, 1 /* BPF_F_NO_PREALLOC */);
 	__type(key, struct mdt_site_key);
-	__type(value, __u64);
+	__type(value, struct mdt_site_count);
 } site_counts SEC(".maps");
+
+/*
+ * Latency: a call between its entry and its exit, by goroutine (g, which
+ * stays with the goroutine when it moves to another thread, and cannot be
+ * reused before it returns) and function. An LRU: entries of calls that
+ * never return (panics) age out; an exit whose entry is gone is counted.
+ */
+struct pending_key {
+	__u64 g;
+	__u32 probe_id; /* the entry probe */
+	__u32 __pad;
+};
+
+struct pending {
+	__u64 ts_ns;   /* entry time; the entry record's ts_ns if one was sent */
+	__u64 map_ptr;
+	__u64 map_len; /* at the entry */
+	__u64 goid;
+	struct mdt_site_key site; /* count_sites: the site to credit */
+	struct mdt_agg_key agg;   /* weight_latency: the stack to credit */
+	__u32 sent;    /* 1 = an entry record was sent: send an mdt_exit */
+	__u32 len_fault;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 14);
+	__type(key, struct pending_key);
+	__type(value, struct pending);
+} pending SEC(".maps");
+
+/* Latency: per entry probe, at its exits. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MDT_MAX_PROBES);
+	__type(key, __u32);
+	__type(value, struct mdt_outcome);
+} outcomes SEC(".maps");
+
+/* Latency: exact histograms per (map type, entry probe). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__uint(map_flags, 1 /* BPF_F_NO_PREALLOC */);
+	__type(key, struct mdt_latency_key);
+	__type(value, struct mdt_latency);
+} latency SEC(".maps");
+
+/* Aggregation mode with weight_latency: nanoseconds per stack_counts key. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 16);
+	__type(key, struct mdt_agg_key);
+	__type(value, __u64);
+} stack_ns SEC(".maps");
 
 /* Record mode: bytes this CPU has put in the ring buffer (wakeups). */
 struct {
@@ -184,6 +255,9 @@ struct scratch {
 	__u64 stack_hi; /* the goroutine's stack top (g.stack.hi), 0 = unknown */
 	/* The first MDT_G_HEAD_BYTES of runtime.g. */
 	__u64 g_head[MDT_G_HEAD_BYTES / 8];
+	/* Latency: the entry's pending entry, built here (too big for the
+	 * BPF stack next to the rest). */
+	struct pending pending;
 	/* The copy of goroutine stack the walk follows. */
 	union {
 		__u8 chunk[MDT_STACK_CHUNK];
@@ -503,7 +577,7 @@ static __always_inline void remember_stack(struct scratch *s)
  * Copy the event into the ring buffer: the fixed part, `words` stack
  * entries, then key_n key bytes (records are cut there; see mdt.h).
  */
-static __always_inline void submit(struct scratch *s, __u32 words, __u32 key_n)
+static __always_inline bool submit(struct scratch *s, __u32 words, __u32 key_n)
 {
 	struct mdt_event *e = &s->ev;
 	__u64 size = offsetof(struct mdt_event, stack) + 8 * (__u64)words + key_n;
@@ -532,18 +606,19 @@ static __always_inline void submit(struct scratch *s, __u32 words, __u32 key_n)
 	}
 	if (bpf_ringbuf_output(&events, e, size, flags)) {
 		count(&stats, MDT_STAT_RINGBUF_FULL);
-		return;
+		return false;
 	}
 	count(&stats, MDT_STAT_SUBMITTED);
 	if (words)
 		remember_stack(s);
+	return true;
 }
 
 /*
  * Aggregation mode: add one to the count of this (stack, map type, probe),
  * storing the stack's frames the first time it is seen.
  */
-static __always_inline void aggregate(struct scratch *s)
+static __always_inline void aggregate(struct scratch *s, struct mdt_agg_key *out)
 {
 	struct mdt_event *e = &s->ev;
 	struct mdt_agg_key key = {
@@ -554,6 +629,7 @@ static __always_inline void aggregate(struct scratch *s)
 	};
 	__u64 one = 1, *cnt;
 
+	*out = key;
 	cnt = bpf_map_lookup_elem(&stack_counts, &key);
 	if (cnt) {
 		__sync_fetch_and_add(cnt, 1);
@@ -627,7 +703,8 @@ static __always_inline void skip_machinery(struct pt_regs *ctx, struct mdt_site_
  * the return address at [SP] (the probe sits before the frame setup), past
  * reflect's frames.
  */
-static __always_inline void count_site(struct pt_regs *ctx, __u32 id, __u8 kind)
+static __always_inline void count_site(struct pt_regs *ctx, __u32 id, __u8 kind,
+				       struct mdt_site_key *out)
 {
 	/* Both registers are read first: the verifier refuses a context
 	 * access at a computed offset. */
@@ -636,7 +713,7 @@ static __always_inline void count_site(struct pt_regs *ctx, __u32 id, __u8 kind)
 		.pc = GO_PC(ctx),
 		.probe_id = id,
 	};
-	__u64 one = 1, *cnt;
+	struct mdt_site_count one = { .hits = 1 }, *cnt;
 
 	barrier_var(a0);
 	barrier_var(a1);
@@ -646,9 +723,11 @@ static __always_inline void count_site(struct pt_regs *ctx, __u32 id, __u8 kind)
 		key.caller = 0;
 	else
 		skip_machinery(ctx, &key, id);
+	if (out)
+		*out = key;
 	cnt = bpf_map_lookup_elem(&site_counts, &key);
 	if (cnt) {
-		__sync_fetch_and_add(cnt, 1);
+		__sync_fetch_and_add(&cnt->hits, 1);
 		return;
 	}
 	/* Another CPU (or a program that preempted this one) may have
@@ -656,7 +735,7 @@ static __always_inline void count_site(struct pt_regs *ctx, __u32 id, __u8 kind)
 	if (bpf_map_update_elem(&site_counts, &key, &one, BPF_NOEXIST)) {
 		cnt = bpf_map_lookup_elem(&site_counts, &key);
 		if (cnt)
-			__sync_fetch_and_add(cnt, 1);
+			__sync_fetch_and_add(&cnt->hits, 1);
 		else
 			count(&stats, MDT_STAT_SITES_FULL);
 	}
@@ -719,12 +798,70 @@ static __always_inline bool sampled_in(__u64 seq)
 	return ((seq * 0x9e3779b97f4a7c15ULL) >> 32) < mdt_cfg.sample_threshold;
 }
 
+static __always_inline bool is_clear(__u8 kind)
+{
+	return kind == MDT_KIND_CLEAR || kind == MDT_KIND_SWISS_CLEAR;
+}
+
+/* The map and its type, by the probe's argument layout. */
+static __always_inline void map_args(struct pt_regs *ctx, __u8 kind, __u64 *map, __u64 *map_type)
+{
+	__u64 a0 = GO_ARG0(ctx), a1 = GO_ARG1(ctx);
+
+	if (kind == MDT_KIND_SWISS_DELETE || kind == MDT_KIND_SWISS_CLEAR) {
+		*map = a0; /* receiver first */
+		*map_type = a1;
+	} else {
+		*map_type = a0;
+		*map = a1;
+	}
+}
+
+/* The map's element count (0 for a nil map); nonzero if unreadable. */
+static __always_inline int read_map_len(__u64 map, __u64 *len)
+{
+	*len = 0;
+	if (!map)
+		return 0;
+	return bpf_probe_read_user(len, sizeof(*len), (const void *)(map + mdt_cfg.map_count_offset));
+}
+
+/*
+ * Latency: leave this call's pending entry for its exit, timestamped now
+ * (the last thing the entry probe does, so the duration is the call's).
+ * A goroutine's earlier call of the same function still pending never
+ * returned: counted, and replaced.
+ */
+static __always_inline void leave_pending(struct pt_regs *ctx, struct pending *p, __u32 id)
+{
+	struct pending_key key = { .g = GO_G(ctx), .probe_id = id };
+
+	if (!p->ts_ns)
+		p->ts_ns = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&pending, &key, p, BPF_NOEXIST)) {
+		count(&stats, MDT_STAT_PENDING_REPLACED);
+		bpf_map_update_elem(&pending, &key, p, BPF_ANY);
+	}
+}
+
+/* Latency: the map and its count at the entry of a call without a record. */
+static __always_inline void pending_of_unsampled(struct pt_regs *ctx, struct pending *p, __u8 kind)
+{
+	map_args(ctx, kind, &p->map_ptr, &p->site.map_type_ptr);
+	if (!is_clear(kind) && read_map_len(p->map_ptr, &p->map_len))
+		p->len_fault = 1;
+}
+
 /* The probe body, shared by the two attach flavours below. */
 static __always_inline int on_delete(struct pt_regs *ctx)
 {
 	__u32 id = probe_id(ctx), zero = 0;
+	/* Latency: this call's pending entry; zeroed only when it is made, so
+	 * that a call without exit probes pays nothing for it. */
+	struct pending pend;
 	struct task_struct *task;
-	__u64 seq, a0, a1, g;
+	bool latency;
+	__u64 seq, g;
 	__u32 words, key_n;
 	struct mdt_event *e;
 	struct scratch *s;
@@ -745,10 +882,18 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 		return 0;
 	}
 	seq = count_hit(id);
+	latency = mdt_cfg.exits && mdt_exits_armed && mdt_cfg.probes[id].has_exits;
+	if (latency)
+		__builtin_memset(&pend, 0, sizeof(pend));
 	if (mdt_cfg.count_sites)
-		count_site(ctx, id, kind);
-	if (!sampled_in(seq))
+		count_site(ctx, id, kind, &pend.site);
+	if (!sampled_in(seq)) {
+		if (latency) {
+			pending_of_unsampled(ctx, &pend, kind);
+			leave_pending(ctx, &pend, id);
+		}
 		return 0;
+	}
 	/* Without sampling every hit gets a record: nothing to count. */
 	if (mdt_cfg.sample_threshold < (1ULL << 32))
 		count(&stats, MDT_STAT_SAMPLED_IN);
@@ -764,7 +909,6 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	/* The task's ids by plain loads: bpf_get_current_task_btf() is inlined
 	 * (a per-CPU load), bpf_get_current_pid_tgid() is a call. */
 	task = bpf_get_current_task_btf();
-	e->ts_ns = bpf_ktime_get_ns();
 	e->pid = task->tgid;
 	e->tid = task->pid;
 	e->probe_id = id;
@@ -773,23 +917,22 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	g = GO_G(ctx);
 	read_g(s, g);
 
-	a0 = GO_ARG0(ctx);
-	a1 = GO_ARG1(ctx);
-	if (kind == MDT_KIND_SWISS_DELETE || kind == MDT_KIND_SWISS_CLEAR) {
-		e->map_ptr = a0; /* receiver first */
-		e->map_type_ptr = a1;
-	} else {
-		e->map_type_ptr = a0;
-		e->map_ptr = a1;
-	}
-	if (e->map_ptr &&
-	    bpf_probe_read_user(&e->map_len, sizeof(e->map_len),
-				(const void *)(e->map_ptr + mdt_cfg.map_count_offset)))
+	map_args(ctx, kind, &e->map_ptr, &e->map_type_ptr);
+	if (read_map_len(e->map_ptr, &e->map_len))
 		e->flags |= MDT_EV_LEN_FAULT;
 
 	mdt_walk_stack(s, GO_PC(ctx), GO_SP(ctx), GO_FP(ctx));
+	if (latency) {
+		pend.map_ptr = e->map_ptr;
+		pend.map_len = e->map_len;
+		pend.len_fault = !!(e->flags & MDT_EV_LEN_FAULT);
+		pend.goid = e->goid;
+		pend.site.map_type_ptr = e->map_type_ptr;
+	}
 	if (mdt_cfg.aggregate) {
-		aggregate(s);
+		aggregate(s, &pend.agg);
+		if (latency)
+			leave_pending(ctx, &pend, id);
 		return 0;
 	}
 	words = stack_words_to_send(s);
@@ -797,7 +940,132 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	if (words > MDT_MAX_STACK_DEPTH) /* for the verifier */
 		return 0;
 	key_n = read_key_arg(ctx, e, (__u8 *)&e->stack[words], kind);
-	submit(s, words, key_n);
+	e->exit_expected = latency;
+	/* The same clock reading for the record and its pending entry: the
+	 * exit record names its entry by it. */
+	e->ts_ns = bpf_ktime_get_ns();
+	pend.ts_ns = e->ts_ns;
+	pend.sent = submit(s, words, key_n);
+	if (latency)
+		leave_pending(ctx, &pend, id);
+	return 0;
+}
+
+/* Latency: the histogram bucket of a duration (bounds set by user space). */
+static __always_inline __u32 latency_bucket(__u64 ns)
+{
+	for (__u32 i = 0; i < MDT_LATENCY_BOUNDS; i++)
+		if (ns <= mdt_latency_bounds[i])
+			return i;
+	return MDT_LATENCY_BOUNDS;
+}
+
+static __always_inline void count_latency(__u64 map_type, __u32 entry, __u64 ns)
+{
+	struct mdt_latency_key key = { .map_type_ptr = map_type, .probe_id = entry };
+	__u32 b = latency_bucket(ns);
+	struct mdt_latency *h;
+
+	if (b > MDT_LATENCY_BOUNDS) /* for the verifier */
+		return;
+	h = bpf_map_lookup_elem(&latency, &key);
+	if (!h) {
+		/* A new (map type, probe): rare, so the zeroed value may cost stack. */
+		struct mdt_latency zero = {};
+
+		bpf_map_update_elem(&latency, &key, &zero, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&latency, &key);
+		if (!h) {
+			count(&stats, MDT_STAT_LATENCY_FULL);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&h->buckets[b], 1);
+	__sync_fetch_and_add(&h->sum_ns, ns);
+}
+
+/*
+ * Latency: the exit of a call whose entry left a pending entry. Counts its
+ * outcome and duration (exact, whatever the sampling), and sends an
+ * mdt_exit if its entry sent a record.
+ */
+static __always_inline int on_return(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 id = probe_id(ctx), entry;
+	struct pending_key key = {};
+	struct mdt_site_count *site;
+	struct mdt_outcome *o;
+	struct mdt_exit x = {};
+	struct pending p, *found;
+	__u64 ns, len = 0;
+	bool removed = false, known = false, clear;
+
+	if (id >= MDT_MAX_PROBES || mdt_cfg.probes[id].kind != MDT_KIND_EXIT) {
+		count(&stats, MDT_STAT_BAD_PROBE);
+		return 0;
+	}
+	if (mdt_cfg.check_tgid && mdt_cfg.target_tgid &&
+	    bpf_get_current_pid_tgid() >> 32 != mdt_cfg.target_tgid)
+		return 0;
+	entry = mdt_cfg.probes[id].entry;
+	if (entry >= MDT_MAX_PROBES) {
+		count(&stats, MDT_STAT_BAD_PROBE);
+		return 0;
+	}
+	/* Read while the verifier still knows entry's bounds. */
+	clear = is_clear(mdt_cfg.probes[entry].kind);
+	key.g = GO_G(ctx);
+	key.probe_id = entry;
+	found = bpf_map_lookup_elem(&pending, &key);
+	if (!found) {
+		count(&stats, MDT_STAT_EXIT_UNMATCHED);
+		return 0;
+	}
+	p = *found;
+	bpf_map_delete_elem(&pending, &key);
+	ns = now > p.ts_ns ? now - p.ts_ns : 0;
+	if (!clear && !p.len_fault && !read_map_len(p.map_ptr, &len)) {
+		known = true;
+		removed = len < p.map_len;
+	}
+
+	o = bpf_map_lookup_elem(&outcomes, &entry);
+	if (o) {
+		__sync_fetch_and_add(&o->matched, 1);
+		__sync_fetch_and_add(&o->total_ns, ns);
+		if (known)
+			__sync_fetch_and_add(removed ? &o->removed : &o->absent, 1);
+	}
+	if (mdt_cfg.count_sites && known) {
+		site = bpf_map_lookup_elem(&site_counts, &p.site);
+		if (site) {
+			__sync_fetch_and_add(removed ? &site->removed : &site->absent, 1);
+			__sync_fetch_and_add(&site->total_ns, ns);
+		}
+	}
+	count_latency(p.site.map_type_ptr, entry, ns);
+	if (mdt_cfg.weight_latency && p.agg.stack_hash) {
+		__u64 *sum = bpf_map_lookup_elem(&stack_ns, &p.agg);
+
+		if (sum)
+			__sync_fetch_and_add(sum, ns);
+		else if (bpf_map_update_elem(&stack_ns, &p.agg, &ns, BPF_NOEXIST) &&
+			 (sum = bpf_map_lookup_elem(&stack_ns, &p.agg)))
+			__sync_fetch_and_add(sum, ns);
+	}
+	if (!p.sent)
+		return 0;
+	x.ts_ns = now;
+	x.entry_ts_ns = p.ts_ns;
+	x.goid = p.goid;
+	x.map_len = len;
+	x.probe_id = entry;
+	x.flags = (removed ? MDT_EXIT_REMOVED : 0) | (!clear && !known ? MDT_EXIT_LEN_FAULT : 0);
+	if (bpf_ringbuf_output(&events, &x, sizeof(x), BPF_RB_NO_WAKEUP))
+		count(&stats, MDT_STAT_EXITS_LOST);
+	else
+		count(&stats, MDT_STAT_EXITS_SENT);
 	return 0;
 }
 
@@ -817,4 +1085,17 @@ SEC("uprobe.multi")
 int mdt_map_delete_multi(struct pt_regs *ctx)
 {
 	return on_delete(ctx);
+}
+
+/* The exit points (MDT_KIND_EXIT), in the same two flavours. */
+SEC("uprobe")
+int mdt_map_return(struct pt_regs *ctx)
+{
+	return on_return(ctx);
+}
+
+SEC("uprobe.multi")
+int mdt_map_return_multi(struct pt_regs *ctx)
+{
+	return on_return(ctx);
 }

@@ -43,6 +43,11 @@ enum mdt_limits {
 	/* Record mode: slots of the kernel's memory of stacks already sent
 	 * (a power of two). */
 	MDT_SENT_STACKS = 4096,
+	/* Latency: upper bounds of the histogram's buckets (set by user space
+	 * in mdt_latency_bounds, nanoseconds, ascending); the last bucket,
+	 * MDT_LATENCY_BOUNDS, counts the rest. */
+	MDT_LATENCY_BOUNDS = 22,
+	MDT_LATENCY_BUCKETS = MDT_LATENCY_BOUNDS + 1,
 };
 
 /*
@@ -89,6 +94,10 @@ enum mdt_kind {
 	/* internal/runtime/maps.(*Map).Clear(m, t) (Go 1.24+): arg0 = map,
 	 * arg1 = map type. */
 	MDT_KIND_SWISS_CLEAR = 7,
+	/* An exit point of a probed function (the last instruction of each
+	 * return path to probe, found from its machine code; never a
+	 * uretprobe): mdt_probe_cfg.entry names the function's entry probe. */
+	MDT_KIND_EXIT = 8,
 };
 
 /* Bits of mdt_event.flags. */
@@ -142,8 +151,25 @@ enum mdt_stat {
 	 * probe) did not fit in the "site_counts" map: the hit is counted here
 	 * instead (the hit counters still have it). */
 	MDT_STAT_SITES_FULL = 5,
+	/* Latency: an exit with no pending entry (the call began before the
+	 * exit probes were armed, or its entry was evicted from "pending"):
+	 * no outcome for that call. */
+	MDT_STAT_EXIT_UNMATCHED = 6,
+	/* Latency: an entry found its goroutine's previous call of the same
+	 * function still pending: that call never returned (it panicked out
+	 * of the runtime, say). */
+	MDT_STAT_PENDING_REPLACED = 7,
+	/* Latency: a new (map type, probe) did not fit in "latency": that
+	 * call's duration is in the per-probe totals only. */
+	MDT_STAT_LATENCY_FULL = 8,
+	/* Latency: exit records (struct mdt_exit) put in the ring buffer, and
+	 * the ones that did not fit (their entry's record is then written
+	 * without its outcome). Kept apart from the event records' counts:
+	 * an exit is not a delete. */
+	MDT_STAT_EXITS_SENT = 9,
+	MDT_STAT_EXITS_LOST = 10,
 	/* Number of slots (size of the "stats" array). */
-	MDT_STAT__COUNT = 6,
+	MDT_STAT__COUNT = 11,
 };
 
 /*
@@ -192,8 +218,10 @@ struct mdt_event {
 	__u8 flags;
 	/* Number of valid entries in stack[]. */
 	__u16 stack_depth;
-	/* Explicit padding, always 0. */
-	__u32 __pad0;
+	/* 1 = the exit probes were armed at this call's entry: a struct
+	 * mdt_exit with the same goid, probe_id and ts_ns follows when the call
+	 * returns. */
+	__u32 exit_expected;
 	/* User stack, innermost first: stack[0] = the probed instruction,
 	 * stack[1] = return address into the caller, then the frame-pointer
 	 * chain. Runtime (not file) addresses. */
@@ -204,12 +232,83 @@ struct mdt_event {
 	__u8 key[MDT_MAX_KEY_BYTES];
 };
 
+/*
+ * The record of a call's return (a ring buffer record of exactly this size;
+ * event records are longer), sent when its entry sent a record with
+ * exit_expected. User space joins the two by (goid, probe_id, entry_ts_ns).
+ */
+struct mdt_exit {
+	/* bpf_ktime_get_ns() at the exit probe. */
+	__u64 ts_ns;
+	/* The entry record's ts_ns. */
+	__u64 entry_ts_ns;
+	/* The entry record's goid. */
+	__u64 goid;
+	/* The map's element count at the exit (0 for a nil map). */
+	__u64 map_len;
+	/* The ENTRY probe id (the function), as in the entry record. */
+	__u32 probe_id;
+	/* enum mdt_exit_flags bits. */
+	__u32 flags;
+};
+
+/* Bits of mdt_exit.flags. */
+enum mdt_exit_flags {
+	/* A delete that removed an entry: the count went down. */
+	MDT_EXIT_REMOVED = 1,
+	/* Reading the count at the exit (or at the entry) failed: no outcome. */
+	MDT_EXIT_LEN_FAULT = 2,
+};
+
 /* Per-attach-point configuration, indexed by the probe id. */
 struct mdt_probe_cfg {
 	/* enum mdt_kind: how to read this function's arguments. */
 	__u8 kind;
+	/* MDT_KIND_EXIT: the probe id of the function's entry. */
+	__u8 entry;
+	/* An entry whose function has exit points: while they are armed, its
+	 * calls leave a pending entry for them. */
+	__u8 has_exits;
 	/* Explicit padding, must be 0. */
-	__u8 __pad[7];
+	__u8 __pad[5];
+};
+
+/*
+ * Outcomes per entry probe (the "outcomes" per-CPU array), counted at the
+ * exits: exact for every call whose entry and exit were both seen.
+ */
+struct mdt_outcome {
+	/* Calls whose exit was matched to their entry. */
+	__u64 matched;
+	/* Deletes among them that removed an entry / found no such key. */
+	__u64 removed;
+	__u64 absent;
+	/* Their total duration, entry probe to exit probe, nanoseconds. */
+	__u64 total_ns;
+};
+
+/* Key of the "latency" histograms: per map type and entry probe. */
+struct mdt_latency_key {
+	__u64 map_type_ptr;
+	__u32 probe_id;
+	__u32 __pad;
+};
+
+/* Value of "latency": calls per bucket (not cumulative) and their sum. */
+struct mdt_latency {
+	__u64 buckets[MDT_LATENCY_BUCKETS];
+	__u64 sum_ns;
+};
+
+/* Value of "site_counts": per (map type, caller, probe). */
+struct mdt_site_count {
+	/* Every hit, before sampling. */
+	__u64 hits;
+	/* With the exit probes armed: deletes that removed / found nothing. */
+	__u64 removed;
+	__u64 absent;
+	/* Their total duration (ns), for an average without a histogram. */
+	__u64 total_ns;
 };
 
 /*
@@ -266,6 +365,12 @@ struct mdt_config {
 	 * (uprobe.multi links before Linux 6.12 let a fork of the target hit
 	 * the probes): it costs a helper call on every hit. */
 	__u32 check_tgid;
+	/* 1 = latency: exit points are configured (MDT_KIND_EXIT); while
+	 * mdt_exits_armed, every entry leaves a "pending" entry for its exit. */
+	__u32 exits;
+	/* Aggregation mode with exits: also sum the calls' durations per
+	 * stack in "stack_ns" (mdt flame --weight latency). */
+	__u32 weight_latency;
 	/* Explicit padding, must be 0. */
 	__u32 __pad_cfg;
 	/* Per attach point (index = probe id). */
@@ -321,7 +426,13 @@ struct mdt_range {
 _Static_assert(sizeof(struct mdt_agg_key) == 32, "mdt_agg_key layout changed");
 _Static_assert(sizeof(struct mdt_range) == 16, "mdt_range layout changed");
 _Static_assert(sizeof(struct mdt_site_key) == 32, "mdt_site_key layout changed");
-_Static_assert(sizeof(struct mdt_config) == 64 + 8 * MDT_MAX_PROBES,
+_Static_assert(sizeof(struct mdt_exit) == 40, "mdt_exit layout changed");
+_Static_assert(sizeof(struct mdt_exit) < __builtin_offsetof(struct mdt_event, stack),
+	       "an exit record must be shorter than any event record");
+_Static_assert(sizeof(struct mdt_outcome) == 32, "mdt_outcome layout changed");
+_Static_assert(sizeof(struct mdt_site_count) == 32, "mdt_site_count layout changed");
+_Static_assert(sizeof(struct mdt_latency_key) == 16, "mdt_latency_key layout changed");
+_Static_assert(sizeof(struct mdt_config) == 72 + 8 * MDT_MAX_PROBES,
 	       "mdt_config layout changed");
 
 #endif /* __MDT_H */

@@ -61,7 +61,7 @@ _mdt() {
             return 0
             ;;
         mdt__subcmd__flame)
-            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --output --format --from --title --group-by --inverted --min-count --runtime-frames --max-stacks --help --version"
+            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --output --format --from --title --group-by --inverted --min-count --weight --runtime-frames --max-stacks --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -129,6 +129,10 @@ _mdt() {
                     ;;
                 --min-count)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --weight)
+                    COMPREPLY=($(compgen -W "count latency" -- "${cur}"))
                     return 0
                     ;;
                 --max-stacks)
@@ -235,7 +239,7 @@ _mdt() {
             return 0
             ;;
         mdt__subcmd__trace)
-            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --json --output --no-tui --buffer-size --max-stacks --max-rows --prometheus --quiet --max-series --alert --alerts --webhook --webhook-format --webhook-timeout --alert-exec --alert-cooldown --help --version"
+            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --json --output --no-tui --buffer-size --max-stacks --max-rows --latency --latency-sample --no-latency --prometheus --quiet --max-series --alert --alerts --webhook --webhook-format --webhook-timeout --alert-exec --alert-cooldown --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -294,6 +298,10 @@ _mdt() {
                     return 0
                     ;;
                 --max-rows)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --latency-sample)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -45,6 +45,7 @@ complete -c mdt -n "__fish_mdt_using_subcommand trace" -s o -l output -d 'Write 
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l buffer-size -d 'Size of the kernel\'s buffer of records (a power of two, e.g. 4M, 32M, 256M): a larger one absorbs longer bursts before records are lost' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l max-stacks -d 'Distinct stacks kept symbolized and rendered (more: faster on a program with many hot stacks, at ~2 KB each)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l max-rows -d 'Rows of each table of the terminal UI (callers, maps, stacks); when a table is full its least recently active quarter is dropped' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l latency-sample -d 'Like --latency, but with the exit probes armed 1s in every 1/FRACTION s (0.01: 1s in 100): outcomes and durations of the calls in those windows, at that share of the cost; the counts stay exact. The default with --prometheus, --alert or the terminal UI is 0.01' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l prometheus -d 'Serve Prometheus metrics at http://ADDR/metrics while tracing. ADDR is HOST:PORT, or :PORT / PORT for 127.0.0.1 (see docs/monitoring.md)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l max-series -d 'At most N (map_type, caller) label pairs; deletes at further call sites are counted under caller="other"' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l alert -d 'Alert rule, repeatable: e.g. \'count(map) > 100 within 5m\', \'rate(caller) > 1000/s within 30s\' (syntax: docs/monitoring.md)' -r
@@ -58,6 +59,8 @@ complete -c mdt -n "__fish_mdt_using_subcommand trace" -l alert-cooldown -d 'A r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l redact-keys -d 'Replace key values by a stable hash (for keys that may be personal data)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l json -d 'One JSON object per line (schema: docs/json.md)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l no-tui -d 'Print one line per delete even on a terminal (no interactive UI)'
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l latency -d 'Measure what each call did (removed an entry, or the key was absent) and how long it took, with a probe on each exit of the runtime function: a second, single-stepped trap per call (docs/performance.md)'
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l no-latency -d 'No exit probes, even with --prometheus, --alert or the terminal UI'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l quiet -d 'No records: only metrics, alerts and a summary line on stderr'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -s V -l version -d 'Print version'
@@ -78,7 +81,9 @@ complete -c mdt -n "__fish_mdt_using_subcommand flame" -l group-by -d 'Add a roo
 key-type\t''
 goroutine\t''
 none\t''"
-complete -c mdt -n "__fish_mdt_using_subcommand flame" -l min-count -d 'Drop stacks seen fewer than N times' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l min-count -d 'Drop stacks seen fewer than N times (by --weight latency: of less than N ns)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l weight -d 'What each stack weighs: the calls made on it (count), or the time spent in them (latency, in nanoseconds: measured with a probe on each exit of the runtime function, a second trap per call, as `mdt trace --latency`; with --from, each record\'s duration_ns)' -r -f -a "count\t'The calls (deletes and clears) made on the stack'
+latency\t'The time spent in them, in nanoseconds (measured at each call\'s exit)'"
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l max-stacks -d 'Distinct stacks the kernel counts (more: a program with more code paths to deletes is drawn whole, at ~1 KB of kernel memory each); deletes on further stacks are drawn as [stack not recorded]' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l redact-keys -d 'Replace key values by a stable hash (for keys that may be personal data)'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l inverted -d 'Icicle graph: the deletes on top, their callers below'

@@ -81,9 +81,17 @@ pub struct FlameArgs {
     #[arg(long)]
     pub inverted: bool,
 
-    /// Drop stacks seen fewer than N times.
+    /// Drop stacks seen fewer than N times (by --weight latency: of less
+    /// than N ns).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub min_count: u64,
+
+    /// What each stack weighs: the calls made on it (count), or the time
+    /// spent in them (latency, in nanoseconds: measured with a probe on
+    /// each exit of the runtime function, a second trap per call, as
+    /// `mdt trace --latency`; with --from, each record's duration_ns).
+    #[arg(long, value_enum, value_name = "WEIGHT", default_value = "count")]
+    pub weight: crate::output::flame::Weight,
 
     /// Keep the Go runtime frames above the delete (by default the delete
     /// function is the leaf, right above the code that called it).
@@ -173,6 +181,24 @@ pub struct TraceArgs {
           value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
     pub max_rows: u32,
 
+    /// Measure what each call did (removed an entry, or the key was absent)
+    /// and how long it took, with a probe on each exit of the runtime
+    /// function: a second, single-stepped trap per call (docs/performance.md).
+    #[arg(long, help_heading = "Latency", conflicts_with_all = ["latency_sample", "no_latency"])]
+    pub latency: bool,
+
+    /// Like --latency, but with the exit probes armed 1s in every
+    /// 1/FRACTION s (0.01: 1s in 100): outcomes and durations of the calls
+    /// in those windows, at that share of the cost; the counts stay exact.
+    /// The default with --prometheus, --alert or the terminal UI is 0.01.
+    #[arg(long, value_name = "FRACTION", help_heading = "Latency",
+          value_parser = parse_fraction, conflicts_with = "no_latency")]
+    pub latency_sample: Option<f64>,
+
+    /// No exit probes, even with --prometheus, --alert or the terminal UI.
+    #[arg(long, help_heading = "Latency")]
+    pub no_latency: bool,
+
     /// Serve Prometheus metrics at http://ADDR/metrics while tracing. ADDR is
     /// HOST:PORT, or :PORT / PORT for 127.0.0.1 (see docs/monitoring.md).
     #[arg(long, value_name = "ADDR", help_heading = "Metrics and alerts",
@@ -254,6 +280,14 @@ fn parse_buffer_size(s: &str) -> Result<u32, String> {
         return Err("must be a power of two from 64K to 1G (e.g. 4M, 32M, 256M)".into());
     }
     u32::try_from(bytes).map_err(|_| "too large".into())
+}
+
+/// A share of the time, 0 < FRACTION <= 1.
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 1.0 => Ok(f),
+        _ => Err("must be a number with 0 < FRACTION <= 1 (e.g. 0.01)".into()),
+    }
 }
 
 fn parse_rule(s: &str) -> Result<crate::monitor::alerts::Rule, String> {

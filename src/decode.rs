@@ -154,11 +154,19 @@ impl Decoder {
             },
             stack,
             stack_lost: raw.stack_lost(),
+            outcome: None,
         })
     }
 }
 
 impl Decoder {
+    /// The name of a map type, once the decoder knows the load bias (it
+    /// has named a record or a site); `None` before.
+    pub fn map_type_name(&mut self, map_type_ptr: u64) -> Option<Arc<str>> {
+        let namer = self.namer.as_mut()?;
+        Some(namer.types.map_type(map_type_ptr).name)
+    }
+
     /// Names a stack counted in the kernel (aggregation mode): the frames
     /// and the map type, as [`Decoder::decode`] would for an event.
     pub fn name_aggregate(

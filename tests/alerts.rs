@@ -9,6 +9,12 @@
 //! * `dead_webhooks_do_not_slow_tracing`: a webhook that never answers and one that refuses
 //!   connections: records keep flowing while delivery hangs or fails, the counts stay exact,
 //!   and the failures are reported (stderr, summary, metric).
+//! * `outcome_and_latency_rules_fire_with_exact_values`: `absent(caller)` and
+//!   `p99(..., op="clear")` under `--latency` on `fixtures/latency` (1000 deletes alternating
+//!   present/absent keys from `main.delSmall`, one clear of a million entries): the share of
+//!   absent keys is exactly 50% at delSmall's call site (with `min 1000`: once all are
+//!   measured), `> 0.6` never fires, and the p99 of the clears is the bucket bound of the
+//!   clear's own measured duration.
 //! * `rule_and_url_errors_are_one_line`: syntax errors (with their column), rules files, bad
 //!   URLs: one line, non-zero exit (no root needed).
 //!
@@ -585,6 +591,194 @@ fn dead_webhooks_do_not_slow_tracing() {
     });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Outcome and latency rules, on fixtures/latency
+
+/// Exact: a value only once the 1000 deletes are measured, so exactly 50%.
+const ABSENT_ALL: &str = "absent(caller) > 0.4 within 10s min 1000";
+/// As soon as over 40%: at most 50% (the deletes alternate, present first).
+const ABSENT: &str = "absent(caller) > 0.4 within 10s";
+const ABSENT_HIGH: &str = "absent(caller) > 0.6 within 10s";
+const SLOW_CLEAR: &str = r#"p99(map_type="map[int64]int", op="clear") > 100us within 10s"#;
+
+/// The upper bound of the latency bucket holding `ns` (as the kernel buckets it).
+fn bucket_bound(ns: u64) -> u64 {
+    *mdt::probes::LATENCY_BOUNDS_NS
+        .iter()
+        .find(|&&b| ns <= b)
+        .unwrap_or_else(|| panic!("{ns} ns is past the last bucket bound"))
+}
+
+fn outcome_and_latency(tc: &Toolchain) {
+    let ctx = format!("{tc} outcomes");
+    let bin = common::build_fixture("latency", tc, Variant::Plain);
+    let dir = Scratch::new("alerts-latency");
+    let out = dir.path("out.json");
+    let mut cmd = mdt_cmd(["trace", "--json", "--latency", "-o"]);
+    cmd.arg(&out);
+    for rule in [ABSENT_ALL, ABSENT, ABSENT_HIGH, SLOW_CLEAR] {
+        cmd.args(["--alert", rule]);
+    }
+    cmd.arg("--")
+        .arg(&bin)
+        .args(["-clear-size", "1000000", "-small", "1000"]);
+    let mut mdt = Proc::spawn(&format!("{ctx}: mdt"), cmd, Stdio::null());
+    let Finished {
+        status,
+        stdout,
+        stderr: err,
+    } = mdt.finish(RUN_TIMEOUT, "tracing the latency fixture");
+    assert!(status.success(), "{ctx}: mdt exited {status}: {err}");
+    let own = String::from_utf8_lossy(&stdout).into_owned();
+    assert!(
+        own.contains(" present=500 absent=500 "),
+        "{ctx}: the fixture's own counts: {own}"
+    );
+    let records = json_records(&out);
+    let summary = records.last().cloned().unwrap();
+    assert_eq!(summary["type"], "summary", "{ctx}: last record: {summary}");
+    let alerts = of_type(&records, "alert");
+    let of_rule = |rule: &str| -> Vec<&Value> {
+        alerts
+            .iter()
+            .copied()
+            .filter(|a| a["rule"] == rule)
+            .collect()
+    };
+    let is_del_small = |a: &&Value| a["group"]["function"] == "main.delSmall";
+
+    // Exactly 50% of delSmall's deletes were of absent keys, from the kernel's counts.
+    let all = of_rule(ABSENT_ALL);
+    assert_eq!(
+        all.len(),
+        1,
+        "{ctx}: {ABSENT_ALL}: {alerts:?}
+{err}"
+    );
+    let a = all[0];
+    assert!(is_del_small(&a), "{ctx}: {a}");
+    assert_eq!(a["value"], 0.5, "{ctx}: {a}");
+    assert_eq!(a["value_text"], "50%", "{ctx}: {a}");
+    assert_eq!(
+        (&a["threshold"], &a["unit"], &a["exact"], &a["window"]),
+        (&0.4.into(), &"ratio".into(), &true.into(), &"10s".into()),
+        "{ctx}: {a}"
+    );
+    let caller = a["group"]["caller"].as_str().unwrap().to_string();
+    assert!(caller.starts_with("main.go:"), "{ctx}: {a}");
+    if let Some(top) = a["top_stacks"].get(0) {
+        assert!(
+            top["caller"]
+                .as_str()
+                .unwrap()
+                .starts_with("main.delSmall "),
+            "{ctx}: the absent keys' stacks: {a}"
+        );
+    }
+    let line = format!(
+        "mdt: ALERT {ABSENT_ALL}: caller={caller} (function=main.delSmall) — 50% of the deletes measured in 10s were of absent keys (threshold 40%)"
+    );
+    assert!(
+        err.lines().any(|l| l == line),
+        "{ctx}: no {line:?} in
+{err}"
+    );
+
+    // Without min: fires as soon as over 40%, at most 50%.
+    let early: Vec<_> = of_rule(ABSENT).into_iter().filter(is_del_small).collect();
+    assert_eq!(early.len(), 1, "{ctx}: {ABSENT}: {alerts:?}");
+    let v = early[0]["value"].as_f64().unwrap();
+    assert!(v > 0.4 && v <= 0.5, "{ctx}: {}", early[0]);
+    assert_eq!(early[0]["group"]["caller"], caller.as_str(), "{ctx}");
+    assert!(
+        of_rule(ABSENT_HIGH).is_empty(),
+        "{ctx}: {ABSENT_HIGH} fired: {alerts:?}"
+    );
+
+    // The p99 of the one clear is its own bucket's bound.
+    let clear: Vec<&Value> = of_type(&records, "clear")
+        .into_iter()
+        .filter(|r| {
+            r["caller"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("main.clearBig "))
+        })
+        .collect();
+    assert_eq!(clear.len(), 1, "{ctx}: one big clear");
+    let took = clear[0]["duration_ns"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{ctx}: the clear has no duration: {}", clear[0]));
+    assert!(took > 100_000, "{ctx}: the clear took {took} ns");
+    let slow = of_rule(SLOW_CLEAR);
+    assert_eq!(
+        slow.len(),
+        1,
+        "{ctx}: {SLOW_CLEAR}: {alerts:?}
+{err}"
+    );
+    let s = slow[0];
+    assert_eq!(s["group"]["map_type"], "map[int64]int", "{ctx}: {s}");
+    assert_eq!(
+        s["value"],
+        bucket_bound(took),
+        "{ctx}: the clear took {took} ns: {s}"
+    );
+    assert_eq!(
+        (
+            &s["threshold"],
+            &s["unit"],
+            &s["threshold_text"],
+            &s["exact"]
+        ),
+        (&100_000.into(), &"ns".into(), &"100µs".into(), &true.into()),
+        "{ctx}: {s}"
+    );
+    let text = s["value_text"].as_str().unwrap();
+    assert!(text.contains('–') && text.ends_with('s'), "{ctx}: {s}");
+    if let Some(top) = s["top_stacks"].get(0) {
+        assert!(
+            top["caller"]
+                .as_str()
+                .unwrap()
+                .starts_with("main.clearBig "),
+            "{ctx}: the slow clear's stack: {s}"
+        );
+    }
+    let line = format!(
+        "mdt: ALERT {SLOW_CLEAR}: map_type=map[int64]int — p99 of the clears measured in 10s: {text} (threshold 100µs)"
+    );
+    assert!(
+        err.lines().any(|l| l == line),
+        "{ctx}: no {line:?} in
+{err}"
+    );
+
+    assert!(
+        of_type(&records, "resolved").is_empty(),
+        "{ctx}: {records:?}"
+    );
+    assert_eq!(
+        summary["alerts"]["fired"].as_u64(),
+        Some(alerts.len() as u64),
+        "{ctx}: {summary}"
+    );
+}
+
+#[test]
+fn outcome_and_latency_rules_fire_with_exact_values() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let tcs = common::toolchains();
+    common::parallel::run_all(
+        "outcome_and_latency_rules_fire_with_exact_values",
+        &tcs,
+        2,
+        |tc| tc.to_string(),
+        outcome_and_latency,
+    );
+}
+
 #[test]
 fn rule_and_url_errors_are_one_line() {
     let t = |extra: &[&str]| -> Vec<String> {
@@ -614,6 +808,34 @@ fn rule_and_url_errors_are_one_line() {
         &["column 15", "rate"],
     );
     check(&["--alert", "count(map) < 1 within 5m"], &["column 12"]);
+    check(
+        &["--alert", "p99(caller) > 1ms within 1m"],
+        &["--alert", "column 5", "per map type", "map_type only"],
+    );
+    check(
+        &["--no-latency", "--alert", "absent(caller) > 0.5 within 1m"],
+        &["--no-latency", "exit probes"],
+    );
+    check(
+        &["--alert", "absent(key) > 0.5 within 1m"],
+        &["column 8", "map_type or caller"],
+    );
+    check(
+        &["--alert", "absent(caller) > 50 within 1m"],
+        &["column 18", "between 0 and 1"],
+    );
+    check(
+        &["--alert", "p99(map_type) > 1000 within 1m"],
+        &["column 17", "unit"],
+    );
+    check(
+        &["--alert", r#"p99(map_type, op="insert") > 1ms within 1m"#],
+        &["column 18", "\"delete\" or \"clear\""],
+    );
+    check(
+        &["--alert", "count(map) > 1 within 1m min 10"],
+        &["column 26", "min"],
+    );
     check(
         &["--webhook", "ftp://example.invalid/x", "--alert", RULE],
         &["--webhook", "scheme"],

@@ -245,14 +245,16 @@ fn metrics_only() {
     let mut mdt = mdt;
     let f = mdt.finish_ok(TIMEOUT, "after SIGINT");
     assert_bounded("metrics only", took, peak, &f.stderr);
-    // "mdt: N deletes, 0 clears in Xs (exact); counted in the kernel, no records"
+    // "mdt: N deletes, 0 clears in Xs (exact); counted in the kernel, no records; R removed,
+    // A absent (exact at the exits, over 1.0s)": the default latency window of --prometheus.
     let line = f
         .stderr
         .lines()
         .find(|l| l.contains(" deletes, "))
         .unwrap_or_else(|| panic!("no summary line: {}", f.stderr));
     assert!(
-        line.ends_with("(exact); counted in the kernel, no records"),
+        line.contains("(exact); counted in the kernel, no records; ")
+            && line.ends_with(" absent (exact at the exits, over 1.0s)"),
         "{line}"
     );
     let deletes: u64 = line

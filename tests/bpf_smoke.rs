@@ -193,7 +193,12 @@ fn fast64_deletes_are_counted_and_decoded_exactly() {
 
     let events: Arc<Mutex<Vec<MdtEvent>>> = Arc::default();
     let sink = Arc::clone(&events);
-    let reader = EventReader::new(&probes, move |ev| sink.lock().unwrap().push(*ev)).unwrap();
+    let reader = EventReader::new(&probes, move |record| {
+        if let mdt::probes::Record::Event(ev) = record {
+            sink.lock().unwrap().push(*ev);
+        }
+    })
+    .unwrap();
 
     fs::write(&wait_file, b"").unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -24,6 +24,12 @@
 //!   or temporary) left behind.
 //! * `svg_escapes_names_and_title`, `special_outputs_are_written_in_place` (no root needed):
 //!   XML escaping of frame names and the title; `-o /dev/stdout` and `-o FIFO` written in place.
+//! * `weight_latency` (every toolchain, on the `latency` fixture: one big clear, small deletes)
+//!   and `weight_latency_from_files` (no root needed): `--weight latency` live and `--from` a
+//!   `mdt trace --json --latency` stream: the stacks weigh nanoseconds (the fixture's own
+//!   clock for the clear, the records' `duration_ns`), the SVG counts ns, pprof's sample type is
+//!   `latency/nanoseconds`; records without a duration are skipped and counted, a trace with
+//!   none is refused.
 //!
 //! The live tests need root and BPF: without them they are skipped, unless `CI=true` (then they
 //! fail). `MDT_FLAME_TEST_THREADS` (default 3) sets the parallelism of the matrix tests.
@@ -36,7 +42,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use common::proc::{Finished, Proc, ANNOUNCE};
@@ -123,9 +129,34 @@ fn read(path: &Path, ctx: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // The matrix, in parallel
 
+/// Held shared by the tests that trace in parallel, exclusively by the one that measures times
+/// (`weight_latency`): on a machine of two cores, the others' load makes its small deletes slower
+/// than its big clear.
+static TIMING: RwLock<()> = RwLock::new(());
+
 /// Runs `f` for every job on a few threads, collects every failure, and fails with all of them.
 fn for_jobs(test: &str, jobs: Vec<(Toolchain, Variant)>, f: impl Fn(&Toolchain, Variant) + Sync) {
+    let _shared = TIMING.read().unwrap_or_else(|e| e.into_inner());
     let workers = common::parallel::workers_from_env("MDT_FLAME_TEST_THREADS", 3);
+    run_jobs(test, jobs, workers, f);
+}
+
+/// [`for_jobs`] one job at a time, while no other test traces (for checks of times).
+fn for_jobs_alone(
+    test: &str,
+    jobs: Vec<(Toolchain, Variant)>,
+    f: impl Fn(&Toolchain, Variant) + Sync,
+) {
+    let _alone = TIMING.write().unwrap_or_else(|e| e.into_inner());
+    run_jobs(test, jobs, 1, f);
+}
+
+fn run_jobs(
+    test: &str,
+    jobs: Vec<(Toolchain, Variant)>,
+    workers: usize,
+    f: impl Fn(&Toolchain, Variant) + Sync,
+) {
     common::parallel::run_all(
         test,
         &jobs,
@@ -675,9 +706,41 @@ for g in d.getElementsByTagName('g'):
 print(json.dumps(out))
 "#;
 
+/// What a profile's numbers are: how the SVG's frames and pprof name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    /// `--weight count`: `(N deletes, P%)`, pprof's `deletes/count`.
+    Deletes,
+    /// `--weight latency`: `(N ns, P%)`, pprof's `latency/nanoseconds`.
+    Ns,
+}
+
+impl Unit {
+    /// The frames' `(N UNIT, P%)`, as a regex.
+    fn svg_re(self) -> &'static str {
+        match self {
+            Unit::Deletes => "deletes?",
+            Unit::Ns => "ns",
+        }
+    }
+
+    /// `go tool pprof`'s `Type:` line.
+    fn pprof_type(self) -> &'static str {
+        match self {
+            Unit::Deletes => "deletes",
+            Unit::Ns => "latency",
+        }
+    }
+}
+
 /// Parses an SVG with python3's xml.dom.minidom (expat: a conforming XML parser, so a
 /// malformed file fails) and reads inferno's frames: `<g><title>NAME (N deletes, P%)</title>`.
 fn parse_svg(path: &Path, ctx: &str) -> Svg {
+    parse_svg_in(path, Unit::Deletes, ctx)
+}
+
+/// [`parse_svg`] of a graph whose frames count `unit`: `(N ns, P%)` by latency.
+fn parse_svg_in(path: &Path, unit: Unit, ctx: &str) -> Svg {
     let out = Command::new("python3")
         .arg("-c")
         .arg(SVG_PARSER)
@@ -695,7 +758,11 @@ fn parse_svg(path: &Path, ctx: &str) -> Svg {
     );
     let v: Value = serde_json::from_slice(&out.stdout).expect("parser output");
     assert_eq!(v["root"], "svg", "{ctx}: the root element is not <svg>");
-    let re = regex::Regex::new(r"^(.*) \(([0-9,]+) deletes?, [0-9.]+%\)$").unwrap();
+    let re = regex::Regex::new(&format!(
+        r"^(.*) \(([0-9,]+) {}, [0-9.]+%\)$",
+        unit.svg_re()
+    ))
+    .unwrap();
     let frames = v["frames"]
         .as_array()
         .unwrap()
@@ -704,7 +771,7 @@ fn parse_svg(path: &Path, ctx: &str) -> Svg {
             let t = t.as_str().unwrap();
             let c = re
                 .captures(t)
-                .unwrap_or_else(|| panic!("{ctx}: frame title not `NAME (N deletes, P%)`: {t:?}"));
+                .unwrap_or_else(|| panic!("{ctx}: frame title not `NAME (N {unit:?}, P%)`: {t:?}"));
             (c[1].to_string(), c[2].replace(',', "").parse().unwrap())
         })
         .collect();
@@ -768,6 +835,18 @@ struct PprofRow {
 
 /// `go tool pprof -top [-lines] FILE`: the total and the rows.
 fn pprof_top(tc: &Toolchain, file: &Path, lines: bool, ctx: &str) -> (u64, Vec<PprofRow>) {
+    pprof_top_in(tc, file, lines, Unit::Deletes, ctx)
+}
+
+/// [`pprof_top`] of a profile whose sample type is `unit`'s (checked), its values shown in
+/// that unit (`-unit=ns`: `1234ns`, not `1.23us`).
+fn pprof_top_in(
+    tc: &Toolchain,
+    file: &Path,
+    lines: bool,
+    unit: Unit,
+    ctx: &str,
+) -> (u64, Vec<PprofRow>) {
     let mut cmd = Command::new(&tc.go);
     cmd.args([
         "tool",
@@ -780,6 +859,9 @@ fn pprof_top(tc: &Toolchain, file: &Path, lines: bool, ctx: &str) -> (u64, Vec<P
     if lines {
         cmd.arg("-lines");
     }
+    if unit == Unit::Ns {
+        cmd.arg("-unit=ns");
+    }
     cmd.arg(file)
         .env("GOTOOLCHAIN", "local")
         .stdin(Stdio::null());
@@ -791,15 +873,23 @@ fn pprof_top(tc: &Toolchain, file: &Path, lines: bool, ctx: &str) -> (u64, Vec<P
         file.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    let total_re =
-        regex::Regex::new(r"Showing nodes accounting for \d+, [\d.]+% of (\d+) total").unwrap();
+    let kind = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Type: "))
+        .unwrap_or_else(|| panic!("{ctx}: no `Type:` in pprof's output:\n{text}"));
+    assert_eq!(kind, unit.pprof_type(), "{ctx}: pprof's sample type");
+    let total_re = regex::Regex::new(
+        r"Showing nodes accounting for \d+(?:ns)?, [\d.]+% of (\d+)(?:ns)? total",
+    )
+    .unwrap();
     let total: u64 = total_re
         .captures(&text)
         .unwrap_or_else(|| panic!("{ctx}: no `of N total` in pprof's output:\n{text}"))[1]
         .parse()
         .unwrap();
     let row_re =
-        regex::Regex::new(r"^\s*(\d+)\s+[\d.]+%\s+[\d.]+%\s+(\d+)\s+[\d.]+%\s+(.+)$").unwrap();
+        regex::Regex::new(r"^\s*(\d+)(?:ns)?\s+[\d.]+%\s+[\d.]+%\s+(\d+)(?:ns)?\s+[\d.]+%\s+(.+)$")
+            .unwrap();
     let mut rows = Vec::new();
     for l in text.lines() {
         let Some(c) = row_re.captures(l) else {
@@ -841,7 +931,18 @@ fn pprof_top(tc: &Toolchain, file: &Path, lines: bool, ctx: &str) -> (u64, Vec<P
 
 /// `-top`: the total, and per function the flat (leaf) and cum counts of the folded lines.
 fn check_pprof_top(tc: &Toolchain, file: &Path, folded: &BTreeMap<String, u64>, ctx: &str) {
-    let (t, rows) = pprof_top(tc, file, false, ctx);
+    check_pprof_top_in(tc, file, folded, Unit::Deletes, ctx)
+}
+
+/// [`check_pprof_top`] of a profile whose sample type is `unit`'s.
+fn check_pprof_top_in(
+    tc: &Toolchain,
+    file: &Path,
+    folded: &BTreeMap<String, u64>,
+    unit: Unit,
+    ctx: &str,
+) {
+    let (t, rows) = pprof_top_in(tc, file, false, unit, ctx);
     assert_eq!(t, total(folded), "{ctx}: pprof's total samples");
     // Some pprof versions (Go 1.25's) show C-ish names without their leading underscore
     // (`_cgoexp_..._mdtGoCallback` as `cgoexp_...`): compare without it.
@@ -1602,6 +1703,13 @@ fn errors_are_one_line() {
     );
     check_nothing_written("--format xyz");
     expect_error(
+        "--weight xyz",
+        from(&["--weight", "xyz", "-o", &out("a.svg")], &folded),
+        Some(2),
+        &["xyz", "--weight"],
+    );
+    check_nothing_written("--weight xyz");
+    expect_error(
         "-o out.xyz",
         from(&["-o", &out("a.svg"), "-o", &out("out.xyz")], &folded),
         Some(1),
@@ -1797,6 +1905,12 @@ fn errors_are_one_line() {
             vec!["--group-by", "map-type"],
             vec!["--group-by"],
         ),
+        (
+            "JSON without durations, by latency",
+            synthetic_json().into_bytes(),
+            vec!["--weight", "latency"],
+            vec!["input has no durations: record it with mdt trace --latency"],
+        ),
     ];
     for (what, content, extra, needles) in cases {
         let input = dir.path("input");
@@ -1938,7 +2052,8 @@ fn svg_escapes_names_and_title() {
 // 7. Outputs that are not regular files
 
 /// `-o /dev/stdout` and `-o FIFO` are written in place: renaming the temporary file over them
-/// would replace them (as root, `-o /dev/null` would replace the device).
+/// would replace them (as root, `-o /dev/null` would replace the device); so is a link to
+/// mdt's stdout when that is a redirected regular file.
 #[test]
 fn special_outputs_are_written_in_place() {
     use std::os::unix::fs::FileTypeExt;
@@ -1977,6 +2092,38 @@ fn special_outputs_are_written_in_place() {
     let ft = fs::symlink_metadata(&fifo).unwrap().file_type();
     assert!(ft.is_fifo(), "-o FIFO: the FIFO was replaced by {ft:?}");
     dir.assert_no_temp_files("-o FIFO");
+
+    // A link to mdt's stdout (as /dev/stdout is) when that is a regular file: written through
+    // the descriptor, after what is there; the link stays. (A link of the test's own: if mdt
+    // renamed over it, it replaces no more than that.)
+    let link = dir.path("stdout-link");
+    std::os::unix::fs::symlink("/proc/self/fd/1", &link).unwrap();
+    let redirected = dir.path("redirected");
+    fs::write(&redirected, "before\n").unwrap();
+    let stdout = fs::OpenOptions::new()
+        .append(true)
+        .open(&redirected)
+        .unwrap();
+    let mut cmd = mdt(["flame", "--format", "folded", "-o"]);
+    cmd.arg(&link)
+        .arg("--from")
+        .arg(&input)
+        .stdin(Stdio::null())
+        .stdout(stdout);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "-o LINK: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ft = fs::symlink_metadata(&link).unwrap().file_type();
+    assert!(ft.is_symlink(), "-o LINK: the link was replaced by {ft:?}");
+    assert_eq!(
+        read(&redirected, "-o LINK"),
+        format!("before\n{text}"),
+        "-o LINK: the redirected stdout"
+    );
+    dir.assert_no_temp_files("-o LINK");
 }
 
 /// Without `-o`: `deletes.svg`, or `deletes.<ext>` of `--format`, in the current directory.
@@ -2009,4 +2156,315 @@ fn default_output_names() {
         "main.main;main.a;runtime.mapdelete_fast64 3\n"
     );
     dir.assert_no_temp_files("default names");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. --weight latency
+
+/// The `latency` fixture's own numbers (its one stdout line `calls=C ... clear_ns=T ...`).
+fn own_numbers(stdout: &str, ctx: &str) -> BTreeMap<String, u64> {
+    let own: BTreeMap<String, u64> = stdout
+        .split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect();
+    assert!(
+        own.contains_key("clear_ns") && own.contains_key("calls"),
+        "{ctx}: the fixture's line: {stdout:?}"
+    );
+    own
+}
+
+/// The weights of a latency fixture's folded lines: (the `main.clearBig` line's, the sum of
+/// the `main.delSmall` lines'); every line is one of those.
+fn clear_and_small(lines: &BTreeMap<String, u64>, ctx: &str) -> (u64, u64) {
+    let of = |func: &str| -> Vec<u64> {
+        lines
+            .iter()
+            .filter(|(l, _)| l.split(';').any(|f| frame_name(f) == func))
+            .map(|(_, &n)| n)
+            .collect()
+    };
+    let (clear, small) = (of("main.clearBig"), of("main.delSmall"));
+    assert_eq!(
+        clear.len(),
+        1,
+        "{ctx}: one main.clearBig stack:\n{}",
+        folded_text(lines)
+    );
+    assert!(
+        !small.is_empty() && clear.len() + small.len() == lines.len(),
+        "{ctx}: the stacks are main.clearBig's and main.delSmall's:\n{}",
+        folded_text(lines)
+    );
+    (clear[0], small.iter().sum())
+}
+
+/// The folded lines, heaviest first.
+fn ranking(lines: &BTreeMap<String, u64>) -> Vec<&str> {
+    let mut v: Vec<(&str, u64)> = lines.iter().map(|(l, &n)| (l.as_str(), n)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    v.into_iter().map(|(l, _)| l).collect()
+}
+
+/// Tries of a check of times (on a loaded machine a small delete can be preempted for
+/// milliseconds, more than the big clear takes).
+const TIMING_TRIES: usize = 3;
+
+/// Runs `attempt` until it returns `Ok` (a failed check of times is an `Err`, retried up to
+/// [`TIMING_TRIES`] times; other failures panic at once).
+fn retrying_timing<T>(ctx: &str, mut attempt: impl FnMut() -> Result<T, String>) -> T {
+    for n in 1..=TIMING_TRIES {
+        match attempt() {
+            Ok(v) => return v,
+            Err(e) if n < TIMING_TRIES => {
+                common::note(&format!("{ctx}: try {n} of {TIMING_TRIES}: {e}; again"));
+            }
+            Err(e) => panic!("{ctx}: {e} ({TIMING_TRIES} tries)"),
+        }
+    }
+    unreachable!()
+}
+
+/// `mdt flame --weight latency` on the `latency` fixture (one big clear, 200 small deletes), on
+/// every toolchain: live, the clear's stack weighs what the fixture measured (at most, and
+/// within 2×) and more than all the small deletes; the SVG's frames count ns and pprof's
+/// samples are `latency/nanoseconds`, with the folded totals. `--from` a `mdt trace --json
+/// --latency` of it: the same stacks in the same order, weighing the records' `duration_ns`;
+/// `--from` a trace without `--latency` is refused in one line.
+#[test]
+fn weight_latency() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let jobs = common::toolchains()
+        .into_iter()
+        .map(|tc| (tc, Variant::Plain))
+        .collect();
+    for_jobs_alone("weight_latency", jobs, |tc, v| {
+        let ctx = format!("{tc} {v} --weight latency");
+        let bin = common::build_fixture("latency", tc, v);
+        let dir = Scratch::new(&format!("latency-{}", tc.short));
+
+        // Live: folded, pprof and SVG of one run.
+        let live = retrying_timing(&ctx, || {
+            let mut cmd = mdt(["flame", "--weight", "latency"]);
+            cmd.args(out_args(&dir, "live", &["folded", "pb.gz", "svg"]))
+                .arg("--")
+                .arg(&bin)
+                .args(["-small", "200"]);
+            let f = run_ok(&format!("{ctx}: mdt flame"), cmd);
+            let own = own_numbers(&f.stdout_text(), &ctx);
+            assert_eq!(own["calls"], 201, "{ctx}: the fixture's calls");
+            let live = parse_folded(&read(&dir.path("live.folded"), &ctx), &ctx);
+            let (clear, small) = clear_and_small(&live, &ctx);
+            let own_clear = own["clear_ns"];
+            assert!(
+                clear <= own_clear && small > 0,
+                "{ctx}: the clear's stack weighs {clear} ns, more than the fixture's clock says \
+                 ({own_clear} ns), or the small deletes' nothing ({small} ns)"
+            );
+            let t = total(&live);
+            assert!(
+                f.stderr.contains(&format!("live.folded ({t} ns ("))
+                    && f.stderr
+                        .contains(&format!(") of deletes in {} stacks)", live.len())),
+                "{ctx}: mdt's summary line: {}",
+                f.stderr
+            );
+            assert!(
+                !f.stderr.contains("left out") && !f.stderr.contains("warning"),
+                "{ctx}: every call was seen returning: {}",
+                f.stderr
+            );
+            let svg = parse_svg_in(&dir.path("live.svg"), Unit::Ns, &ctx);
+            svg.check_against(&live, &format!("{ctx} svg"));
+            assert_eq!(
+                svg.title, "Go map deletes: time spent (ns)",
+                "{ctx}: the SVG's title"
+            );
+            check_pprof_top_in(
+                tc,
+                &dir.path("live.pb.gz"),
+                &live,
+                Unit::Ns,
+                &format!("{ctx} pprof"),
+            );
+            if clear * 2 < own_clear {
+                return Err(format!(
+                    "the clear's stack weighs {clear} ns, the fixture's clock says {own_clear} ns"
+                ));
+            }
+            if clear <= small {
+                return Err(format!(
+                    "the clear of a million ({clear} ns) vs 200 small deletes ({small} ns)"
+                ));
+            }
+            Ok(live)
+        });
+
+        // --from a trace with durations: the same stacks, ranked alike, weighing the records'
+        // duration_ns.
+        retrying_timing(&format!("{ctx} --from"), || {
+            let json = dir.path("trace.json");
+            let mut cmd = mdt(["trace", "--json", "--latency", "-o"]);
+            cmd.arg(&json).arg("--").arg(&bin).args(["-small", "200"]);
+            run_ok(&format!("{ctx}: mdt trace --json --latency"), cmd);
+            let records: Vec<Value> = common::read_json_lines(&json)
+                .into_iter()
+                .filter(|r| r["type"] == "delete" || r["type"] == "clear")
+                .collect();
+            assert_eq!(records.len(), 201, "{ctx}: a record per call");
+            let ns = |r: &Value| {
+                r["duration_ns"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{ctx}: a record without duration_ns: {r}"))
+            };
+            let ns_of = |caller: &str| -> u64 {
+                records
+                    .iter()
+                    .filter(|r| s(&r["caller"]).split(' ').next() == Some(caller))
+                    .map(ns)
+                    .sum()
+            };
+            let all_ns: u64 = records.iter().map(ns).sum();
+            let from = dir.path("from.folded");
+            let mut cmd = mdt(["flame", "--weight", "latency", "--format", "folded", "-o"]);
+            cmd.arg(&from).arg("--from").arg(&json);
+            let f = run_ok(&format!("{ctx}: mdt flame --weight latency --from"), cmd);
+            let from_json = parse_folded(&read(&from, &ctx), &ctx);
+            assert_eq!(
+                from_json.keys().collect::<Vec<_>>(),
+                live.keys().collect::<Vec<_>>(),
+                "{ctx}: --from: not the live run's stacks"
+            );
+            assert_eq!(
+                total(&from_json),
+                all_ns,
+                "{ctx}: --from: the total is not the records' duration_ns"
+            );
+            assert_eq!(
+                clear_and_small(&from_json, &ctx),
+                (ns_of("main.clearBig"), ns_of("main.delSmall")),
+                "{ctx}: --from: each stack weighs its records' duration_ns"
+            );
+            assert!(
+                f.stderr.contains(&format!("({all_ns} ns (")) && !f.stderr.contains("skipped"),
+                "{ctx}: --from: mdt's summary line: {}",
+                f.stderr
+            );
+            if ranking(&from_json) != ranking(&live) {
+                return Err(format!(
+                    "--from ranks the stacks unlike the live run:\n--from:\n{}live:\n{}",
+                    folded_text(&from_json),
+                    folded_text(&live)
+                ));
+            }
+            Ok(())
+        });
+
+        // --from a trace without durations: one line, nothing written.
+        let bare = dir.path("bare.json");
+        let mut cmd = mdt(["trace", "--json", "-o"]);
+        cmd.arg(&bare)
+            .arg("--")
+            .arg(&bin)
+            .args(["-clear-size", "1000", "-small", "10"]);
+        run_ok(&format!("{ctx}: mdt trace --json"), cmd);
+        let out = dir.path("bare.folded");
+        let mut cmd = mdt(["flame", "--weight", "latency", "-o"]);
+        cmd.arg(&out).arg("--from").arg(&bare);
+        let want = format!(
+            "{} has no durations: record it with mdt trace --latency",
+            bare.display()
+        );
+        expect_error(
+            &format!("{ctx}: --from without durations"),
+            cmd,
+            Some(1),
+            &[&want],
+        );
+        assert!(
+            !out.exists(),
+            "{ctx}: --from without durations wrote {}",
+            out.display()
+        );
+        dir.assert_no_temp_files(&ctx);
+    });
+}
+
+/// `--weight latency` without tracing (no root needed): records without `duration_ns` are
+/// skipped and counted in mdt's line; `--min-count` is in ns; a folded file's numbers are
+/// drawn as ns.
+#[test]
+fn weight_latency_from_files() {
+    let dir = Scratch::new("latency-from");
+    // synthetic_json's four deletes (three from main.a, one from main.b), with durations but
+    // for the third.
+    let durations = [Some(100), Some(250), None, Some(5_000)];
+    let mut text = String::new();
+    let mut n = 0;
+    for line in synthetic_json().lines() {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "delete" {
+            if let Some(ns) = durations[n] {
+                v["duration_ns"] = ns.into();
+            }
+            n += 1;
+        }
+        text += &(v.to_string() + "\n");
+    }
+    assert_eq!(n, durations.len());
+    let json = dir.path("t.json");
+    fs::write(&json, text).unwrap();
+    let (a, b) = (
+        "runtime.main;main.main;main.a;runtime.mapdelete_fast64",
+        "runtime.main;main.main;main.b;runtime.mapdelete_fast64",
+    );
+
+    let outs = out_args(&dir, "t", &["folded", "svg"]);
+    let mut cmd = mdt(["flame", "--weight", "latency"]);
+    cmd.args(&outs).arg("--from").arg(&json);
+    let f = run_ok("--weight latency --from", cmd);
+    assert_eq!(
+        read(&dir.path("t.folded"), "--from"),
+        format!("{a} 350\n{b} 5000\n")
+    );
+    assert!(
+        f.stderr.contains(
+            "t.folded (5350 ns (5.35 µs) of deletes in 2 stacks; 1 record without a duration skipped)"
+        ),
+        "mdt's summary line: {}",
+        f.stderr
+    );
+    let svg = parse_svg_in(&dir.path("t.svg"), Unit::Ns, "--from svg");
+    svg.check_against(
+        &BTreeMap::from([(a.to_string(), 350), (b.to_string(), 5_000)]),
+        "--from svg",
+    );
+
+    // --min-count counts ns.
+    let out = dir.path("min.folded");
+    let mut cmd = mdt(["flame", "--weight", "latency", "--min-count", "1000", "-o"]);
+    cmd.arg(&out).arg("--from").arg(&json);
+    run_ok("--weight latency --min-count", cmd);
+    assert_eq!(read(&out, "--min-count"), format!("{b} 5000\n"));
+
+    // A folded file: its numbers, as ns.
+    let folded = dir.path("in.folded");
+    // (Not so small that inferno leaves the frame out: narrower than 0.1 pixel.)
+    fs::write(&folded, format!("{a} 700\n{b} 2000000\n")).unwrap();
+    let out = dir.path("folded.svg");
+    let mut cmd = mdt(["flame", "--weight", "latency", "-o"]);
+    cmd.arg(&out).arg("--from").arg(&folded);
+    let f = run_ok("--weight latency --from FOLDED", cmd);
+    assert!(
+        f.stderr
+            .contains("(2000700 ns (2.00 ms) of deletes in 2 stacks)"),
+        "mdt's summary line: {}",
+        f.stderr
+    );
+    let svg = parse_svg_in(&out, Unit::Ns, "folded → svg");
+    svg.check_against(&parse_folded(&read(&folded, "in"), "in"), "folded → svg");
+    dir.assert_no_temp_files("--weight latency");
 }

@@ -7,8 +7,20 @@
 //!   sampling; the health metrics say what happened.
 //! * `a_real_prometheus_scrapes_mdt`: a Prometheus server on loopback scrapes mdt every second;
 //!   its HTTP API answers `sum(go_map_delete_total)` with the fixture's exact total.
+//! * `latency_metrics_are_exact`: the `latency` fixture (every toolchain of the matrix) traced
+//!   with `--quiet --prometheus ADDR --latency`: `map_delete_duration_seconds` counts every
+//!   delete and clear the fixture made (`_count` per `op`, `+Inf` = `_count`, cumulative
+//!   buckets at mdt's bounds, the clear of a million entries at 100 µs or more and no longer
+//!   than the fixture measured it), and `go_map_delete_removed_total` /
+//!   `go_map_delete_absent_total` at `delSmall`'s line are the fixture's present / absent counts.
+//! * `the_default_duty_cycle_measures_the_first_second`: `--prometheus` alone arms the exit
+//!   probes for the first second (`--latency-sample 0.01`): a run that deletes within it is
+//!   measured whole, and its histogram stays once the window closed.
 //! * `address_errors_are_one_line`: a port in use, a bad address: one line, non-zero exit
 //!   (no root needed).
+//!
+//! The `latency` fixture exits once done, and mdt with it: it writes its one line to a pipe the
+//! test filled beforehand, so it blocks there, done, for the metrics to be scraped.
 //!
 //! Needs root and BPF (skipped without, unless CI=true), promtool and prometheus (Debian package
 //! `prometheus`; missing fails under CI=true).
@@ -205,10 +217,29 @@ fn run_exact(tc: &Toolchain, promtool: &Path) {
         "{ctx}: sampled out {sampled_out} of {}",
         deletes + clears
     );
-    assert!(
-        !text.contains("map_delete_duration_seconds"),
-        "{ctx}: no latency yet"
-    );
+    // --prometheus arms the exit probes 1 s in 100: what they saw is a part of the calls, if
+    // any (the fixture's deletes may well all fall in the first second).
+    let hists = histograms(&text, &ctx);
+    let measured = |op: &str| -> u64 {
+        hists
+            .iter()
+            .filter(|(k, _)| k.1 == op)
+            .map(|(_, h)| h.count)
+            .sum()
+    };
+    assert!(measured("delete") <= deletes as u64, "{ctx}: {hists:?}");
+    assert!(measured("clear") <= clears as u64, "{ctx}: {hists:?}");
+    let outcomes = outcome_counts(&text);
+    for ((map_type, caller), (removed, absent)) in &outcomes {
+        let calls = want
+            .get(&("delete".into(), map_type.clone(), caller.clone()))
+            .copied()
+            .unwrap_or(0);
+        assert!(
+            removed + absent <= calls,
+            "{ctx}: {map_type} at {caller}: {removed} removed + {absent} absent > {calls} calls"
+        );
+    }
     assert!(
         parse_samples(&text)
             .iter()
@@ -353,6 +384,466 @@ fn a_real_prometheus_scrapes_mdt() {
         "a_real_prometheus_scrapes_mdt: {:.1}s",
         started.elapsed().as_secs_f64()
     ));
+}
+
+/// One `map_delete_duration_seconds` series: its buckets (upper bound in seconds, cumulative
+/// count; `+Inf` last), sum and count.
+#[derive(Debug, Default)]
+struct Hist {
+    buckets: Vec<(f64, u64)>,
+    sum: f64,
+    count: u64,
+}
+
+impl Hist {
+    /// The cumulative count at the bucket of upper bound `le` seconds.
+    fn at(&self, le: f64) -> u64 {
+        self.buckets
+            .iter()
+            .find(|(b, _)| *b == le)
+            .map(|&(_, n)| n)
+            .unwrap_or_else(|| panic!("no bucket le={le} in {self:?}"))
+    }
+}
+
+fn label_of<'a>(labels: &'a [(String, String)], name: &str) -> &'a str {
+    labels
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no label {name} in {labels:?}"))
+}
+
+/// `map_delete_duration_seconds` by (map type, op), checked for what any histogram must be:
+/// the `le` labels are mdt's bounds in seconds and `+Inf`, the buckets cumulative, `+Inf` equal
+/// to `_count`.
+fn histograms(text: &str, ctx: &str) -> BTreeMap<(String, String), Hist> {
+    let mut out: BTreeMap<(String, String), Hist> = BTreeMap::new();
+    for (name, labels, value) in parse_samples(text) {
+        let Some(part) = name.strip_prefix("map_delete_duration_seconds") else {
+            continue;
+        };
+        let key = (
+            label_of(&labels, "map_type").to_string(),
+            label_of(&labels, "op").to_string(),
+        );
+        assert!(
+            key.1 == "delete" || key.1 == "clear",
+            "{ctx}: op {:?}",
+            key.1
+        );
+        let h = out.entry(key).or_default();
+        match part {
+            "_bucket" => {
+                let le = label_of(&labels, "le");
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                };
+                h.buckets.push((le, value as u64));
+            }
+            "_sum" => h.sum = value,
+            "_count" => h.count = value as u64,
+            other => panic!("{ctx}: unexpected sample map_delete_duration_seconds{other}"),
+        }
+    }
+    let want_le: Vec<f64> = mdt::probes::LATENCY_BOUNDS_NS
+        .iter()
+        .map(|&ns| ns as f64 / 1e9)
+        .chain([f64::INFINITY])
+        .collect();
+    for (key, h) in &out {
+        let le: Vec<f64> = h.buckets.iter().map(|b| b.0).collect();
+        assert_eq!(le, want_le, "{ctx}: {key:?}: bucket bounds");
+        assert!(
+            h.buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{ctx}: {key:?}: buckets not cumulative: {h:?}"
+        );
+        assert_eq!(h.buckets.last().unwrap().1, h.count, "{ctx}: {key:?}: +Inf");
+        assert!(
+            h.sum >= 0.0 && (h.count > 0 || h.sum == 0.0),
+            "{ctx}: {key:?}: {h:?}"
+        );
+    }
+    out
+}
+
+/// (map type, caller) → (go_map_delete_removed_total, go_map_delete_absent_total).
+fn outcome_counts(text: &str) -> BTreeMap<(String, String), (u64, u64)> {
+    let mut out: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for (name, labels, value) in parse_samples(text) {
+        let removed = match name.as_str() {
+            "go_map_delete_removed_total" => true,
+            "go_map_delete_absent_total" => false,
+            _ => continue,
+        };
+        let e = out
+            .entry((
+                label_of(&labels, "map_type").to_string(),
+                label_of(&labels, "caller").to_string(),
+            ))
+            .or_default();
+        if removed {
+            e.0 += value as u64;
+        } else {
+            e.1 += value as u64;
+        }
+    }
+    out
+}
+
+/// The sum of a metric's samples, whatever their labels.
+fn total(text: &str, metric: &str) -> u64 {
+    parse_samples(text)
+        .iter()
+        .filter(|(n, _, _)| n == metric)
+        .map(|(_, _, v)| *v as u64)
+        .sum()
+}
+
+/// A fixture whose stdout is a full pipe (of one page): it does its work, then blocks writing
+/// its line until [`Held::release`] reads. Killed on drop.
+struct Held {
+    child: std::process::Child,
+    out: Option<fs::File>,
+    stderr: std::path::PathBuf,
+}
+
+impl Held {
+    fn spawn(bin: &Path, args: &[&str], stderr: std::path::PathBuf) -> Held {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills the two descriptors of a new pipe.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: both descriptors are new and owned here only.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let mut w = fs::File::from(w);
+        let wfd = std::os::fd::AsRawFd::as_raw_fd(&w);
+        // SAFETY: fcntl on a descriptor owned here.
+        unsafe {
+            libc::fcntl(wfd, libc::F_SETPIPE_SZ, 4096);
+            libc::fcntl(wfd, libc::F_SETFL, libc::O_NONBLOCK);
+        }
+        let chunk = [b'\n'; 4096];
+        while w.write(&chunk).is_ok_and(|n| n > 0) {}
+        while w.write(&chunk[..1]).is_ok_and(|n| n > 0) {}
+        // SAFETY: as above; the fixture gets a blocking descriptor.
+        unsafe { libc::fcntl(wfd, libc::F_SETFL, 0) };
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(OwnedFd::from(w)))
+            .stderr(fs::File::create(&stderr).unwrap());
+        let child = common::spawn_retrying(&mut cmd, "latency fixture");
+        drop(cmd); // our end of the pipe: EOF once the fixture exits
+        Held {
+            child,
+            out: Some(fs::File::from(r)),
+            stderr,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Done: one of its threads waits to write to the full pipe (`pipe_write`, or
+    /// `anon_pipe_write` since Linux 6.14).
+    fn blocked(&self) -> bool {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return false;
+        };
+        tasks.flatten().any(|t| {
+            fs::read_to_string(t.path().join("wchan"))
+                .is_ok_and(|w| w.trim().ends_with("pipe_write"))
+        })
+    }
+
+    /// Waits until it is [`Held::blocked`]; false if it exits first or after `timeout`.
+    fn wait_done(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            if self.blocked() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// Reads the pipe to its end (the fixture writes its line and exits) and reaps it; returns
+    /// its numbers (`name=value` of its one line).
+    fn release(&mut self, ctx: &str) -> BTreeMap<String, u64> {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut self.out.take().unwrap(), &mut text).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "{ctx}: the fixture exited {status}: {}",
+            self.stderr()
+        );
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("calls="))
+            .unwrap_or_else(|| panic!("{ctx}: no line from the fixture: {}", self.stderr()));
+        line.split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+            .collect()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The line of `func NAME` in the latency fixture's source, as mdt's `caller` label names it.
+fn fixture_line(name: &str) -> String {
+    let src = fs::read_to_string(common::repo_root().join("fixtures/latency/main.go")).unwrap();
+    let n = src
+        .lines()
+        .position(|l| l.starts_with(&format!("func {name}(")))
+        .unwrap_or_else(|| panic!("no func {name} in fixtures/latency/main.go"));
+    format!("main.go:{}", n + 1)
+}
+
+/// What one run of the latency fixture under `mdt trace -p PID --quiet --prometheus ADDR FLAGS`
+/// gave, scraped once the fixture was done.
+struct LatencyRun {
+    text: String,
+    own: BTreeMap<String, u64>,
+    hists: BTreeMap<(String, String), Hist>,
+}
+
+fn run_latency_fixture(
+    ctx: &str,
+    tc: &Toolchain,
+    clear_size: u64,
+    small: u64,
+    flags: &[&str],
+    promtool: Option<&Path>,
+) -> LatencyRun {
+    let bin = common::build_fixture("latency", tc, Variant::Plain);
+    let dir = Scratch::new("metrics-latency");
+    let go = dir.path("go");
+    let (clear_size, small) = (clear_size.to_string(), small.to_string());
+    let mut fixture = Held::spawn(
+        &bin,
+        &[
+            "-wait-file",
+            go.to_str().unwrap(),
+            "-clear-size",
+            &clear_size,
+            "-small",
+            &small,
+        ],
+        dir.path("fixture.err"),
+    );
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut cmd = mdt_cmd([
+        "trace",
+        "-p",
+        &fixture.pid().to_string(),
+        "--quiet",
+        "--prometheus",
+        &addr,
+    ]);
+    cmd.args(flags);
+    let started = Instant::now();
+    let mut mdt = Proc::spawn(&format!("{ctx}: mdt"), cmd, Stdio::null());
+    mdt.wait_announce();
+    fs::write(&go, b"").unwrap();
+    let go_at = started.elapsed();
+    assert!(
+        fixture.wait_done(RUN_TIMEOUT),
+        "{ctx}: the fixture did not finish: {}",
+        fixture.stderr()
+    );
+    let done_at = started.elapsed();
+    let small: u64 = small.parse().unwrap();
+    let clears = u64::from(clear_size != "0");
+    // What the fixture will say it did (checked below against what it says).
+    let want = |text: &str| -> Result<(), String> {
+        let hists = histograms(text, ctx);
+        let count = |op: &str| -> u64 {
+            hists
+                .iter()
+                .filter(|(k, _)| k.1 == op)
+                .map(|(_, h)| h.count)
+                .sum()
+        };
+        let got = (
+            total(text, "go_map_delete_total"),
+            count("delete"),
+            count("clear"),
+            total(text, "go_map_delete_removed_total"),
+            total(text, "go_map_delete_absent_total"),
+        );
+        let want = (small, small, clears, small.div_ceil(2), small / 2);
+        match got == want {
+            true => Ok(()),
+            false => Err(format!(
+                "(deletes, measured deletes, measured clears, removed, absent) = {got:?}, want {want:?}"
+            )),
+        }
+    };
+    let url = format!("http://{addr}/metrics");
+    let text = poll(
+        Duration::from_secs(20),
+        &format!("{ctx}: every call measured in {url}"),
+        || {
+            let (status, body) = http_get(&url)?;
+            if status != 200 {
+                return Err(format!("HTTP {status}"));
+            }
+            want(&body).map(|()| body)
+        },
+    );
+    // Nothing more comes (the fixture is done): the next observations agree.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (_, again) = http_get(&url).unwrap();
+    want(&again).unwrap_or_else(|e| {
+        panic!(
+            "{ctx}: a second later: {e}
+{again}"
+        )
+    });
+    if let Some(promtool) = promtool {
+        promtool_check(promtool, &text, ctx);
+    }
+    let own = fixture.release(ctx);
+    assert_eq!(
+        (own["deletes"], own["clears"], own["present"], own["absent"]),
+        (small, clears, small.div_ceil(2), small / 2),
+        "{ctx}: the fixture's own numbers {own:?}"
+    );
+    let Finished { status, stderr, .. } = mdt.finish(STOP_TIMEOUT, "mdt after its target exited");
+    assert!(status.success(), "{ctx}: mdt exited {status}: {stderr}");
+    assert!(
+        stderr.contains(&format!("mdt: {small} deletes, {clears} clears")),
+        "{ctx}: summary line: {stderr}"
+    );
+    common::note(&format!(
+        "{ctx}: go at {:.2}s, done at {:.2}s after mdt started",
+        go_at.as_secs_f64(),
+        done_at.as_secs_f64()
+    ));
+    LatencyRun {
+        hists: histograms(&text, ctx),
+        text,
+        own,
+    }
+}
+
+fn run_latency(tc: &Toolchain, promtool: &Path) {
+    let ctx = format!("{tc} plain");
+    let small = 1000;
+    let LatencyRun { text, own, hists } =
+        run_latency_fixture(&ctx, tc, 1_000_000, small, &["--latency"], Some(promtool));
+    let map_type = "map[int64]int";
+    let del = &hists[&(map_type.to_string(), "delete".to_string())];
+    let clear = &hists[&(map_type.to_string(), "clear".to_string())];
+    assert_eq!(hists.len(), 2, "{ctx}: {hists:?}");
+    assert_eq!(del.count, own["deletes"], "{ctx}");
+    assert_eq!(clear.count, own["clears"], "{ctx}");
+    // The clear of a million entries: at 100 µs or more, in seconds, and no longer than the
+    // fixture's own clock said (mdt's interval lies inside the fixture's).
+    assert_eq!(
+        clear.at(50e-6),
+        0,
+        "{ctx}: the big clear under 100 µs: {clear:?}"
+    );
+    assert!(clear.sum >= 100e-6, "{ctx}: {clear:?}");
+    assert!(
+        clear.sum * 1e9 <= own["clear_ns"] as f64 + 1_000.0,
+        "{ctx}: mdt's clear {}s > the fixture's {} ns",
+        clear.sum,
+        own["clear_ns"]
+    );
+    // The small deletes: the slowest no slower than the fixture's slowest, the sum below
+    // that many times it.
+    let slowest = del.buckets.iter().position(|b| b.1 == del.count).unwrap();
+    let lower_ns = slowest
+        .checked_sub(1)
+        .map_or(0, |i| mdt::probes::LATENCY_BOUNDS_NS[i]);
+    assert!(
+        lower_ns <= own["small_max_ns"],
+        "{ctx}: a delete over {lower_ns} ns, the fixture's slowest {} ns: {del:?}",
+        own["small_max_ns"]
+    );
+    assert!(
+        del.sum * 1e9 <= (own["small_max_ns"] * own["deletes"]) as f64 + 1_000.0,
+        "{ctx}: {del:?}"
+    );
+    // Outcomes at the line of delSmall's delete, and nowhere else.
+    let at = fixture_line("delSmall");
+    let outcomes = outcome_counts(&text);
+    assert_eq!(
+        outcomes,
+        BTreeMap::from([(
+            (map_type.to_string(), at.clone()),
+            (own["present"], own["absent"])
+        )]),
+        "{ctx}"
+    );
+    assert_eq!(
+        scraped_counts(&text).get(&("delete".into(), map_type.into(), at)),
+        Some(&own["deletes"]),
+        "{ctx}"
+    );
+}
+
+#[test]
+fn latency_metrics_are_exact() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let Some(promtool) = require_program("promtool") else {
+        return;
+    };
+    let tcs = common::toolchains();
+    common::parallel::run_all(
+        "latency_metrics_are_exact",
+        &tcs,
+        tcs.len(),
+        |tc| tc.to_string(),
+        |tc| run_latency(tc, &promtool),
+    );
+}
+
+#[test]
+fn the_default_duty_cycle_measures_the_first_second() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let tc = common::toolchains().pop().expect("a toolchain");
+    let ctx = format!("{tc} plain, --prometheus alone");
+    // A short run, at once: all of it in the first window.
+    let LatencyRun { own, hists, .. } = run_latency_fixture(&ctx, &tc, 1000, 200, &[], None);
+    let map_type = "map[int64]int".to_string();
+    assert_eq!(
+        hists[&(map_type.clone(), "delete".into())].count,
+        own["deletes"],
+        "{ctx}"
+    );
+    assert_eq!(
+        hists[&(map_type, "clear".into())].count,
+        own["clears"],
+        "{ctx}"
+    );
 }
 
 #[test]

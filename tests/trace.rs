@@ -7,9 +7,11 @@
 //!   matched by exactly one traced record (kind, map type, key type, key, truncation, goroutine,
 //!   map address, caller function/file/line, cleared), nothing is left over, the stack holds the
 //!   fixture's call chain, and the summary's totals equal the fixture's own counts. The target's
-//!   stdout and exit status are the same as in an untraced run.
-//! * `sampling_keeps_exact_totals`: `--sample 0.1`, the environment variable, and the flag
-//!   winning over the variable.
+//!   stdout and exit status are the same as in an untraced run. The second launch and the `-p`
+//!   run add `--latency`: every delete's `removed` is the fixture's `present`, every record has
+//!   its `duration_ns`, and the exact outcomes (removed, absent) are the fixture's counts.
+//! * `sampling_keeps_exact_totals`: `--sample 0.1 --latency` (the outcomes stay exact), the
+//!   environment variable, and the flag winning over the variable.
 //! * `only_the_chosen_process_is_traced`: two processes of one binary, one traced.
 //! * `signals_end_with_a_complete_summary`: SIGINT (stdout) and SIGTERM (`-o FILE`) to mdt
 //!   while the target deletes; the target survives the detach.
@@ -296,6 +298,8 @@ struct Ident {
     /// `function file:line`
     caller: String,
     cleared: Option<u64>,
+    /// With `--latency`: whether the delete removed an entry (the fixture's `present`).
+    removed: Option<bool>,
 }
 
 fn s(v: &Value) -> String {
@@ -306,7 +310,7 @@ fn s(v: &Value) -> String {
 
 /// The record the fixture wrote, as mdt should report it with `--key-bytes key_bytes`: a
 /// string key longer than that is cut (ASCII here) and marked truncated.
-fn expected_ident(rec: &Value, key_bytes: usize) -> Ident {
+fn expected_ident(rec: &Value, key_bytes: usize, latency: bool) -> Ident {
     let kind = s(&rec["kind"]);
     let (key, key_truncated) = if kind == "delete" {
         match &rec["key"] {
@@ -329,6 +333,11 @@ fn expected_ident(rec: &Value, key_bytes: usize) -> Ident {
         map: s(&rec["map"]),
         caller: format!("{} {}:{}", s(&rec["func"]), s(&rec["file"]), rec["line"]),
         cleared: rec["cleared"].as_u64(),
+        removed: if latency {
+            rec["present"].as_bool()
+        } else {
+            None
+        },
     }
 }
 
@@ -353,6 +362,7 @@ fn traced_ident(ev: &Value) -> Ident {
         map: s(&ev["map"]),
         caller: s(&ev["caller"]),
         cleared: ev["cleared"].as_u64(),
+        removed: ev["removed"].as_bool(),
     }
 }
 
@@ -369,8 +379,15 @@ fn multiset<'a>(
 /// Every expected record matched by exactly one traced event (`subset`: the traced events are
 /// a sample: each must match a distinct expected record, not all are present). Also checks each
 /// matched event's stack. Returns the problems, empty if none.
+/// With `--latency` (the summary has `outcomes`), whether each delete removed an entry is
+/// compared too.
 fn compare(expected: &[Value], traced: &Traced, key_bytes: usize, subset: bool) -> Vec<String> {
-    let exp = multiset(expected.iter().map(|r| (expected_ident(r, key_bytes), r)));
+    let latency = traced.summary["outcomes"].is_object();
+    let exp = multiset(
+        expected
+            .iter()
+            .map(|r| (expected_ident(r, key_bytes, latency), r)),
+    );
     let got = multiset(traced.events().map(|e| (traced_ident(e), e)));
     let mut problems = Vec::new();
     for (id, recs) in &exp {
@@ -564,6 +581,46 @@ fn check_summary(t: &Traced, deletes: u64, clears: u64, ctx: &str) {
     );
 }
 
+/// `--latency`: every record has its duration (and every delete its outcome, compared by
+/// `compare`), none is unmatched, and the kernel's exact outcomes are the fixture's: its
+/// deletes of present and of absent keys, every call seen returning.
+fn check_outcomes(t: &Traced, expected: &[Value], ctx: &str) {
+    let o = &t.summary["outcomes"];
+    assert!(
+        o.is_object(),
+        "{ctx}: no outcomes in the summary: {}",
+        t.summary
+    );
+    for ev in t.events() {
+        assert!(
+            ev["duration_ns"].as_u64().is_some(),
+            "{ctx}: a record without duration_ns: {}",
+            short_event(ev)
+        );
+        assert_eq!(
+            ev["removed"].is_boolean(),
+            ev["type"] == "delete",
+            "{ctx}: `removed` on deletes only: {}",
+            short_event(ev)
+        );
+    }
+    assert_eq!(t.summary["unmatched"], 0, "{ctx}: {}", t.summary);
+    let deletes = expected.iter().filter(|r| r["kind"] == "delete");
+    let present = deletes.clone().filter(|r| r["present"] == true).count() as u64;
+    let absent = deletes.filter(|r| r["present"] == false).count() as u64;
+    assert_eq!(
+        (o["removed"].as_u64(), o["absent"].as_u64()),
+        (Some(present), Some(absent)),
+        "{ctx}: exact outcomes (removed, absent) differ from the fixture's (present, absent): {o}"
+    );
+    assert_eq!(
+        o["returned"].as_u64(),
+        Some(expected.len() as u64),
+        "{ctx}: every call seen returning: {o}"
+    );
+    assert_eq!(o["never_returned"], 0, "{ctx}: {o}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1, 4, 6: every delete exactly once, launch and -p mode; exit status and stdout unchanged
 
@@ -631,7 +688,8 @@ fn launch_and_pid_mode_find_every_delete_exactly_once() {
             let dir = Scratch::new("launch256");
             let expect = dir.path("expect.json");
             let args = ["-expect", expect.to_str().unwrap(), "-exit-code", "3"];
-            let t = trace_launch(&ctx, &bin, &dir, &["--key-bytes", "256"], &args, &[]);
+            let flags = ["--key-bytes", "256", "--latency"];
+            let t = trace_launch(&ctx, &bin, &dir, &flags, &args, &[]);
             assert_eq!(
                 t.status.code(),
                 Some(3),
@@ -653,6 +711,7 @@ fn launch_and_pid_mode_find_every_delete_exactly_once() {
             );
             let expected = common::read_json_lines(&expect);
             fail_if(compare(&expected, &t, 256, false), &ctx, &t);
+            check_outcomes(&t, &expected, &ctx);
             let long = t
                 .events()
                 .find(|e| e["key"].as_str().is_some_and(|k| k.len() == 256));
@@ -664,9 +723,9 @@ fn launch_and_pid_mode_find_every_delete_exactly_once() {
 
         // -p mode.
         {
-            let ctx = format!("{tc} {v} -p");
+            let ctx = format!("{tc} {v} -p --latency");
             let dir = Scratch::new("pid");
-            let (t, expect) = trace_pid(&ctx, &bin, &dir, &[]);
+            let (t, expect) = trace_pid(&ctx, &bin, &dir, &["--latency"]);
             assert_eq!(t.target_stdout, untraced_stdout, "{ctx}: fixture stdout");
             let (d, c) = fixture_counts(&t.target_stdout, &ctx);
             check_summary(&t, d, c, &ctx);
@@ -678,6 +737,7 @@ fn launch_and_pid_mode_find_every_delete_exactly_once() {
             );
             let expected = common::read_json_lines(&expect);
             fail_if(compare(&expected, &t, 64, false), &ctx, &t);
+            check_outcomes(&t, &expected, &ctx);
         }
     });
 }
@@ -740,13 +800,16 @@ fn sampling_keeps_exact_totals() {
 
         // The flag.
         {
-            let ctx = format!("{tc} {v} --sample 0.1");
+            let ctx = format!("{tc} {v} --sample 0.1 --latency");
             let dir = Scratch::new("sample");
             let expect = dir.path("expect.json");
             let args = ["-expect", expect.to_str().unwrap(), "-repeat", &repeat];
-            let t = trace_launch(&ctx, &bin, &dir, &["--sample", "0.1"], &args, &[]);
+            let flags = ["--sample", "0.1", "--latency"];
+            let t = trace_launch(&ctx, &bin, &dir, &flags, &args, &[]);
             check(&t, &expect, REPEAT, 0.1, &ctx);
             check_sample_size(t.count(), total, 0.1, &ctx);
+            // The outcomes are exact whatever the sampling.
+            check_outcomes(&t, &common::read_json_lines(&expect), &ctx);
         }
         // The environment variable.
         {
@@ -1045,7 +1108,7 @@ fn check_redaction(expected: &[Value], t: &Traced, ctx: &str) {
     };
     let mut exp: BTreeMap<Ident, Vec<&Value>> = BTreeMap::new();
     for r in expected {
-        exp.entry(unkeyed(expected_ident(r, 64)))
+        exp.entry(unkeyed(expected_ident(r, 64, false)))
             .or_default()
             .push(r);
     }
@@ -1111,7 +1174,7 @@ fn check_redaction(expected: &[Value], t: &Traced, ctx: &str) {
             continue;
         }
         for (r, h) in recs.iter().zip(&hashes) {
-            let key = (s(&r["key_type"]), expected_ident(r, 64).key);
+            let key = (s(&r["key_type"]), expected_ident(r, 64, false).key);
             if let Some(old) = key_to_hash.insert(key.clone(), h.clone()) {
                 assert_eq!(&old, h, "{ctx}: key {key:?} got two different hashes");
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use mdt::events::{Event, Frame, KeyValue, Role, Stack};
+use mdt::events::{Event, Frame, KeyValue, Outcome, Role, Stack};
 use mdt::monitor::alerts::{rule, AlertBoard, Dim, Notice, Rule, State, TopStack};
 use mdt::process::launch::ExitStatus;
 use mdt::tui::app::{App, Effect, Ended, TargetInfo, Totals};
@@ -93,6 +93,7 @@ fn ev(
         caller: Some(s.caller),
         stack_lost: false,
         stack_id: s.stack_id,
+        outcome: None,
     }
 }
 
@@ -106,6 +107,14 @@ fn ev(
 ///   deletes from 0xc000300000 (map[string]int, keys "s0".."s4", at T0+2).
 ///
 /// 51 records; at T0+3 the rates (last complete second) are 13, 0 and 5.
+///
+/// Outcomes (the exit probes armed for some calls only):
+/// - the 20 evict deletes of 0xc000100000 at T0+1 and T0+2 (k10..k29):
+///   every other key absent (10 removed, 10 absent: ABSENT 50%); 800 ns
+///   each but 1.5 µs for k10, k15, k20, k25 and 3 ms for k29: p50 in the
+///   ≤1µs bucket, p90 ≤2µs, p99 ≤5ms;
+/// - the clear of 0xc000200000: 20 µs (no delete measured: ABSENT –);
+/// - nothing else (main.handle, 0xc000400000: all –).
 fn events() -> Vec<Event> {
     let cache = site(
         "runtime.mapdelete_faststr",
@@ -153,7 +162,7 @@ fn events() -> Vec<Event> {
     let mut out = Vec::new();
     for i in 0..30u64 {
         let key = KeyValue::Str(format!("k{i}"));
-        out.push(ev(
+        let mut e = ev(
             &cache,
             Role::Delete,
             i / 10,
@@ -162,7 +171,18 @@ fn events() -> Vec<Event> {
             "main.UserMap",
             key,
             100 - i,
-        ));
+        );
+        if i >= 10 {
+            e.outcome = Some(Outcome {
+                duration_ns: match i {
+                    29 => 3_000_000,
+                    _ if i % 5 == 0 => 1_500,
+                    _ => 800,
+                },
+                removed: Some(i % 2 == 0),
+            });
+        }
+        out.push(e);
         if i == 15 {
             for j in 0..12u64 {
                 let key = KeyValue::Int(1000 + j as i64);
@@ -177,7 +197,7 @@ fn events() -> Vec<Event> {
                     20 - j,
                 ));
             }
-            out.push(ev(
+            let mut clear = ev(
                 &jobs_clear,
                 Role::Clear,
                 1,
@@ -186,7 +206,12 @@ fn events() -> Vec<Event> {
                 "map[int64]*main.Job",
                 KeyValue::None,
                 5,
-            ));
+            );
+            clear.outcome = Some(Outcome {
+                duration_ns: 20_000,
+                removed: None,
+            });
+            out.push(clear);
         }
     }
     for i in 0..3u64 {
@@ -233,6 +258,7 @@ fn app() -> App {
         go_version: "go1.24.11".into(),
         map_impl: "swiss".into(),
         sample_rate: 1.0,
+        latency: None,
         attached_ns: T0 * NS - 65 * NS,
     })
 }
@@ -324,31 +350,174 @@ fn callers_view_rows_numbers_and_default_order() {
         s[1].contains("lost 0") && s[1].contains("sampling 100%"),
         "{text}"
     );
+    assert!(s.iter().any(|l| l.contains("3/3")), "{text}");
+    // 80 columns: every column but MAPS and P50; the caller in full, the
+    // map types in what is left.
+    let header = s.iter().find(|l| l.contains("TOTAL▼")).unwrap();
+    assert_eq!(
+        words(header),
+        ["TOTAL▼", "RATE/s", "SHARE", "ABSENT", "P99", "CALLER", "MAP", "TYPES"],
+        "{text}"
+    );
     let r = rows(&s, "TOTAL");
     assert_eq!(r.len(), 3, "{text}");
     assert_eq!(
-        &words(&r[0])[..6],
+        words(&r[0]),
+        [
+            "33",
+            "13",
+            "64.7%",
+            "50%",
+            "5ms",
+            "main.(*Cache).evict",
+            "cache.go:42",
+            "main.UserM"
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        words(&r[1]),
+        [
+            "13",
+            "0",
+            "25.5%",
+            "–",
+            "20µs",
+            "main.cleanup",
+            "jobs.go:88",
+            "map[int64]"
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        words(&r[2]),
+        [
+            "5",
+            "5",
+            "9.8%",
+            "–",
+            "–",
+            "main.handle",
+            "server.go:120",
+            "map[string"
+        ],
+        "{text}"
+    );
+    // The numbers are flush right under their titles.
+    for (title, cell, row) in [("ABSENT", "50%", 0), ("P99", "5ms", 0), ("P99", "20µs", 1)] {
+        assert_eq!(
+            end_of(header, title),
+            end_of(&r[row], cell),
+            "{title}:\n{text}"
+        );
+    }
+    // 200 columns: every column, every name in full.
+    let s = screen(&mut app, 200, 60);
+    let text = dump(&s);
+    let header = s.iter().find(|l| l.contains("TOTAL▼")).unwrap();
+    assert_eq!(
+        words(header),
+        ["TOTAL▼", "RATE/s", "SHARE", "MAPS", "ABSENT", "P50", "P99", "CALLER", "MAP", "TYPES"],
+        "{text}"
+    );
+    let r = rows(&s, "TOTAL");
+    assert_eq!(
+        words(&r[0]),
         [
             "33",
             "13",
             "64.7%",
             "2",
+            "50%",
+            "1µs",
+            "5ms",
             "main.(*Cache).evict",
-            "cache.go:42"
+            "cache.go:42",
+            "main.UserMap"
         ],
         "{text}"
     );
-    assert!(r[0].contains("main.UserMap"), "{text}");
     assert_eq!(
-        &words(&r[1])[..6],
-        ["13", "0", "25.5%", "1", "main.cleanup", "jobs.go:88"]
+        words(&r[1]),
+        [
+            "13",
+            "0",
+            "25.5%",
+            "1",
+            "–",
+            "20µs",
+            "20µs",
+            "main.cleanup",
+            "jobs.go:88",
+            "map[int64]*main.Job"
+        ],
+        "{text}"
     );
-    assert!(r[1].contains("map[int64]*main."), "{text}");
     assert_eq!(
-        &words(&r[2])[..6],
-        ["5", "5", "9.8%", "1", "main.handle", "server.go:120"]
+        words(&r[2]),
+        [
+            "5",
+            "5",
+            "9.8%",
+            "1",
+            "–",
+            "–",
+            "–",
+            "main.handle",
+            "server.go:120",
+            "map[string]int"
+        ],
+        "{text}"
     );
-    assert!(s.iter().any(|l| l.contains("3/3")), "{text}");
+    for (title, cell, row) in [("ABSENT", "50%", 0), ("P50", "1µs", 0), ("P99", "5ms", 0)] {
+        assert_eq!(
+            end_of(header, title),
+            end_of(&r[row], cell),
+            "{title}:\n{text}"
+        );
+    }
+}
+
+/// The screen column just after the first `needle` in `line`.
+fn end_of(line: &str, needle: &str) -> usize {
+    let at = line
+        .find(needle)
+        .unwrap_or_else(|| panic!("no {needle:?} in {line:?}"));
+    line[..at + needle.len()].chars().count()
+}
+
+/// The caller's function on a row of the Callers view.
+fn caller_of(line: &str) -> String {
+    words(line)
+        .into_iter()
+        .find(|w| w.starts_with("main."))
+        .unwrap_or_else(|| panic!("no caller in {line:?}"))
+        .to_string()
+}
+
+#[test]
+fn narrower_terminals_drop_p50_then_maps_and_keep_the_callers_whole() {
+    let st = stats();
+    let mut app = app();
+    app.refresh(&st, exact(), NOW);
+    for w in 80..=200u16 {
+        let s = screen(&mut app, w, 24);
+        let text = dump(&s);
+        let header = words(s.iter().find(|l| l.contains("TOTAL▼")).unwrap()).join(" ");
+        let want = if w >= 92 {
+            "TOTAL▼ RATE/s SHARE MAPS ABSENT P50 P99 CALLER MAP TYPES"
+        } else if w >= 86 {
+            "TOTAL▼ RATE/s SHARE MAPS ABSENT P99 CALLER MAP TYPES"
+        } else {
+            "TOTAL▼ RATE/s SHARE ABSENT P99 CALLER MAP TYPES"
+        };
+        assert_eq!(header, want, "{w}:\n{text}");
+        let r = rows(&s, "TOTAL");
+        assert!(
+            r[0].contains(" 50% ") && r[0].contains(" main.(*Cache).evict cache.go:42 "),
+            "{w}:\n{text}"
+        );
+    }
 }
 
 #[test]
@@ -359,7 +528,7 @@ fn s_cycles_the_sort_column_and_r_reverses_it() {
         app.refresh(&st, exact(), NOW);
         rows(&screen(app, 80, 24), "CALLER")
             .iter()
-            .map(|l| words(l)[4].to_string())
+            .map(|l| caller_of(l))
             .collect()
     };
     assert_eq!(
@@ -380,6 +549,29 @@ fn s_cycles_the_sort_column_and_r_reverses_it() {
     );
     press(&mut app, KeyCode::Char('s')); // share
     press(&mut app, KeyCode::Char('s')); // maps
+    press(&mut app, KeyCode::Char('s')); // absent: the measured rows first
+    let s = screen(&mut app, 80, 24);
+    // No room for its arrow: the tabs say it.
+    assert!(s.iter().any(|l| l.contains(" ABSENT ")), "{}", dump(&s));
+    assert!(
+        s.iter().any(|l| l.contains("sort ABSENT ▼")),
+        "{}",
+        dump(&s)
+    );
+    assert_eq!(order(&mut app)[0], "main.(*Cache).evict");
+    press(&mut app, KeyCode::Char('s')); // p50
+    press(&mut app, KeyCode::Char('s')); // p99: 5ms, 20µs, –
+    let s = screen(&mut app, 80, 24);
+    assert!(s.iter().any(|l| l.contains("P99▼")), "{}", dump(&s));
+    assert_eq!(
+        order(&mut app),
+        ["main.(*Cache).evict", "main.cleanup", "main.handle"]
+    );
+    press(&mut app, KeyCode::Char('r')); // the unmeasured first
+    assert_eq!(
+        order(&mut app),
+        ["main.handle", "main.cleanup", "main.(*Cache).evict"]
+    );
     press(&mut app, KeyCode::Char('s')); // caller, A to Z
     let s = screen(&mut app, 80, 24);
     assert!(s.iter().any(|l| l.contains("CALLER▲")), "{}", dump(&s));
@@ -405,7 +597,8 @@ fn maps_view_shows_type_len_counts_and_top_caller() {
     let text = dump(&s);
     let r = rows(&s, "MAP TYPE");
     assert_eq!(r.len(), 4, "{text}");
-    // MAP, TYPE, LEN, DELETES, RATE/s, CLEARS, TOP CALLER (by deletes).
+    // MAP, TYPE, LEN, DELETES, RATE/s, CLEARS, ABSENT, P50, P99, TOP
+    // CALLER (by deletes).
     assert_eq!(
         words(&r[0]),
         [
@@ -415,6 +608,9 @@ fn maps_view_shows_type_len_counts_and_top_caller() {
             "30",
             "10",
             "0",
+            "50%",
+            "1µs",
+            "5ms",
             "main.(*Cache).evict",
             "cache.go:42"
         ],
@@ -429,19 +625,81 @@ fn maps_view_shows_type_len_counts_and_top_caller() {
             "12",
             "0",
             "1",
+            "–",
+            "20µs",
+            "20µs",
             "main.cleanup",
             "jobs.go:88"
         ],
         "{text}"
     );
     assert_eq!(
-        words(&r[2])[..4],
-        ["0xc000300000", "map[string]int", "7", "5"]
+        words(&r[2])[..9],
+        [
+            "0xc000300000",
+            "map[string]int",
+            "7",
+            "5",
+            "5",
+            "0",
+            "–",
+            "–",
+            "–"
+        ]
+    );
+    // The same caller, another map: none of its deletes measured.
+    assert_eq!(
+        words(&r[3])[..9],
+        [
+            "0xc000400000",
+            "main.UserMap",
+            "9",
+            "3",
+            "3",
+            "0",
+            "–",
+            "–",
+            "–"
+        ]
+    );
+    // 80 columns: P50, CLEARS and LEN go first.
+    let s = screen(&mut app, 80, 24);
+    let text = dump(&s);
+    let header = s.iter().find(|l| l.contains("DELETES▼")).unwrap();
+    assert_eq!(
+        words(header),
+        [
+            "MAP",
+            "MAP",
+            "TYPE",
+            "DELETES▼",
+            "RATE/s",
+            "ABSENT",
+            "P99",
+            "TOP",
+            "CALLER"
+        ],
+        "{text}"
+    );
+    let r = rows(&s, "DELETES");
+    assert_eq!(
+        words(&r[0])[..6],
+        ["0xc000100000", "main.UserMap", "30", "10", "50%", "5ms"],
+        "{text}"
     );
     assert_eq!(
-        words(&r[3])[..4],
-        ["0xc000400000", "main.UserMap", "9", "3"]
+        words(&r[1])[..6],
+        [
+            "0xc000200000",
+            "map[int64]*main.Job",
+            "12",
+            "0",
+            "–",
+            "20µs"
+        ],
+        "{text}"
     );
+    assert_eq!(end_of(header, "P99"), end_of(&r[1], "20µs"), "{text}");
     // Tab goes on to the Events view, Shift-Tab back.
     press(&mut app, KeyCode::Tab);
     assert_eq!(app.view, View::Events);
@@ -491,7 +749,7 @@ fn slash_filters_rows_by_function_file_map_type_and_key() {
         app.refresh(&st, exact(), NOW);
         rows(&screen(app, 80, 24), "CALLER")
             .iter()
-            .map(|l| words(l)[4].to_string())
+            .map(|l| caller_of(l))
             .collect()
     };
     app.refresh(&st, exact(), NOW);
@@ -564,6 +822,96 @@ fn enter_opens_the_detail_with_the_stack_keys_and_chart() {
     assert!(!app.detail_open);
     assert_eq!(press(&mut app, KeyCode::Esc), Effect::Quit);
     assert_eq!(press(&mut app, KeyCode::Char('q')), Effect::Quit);
+}
+
+#[test]
+fn the_detail_shows_the_latency_distribution_and_the_outcomes() {
+    let st = stats();
+    // (rows down, the lines of its latency section)
+    let cases: [(usize, &[&str]); 2] = [
+        (
+            0, // main.(*Cache).evict: ≤1µs 15, ≤2µs 4, ≤5ms 1
+            &[
+                "│latency 20 measured · p50 ≤1µs · p90 ≤2µs · p99 ≤5ms ",
+                "│        500ns ██▃▃                  ▁▁ 5ms  peak 15 ",
+                "│outcome 10 removed · 10 key absent (50%) ",
+            ],
+        ),
+        (
+            1, // main.cleanup: its clear only (no delete measured: no outcome)
+            &[
+                "│latency 1 measured · p50 ≤20µs · p90 ≤20µs · p99 ≤20µs ",
+                "│        10µs ██ 20µs  peak 1 ",
+                "│keys    clear(5)  1011",
+            ],
+        ),
+    ];
+    for (down, want) in cases {
+        let mut app = app();
+        app.refresh(&st, exact(), NOW);
+        for _ in 0..down {
+            press(&mut app, KeyCode::Down);
+        }
+        press(&mut app, KeyCode::Enter);
+        app.refresh(&st, exact(), NOW);
+        for (w, h) in [(80u16, 24u16), (200, 60)] {
+            let s = screen(&mut app, w, h);
+            let text = dump(&s);
+            let at = s
+                .iter()
+                .position(|l| l.contains("│latency "))
+                .unwrap_or_else(|| panic!("no latency {w}x{h}:\n{text}"));
+            for (i, line) in want.iter().enumerate() {
+                assert!(s[at + i].contains(line), "{line:?} {w}x{h}:\n{text}");
+            }
+            // Right under the rate chart, the stack still shown.
+            assert!(s[at - 1].contains("│rate/s "), "{w}x{h}:\n{text}");
+            assert!(text.contains("▶ main."), "{w}x{h}:\n{text}");
+        }
+    }
+    // main.handle: never measured; on two lines when one does not fit.
+    let mut app = app();
+    app.refresh(&st, exact(), NOW);
+    press(&mut app, KeyCode::End);
+    press(&mut app, KeyCode::Enter);
+    app.refresh(&st, exact(), NOW);
+    let text = dump(&screen(&mut app, 200, 60));
+    assert!(
+        text.contains(
+            "│latency not measured (run with --latency, or wait for a --latency-sample window) "
+        ),
+        "{text}"
+    );
+    let s = screen(&mut app, 80, 24);
+    let at = s.iter().position(|l| l.contains("│latency ")).unwrap();
+    assert!(s[at].contains("│latency not measured "), "{}", dump(&s));
+    assert!(
+        s[at + 1].contains("│        (run with --latency, or wait for a --latency-sample window) "),
+        "{}",
+        dump(&s)
+    );
+    // An event says what its call did, when it was measured.
+    let mut app = crate::app();
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "k29");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Enter);
+    app.refresh(&st, exact(), NOW);
+    let text = dump(&screen(&mut app, 80, 24));
+    assert!(text.contains("│outcome key absent · 3ms "), "{text}");
+    press(&mut app, KeyCode::Char('/'));
+    for _ in 0.."k29".len() {
+        press(&mut app, KeyCode::Backspace);
+    }
+    type_text(&mut app, "s4");
+    press(&mut app, KeyCode::Enter);
+    app.refresh(&st, exact(), NOW);
+    let text = dump(&screen(&mut app, 80, 24));
+    assert!(
+        text.contains("│outcome not measured (the exit probes were not armed) "),
+        "{text}"
+    );
 }
 
 #[test]
@@ -668,6 +1016,25 @@ fn no_color_draws_without_colour_and_lost_events_warn() {
 }
 
 #[test]
+fn the_header_says_when_latency_is_measured() {
+    let st = stats();
+    for (latency, want) in [
+        (None, None),
+        (Some(0.01), Some("latency 1% of the time")),
+        (Some(1.0), Some("latency on")),
+    ] {
+        let mut app = app();
+        app.info.latency = latency;
+        app.refresh(&st, exact(), NOW);
+        let s = screen(&mut app, 80, 24);
+        match want {
+            Some(text) => assert!(s[1].contains(text), "{latency:?}:\n{}", dump(&s)),
+            None => assert!(!s[1].contains("latency"), "{}", dump(&s)),
+        }
+    }
+}
+
+#[test]
 fn pause_freezes_the_rows_while_the_totals_go_on() {
     let mut st = stats();
     let mut app = app();
@@ -744,7 +1111,26 @@ fn e_exports_folded_stacks_and_json_aggregates() {
         "main.(*Cache).evict /src/app/cache.go:42"
     );
     assert_eq!(v["callers"][0]["total"], 33);
+    // What the measured calls did and took (bucket bounds).
+    assert_eq!(
+        v["callers"][0]["outcomes"],
+        serde_json::json!({
+            "timed": 20, "removed": 10, "absent": 10, "absent_pct": 50.0,
+            "p50_ns": 1000, "p99_ns": 5_000_000, "p50": "1µs", "p99": "5ms",
+        })
+    );
+    assert_eq!(
+        v["callers"][1]["outcomes"],
+        serde_json::json!({
+            "timed": 1, "removed": 0, "absent": 0, "absent_pct": null,
+            "p50_ns": 20_000, "p99_ns": 20_000, "p50": "20µs", "p99": "20µs",
+        })
+    );
+    assert_eq!(v["callers"][2]["outcomes"]["timed"], 0);
+    assert_eq!(v["callers"][2]["outcomes"]["p99"], serde_json::Value::Null);
     assert_eq!(v["maps"].as_array().unwrap().len(), 4);
+    assert_eq!(v["maps"][0]["outcomes"]["absent"], 10);
+    assert_eq!(v["maps"][3]["outcomes"]["timed"], 0);
     // A second export the same second gets new names.
     let (f2, _) = mdt::tui::export::write(dir.path(), &app, &st).unwrap();
     assert!(f2.display().to_string().ends_with("-1.folded"));

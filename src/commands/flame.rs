@@ -1,6 +1,7 @@
 //! `mdt flame`: which code paths lead to deletes, as a picture.
 
 use std::io::{IsTerminal, Write};
+use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,9 +9,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::FlameArgs;
-use crate::output::flame::{self, input, svg::SvgOptions, Format, Profile, RawStack, Shape};
+use crate::output::flame::{
+    self, input, svg::SvgOptions, Format, Profile, RawStack, Shape, Weight,
+};
 use crate::output::Summary;
-use crate::session::{Session, Signals, StackCount};
+use crate::session::{Latency, Session, Signals, StackCount};
 
 pub fn run(args: &FlameArgs) -> Result<ExitCode> {
     let outputs = Output::plan(args)?;
@@ -19,7 +22,7 @@ pub fn run(args: &FlameArgs) -> Result<ExitCode> {
         runtime_frames: args.runtime_frames,
     };
     let (mut profile, launched) = match &args.from {
-        Some(path) => (input::read(path, &shape)?, None),
+        Some(path) => (input::read(path, &shape, args.weight)?, None),
         None => trace(args, &shape)?,
     };
     profile.finish(args.min_count);
@@ -35,13 +38,10 @@ pub fn run(args: &FlameArgs) -> Result<ExitCode> {
         let bytes = flame::render(&profile, out.format, &svg)?;
         out.write(bytes)?;
     }
-    let (total, lines) = (profile.shown_total(), profile.folded_lines().len());
+    let what = shown(&profile, args.from.is_some());
     for out in &outputs {
         out.commit()?;
-        eprintln!(
-            "mdt: wrote {} ({total} deletes in {lines} stacks)",
-            out.path.display()
-        );
+        eprintln!("mdt: wrote {} ({what})", out.path.display());
     }
     // Launch mode: the graph is written when tracing stops (also when a
     // --duration ends first); then the program's exit status is passed on.
@@ -55,6 +55,57 @@ pub fn run(args: &FlameArgs) -> Result<ExitCode> {
     Ok(exit_code.map_or(ExitCode::SUCCESS, |c| ExitCode::from(c.clamp(0, 255) as u8)))
 }
 
+/// What the outputs show, for the line that names each: `N deletes in L
+/// stacks`, or by latency `T ns (1.23 ms) of deletes in L stacks` and the
+/// calls left out for want of a duration.
+fn shown(profile: &Profile, from_file: bool) -> String {
+    let (total, lines) = (profile.shown_total(), profile.folded_lines().len());
+    match profile.weight {
+        Weight::Count => format!("{total} deletes in {lines} stacks"),
+        Weight::Latency => {
+            let mut s = format!(
+                "{total} ns ({}) of deletes in {lines} stacks",
+                human_ns(total)
+            );
+            let n = profile.untimed;
+            if n > 0 {
+                let (one, many) = if from_file {
+                    (
+                        "record without a duration skipped",
+                        "records without a duration skipped",
+                    )
+                } else {
+                    (
+                        "call not seen returning left out",
+                        "calls not seen returning left out",
+                    )
+                };
+                s += &format!("; {n} {}", if n == 1 { one } else { many });
+            }
+            s
+        }
+    }
+}
+
+/// Nanoseconds for a person: `850 ns`, `12.3 µs`, `4.56 ms`, `1.23 s`.
+fn human_ns(ns: u64) -> String {
+    let x = ns as f64;
+    let (v, unit) = match ns {
+        0..=999 => return format!("{ns} ns"),
+        1_000..=999_999 => (x / 1e3, "µs"),
+        1_000_000..=999_999_999 => (x / 1e6, "ms"),
+        _ => (x / 1e9, "s"),
+    };
+    let digits = if v < 10.0 {
+        2
+    } else if v < 100.0 {
+        1
+    } else {
+        0
+    };
+    format!("{v:.digits$} {unit}")
+}
+
 /// Traces until a stop condition, counting stacks in the kernel. In launch
 /// mode also returns the summary and the pid of the program, to wait for.
 fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i32)>)> {
@@ -64,6 +115,11 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i
     options.mode = crate::session::Mode::Stacks {
         per_goroutine: shape.group_by == flame::GroupBy::Goroutine,
     };
+    let weight = args.weight;
+    if weight == Weight::Latency {
+        // The kernel then also sums each stack's time (StackCount.total_ns).
+        options.latency = Latency::Always;
+    }
     let launched = matches!(spec, crate::session::TargetSpec::Launch(_));
     let session = Session::start(spec, options.clone())?;
     let pid = session.pid();
@@ -87,14 +143,19 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i
     }
     let mut profile = Profile {
         duration_ns: summary.duration.as_nanos() as u64,
+        weight,
         ..Profile::default()
     };
     let mut filtered = false;
+    // The calls and the time of the stacks kept (by latency).
+    let (mut kept_calls, mut kept_ns) = (0u64, 0u64);
     for c in &counts {
         if !keep(c, &options) {
             filtered = true;
             continue;
         }
+        kept_calls += c.count;
+        kept_ns += c.total_ns.unwrap_or(0);
         profile.add(
             RawStack {
                 func: c.func,
@@ -102,21 +163,45 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i
                 map_type: &c.map_type,
                 key_type: &c.key_type,
                 goid: c.goid,
-                count: c.count,
+                count: match weight {
+                    Weight::Count => c.count,
+                    // Calls not seen returning weigh nothing.
+                    Weight::Latency => c.total_ns.unwrap_or(0),
+                },
             },
             shape,
         );
     }
+    // By latency, the exact totals are the outcomes counted at the exits:
+    // every call seen returning, and the time spent in them.
+    let (returned, all_ns) = summary
+        .outcomes
+        .as_ref()
+        .map_or((0, 0), |o| (o.returned, o.total_ns));
+    if weight == Weight::Latency && !filtered {
+        // (Filtered, those of the stacks kept are not known apart.)
+        profile.untimed = (summary.deletes + summary.clears).saturating_sub(returned);
+    }
+    let sampled = options.sample_rate < 1.0;
     if summary.lost > 0 {
         if filtered {
             eprintln!("mdt: warning: {} deletes could not be counted by stack (the kernel's stack tables were full); they are not in the graph", summary.lost);
         } else {
-            // Their stacks are unknown, but they happened: keep the totals exact.
-            profile.add_unknown("[stack not recorded: tables full]", summary.lost);
+            // Their stacks are unknown, but they happened: keep the totals
+            // exact (by latency: the time not on a known stack; sampled,
+            // an estimate, the known stacks' mean per call).
+            let unknown = match weight {
+                Weight::Count => summary.lost,
+                Weight::Latency if !sampled => all_ns.saturating_sub(kept_ns),
+                Weight::Latency => {
+                    (kept_ns as f64 / kept_calls.max(1) as f64 * summary.lost as f64).round() as u64
+                }
+            };
+            profile.add_unknown("[stack not recorded: tables full]", unknown);
             eprintln!("mdt: warning: {} deletes could not be counted by stack (the kernel's stack tables were full); the graph shows them as [stack not recorded]", summary.lost);
         }
     }
-    if options.sample_rate < 1.0 {
+    if sampled {
         profile.finish(1);
         if filtered {
             let sampled = profile.total();
@@ -125,7 +210,11 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i
                 options.sample_rate,
             );
         } else {
-            profile.scale_to(summary.deletes + summary.clears, options.sample_rate);
+            let exact = match weight {
+                Weight::Count => summary.deletes + summary.clears,
+                Weight::Latency => all_ns,
+            };
+            profile.scale_to(exact, options.sample_rate);
         }
     }
     Ok((profile, launched.then_some((summary, pid))))
@@ -144,10 +233,13 @@ fn keep(c: &StackCount, o: &crate::session::Options) -> bool {
 struct Output {
     path: PathBuf,
     /// The temporary file next to `path`, renamed to it at the end; `None`
-    /// for an existing file that is not a regular one (`/dev/stdout`, a
-    /// pipe, `/dev/null`): renaming over it would replace it, so it is
-    /// written in place at the end.
+    /// for an existing file that is not a regular one (a pipe, `/dev/null`)
+    /// or one of mdt's descriptors (`/dev/stdout`): renaming over it would
+    /// replace it, so it is written in place at the end.
     tmp: Option<PathBuf>,
+    /// When `path` names one of mdt's own descriptors ([`own_fd`]): a
+    /// duplicate of it, written through.
+    own: Option<std::fs::File>,
     format: Format,
     /// The rendered output, for `tmp: None`.
     bytes: Vec<u8>,
@@ -194,7 +286,22 @@ impl Output {
                 path.join("deletes.svg").display()
             );
         }
-        let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        let own = match own_fd(path) {
+            // A duplicate that a launched program does not inherit.
+            // SAFETY: fcntl(2) on a descriptor number; a closed one fails.
+            Some(fd) => match unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) } {
+                -1 => bail!(
+                    "cannot write {}: {}",
+                    path.display(),
+                    std::io::Error::last_os_error()
+                ),
+                // SAFETY: a new descriptor, owned by nothing else.
+                dup => Some(unsafe { std::fs::File::from_raw_fd(dup) }),
+            },
+            None => None,
+        };
+        let special =
+            own.is_some() || std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
         let tmp = if special {
             None
         } else {
@@ -210,6 +317,7 @@ impl Output {
         Ok(Output {
             path: path.to_path_buf(),
             tmp,
+            own,
             format,
             bytes: Vec::new(),
         })
@@ -230,9 +338,10 @@ impl Output {
     /// Gives the written temporary file its real name (or writes a
     /// non-regular file in place).
     fn commit(&self) -> Result<()> {
-        match &self.tmp {
-            Some(tmp) => std::fs::rename(tmp, &self.path),
-            None => std::fs::OpenOptions::new()
+        match (&self.tmp, &self.own) {
+            (Some(tmp), _) => std::fs::rename(tmp, &self.path),
+            (None, Some(fd)) => (&*fd).write_all(&self.bytes),
+            (None, None) => std::fs::OpenOptions::new()
                 .write(true)
                 .open(&self.path)
                 .and_then(|mut f| f.write_all(&self.bytes)),
@@ -245,6 +354,33 @@ impl Output {
             let _ = std::fs::remove_file(tmp);
         }
     }
+}
+
+/// The descriptor of mdt's that `path` names, through any symlinks:
+/// `/dev/stdout` (a link to `/proc/self/fd/1`), `/dev/stderr`, `/dev/fd/N`,
+/// `/proc/self/fd/N`. Written through the descriptor: when it is a
+/// redirected regular file, renaming over the path would replace the link
+/// (as root, `/dev/stdout` itself), and opening the path anew would write
+/// from offset 0, over what the traced program printed.
+fn own_fd(path: &Path) -> Option<i32> {
+    let own = format!("/proc/{}/fd/", std::process::id());
+    let mut p = path.to_path_buf();
+    for _ in 0..16 {
+        let s = p.to_str()?;
+        let n = ["/dev/fd/", "/proc/self/fd/", &own]
+            .iter()
+            .find_map(|prefix| s.strip_prefix(prefix));
+        if let Some(fd) = n.and_then(|n| n.parse().ok()) {
+            return Some(fd);
+        }
+        let target = std::fs::read_link(&p).ok()?;
+        p = if target.is_absolute() {
+            target
+        } else {
+            p.parent()?.join(target)
+        };
+    }
+    None
 }
 
 impl Drop for Output {

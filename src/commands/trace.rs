@@ -3,14 +3,14 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::bounded::Limits;
 use crate::cli::{TargetArgs, TraceArgs};
 use crate::monitor::{MonitorArgs, Monitoring};
 use crate::output::quiet::QuietSink;
 use crate::output::{json::JsonSink, open_output, text::TextSink, Sink};
-use crate::session::{Mode, Options, Session, Signals, TargetSpec};
+use crate::session::{Latency, Mode, Options, Session, Signals, TargetSpec};
 use crate::tui;
 
 pub fn run(args: &TraceArgs) -> Result<ExitCode> {
@@ -31,6 +31,10 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         Some(_) => Mode::Records { sites: true },
         None => Mode::Records { sites: false },
     };
+    if args.no_latency && monitoring.as_ref().is_some_and(Monitoring::needs_latency) {
+        bail!("--no-latency: the absent() and pNN() alert rules need the exit probes (drop --no-latency, or use --latency-sample)");
+    }
+    options.latency = latency(args, monitoring.is_some() || tui);
     let board = monitoring.as_ref().and_then(Monitoring::board);
     let mut sink: Option<Box<dyn Sink>> = if tui {
         None
@@ -104,6 +108,24 @@ fn use_tui(args: &TraceArgs) -> bool {
         && std::io::stdout().is_terminal()
 }
 
+/// When the exit points are armed: `--latency`, `--latency-sample`, or by
+/// default 1% of the time for metrics, alerts and the terminal UI, which
+/// summarize (docs/performance.md); never by default for a record stream.
+fn latency(args: &TraceArgs, summarized: bool) -> Latency {
+    match (args.latency, args.latency_sample) {
+        _ if args.no_latency => Latency::Off,
+        (true, _) | (_, Some(1.0)) => Latency::Always,
+        (_, Some(fraction)) => Latency::Windows { fraction },
+        _ if summarized => Latency::Windows {
+            fraction: DEFAULT_LATENCY_SAMPLE,
+        },
+        _ => Latency::Off,
+    }
+}
+
+/// The share of time the exit points are armed for metrics and alerts.
+const DEFAULT_LATENCY_SAMPLE: f64 = 0.01;
+
 /// `--prometheus`, `--alert`, ...: None when none of them is given.
 fn monitoring(args: &TraceArgs) -> Result<Option<Monitoring>> {
     Monitoring::prepare(MonitorArgs {
@@ -135,6 +157,7 @@ pub fn session_args(t: &TargetArgs) -> (TargetSpec, Options) {
         duration: t.duration,
         mode: Mode::Records { sites: false },
         limits: Limits::default(),
+        latency: crate::session::Latency::Off,
     };
     (spec, options)
 }

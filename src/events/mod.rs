@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 pub use self::key::KeyValue;
 pub use self::stack::{Frame, FrameGroup, Stack};
-pub use self::summary::{FunctionCount, Summary};
+pub use self::summary::{FunctionCount, OutcomeTotals, Summary};
 pub use crate::gobin::funcs::{is_delete_machinery, is_runtime_internal, Role};
 
 /// One delete or clear, as the outputs see it.
@@ -45,6 +45,21 @@ pub struct Event {
     /// Index in `stack` of the caller: the first frame outside the Go
     /// runtime's map machinery.
     pub caller: Option<usize>,
+    /// What the call did, seen at its exit (with the exit points armed);
+    /// `None` when they were not, or the exit was not seen (`unmatched`).
+    pub outcome: Option<Outcome>,
+}
+
+/// A call seen returning: how long it took and, for a delete, whether it
+/// removed an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Nanoseconds from the entry probe to the exit probe (inside the
+    /// runtime function).
+    pub duration_ns: u64,
+    /// A delete: the map's count went down (the key was there). `None` for
+    /// a clear, or when the count could not be read.
+    pub removed: Option<bool>,
 }
 
 impl Event {
@@ -62,8 +77,43 @@ impl Event {
     }
 }
 
+/// A duration for people, three significant digits at most: `850ns`,
+/// `12.5µs`, `3.40ms`, `1.20s`.
+pub fn short_duration(ns: u64) -> String {
+    let f = ns as f64;
+    let (v, unit) = match ns {
+        0..=999 => return format!("{ns}ns"),
+        1_000..=999_999 => (f / 1e3, "µs"),
+        1_000_000..=999_999_999 => (f / 1e6, "ms"),
+        _ => (f / 1e9, "s"),
+    };
+    if v >= 100.0 {
+        format!("{v:.0}{unit}")
+    } else if v >= 10.0 {
+        format!("{v:.1}{unit}")
+    } else {
+        format!("{v:.2}{unit}")
+    }
+}
+
 pub fn find_caller(stack: &Stack) -> Option<usize> {
     stack.iter().position(|f| !is_delete_machinery(&f.func))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_durations_keep_three_digits() {
+        use super::short_duration as d;
+        assert_eq!(d(0), "0ns");
+        assert_eq!(d(850), "850ns");
+        assert_eq!(d(1_000), "1.00µs");
+        assert_eq!(d(12_500), "12.5µs");
+        assert_eq!(d(999_999), "1000µs");
+        assert_eq!(d(3_400_000), "3.40ms");
+        assert_eq!(d(250_000_000), "250ms");
+        assert_eq!(d(1_200_000_000), "1.20s");
+    }
 }
 
 /// Events for the unit tests of the modules that read them.
@@ -102,6 +152,7 @@ pub(crate) mod testing {
             stack_lost: false,
             stack_id: 0,
             stack,
+            outcome: None,
         }
     }
 }

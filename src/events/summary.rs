@@ -42,10 +42,37 @@ pub struct Summary {
     /// The share of calls that get a record (0: none are made, the
     /// kernel only counts: metrics alone).
     pub sample_rate: f64,
+    /// With the exit points armed: what the calls did (exact, for every
+    /// call seen both entering and returning).
+    pub outcomes: Option<OutcomeTotals>,
+    /// Records whose exit was expected but not seen (the call panicked out
+    /// of the runtime, or tracing stopped while it ran): written without an
+    /// outcome. Part of `records`.
+    pub unmatched: u64,
     /// How the launched program ended (launch mode), or that the target exited.
     pub target_exit: Option<String>,
     #[serde(skip)]
     pub exit_status: Option<ExitStatus>,
+}
+
+/// Exact outcomes, counted at the exits in the kernel.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OutcomeTotals {
+    /// Deletes that removed an entry, and deletes of a key not there.
+    pub removed: u64,
+    pub absent: u64,
+    /// Calls (deletes and clears) seen returning, and their total time.
+    pub returned: u64,
+    pub total_ns: u64,
+    /// How long the exit points were armed (all of `duration` unless they
+    /// were armed in windows: `--latency-sample`).
+    #[serde(serialize_with = "seconds")]
+    pub armed: Duration,
+    /// Calls that never returned (they panicked out of the runtime).
+    pub never_returned: u64,
+    /// Exits whose entry was not seen (the call began before the exit
+    /// points were armed).
+    pub exits_without_entry: u64,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -56,7 +83,8 @@ impl Summary {
     /// The totals on one line, as every output ends with them (after
     /// `mdt: ` on stderr):
     /// `D deletes, C clears in X.Xs (exact); R records, S sampled out, F
-    /// filtered out, L lost[; target: how it ended]`.
+    /// filtered out, L lost[, N unmatched][; R removed, A absent (exact at
+    /// the exits)][; target: how it ended]`.
     pub fn line(&self) -> String {
         let head = format!(
             "{} deletes, {} clears in {:.1}s (exact)",
@@ -64,6 +92,18 @@ impl Summary {
             self.clears,
             self.duration.as_secs_f64()
         );
+        let outcomes = self.outcomes.as_ref().map_or(String::new(), |o| {
+            let whole = o.armed + Duration::from_millis(100) >= self.duration;
+            let when = if whole {
+                String::new()
+            } else {
+                format!(", over {:.1}s", o.armed.as_secs_f64())
+            };
+            format!(
+                "; {} removed, {} absent (exact at the exits{when})",
+                o.removed, o.absent
+            )
+        });
         let records = if self.sample_rate == 0.0 {
             "counted in the kernel, no records".to_string()
         } else {
@@ -74,13 +114,16 @@ impl Summary {
             if self.stack_lost > 0 {
                 r.push_str(&format!(", {} without their stack", self.stack_lost));
             }
+            if self.unmatched > 0 {
+                r.push_str(&format!(", {} unmatched", self.unmatched));
+            }
             r
         };
         let target = self
             .target_exit
             .as_ref()
             .map_or(String::new(), |t| format!("; target: {t}"));
-        format!("{head}; {records}{target}")
+        format!("{head}; {records}{outcomes}{target}")
     }
 }
 
@@ -110,6 +153,23 @@ mod tests {
         assert!(s
             .line()
             .ends_with(", 2 lost, 1 without their stack; target: exit status 2"));
+        s.outcomes = Some(OutcomeTotals {
+            removed: 7,
+            absent: 3,
+            armed: Duration::from_millis(2500),
+            ..OutcomeTotals::default()
+        });
+        s.unmatched = 1;
+        let line = s.line();
+        assert!(
+            line.ends_with(
+                ", 1 without their stack, 1 unmatched; 7 removed, 3 absent (exact at the exits); target: exit status 2"
+            ),
+            "{line}"
+        );
+        s.outcomes.as_mut().unwrap().armed = Duration::from_secs(1);
+        assert!(s.line().contains("(exact at the exits, over 1.0s)"));
+        s.outcomes = None;
         s.sample_rate = 0.0;
         assert!(s
             .line()

@@ -6,6 +6,7 @@
 //! address or key).
 
 pub mod alerts;
+pub mod latency;
 pub mod metrics;
 pub mod sites;
 
@@ -19,6 +20,7 @@ use anyhow::{bail, Context, Result};
 use self::alerts::deliver::{Delivery, Exec, Webhook, WebhookFormat};
 use self::alerts::eval::Evaluator;
 use self::alerts::{file, AlertBoard, Rule};
+use self::latency::Latencies;
 use self::metrics::server::MetricsServer;
 use self::metrics::Metrics;
 use self::sites::Sites;
@@ -38,6 +40,7 @@ pub struct Alerting {
 /// The session's observer: metrics and alerts.
 pub struct Monitor {
     sites: Sites,
+    latencies: Latencies,
     metrics: Option<Metrics>,
     alerts: Option<Alerting>,
 }
@@ -51,11 +54,13 @@ impl Observer for Monitor {
 
     fn observe(&mut self, obs: &mut Observation<'_>) {
         let deltas = self.sites.update(obs);
+        let latency = self.latencies.update(obs);
         let board = self.alerts.as_ref().map(|a| a.board.clone());
         if let Some(a) = &mut self.alerts {
             let now = Instant::now();
             a.evaluator.set_lost(obs.stats.ringbuf_full > 0);
             a.evaluator.sites(&deltas, now);
+            a.evaluator.latency(&latency, now);
             for n in a.evaluator.evaluate(now) {
                 if a.print {
                     eprintln!("mdt: {}", n.line());
@@ -71,7 +76,13 @@ impl Observer for Monitor {
             }
         }
         if let Some(m) = &mut self.metrics {
-            m.update(obs, &deltas, self.sites.overflowed, board.as_deref());
+            m.update(
+                obs,
+                &deltas,
+                &latency,
+                self.sites.overflowed,
+                board.as_deref(),
+            );
         }
     }
 }
@@ -126,6 +137,13 @@ impl Monitoring {
             board,
             server: None,
         }))
+    }
+
+    /// Some rule reads what the exit probes measure (`absent()`, `pNN()`).
+    pub fn needs_latency(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.measure != alerts::rule::Measure::Deletes)
     }
 
     /// The alerts fired while tracing (for the JSON stream and the TUI).
@@ -206,6 +224,7 @@ impl Monitoring {
         };
         Ok(Monitor {
             sites: Sites::new(a.max_series),
+            latencies: Latencies::default(),
             metrics,
             alerts,
         })

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::events::{is_delete_machinery, Frame, Stack};
-use crate::probes::SiteKey;
+use crate::probes::{SiteCount, SiteKey};
 use crate::session::Observation;
 
 /// The label of everything past the series bound.
@@ -28,8 +28,23 @@ pub struct Site {
     /// The metric labels: the same, or `other` past `--max-series`.
     pub label_map_type: Arc<str>,
     pub label_caller: Arc<str>,
-    /// Cumulative count seen so far.
+    /// Cumulative counts seen so far: calls, and (exit points armed)
+    /// deletes that removed an entry / found none.
     pub(crate) count: u64,
+    pub(crate) removed: u64,
+    pub(crate) absent: u64,
+}
+
+/// What one site did since the last observation.
+#[derive(Debug, Clone)]
+pub struct SiteDelta {
+    pub site: Site,
+    /// Calls (exact, before sampling).
+    pub calls: u64,
+    /// With the exit points armed: deletes that removed an entry, and
+    /// deletes of a key that was not there.
+    pub removed: u64,
+    pub absent: u64,
 }
 
 /// The sites seen so far, with the label bound.
@@ -58,9 +73,9 @@ impl Sites {
 
     /// Reads the observation's site counts: the increments since the last
     /// call, per site (only sites that grew).
-    pub fn update(&mut self, obs: &mut Observation<'_>) -> Vec<(Site, u64)> {
+    pub fn update(&mut self, obs: &mut Observation<'_>) -> Vec<SiteDelta> {
         let mut out = Vec::new();
-        for &(key, count) in obs.sites {
+        for &(key, ref counts) in obs.sites {
             if !self.known.contains_key(&key) {
                 let site = self.name(key, obs);
                 self.known.insert(key, site);
@@ -68,14 +83,33 @@ impl Sites {
             let Some(site) = self.known.get_mut(&key) else {
                 continue;
             };
-            if count > site.count {
-                let delta = count - site.count;
-                site.count = count;
-                if &*site.label_caller == OTHER && &*site.caller != OTHER {
-                    self.overflowed += delta;
-                }
-                out.push((site.clone(), delta));
+            let SiteCount {
+                hits,
+                removed,
+                absent,
+                ..
+            } = *counts;
+            let delta = SiteDelta {
+                calls: hits.saturating_sub(site.count),
+                removed: removed.saturating_sub(site.removed),
+                absent: absent.saturating_sub(site.absent),
+                site: site.clone(),
+            };
+            if delta.calls + delta.removed + delta.absent == 0 {
+                continue;
             }
+            (site.count, site.removed, site.absent) = (
+                hits.max(site.count),
+                removed.max(site.removed),
+                absent.max(site.absent),
+            );
+            if &*site.label_caller == OTHER && &*site.caller != OTHER {
+                self.overflowed += delta.calls;
+            }
+            out.push(SiteDelta {
+                site: site.clone(),
+                ..delta
+            });
         }
         out
     }
@@ -125,6 +159,8 @@ impl Sites {
             label_map_type,
             label_caller,
             count: 0,
+            removed: 0,
+            absent: 0,
         }
     }
 

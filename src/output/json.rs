@@ -111,6 +111,13 @@ pub struct Record<'a> {
     pub map_len: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleared: Option<u64>,
+    /// With the exit points armed: the delete removed an entry (false: the
+    /// key was not there). Missing for clears and when not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<bool>,
+    /// With the exit points armed: time inside the runtime function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ns: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stack_lost: bool,
     #[serde(default, skip_serializing, borrow)]
@@ -145,6 +152,8 @@ impl<'a> Record<'a> {
             key_truncated: is_delete.then_some(ev.key_truncated),
             map_len: ev.map_len,
             cleared: ev.cleared,
+            removed: ev.outcome.and_then(|o| o.removed),
+            duration_ns: ev.outcome.map(|o| o.duration_ns),
             stack_lost: ev.stack_lost,
             caller: Cow::Borrowed(""),
             stack: Vec::new(),
@@ -300,7 +309,35 @@ mod tests {
             stack_lost: false,
             stack_id,
             stack,
+            outcome: None,
         }
+    }
+
+    #[test]
+    fn outcomes_are_written_when_measured_and_read_back() {
+        let mut del = event(Role::Delete, KeyValue::Str("k".into()), 1);
+        del.outcome = Some(crate::events::Outcome {
+            duration_ns: 850,
+            removed: Some(false),
+        });
+        let mut clr = event(Role::Clear, KeyValue::None, 2);
+        clr.outcome = Some(crate::events::Outcome {
+            duration_ns: 12_000,
+            removed: None,
+        });
+        let plain = event(Role::Delete, KeyValue::Str("k".into()), 3);
+        let lines = write(&[del, clr, plain]);
+        let rec: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rec[0]["removed"], false);
+        assert_eq!(rec[0]["duration_ns"], 850);
+        assert!(rec[1].get("removed").is_none());
+        assert_eq!(rec[1]["duration_ns"], 12_000);
+        assert!(rec[2].get("removed").is_none() && rec[2].get("duration_ns").is_none());
+        let back: Record = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!((back.removed, back.duration_ns), (Some(false), Some(850)));
     }
 
     fn write(events: &[Event]) -> Vec<String> {

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::{Sink, Summary};
-use crate::events::{Event, Role};
+use crate::events::{short_duration, Event, Role};
 
 pub struct TextSink<W: Write> {
     out: W,
@@ -35,9 +35,17 @@ impl<W: Write> Sink for TextSink<W> {
                 format!("clear  {} cleared={}", ev.map_type, ev.cleared.unwrap_or(0))
             }
         };
+        let outcome = ev.outcome.map_or(String::new(), |o| {
+            let did = match o.removed {
+                Some(true) => " removed",
+                Some(false) => " absent",
+                None => "",
+            };
+            format!("{did} took={}", short_duration(o.duration_ns))
+        });
         writeln!(
             self.out,
-            "{} g{goid:<5} {what} len={} map={:#x} at {}",
+            "{} g{goid:<5} {what} len={}{outcome} map={:#x} at {}",
             clock(ev.ts_ns),
             ev.map_len,
             ev.map,
@@ -63,5 +71,38 @@ impl<W: Write> Sink for TextSink<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::testing::delete;
+    use crate::events::{KeyValue, Outcome};
+
+    fn line(ev: &Event) -> String {
+        let mut out = Vec::new();
+        TextSink::new(&mut out).event(ev).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_measured_delete_says_what_it_did_and_how_long_it_took() {
+        let mut ev = delete(0x10, KeyValue::Int(7), &[]);
+        assert!(line(&ev).contains(" len=3 map=0x10 "), "{}", line(&ev));
+        ev.outcome = Some(Outcome {
+            duration_ns: 1_250,
+            removed: Some(false),
+        });
+        assert!(
+            line(&ev).contains(" len=3 absent took=1.25µs map="),
+            "{}",
+            line(&ev)
+        );
+        ev.outcome = Some(Outcome {
+            duration_ns: 850,
+            removed: Some(true),
+        });
+        assert!(line(&ev).contains(" removed took=850ns "), "{}", line(&ev));
     }
 }

@@ -114,8 +114,16 @@ pub struct ProbeConfig {
     pub machinery: Vec<(u64, u64)>,
     /// Site counting: link-time address of each probe (index = probe id).
     pub probe_vas: Vec<u64>,
-    /// Kind of each attach point; the index is the attach cookie / probe id.
+    /// Kind of each entry attach point; the index is the attach cookie /
+    /// probe id.
     pub probes: Vec<ProbeKind>,
+    /// Latency: the exit attach points, each by the probe id of its
+    /// function's entry; their probe ids follow the entries'
+    /// (`probes.len() + index`). Empty: no latency.
+    pub exits: Vec<u32>,
+    /// Aggregation mode with exits: sum each stack's time spent deleting
+    /// (`mdt flame --weight latency`).
+    pub weight_latency: bool,
     /// Drop hits from other processes in the program too: only needed
     /// where the kernel does not filter the links by process itself (see
     /// `mdt_config.check_tgid`); costs a helper call per hit.
@@ -140,6 +148,8 @@ impl Default for ProbeConfig {
             count_sites: false,
             machinery: Vec::new(),
             probes: Vec::new(),
+            exits: Vec::new(),
+            weight_latency: false,
             probe_vas: Vec::new(),
             check_tgid: true,
         }
@@ -149,11 +159,18 @@ impl Default for ProbeConfig {
 impl ProbeConfig {
     /// The `struct mdt_config` written to the program's `.rodata`.
     pub fn to_raw(&self) -> Result<MdtConfig> {
-        if self.probes.len() > MAX_PROBES {
+        if self.attach_points() > MAX_PROBES {
             bail!(
                 "{} attach points requested, the BPF program supports at most {MAX_PROBES}",
-                self.probes.len()
+                self.attach_points()
             );
+        }
+        if let Some(bad) = self
+            .exits
+            .iter()
+            .find(|&&e| e as usize >= self.probes.len())
+        {
+            bail!("an exit point names entry probe {bad}, which does not exist");
         }
         if !(0.0..=1.0).contains(&self.sample_rate) {
             bail!("sample rate {} is not between 0 and 1", self.sample_rate);
@@ -172,12 +189,28 @@ impl ProbeConfig {
             count_sites: u32::from(self.count_sites),
             probe_by_pc: u32::from(self.probe_by_pc().is_some()),
             check_tgid: u32::from(self.check_tgid && self.target_tgid != 0),
+            exits: u32::from(!self.exits.is_empty()),
+            weight_latency: u32::from(self.weight_latency && !self.exits.is_empty()),
             ..MdtConfig::default()
         };
         for (slot, kind) in raw.probes.iter_mut().zip(&self.probes) {
             slot.kind = u8::try_from(kind.raw().0).context("mdt_kind value does not fit u8")?;
         }
+        let exit_kind = u8::try_from(types::mdt_kind::MDT_KIND_EXIT.0)
+            .context("mdt_kind value does not fit u8")?;
+        for (slot, &entry) in raw.probes[self.probes.len()..].iter_mut().zip(&self.exits) {
+            slot.kind = exit_kind;
+            slot.entry = u8::try_from(entry).context("entry probe id does not fit u8")?;
+        }
+        for &entry in &self.exits {
+            raw.probes[entry as usize].has_exits = 1;
+        }
         Ok(raw)
+    }
+
+    /// Entry and exit attach points: the probe ids in use.
+    pub fn attach_points(&self) -> usize {
+        self.probes.len() + self.exits.len()
     }
 }
 
@@ -187,7 +220,9 @@ impl ProbeConfig {
     /// two attach points share those bits, or an address is missing: then
     /// the program asks for the attach cookie instead.
     pub fn probe_by_pc(&self) -> Option<Box<[u8; 4096]>> {
-        if self.probe_vas.len() != self.probes.len() || self.probes.len() >= usize::from(u8::MAX) {
+        if self.probe_vas.len() != self.attach_points()
+            || self.attach_points() >= usize::from(u8::MAX)
+        {
             return None;
         }
         let mut table = Box::new([u8::MAX; 4096]);

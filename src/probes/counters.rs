@@ -7,7 +7,7 @@ use libbpf_rs::{MapCore, MapFlags};
 use plain::Plain;
 
 use super::skel::types;
-use super::{Probes, MAX_PROBES, MAX_STACK_DEPTH};
+use super::{Probes, LATENCY_BUCKETS, MAX_PROBES, MAX_STACK_DEPTH};
 
 /// Health counters of the BPF program (`enum mdt_stat`), summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,6 +25,96 @@ pub struct Stats {
     /// Site counting: hits of a (map type, caller, probe) that did not fit
     /// in the kernel's site map (still in the hit counters).
     pub sites_full: u64,
+    /// Latency: exits with no pending entry (the call began before the
+    /// exit points were armed, or its entry was evicted).
+    pub exit_unmatched: u64,
+    /// Latency: calls that never returned (found still pending by their
+    /// goroutine's next call of the same function).
+    pub pending_replaced: u64,
+    /// Latency: durations not in a histogram (its map was full).
+    pub latency_full: u64,
+    /// Latency: exit records sent, and the ones the ring had no room for.
+    pub exits_sent: u64,
+    pub exits_lost: u64,
+}
+
+/// Outcomes of one entry probe's calls, counted at their exits (exact for
+/// every call whose entry and exit were both seen).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    pub matched: u64,
+    pub removed: u64,
+    pub absent: u64,
+    pub total_ns: u64,
+}
+
+/// One site's exact counts (`struct mdt_site_count`, summed over CPUs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SiteCount {
+    /// Every call, before sampling.
+    pub hits: u64,
+    /// With the exit points armed: deletes that removed / found nothing.
+    pub removed: u64,
+    pub absent: u64,
+    pub total_ns: u64,
+}
+
+/// A latency histogram: calls per bucket of [`super::LATENCY_BOUNDS_NS`]
+/// (not cumulative; the last bucket is the rest) and their sum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Histogram {
+    pub buckets: [u64; LATENCY_BUCKETS],
+    pub sum_ns: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: [0; LATENCY_BUCKETS],
+            sum_ns: 0,
+        }
+    }
+}
+
+impl Histogram {
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    pub fn add(&mut self, other: &Histogram) {
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+        self.sum_ns += other.sum_ns;
+    }
+
+    /// The bucket of one duration.
+    pub fn bucket_of(ns: u64) -> usize {
+        super::LATENCY_BOUNDS_NS.partition_point(|&b| b < ns)
+    }
+
+    pub fn record(&mut self, ns: u64) {
+        self.buckets[Self::bucket_of(ns)] += 1;
+        self.sum_ns += ns;
+    }
+
+    /// The upper bound (ns) of the bucket holding quantile `q` (0..=1);
+    /// `None` when empty, `u64::MAX` when it is past the last bound.
+    pub fn quantile_bound(&self, q: f64) -> Option<u64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(super::LATENCY_BOUNDS_NS.get(i).copied().unwrap_or(u64::MAX));
+            }
+        }
+        Some(u64::MAX)
+    }
 }
 
 impl Probes {
@@ -62,7 +152,79 @@ impl Probes {
             bad_probe: get(types::mdt_stat::MDT_STAT_BAD_PROBE)?,
             submitted: get(types::mdt_stat::MDT_STAT_SUBMITTED)?,
             sites_full: get(types::mdt_stat::MDT_STAT_SITES_FULL)?,
+            exit_unmatched: get(types::mdt_stat::MDT_STAT_EXIT_UNMATCHED)?,
+            pending_replaced: get(types::mdt_stat::MDT_STAT_PENDING_REPLACED)?,
+            latency_full: get(types::mdt_stat::MDT_STAT_LATENCY_FULL)?,
+            exits_sent: get(types::mdt_stat::MDT_STAT_EXITS_SENT)?,
+            exits_lost: get(types::mdt_stat::MDT_STAT_EXITS_LOST)?,
         })
+    }
+
+    /// Latency: the outcomes of each entry probe's calls (index = probe id).
+    pub fn outcomes(&self) -> Result<Vec<Outcomes>> {
+        let map = &self.skel.maps.outcomes;
+        (0..self.n_probes as u32)
+            .map(|id| {
+                let vals = map
+                    .lookup_percpu(&id.to_ne_bytes(), MapFlags::ANY)
+                    .context("reading outcomes")?
+                    .context("outcomes: no slot")?;
+                let mut sum = Outcomes::default();
+                for v in vals {
+                    let o = decode::<types::mdt_outcome>(&v).context("outcomes: short value")?;
+                    sum.matched += o.matched;
+                    sum.removed += o.removed;
+                    sum.absent += o.absent;
+                    sum.total_ns += o.total_ns;
+                }
+                Ok(sum)
+            })
+            .collect()
+    }
+
+    /// Latency: every exact histogram, by (map type, entry probe id).
+    pub fn latency_histograms(&self) -> Result<Vec<(u64, u32, Histogram)>> {
+        let map = &self.skel.maps.latency;
+        let mut out = Vec::new();
+        for key in map.keys() {
+            let Some(values) = map
+                .lookup_percpu(&key, MapFlags::ANY)
+                .context("reading latency histograms")?
+            else {
+                continue;
+            };
+            let key = decode::<types::mdt_latency_key>(&key).context("latency: short key")?;
+            let mut h = Histogram::default();
+            for v in values {
+                let one = decode::<types::mdt_latency>(&v).context("latency: short value")?;
+                h.add(&Histogram {
+                    buckets: one.buckets,
+                    sum_ns: one.sum_ns,
+                });
+            }
+            out.push((key.map_type_ptr, key.probe_id, h));
+        }
+        Ok(out)
+    }
+
+    /// Aggregation mode with `weight_latency`: nanoseconds per stack key.
+    pub fn stack_durations(&self) -> Result<std::collections::HashMap<AggKey, u64>> {
+        let map = &self.skel.maps.stack_ns;
+        let mut out = std::collections::HashMap::new();
+        for key in map.keys() {
+            let Some(value) = map
+                .lookup(&key, MapFlags::ANY)
+                .context("reading stack durations")?
+            else {
+                continue;
+            };
+            let (Some(key), Some(ns)) = (decode::<types::mdt_agg_key>(&key), decode::<u64>(&value))
+            else {
+                bail!("stack durations: unexpected key or value size");
+            };
+            out.insert(key.into(), ns);
+        }
+        Ok(out)
     }
 
     /// Aggregation mode: every (key, count) of the kernel's stack counts.
@@ -88,7 +250,7 @@ impl Probes {
 
     /// Site counting ([`ProbeConfig::count_sites`]): every (key, exact
     /// count summed over CPUs) of the kernel's site counts.
-    pub fn site_counts(&self) -> Result<Vec<(SiteKey, u64)>> {
+    pub fn site_counts(&self) -> Result<Vec<(SiteKey, SiteCount)>> {
         let map = &self.skel.maps.site_counts;
         let mut out = Vec::new();
         for key in map.keys() {
@@ -101,10 +263,13 @@ impl Probes {
             let Some(key) = decode::<types::mdt_site_key>(&key) else {
                 bail!("site counts: unexpected key size");
             };
-            let mut sum = 0u64;
+            let mut sum = SiteCount::default();
             for v in values {
-                let n = decode::<u64>(&v).context("site counts: value shorter than 8 bytes")?;
-                sum = sum.wrapping_add(n);
+                let n = decode::<types::mdt_site_count>(&v).context("site counts: short value")?;
+                sum.hits += n.hits;
+                sum.removed += n.removed;
+                sum.absent += n.absent;
+                sum.total_ns += n.total_ns;
             }
             out.push((key.into(), sum));
         }
@@ -149,6 +314,14 @@ unsafe impl Plain for types::mdt_agg_key {}
 unsafe impl Plain for types::mdt_site_key {}
 // SAFETY: as above.
 unsafe impl Plain for types::mdt_stack {}
+// SAFETY: as above.
+unsafe impl Plain for types::mdt_outcome {}
+// SAFETY: as above.
+unsafe impl Plain for types::mdt_site_count {}
+// SAFETY: as above.
+unsafe impl Plain for types::mdt_latency_key {}
+// SAFETY: as above.
+unsafe impl Plain for types::mdt_latency {}
 
 /// A value of a generated type from a map's bytes; None if they are short.
 fn decode<T: Plain + Default>(bytes: &[u8]) -> Option<T> {

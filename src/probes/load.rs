@@ -10,12 +10,17 @@ use libbpf_rs::{Link, OpenObject, UprobeOpts};
 
 use super::skel::types;
 use super::skel::{MdtSkel, MdtSkelBuilder};
-use super::{ProbeConfig, SAMPLE_ALL};
+use super::{ProbeConfig, LATENCY_BOUNDS_NS, SAMPLE_ALL};
 
 /// The loaded BPF program, its maps and its uprobe links.
 pub struct Probes {
     // Dropped first: detach before the object is closed.
     links: Vec<AttachedProbe>,
+    /// Latency: the links of the exit points, while they are armed.
+    exit_links: Vec<AttachedProbe>,
+    /// Latency: where the exit points go (file offsets; probe ids from
+    /// `n_probes` on), in the binary and process the entries were attached to.
+    exits: Option<ExitTargets>,
     pub(super) skel: MdtSkel<'static>,
     pub(super) n_probes: usize,
     multi: bool,
@@ -28,6 +33,13 @@ pub struct Probes {
 /// One uprobe attachment.
 struct AttachedProbe {
     _link: Link,
+}
+
+/// Where the exit points are attached when armed.
+struct ExitTargets {
+    path: std::path::PathBuf,
+    offsets: Vec<u64>,
+    pid: u32,
 }
 
 impl std::fmt::Debug for Probes {
@@ -77,6 +89,7 @@ impl Probes {
         if let Some(table) = cfg.probe_by_pc() {
             rodata.mdt_probe_by_pc = *table;
         }
+        rodata.mdt_latency_bounds = LATENCY_BOUNDS_NS;
         open.maps
             .events
             .set_max_entries(rb)
@@ -100,6 +113,23 @@ impl Probes {
                     .map_err(|e| bpf_error(e, "sizing the stack tables"))?;
             }
         }
+        if cfg.exits.is_empty() {
+            for map in [&mut open.maps.pending, &mut open.maps.latency] {
+                map.set_max_entries(1)
+                    .map_err(|e| bpf_error(e, "sizing the latency maps"))?;
+            }
+        }
+        if !(cfg.aggregate && cfg.weight_latency && !cfg.exits.is_empty()) {
+            open.maps
+                .stack_ns
+                .set_max_entries(1)
+                .map_err(|e| bpf_error(e, "sizing the stack durations"))?;
+        } else {
+            open.maps
+                .stack_ns
+                .set_max_entries(cfg.max_stacks.max(1).saturating_mul(4))
+                .map_err(|e| bpf_error(e, "sizing the stack durations"))?;
+        }
         if !cfg.count_sites {
             // Unused: don't reserve its memory.
             open.maps
@@ -110,6 +140,11 @@ impl Probes {
 
         open.progs.mdt_map_delete.set_autoload(!cfg.multi);
         open.progs.mdt_map_delete_multi.set_autoload(cfg.multi);
+        let exits = !cfg.exits.is_empty();
+        open.progs.mdt_map_return.set_autoload(exits && !cfg.multi);
+        open.progs
+            .mdt_map_return_multi
+            .set_autoload(exits && cfg.multi);
         let skel = open.load().map_err(|e| {
             bpf_error(
                 e,
@@ -118,6 +153,8 @@ impl Probes {
         })?;
         Ok(Self {
             links: Vec::new(),
+            exit_links: Vec::new(),
+            exits: None,
             skel,
             n_probes: cfg.probes.len(),
             multi: cfg.multi,
@@ -129,7 +166,35 @@ impl Probes {
     /// Loads the probes and arms them: with one uprobe.multi link where the
     /// kernel has it (one syscall, one grace period to detach), else one
     /// uprobe per attach point.
-    pub fn arm(config: ProbeConfig, path: &Path, offsets: &[u64], pid: u32) -> Result<Probes> {
+    ///
+    /// `exit_offsets` (one per [`ProbeConfig::exits`]) are where the exit
+    /// points go when [`Probes::arm_exits`] arms them.
+    pub fn arm(
+        config: ProbeConfig,
+        path: &Path,
+        offsets: &[u64],
+        exit_offsets: &[u64],
+        pid: u32,
+    ) -> Result<Probes> {
+        if exit_offsets.len() != config.exits.len() {
+            bail!(
+                "{} exit offsets for {} exit points",
+                exit_offsets.len(),
+                config.exits.len()
+            );
+        }
+        let mut probes = Self::arm_entries(config, path, offsets, pid)?;
+        if !exit_offsets.is_empty() {
+            probes.exits = Some(ExitTargets {
+                path: path.to_path_buf(),
+                offsets: exit_offsets.to_vec(),
+                pid,
+            });
+        }
+        Ok(probes)
+    }
+
+    fn arm_entries(config: ProbeConfig, path: &Path, offsets: &[u64], pid: u32) -> Result<Probes> {
         // uprobe.multi links filter by process from Linux 6.12 on (before, a
         // fork of the target could hit them); plain uprobes always have.
         let multi = ProbeConfig {
@@ -160,6 +225,22 @@ impl Probes {
             }
             return Ok(());
         }
+        let link = self.attach_multi(false, binary, file_offsets, 0, pid)?;
+        self.links.push(link);
+        self.armed += file_offsets.len();
+        Ok(())
+    }
+
+    /// One uprobe.multi link of the entry (or the exit) program at
+    /// `file_offsets`, with cookies (probe ids) from `first_id` on.
+    fn attach_multi(
+        &self,
+        exits: bool,
+        binary: &Path,
+        file_offsets: &[u64],
+        first_id: u64,
+        pid: Option<u32>,
+    ) -> Result<AttachedProbe> {
         let pid = pid
             .map_or(Ok(-1), i32::try_from)
             .context("pid out of range")?;
@@ -169,18 +250,102 @@ impl Probes {
                 .map(|&o| usize::try_from(o))
                 .collect::<std::result::Result<_, _>>()
                 .context("file offset out of range")?,
-            cookies: (0..file_offsets.len() as u64).collect(),
+            cookies: (first_id..first_id + file_offsets.len() as u64).collect(),
             ..libbpf_rs::UprobeMultiOpts::default()
+        };
+        let prog = if exits {
+            &self.skel.progs.mdt_map_return_multi
+        } else {
+            &self.skel.progs.mdt_map_delete_multi
+        };
+        let link = prog
+            .attach_uprobe_multi_with_opts(pid, binary, "", opts)
+            .map_err(|e| bpf_error(e, &format!("attaching uprobes to {}", binary.display())))?;
+        Ok(AttachedProbe { _link: link })
+    }
+
+    /// Latency: attaches the exit points (if not yet), then tells the
+    /// entries to leave pending entries for them: in that order, so that
+    /// every pending entry has an exit to meet.
+    pub fn arm_exits(&mut self) -> Result<()> {
+        let Some(t) = &self.exits else {
+            return Ok(());
+        };
+        if self.exit_links.is_empty() {
+            let first = self.n_probes as u64;
+            let links = if self.multi {
+                vec![self.attach_multi(true, &t.path, &t.offsets, first, Some(t.pid))?]
+            } else {
+                let mut links = Vec::new();
+                for (i, &off) in t.offsets.iter().enumerate() {
+                    links.push(self.attach_exit_uprobe(&t.path, off, first + i as u64, t.pid)?);
+                }
+                links
+            };
+            self.exit_links = links;
+        }
+        self.set_exits_flag(true);
+        Ok(())
+    }
+
+    /// Latency: entries stop leaving pending entries (calls under way still
+    /// meet their exits until [`Probes::detach_exits`]).
+    pub fn quiesce_exits(&mut self) {
+        self.set_exits_flag(false);
+    }
+
+    /// Latency: detaches the exit points (after [`Probes::quiesce_exits`]).
+    pub fn detach_exits(&mut self) {
+        self.set_exits_flag(false);
+        self.exit_links.clear();
+    }
+
+    /// Whether the exit points are attached.
+    pub fn exits_attached(&self) -> bool {
+        !self.exit_links.is_empty()
+    }
+
+    /// Whether the probes were given exit points at all.
+    pub fn has_exits(&self) -> bool {
+        self.exits.is_some()
+    }
+
+    fn set_exits_flag(&mut self, on: bool) {
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            bss.mdt_exits_armed = u32::from(on);
+        }
+    }
+
+    fn attach_exit_uprobe(
+        &self,
+        binary: &Path,
+        file_offset: u64,
+        cookie: u64,
+        pid: u32,
+    ) -> Result<AttachedProbe> {
+        let pid = i32::try_from(pid).context("pid out of range")?;
+        let offset = usize::try_from(file_offset).context("file offset out of range")?;
+        let opts = UprobeOpts {
+            cookie,
+            retprobe: false,
+            func_name: None,
+            ..UprobeOpts::default()
         };
         let link = self
             .skel
             .progs
-            .mdt_map_delete_multi
-            .attach_uprobe_multi_with_opts(pid, binary, "", opts)
-            .map_err(|e| bpf_error(e, &format!("attaching uprobes to {}", binary.display())))?;
-        self.links.push(AttachedProbe { _link: link });
-        self.armed += file_offsets.len();
-        Ok(())
+            .mdt_map_return
+            .attach_uprobe_with_opts(pid, binary, offset, opts)
+            .map_err(|e| {
+                bpf_error(
+                    e,
+                    &format!(
+                        "attaching an exit uprobe to {} at file offset {file_offset:#x}",
+                        binary.display()
+                    ),
+                )
+            })?;
+        Ok(AttachedProbe { _link: link })
     }
 
     /// Attaches the program as a uprobe on `binary` at `file_offset` (a
@@ -236,7 +401,9 @@ impl Probes {
 
     /// Detaches every uprobe (the maps stay readable).
     pub fn detach_all(&mut self) {
+        self.set_exits_flag(false);
         self.links.clear();
+        self.exit_links.clear();
         self.armed = 0;
     }
 

@@ -28,7 +28,11 @@
 //! let mut probes = Probes::load(&cfg)?;
 //! probes.attach_uprobe("/proc/1234/exe".as_ref(), 0x7626, 0, Some(1234))?;
 //! probes.attach_uprobe("/proc/1234/exe".as_ref(), 0x7ac6, 1, Some(1234))?;
-//! let reader = EventReader::new(&probes, |ev| println!("{} {:#x}", ev.goid, ev.map_ptr))?;
+//! let reader = EventReader::new(&probes, |record| {
+//!     if let mdt::probes::Record::Event(ev) = record {
+//!         println!("{} {:#x}", ev.goid, ev.map_ptr);
+//!     }
+//! })?;
 //! reader.wait(Duration::from_millis(100))?;
 //! reader.consume_batch(1024)?;
 //! println!("fast64 hits: {}", probes.hit_count(0)?);
@@ -44,9 +48,9 @@ pub mod skel;
 pub mod stacks;
 
 pub use self::config::{sample_threshold, ProbeConfig, ProbeKind};
-pub use self::counters::{AggKey, SiteKey, Stats};
+pub use self::counters::{AggKey, Histogram, Outcomes, SiteCount, SiteKey, Stats};
 pub use self::load::Probes;
-pub use self::reader::EventReader;
+pub use self::reader::{EventReader, Record};
 pub use self::stacks::StackTable;
 
 use std::mem::size_of;
@@ -59,6 +63,8 @@ pub type MdtEvent = types::mdt_event;
 pub type MdtConfig = types::mdt_config;
 /// Per-attach-point configuration (`struct mdt_probe_cfg`).
 pub type MdtProbeCfg = types::mdt_probe_cfg;
+/// The record of a call's return (`struct mdt_exit`), joined to its entry's.
+pub type MdtExit = types::mdt_exit;
 
 /// Key bytes carried by an event (`MDT_MAX_KEY_BYTES`).
 pub const MAX_KEY_BYTES: usize = types::mdt_limits::MDT_MAX_KEY_BYTES.0 as usize;
@@ -68,6 +74,38 @@ pub const MAX_STACK_DEPTH: usize = types::mdt_limits::MDT_MAX_STACK_DEPTH.0 as u
 pub const MAX_PROBES: usize = types::mdt_limits::MDT_MAX_PROBES.0 as usize;
 /// Machinery ranges site counting can step over (`MDT_MAX_MACHINERY`).
 pub const MAX_MACHINERY: usize = types::mdt_limits::MDT_MAX_MACHINERY.0 as usize;
+
+/// Buckets of the kernel's latency histograms (`MDT_LATENCY_BUCKETS`).
+pub const LATENCY_BUCKETS: usize = types::mdt_limits::MDT_LATENCY_BUCKETS.0 as usize;
+
+/// Upper bounds of the latency buckets, nanoseconds: 1-2-5 steps from
+/// 100 ns to 1 s (the last bucket counts the rest). Written to the
+/// program's `mdt_latency_bounds`; the `le` labels of
+/// `map_delete_duration_seconds`.
+pub const LATENCY_BOUNDS_NS: [u64; LATENCY_BUCKETS - 1] = [
+    100,
+    200,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    200_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    20_000_000,
+    50_000_000,
+    100_000_000,
+    200_000_000,
+    500_000_000,
+    1_000_000_000,
+];
 
 /// `mdt_config.sample_threshold` value meaning "every hit".
 pub const SAMPLE_ALL: u64 = 1 << 32;
@@ -90,7 +128,12 @@ const _: () = {
 const _: () = assert!(size_of::<MdtEvent>() == 80 + MAX_KEY_BYTES + 8 * MAX_STACK_DEPTH);
 const _: () = assert!(std::mem::offset_of!(MdtEvent, stack) == 80);
 const _: () = assert!(size_of::<MdtProbeCfg>() == 8);
-const _: () = assert!(size_of::<MdtConfig>() == 64 + 8 * MAX_PROBES);
+const _: () = assert!(size_of::<MdtConfig>() == 72 + 8 * MAX_PROBES);
+const _: () = assert!(size_of::<MdtExit>() == 40);
+const _: () = assert!(size_of::<types::mdt_outcome>() == 32);
+const _: () = assert!(size_of::<types::mdt_site_count>() == 32);
+const _: () = assert!(size_of::<types::mdt_latency_key>() == 16);
+const _: () = assert!(size_of::<types::mdt_latency>() == 8 * (LATENCY_BUCKETS + 1));
 const _: () = assert!(size_of::<types::mdt_agg_key>() == 32);
 const _: () = assert!(size_of::<types::mdt_site_key>() == 32);
 const _: () = assert!(size_of::<types::mdt_range>() == 16);

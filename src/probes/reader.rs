@@ -12,13 +12,22 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, RingBuffer, RingBufferBuilder};
 
 use super::stacks::{slot_of, StackTable};
-use super::{MdtEvent, Probes};
+use super::{MdtEvent, MdtExit, Probes};
+
+/// One record of the ring: a call's entry (the event) or, with the exit
+/// probes armed, its return (joined to the entry by the session).
+#[derive(Debug, Clone, Copy)]
+pub enum Record<'a> {
+    Event(&'a MdtEvent),
+    Exit(&'a MdtExit),
+}
 
 /// What the reader has taken from the ring, counted as it goes.
 #[derive(Debug, Default)]
 struct Counts {
-    /// Records taken from the ring (decodable or not).
+    /// Event records taken from the ring (decodable or not).
     received: AtomicU64,
+
     /// Records that could not be decoded (malformed): lost.
     undecodable: AtomicU64,
 }
@@ -38,13 +47,13 @@ impl std::fmt::Debug for EventReader<'_> {
 }
 
 impl<'cb> EventReader<'cb> {
-    /// A reader of `probes`' ring buffer that calls `on_event` for each
+    /// A reader of `probes`' ring buffer that calls `on_record` for each
     /// record, from [`EventReader::consume_batch`]. It does not borrow
     /// `probes` (it owns its own mapping of the ring and a handle of the
     /// kernel's stack memory).
-    pub fn new<F>(probes: &Probes, mut on_event: F) -> Result<Self>
+    pub fn new<F>(probes: &Probes, mut on_record: F) -> Result<Self>
     where
-        F: FnMut(&MdtEvent) + 'cb,
+        F: FnMut(Record<'_>) + 'cb,
     {
         let counts = Arc::new(Counts::default());
         let in_cb = counts.clone();
@@ -54,13 +63,17 @@ impl<'cb> EventReader<'cb> {
         let mut builder = RingBufferBuilder::new();
         builder
             .add(&probes.skel.maps.events, move |data: &[u8]| {
+                if data.len() == std::mem::size_of::<MdtExit>() {
+                    on_record(Record::Exit(&MdtExit::from_record(data)));
+                    return 0;
+                }
                 in_cb.received.fetch_add(1, Ordering::Relaxed);
                 match MdtEvent::from_record(data, &mut stacks) {
                     Some(ev) => {
                         if ev.stack_lost() {
                             forget_in_kernel(&sent_stacks, ev.stack_id);
                         }
-                        on_event(&ev);
+                        on_record(Record::Event(&ev));
                     }
                     None => {
                         in_cb.undecodable.fetch_add(1, Ordering::Relaxed);
@@ -106,7 +119,7 @@ impl<'cb> EventReader<'cb> {
         Ok(())
     }
 
-    /// Records taken from the ring so far.
+    /// Event records taken from the ring so far (exit records apart).
     pub fn received(&self) -> u64 {
         self.counts.received.load(Ordering::Relaxed)
     }

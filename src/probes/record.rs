@@ -2,9 +2,9 @@
 //! (or the stack of an earlier record, by id), the key bytes; and the
 //! accessors for its arrays and flags.
 
-use super::skel::types::mdt_event_flags;
+use super::skel::types::{mdt_event_flags, mdt_exit_flags};
 use super::stacks::StackTable;
-use super::{MdtEvent, ProbeKind, MAX_KEY_BYTES, MAX_STACK_DEPTH};
+use super::{MdtEvent, MdtExit, ProbeKind, MAX_KEY_BYTES, MAX_STACK_DEPTH};
 
 /// Accessors for the fixed-size arrays and bit flags of an event.
 impl MdtEvent {
@@ -108,6 +108,38 @@ impl MdtEvent {
     /// a string-keyed map).
     pub fn key_is_string(&self) -> bool {
         self.has_flag(mdt_event_flags::MDT_EV_KEY_STRING)
+    }
+}
+
+impl MdtExit {
+    /// Decodes an exit record: exactly `size_of::<MdtExit>()` bytes (the
+    /// reader tells the two kinds of record apart by their size).
+    pub fn from_record(data: &[u8]) -> Self {
+        let mut x = Self::default();
+        let n = data.len().min(std::mem::size_of::<Self>());
+        // SAFETY: at most size_of::<MdtExit>() bytes are copied into a live,
+        // exclusively borrowed MdtExit from a distinct slice at least that
+        // long; MdtExit is a #[repr(C)] struct of plain integers, so any
+        // byte pattern is a valid value.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), (&raw mut x).cast::<u8>(), n);
+        }
+        x
+    }
+
+    /// The delete removed an entry (the map's count went down).
+    pub fn removed(&self) -> bool {
+        self.flags & mdt_exit_flags::MDT_EXIT_REMOVED.0 != 0
+    }
+
+    /// The count could not be read at the entry or at the exit.
+    pub fn len_fault(&self) -> bool {
+        self.flags & mdt_exit_flags::MDT_EXIT_LEN_FAULT.0 != 0
+    }
+
+    /// Nanoseconds from the entry probe to the exit probe.
+    pub fn duration_ns(&self) -> u64 {
+        self.ts_ns.saturating_sub(self.entry_ts_ns)
     }
 }
 

@@ -8,14 +8,17 @@
 //! - [`signals`]: the stop requests;
 //! - [`traced`]: the process, attached to or launched.
 
+mod join;
+mod latency;
 mod observe;
 mod options;
 mod pump;
 mod signals;
 mod traced;
 
+use self::latency::LatencyClock;
 pub use self::observe::{LiveTotals, Observation, Observer, OBSERVE_INTERVAL};
-pub use self::options::{Mode, Options, TargetSpec};
+pub use self::options::{Latency, Mode, Options, TargetSpec};
 use self::pump::{report_lost, Pump};
 pub use self::signals::Signals;
 use self::traced::Target;
@@ -30,10 +33,11 @@ use anyhow::{bail, Context, Result};
 
 use crate::bounded::Limits;
 use crate::decode::{totals, DecodeOptions, Decoder, ProbeInfo};
+use crate::events::OutcomeTotals;
 use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
 use crate::output::{FunctionCount, Sink, Summary};
-use crate::probes::{EventReader, MdtEvent, ProbeConfig, ProbeKind, Probes};
+use crate::probes::{EventReader, ProbeConfig, ProbeKind, Probes, Record};
 use crate::process::launch;
 use crate::process::{self, ProcessWatch};
 
@@ -66,6 +70,8 @@ pub struct Session {
     /// the exact counters (moved into the pump while running).
     observer: Option<Box<dyn Observer + Send>>,
     observed: Option<Instant>,
+    /// When the exit points are armed.
+    latency: LatencyClock,
 }
 
 /// Why the session stopped.
@@ -127,6 +133,20 @@ impl Session {
             },
             _ => unreachable!("launch always resolves a program"),
         };
+        // Latency: every exit point of every attached function, by the
+        // probe id of its entry; their probe ids follow the entries'.
+        let mut exits = Vec::new();
+        let mut exit_offsets = Vec::new();
+        let mut exit_vas = Vec::new();
+        if options.latency.is_on() {
+            for (id, f) in attach_points.iter().enumerate() {
+                for x in &f.exit_points {
+                    exits.push(id as u32);
+                    exit_offsets.push(f.file_offset + x.offset);
+                    exit_vas.push(f.address + x.offset);
+                }
+            }
+        }
         let config = ProbeConfig {
             target_tgid: target.pid() as u32,
             goid_offset: layout.goid_offset as u32,
@@ -150,7 +170,13 @@ impl Session {
             } else {
                 Vec::new()
             },
-            probe_vas: attached.iter().map(|p| p.probe_va).collect(),
+            probe_vas: attached
+                .iter()
+                .map(|p| p.probe_va)
+                .chain(exit_vas)
+                .collect(),
+            exits,
+            weight_latency: options.latency.is_on() && matches!(options.mode, Mode::Stacks { .. }),
             ringbuf_bytes: match options.mode {
                 Mode::Records { .. } => options.limits.buffer_bytes,
                 // Nothing is sent: the smallest ring the kernel allows.
@@ -167,7 +193,15 @@ impl Session {
             .iter()
             .map(|f| f.probe_file_offset())
             .collect();
-        let probes = Probes::arm(config, &attach_path, &offsets, target.pid() as u32)?;
+        let mut probes = Probes::arm(
+            config,
+            &attach_path,
+            &offsets,
+            &exit_offsets,
+            target.pid() as u32,
+        )?;
+        let mut latency = LatencyClock::new(options.latency);
+        latency.start(&mut probes)?;
         let attach_time = started.elapsed();
         if let Target::Launched { child, .. } = &mut target {
             child.release()?;
@@ -184,6 +218,7 @@ impl Session {
             live: None,
             observer: None,
             observed: None,
+            latency,
         })
     }
 
@@ -198,6 +233,11 @@ impl Session {
             Target::Attached { watch, .. } => watch.try_clone().ok(),
             Target::Launched { .. } => None,
         }
+    }
+
+    /// When the exit points are armed.
+    pub fn latency(&self) -> Latency {
+        self.options.latency
     }
 
     pub fn limits(&self) -> Limits {
@@ -261,6 +301,11 @@ impl Session {
         };
         let hits = self.probes.hit_counts()?;
         let stats = self.probes.stats()?;
+        let (outcomes, latency) = if self.probes.has_exits() {
+            (self.probes.outcomes()?, self.probes.latency_histograms()?)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let target_up = match stopped {
             Some(reason) => reason != StopReason::TargetExited,
             None => !self.target.exited(),
@@ -273,6 +318,8 @@ impl Session {
         let mut obs = Observation {
             elapsed: self.started.elapsed(),
             sites: &sites,
+            outcomes: &outcomes,
+            latency: &latency,
             probes: &self.attached,
             hits: &hits,
             stats,
@@ -321,11 +368,14 @@ impl Session {
             lost: 0,
             records: 0,
             stack_lost: 0,
+            unmatched: 0,
             output_error: None,
             observer: self.observer.take(),
+            joiner: Default::default(),
         });
-        let reader =
-            EventReader::new(&self.probes, |raw: &MdtEvent| pump.borrow_mut().handle(raw))?;
+        let reader = EventReader::new(&self.probes, |record: Record<'_>| {
+            pump.borrow_mut().handle(record)
+        })?;
         let deadline = self.options.duration.map(|d| self.started + d);
         let mut lost_seen = 0;
         let mut forwarded = 0;
@@ -341,7 +391,9 @@ impl Session {
                 ticked = Instant::now();
                 let lost = self.lost_so_far(&reader)? + pump.borrow().lost;
                 lost_seen = report_lost(&pump, lost, lost_seen);
+                pump.borrow_mut().expire(false);
                 pump.borrow_mut().flush();
+                self.latency.tick(&mut self.probes)?;
                 self.publish_live();
                 self.observe(&mut pump.borrow_mut(), None)?;
             }
@@ -351,9 +403,12 @@ impl Session {
         };
         // Stop the probes first, then drain, so the totals and the records
         // describe the same set of deletes.
+        self.latency.stop();
         self.probes.detach_all();
         let drain_until = Instant::now() + STOP_DRAIN;
         while Instant::now() < drain_until && reader.consume_batch(BATCH)? == BATCH {}
+        // Calls still waiting for an exit will not see it now.
+        pump.borrow_mut().expire(true);
         let unread = self
             .probes
             .stats()?
@@ -367,6 +422,7 @@ impl Session {
         let mut summary = self.summary(pump.filtered_out, lost_seen, reason)?;
         summary.stack_lost = pump.stack_lost;
         summary.records = pump.records;
+        summary.unmatched = pump.unmatched;
         if pump.output_error.is_none() {
             let _ = pump.sink.summary(&summary);
         }
@@ -432,8 +488,14 @@ impl Session {
                 break reason;
             }
         };
+        self.latency.stop();
         self.probes.detach_all();
         let stats = self.probes.stats()?;
+        let durations = if self.probes.has_exits() {
+            self.probes.stack_durations()?
+        } else {
+            Default::default()
+        };
         let mut decoder = self.decoder();
         let mut counts = Vec::new();
         for (key, count) in self.probes.stack_counts()? {
@@ -457,6 +519,7 @@ impl Session {
                     })
                 .then_some(key.goid),
                 count,
+                total_ns: durations.get(&key).copied(),
             });
         }
         let mut summary = self.summary(0, stats.agg_full, reason)?;
@@ -508,9 +571,36 @@ impl Session {
                 Mode::Sites => 0.0,
                 _ => self.options.sample_rate,
             },
+            outcomes: self.outcome_totals()?,
+            unmatched: 0,
             target_exit,
             exit_status,
         })
+    }
+
+    /// The exact outcomes counted at the exits, if they were ever armed.
+    fn outcome_totals(&self) -> Result<Option<OutcomeTotals>> {
+        if !self.probes.has_exits() {
+            return Ok(None);
+        }
+        let stats = self.probes.stats()?;
+        let mut t = OutcomeTotals {
+            armed: if self.latency.always() {
+                self.started.elapsed()
+            } else {
+                self.latency.armed()
+            },
+            never_returned: stats.pending_replaced,
+            exits_without_entry: stats.exit_unmatched,
+            ..OutcomeTotals::default()
+        };
+        for o in self.probes.outcomes()? {
+            t.removed += o.removed;
+            t.absent += o.absent;
+            t.returned += o.matched;
+            t.total_ns += o.total_ns;
+        }
+        Ok(Some(t))
     }
 
     /// Launch mode: waits for the program after tracing stopped early
@@ -552,4 +642,7 @@ pub struct StackCount {
     pub key_type: Arc<str>,
     pub goid: Option<u64>,
     pub count: u64,
+    /// With the exit points armed (`--weight latency`): the calls' total
+    /// time, nanoseconds.
+    pub total_ns: Option<u64>,
 }

@@ -25,6 +25,44 @@ pub struct Options {
     pub duration: Option<Duration>,
     pub mode: Mode,
     pub limits: Limits,
+    /// Whether, and when, the exit points are armed.
+    pub latency: Latency,
+}
+
+/// The exit points (outcome and duration of each call) cost a second
+/// trap per call, a single-stepped one on most exits (docs/performance.md):
+/// they are armed always, in windows, or never.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Latency {
+    Off,
+    /// Every call (`--latency`).
+    Always,
+    /// Armed for windows of [`Latency::WINDOW`], one every
+    /// `WINDOW / fraction`, from the start (`--latency-sample FRACTION`):
+    /// outcomes and durations of the calls in those windows; the hit
+    /// counts stay exact.
+    Windows {
+        fraction: f64,
+    },
+}
+
+impl Latency {
+    /// How long the exit points stay armed in each window.
+    pub const WINDOW: Duration = Duration::from_secs(1);
+
+    pub fn is_on(self) -> bool {
+        self != Latency::Off
+    }
+
+    /// The duty cycle's period (one window each).
+    pub fn period(self) -> Option<Duration> {
+        match self {
+            Latency::Windows { fraction } if fraction > 0.0 && fraction < 1.0 => {
+                Some(Self::WINDOW.div_f64(fraction))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What the kernel produces for each delete, besides its exact count.

@@ -2,12 +2,14 @@
 //! written, counted on the way.
 
 use std::cell::RefCell;
+use std::time::Instant;
 
+use super::join::Joiner;
 use super::{Observer, Options};
 use crate::decode::Decoder;
 use crate::events::Event;
 use crate::output::Sink;
-use crate::probes::MdtEvent;
+use crate::probes::{MdtEvent, Record};
 
 /// Decodes, filters and writes events; remembers the first output error
 /// (a closed pipe ends the session instead of failing it).
@@ -23,12 +25,43 @@ pub(super) struct Pump<'s> {
     /// Records the sink took, and how many of them without their stack.
     pub(super) records: u64,
     pub(super) stack_lost: u64,
+    /// Records written without the outcome their exit was to bring.
+    pub(super) unmatched: u64,
     pub(super) output_error: Option<std::io::Error>,
     pub(super) observer: Option<Box<dyn Observer + Send>>,
+    /// Records waiting for their exit.
+    pub(super) joiner: Joiner,
 }
 
 impl Pump<'_> {
-    pub(super) fn handle(&mut self, raw: &MdtEvent) {
+    pub(super) fn handle(&mut self, record: Record<'_>) {
+        match record {
+            Record::Event(raw) => self.entry(raw),
+            Record::Exit(exit) => {
+                if let Some(event) = self.joiner.complete(exit) {
+                    self.deliver(event);
+                }
+            }
+        }
+    }
+
+    /// Releases the records that waited too long for their exit (all of
+    /// them once tracing has stopped): written without an outcome.
+    pub(super) fn expire(&mut self, stopped: bool) {
+        let now = (!stopped).then(Instant::now);
+        for event in self.joiner.expire(now) {
+            self.deliver_unmatched(event);
+        }
+    }
+
+    fn deliver_unmatched(&mut self, event: Event) {
+        if self.output_error.is_none() {
+            self.unmatched += 1;
+        }
+        self.deliver(event);
+    }
+
+    fn entry(&mut self, raw: &MdtEvent) {
         if self.output_error.is_some() {
             // The output is gone: what comes after is lost, not dropped.
             self.lost += 1;
@@ -48,6 +81,21 @@ impl Pump<'_> {
         }
         if !self.keep(&event) {
             self.filtered_out += 1;
+            return;
+        }
+        if raw.exit_expected != 0 {
+            for earlier in self.joiner.hold(raw, event, Instant::now()) {
+                self.deliver_unmatched(earlier);
+            }
+            return;
+        }
+        self.deliver(event);
+    }
+
+    /// Hands a record to the observer and the sink.
+    fn deliver(&mut self, event: Event) {
+        if self.output_error.is_some() {
+            self.lost += 1;
             return;
         }
         if let Some(observer) = &mut self.observer {

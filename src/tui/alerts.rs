@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::state::{clock, group, Column, Detail, Filter, Sort};
-use crate::monitor::alerts::rule::Func;
+use crate::monitor::alerts::rule::{Func, Measure};
 use crate::monitor::alerts::{AlertBoard, Notice, State};
 
 /// Alerts and resolutions the view keeps (the newest).
@@ -70,10 +70,17 @@ pub fn group_text(n: &Notice) -> String {
 /// `150` (deletes in the window) or `1,250/s`; `~` when estimated from
 /// sampled records.
 pub fn value_text(n: &Notice) -> String {
-    let mut s = num(n.value);
-    if n.rule.func == Func::Rate {
-        s.push_str("/s");
-    }
+    let mut s = match n.rule.measure {
+        Measure::Deletes => {
+            let mut s = num(n.value);
+            if n.rule.func == Func::Rate {
+                s.push_str("/s");
+            }
+            s
+        }
+        // A share or a latency: the rule's own words (`50%`, `5ms–10ms`).
+        _ => n.value_text(),
+    };
     if !n.exact {
         s.insert(0, '~');
     }
@@ -199,9 +206,18 @@ impl Alerts {
             g.push_str(&format!(" · {k} {v}"));
         }
         facts.push(("group".into(), g));
-        let unit = match r.func {
-            Func::Count => format!("deletes in {}", r.window_text()),
-            Func::Rate => format!("deletes/s over {}", r.window_text()),
+        let (value, unit, threshold) = match (r.measure, r.func) {
+            (Measure::Deletes, Func::Count) => (
+                num(n.value),
+                format!("deletes in {}", r.window_text()),
+                num(r.threshold),
+            ),
+            (Measure::Deletes, Func::Rate) => (
+                num(n.value),
+                format!("deletes/s over {}", r.window_text()),
+                num(r.threshold),
+            ),
+            _ => (n.value_text(), r.measure_text(), r.threshold_text()),
         };
         let how = if n.exact {
             "exact".to_string()
@@ -211,10 +227,8 @@ impl Alerts {
         facts.push((
             "value".into(),
             format!(
-                "{} {unit} (threshold {} {}) · {how}",
-                num(n.value),
+                "{value} {unit} (threshold {} {threshold}) · {how}",
                 r.op.symbol(),
-                num(r.threshold),
             ),
         ));
         for t in &n.top_stacks {
@@ -243,6 +257,7 @@ impl Alerts {
             facts,
             history: Vec::new(),
             keys: Vec::new(),
+            outcomes: None,
             stack: None,
             caller: None,
         })
@@ -318,6 +333,29 @@ mod tests {
         n.value = 12.25;
         n.exact = false;
         assert_eq!(value_text(&n), "~12.2/s");
+    }
+
+    #[test]
+    fn shares_and_latencies_are_written_as_such() {
+        let r = Arc::new(rule::parse("absent(caller) > 0.4 within 10s").unwrap());
+        let n = notice(State::Firing, &r, "x.go:1", 0.5);
+        assert_eq!(value_text(&n), "50%");
+        let board = AlertBoard::new();
+        let mut a = Alerts::new(true);
+        board.post(n);
+        a.update(&board);
+        let (lines, _) = a.lines(&Filter::default());
+        let facts = a.detail(lines[0].seq).unwrap().facts;
+        let value = &facts.iter().find(|(k, _)| k == "value").unwrap().1;
+        assert!(
+            value.starts_with(
+                "50% of the deletes measured in 10s were of absent keys (threshold > 40%)"
+            ),
+            "{value}"
+        );
+        let r = Arc::new(rule::parse("p99(map_type) > 1ms within 1m").unwrap());
+        let n = notice(State::Firing, &r, "main.UserMap", 2e6);
+        assert!(value_text(&n).contains("2ms"), "{}", value_text(&n));
     }
 
     #[test]

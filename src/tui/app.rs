@@ -30,6 +30,9 @@ pub struct TargetInfo {
     /// `swiss` or `hmap`.
     pub map_impl: String,
     pub sample_rate: f64,
+    /// The share of time the exit probes are armed (outcomes, latency):
+    /// `None` never, 1.0 always.
+    pub latency: Option<f64>,
     /// Wall clock (ns since the epoch) when the probes were armed.
     pub attached_ns: u64,
 }

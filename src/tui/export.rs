@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::app::App;
 use super::state::View;
-use super::state::{self, Filter, Stats};
+use super::state::{self, Filter, OutcomeSummary, Stats};
 use crate::output::flame::folded;
 
 /// What `e` writes, taken from the stats (under their lock) and written
@@ -118,6 +118,7 @@ fn aggregates(app: &App, stats: &Stats, filter: &Filter, now_sec: u64) -> serde_
             "maps": c.maps,
             "maps_capped": c.maps_overflow,
             "map_types": c.types.iter().map(|t| &**t).collect::<Vec<_>>(),
+            "outcomes": outcomes(&c.outcomes),
         })).collect::<Vec<_>>(),
         "maps": maps.iter().map(|m| json!({
             "map": format!("{:#x}", m.addr),
@@ -127,6 +128,26 @@ fn aggregates(app: &App, stats: &Stats, filter: &Filter, now_sec: u64) -> serde_
             "clears": m.clears,
             "rate": m.rate,
             "top_caller": m.top_caller.as_deref(),
+            "outcomes": outcomes(&m.outcomes),
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// A row's measured calls (those the exit probes were armed for): what the
+/// deletes found, and the bucket bounds of the median and the 99th
+/// percentile (`p50_ns` null when none was timed, or past the last bound:
+/// `p50` says which, as on screen).
+fn outcomes(o: &OutcomeSummary) -> serde_json::Value {
+    let ns = |q: Option<u64>| q.filter(|&b| b != u64::MAX);
+    let text = |q: Option<u64>| q.map(state::duration);
+    json!({
+        "timed": o.timed,
+        "removed": o.removed,
+        "absent": o.absent,
+        "absent_pct": o.absent_pct().map(|p| (p * 100.0).round() / 100.0),
+        "p50_ns": ns(o.p50),
+        "p99_ns": ns(o.p99),
+        "p50": text(o.p50),
+        "p99": text(o.p99),
     })
 }

@@ -43,7 +43,7 @@ use crate::gobin::MapImpl;
 use crate::monitor::alerts::AlertBoard;
 use crate::output::{Sink, Summary};
 use crate::process::ProcessWatch;
-use crate::session::{LiveTotals, Session, Signals};
+use crate::session::{Latency, LiveTotals, Session, Signals};
 
 /// Time between two frames when nothing happens.
 const FRAME: Duration = Duration::from_millis(100);
@@ -181,6 +181,11 @@ pub fn run(
             MapImpl::Hmap => "hmap".into(),
         },
         sample_rate,
+        latency: match session.latency() {
+            Latency::Off => None,
+            Latency::Always => Some(1.0),
+            Latency::Windows { fraction } => Some(fraction),
+        },
         attached_ns: wall_ns(),
     };
     let live = session.live_totals();

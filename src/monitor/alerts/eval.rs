@@ -6,6 +6,14 @@
 //! every observation); rules on `map` or `key` are fed the delete records
 //! (with `--sample` below 1: scaled by 1/rate, and marked not exact).
 //!
+//! `absent()` rules are fed the kernel's exact outcome counts per call
+//! site (deletes that removed an entry / found none, with the exit points
+//! armed), `pNN()` rules the exact latency histograms per map type
+//! ([`LatencyDelta`]): their slots hold those, and a group's value is the
+//! share, or the quantile's bucket bound, of the slots in the window. A
+//! group with fewer measured calls in the window than the rule's `min`
+//! (1 by default) has no value: it neither fires nor resolves.
+//!
 //! A group fires once when its value crosses the threshold, then stays
 //! firing (no repeats) until the value falls back: a `resolved` notice.
 //! With a cooldown, a group that fired does not fire again before the
@@ -15,10 +23,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::rule::{parse_address, Func};
+use super::rule::{parse_address, Func, Measure};
 use super::{AlertBoard, Dim, Notice, Rule, State, TopStack};
-use crate::events::{is_runtime_internal, Event, Frame, KeyValue, Role, Stack};
-use crate::monitor::sites::Site;
+use crate::events::{is_runtime_internal, Event, Frame, KeyValue, Outcome, Role, Stack};
+use crate::monitor::latency::LatencyDelta;
+use crate::monitor::sites::{Site, SiteDelta};
+use crate::probes::Histogram;
 
 /// Finest resolution of the sliding windows.
 const SLOT: Duration = Duration::from_millis(250);
@@ -32,9 +42,49 @@ const RECENT: usize = 8192;
 /// Stacks in an alert.
 const TOP_STACKS: usize = 3;
 
+/// What one slot of a group holds: one kind per rule (its [`Measure`]).
+#[derive(Debug, Clone)]
+enum Amount {
+    /// Deletes (count, rate).
+    Deletes(u64),
+    /// Deletes whose outcome was measured, and those of an absent key.
+    Outcomes { measured: u64, absent: u64 },
+    /// The calls' durations (boxed: most groups count deletes).
+    Durations(Box<Histogram>),
+}
+
+impl Amount {
+    fn add(&mut self, other: Amount) {
+        match (self, other) {
+            (Amount::Deletes(a), Amount::Deletes(b)) => *a += b,
+            (
+                Amount::Outcomes { measured, absent },
+                Amount::Outcomes {
+                    measured: m,
+                    absent: a,
+                },
+            ) => {
+                *measured += m;
+                *absent += a;
+            }
+            (Amount::Durations(h), Amount::Durations(o)) => h.add(&o),
+            (a, b) => debug_assert!(false, "one rule, one kind of amount: {a:?} + {b:?}"),
+        }
+    }
+
+    /// Deletes, measured deletes, or calls.
+    fn calls(&self) -> u64 {
+        match self {
+            Amount::Deletes(n) => *n,
+            Amount::Outcomes { measured, .. } => *measured,
+            Amount::Durations(h) => h.count(),
+        }
+    }
+}
+
 struct Group {
-    /// (slot, count), oldest first.
-    slots: VecDeque<(u64, u64)>,
+    /// (slot, what it holds), oldest first.
+    slots: VecDeque<(u64, Amount)>,
     context: Vec<(&'static str, String)>,
     /// Firing since (wall clock).
     firing: Option<SystemTime>,
@@ -48,6 +98,9 @@ struct RuleState {
 
 struct Recent {
     at: Instant,
+    /// A clear (only `pNN(op="clear")` rules read those).
+    clear: bool,
+    outcome: Option<Outcome>,
     map: u64,
     map_type: Arc<str>,
     key: String,
@@ -129,14 +182,15 @@ impl Evaluator {
         self.lost |= lost;
     }
 
-    /// A delete record (record-based rules; top stacks for every rule).
+    /// A delete or clear record (record-based rules count the deletes; top
+    /// stacks for every rule).
     pub fn event(&mut self, ev: &Event, now: Instant) {
-        if ev.kind != Role::Delete {
-            return;
-        }
+        let clear = ev.kind == Role::Clear;
         let caller = ev.caller_frame().cloned();
         let recent = Recent {
             at: now,
+            clear,
+            outcome: ev.outcome,
             map: ev.map,
             map_type: ev.map_type.clone(),
             key: key_text(&ev.key),
@@ -146,7 +200,7 @@ impl Evaluator {
         let start = self.start;
         for rs in &mut self.rules {
             let slot = slot_at(start, &rs.rule, now);
-            if rs.rule.exact() || !record_matches(&rs.rule, &recent) {
+            if clear || rs.rule.exact() || !record_matches(&rs.rule, &recent) {
                 continue;
             }
             let (value, context) = match rs.rule.group {
@@ -164,7 +218,14 @@ impl Evaluator {
                     None => ("unknown".into(), vec![]),
                 },
             };
-            add(rs, value, context, slot, 1, &mut self.groups_dropped);
+            add(
+                rs,
+                value,
+                context,
+                slot,
+                Amount::Deletes(1),
+                &mut self.groups_dropped,
+            );
         }
         self.recent.push_back(recent);
         if self.recent.len() > RECENT {
@@ -172,15 +233,26 @@ impl Evaluator {
         }
     }
 
-    /// Exact increments per call site since the last observation.
-    pub fn sites(&mut self, deltas: &[(Site, u64)], now: Instant) {
+    /// Exact increments per call site since the last observation: calls
+    /// for count and rate rules, outcomes for absent() rules.
+    pub fn sites(&mut self, deltas: &[SiteDelta], now: Instant) {
         let start = self.start;
         for rs in &mut self.rules {
             let slot = slot_at(start, &rs.rule, now);
             if !rs.rule.exact() {
                 continue;
             }
-            for (site, delta) in deltas {
+            let measure = rs.rule.measure;
+            for d in deltas {
+                let site = &d.site;
+                let amount = match measure {
+                    Measure::Deletes if d.calls > 0 => Amount::Deletes(d.calls),
+                    Measure::Absent if d.removed + d.absent > 0 => Amount::Outcomes {
+                        measured: d.removed + d.absent,
+                        absent: d.absent,
+                    },
+                    _ => continue,
+                };
                 if site.clear || !site_matches(&rs.rule, site) {
                     continue;
                 }
@@ -191,7 +263,35 @@ impl Evaluator {
                         vec![("function", site.caller_func.to_string())],
                     ),
                 };
-                add(rs, value, context, slot, *delta, &mut self.groups_dropped);
+                add(rs, value, context, slot, amount, &mut self.groups_dropped);
+            }
+        }
+    }
+
+    /// The latency histograms' increments (exit points armed) since the
+    /// last observation, for the pNN() rules.
+    pub fn latency(&mut self, deltas: &[LatencyDelta], now: Instant) {
+        let start = self.start;
+        for rs in &mut self.rules {
+            let Measure::Quantile(q) = rs.rule.measure else {
+                continue;
+            };
+            let slot = slot_at(start, &rs.rule, now);
+            for d in deltas {
+                if d.clear != q.clears
+                    || d.delta.count() == 0
+                    || !type_matches(&rs.rule, &d.map_type)
+                {
+                    continue;
+                }
+                add(
+                    rs,
+                    d.map_type.to_string(),
+                    vec![],
+                    slot,
+                    Amount::Durations(Box::new(d.delta)),
+                    &mut self.groups_dropped,
+                );
             }
         }
     }
@@ -214,17 +314,16 @@ impl Evaluator {
             let mut resolve = Vec::new();
             let groups = &mut self.rules[i].groups;
             groups.retain(|name, g| {
-                while g.slots.front().is_some_and(|&(s, _)| s < first) {
+                while g.slots.front().is_some_and(|(s, _)| *s < first) {
                     g.slots.pop_front();
                 }
-                let count: u64 = g.slots.iter().map(|&(_, c)| c).sum();
-                let mut value = count as f64;
-                if !rule.exact() {
-                    value *= scale;
-                }
-                if rule.func == Func::Rate {
-                    value /= rule.window.as_secs_f64();
-                }
+                // No value (too few measured calls): no change either way.
+                let Some(value) = window_value(&rule, &g.slots, scale) else {
+                    let cooling = g
+                        .last_fired
+                        .is_some_and(|t| now.saturating_duration_since(t) < self.cooldown);
+                    return !g.slots.is_empty() || g.firing.is_some() || cooling;
+                };
                 let above = rule.op.holds(value, rule.threshold);
                 match g.firing {
                     None if above => {
@@ -250,7 +349,7 @@ impl Evaluator {
                 !g.slots.is_empty() || g.firing.is_some() || cooling
             });
             for (group, value, context, fired_at) in fire {
-                let top_stacks = self.top_stacks(&rule, &group, now);
+                let top_stacks = self.top_stacks(&rule, &group, value, now);
                 out.push(self.notice(
                     State::Firing,
                     &rule,
@@ -311,14 +410,31 @@ impl Evaluator {
         })
     }
 
-    /// The most frequent stacks of the group's records in the window.
-    fn top_stacks(&self, rule: &Rule, group: &str, now: Instant) -> Vec<TopStack> {
+    /// The most frequent stacks of the group's records in the window: of
+    /// its deletes; for absent(), of its deletes of absent keys; for pNN(),
+    /// of its calls (deletes or clears) in the bucket of the quantile
+    /// (`value`) or above.
+    fn top_stacks(&self, rule: &Rule, group: &str, value: f64, now: Instant) -> Vec<TopStack> {
         let mut counts: HashMap<Vec<String>, (u64, String)> = HashMap::new();
+        let slow_bucket = Histogram::bucket_of(if value.is_finite() {
+            value as u64
+        } else {
+            u64::MAX
+        });
         for r in self.recent.iter().rev() {
             if now.saturating_duration_since(r.at) > rule.window {
                 break;
             }
-            if !record_matches(rule, r) || !in_group(rule.group, group, r) {
+            let wanted = match rule.measure {
+                Measure::Deletes => !r.clear,
+                Measure::Absent => !r.clear && r.outcome.is_some_and(|o| o.removed == Some(false)),
+                Measure::Quantile(q) => {
+                    r.clear == q.clears
+                        && r.outcome
+                            .is_some_and(|o| Histogram::bucket_of(o.duration_ns) >= slow_bucket)
+                }
+            };
+            if !wanted || !record_matches(rule, r) || !in_group(rule.group, group, r) {
                 continue;
             }
             let frames: Vec<String> = r
@@ -369,19 +485,90 @@ fn slot_at(start: Instant, rule: &Rule, now: Instant) -> u64 {
     (now.saturating_duration_since(start).as_millis() / slot_ms(rule)) as u64
 }
 
+/// A group's value over the slots of its window: deletes (scaled when
+/// estimated from sampled records) or deletes per second; the share of
+/// absent keys; the quantile's bucket bound. None without enough measured
+/// calls (the rule's `min`, at least 1).
+fn window_value(rule: &Rule, slots: &VecDeque<(u64, Amount)>, scale: f64) -> Option<f64> {
+    let min = rule.min.max(1);
+    match rule.measure {
+        Measure::Deletes => {
+            let count: u64 = slots.iter().map(|(_, a)| a.calls()).sum();
+            let mut value = count as f64;
+            if !rule.exact() {
+                value *= scale;
+            }
+            if rule.func == Func::Rate {
+                value /= rule.window.as_secs_f64();
+            }
+            Some(value)
+        }
+        Measure::Absent => {
+            let (mut measured, mut absent) = (0u64, 0u64);
+            for (_, a) in slots {
+                if let Amount::Outcomes {
+                    measured: m,
+                    absent: x,
+                } = a
+                {
+                    measured += m;
+                    absent += x;
+                }
+            }
+            (measured >= min).then(|| absent as f64 / measured as f64)
+        }
+        Measure::Quantile(q) => {
+            let mut h = Histogram::default();
+            for (_, a) in slots {
+                if let Amount::Durations(d) = a {
+                    h.add(d);
+                }
+            }
+            if h.count() < min {
+                return None;
+            }
+            Some(match quantile_bound(&h, q.per_100k) {
+                u64::MAX => f64::INFINITY,
+                b => b as f64,
+            })
+        }
+    }
+}
+
+/// The upper bound (ns) of the bucket holding quantile `per_100k`/100000
+/// of `h` (not empty): the bucket of the call of rank ⌈q·n⌉ (at least 1),
+/// in integers; `u64::MAX` past the last bound.
+fn quantile_bound(h: &Histogram, per_100k: u32) -> u64 {
+    let total = h.count();
+    let rank = (u128::from(total) * u128::from(per_100k))
+        .div_ceil(100_000)
+        .max(1);
+    let mut seen = 0u128;
+    for (i, &n) in h.buckets.iter().enumerate() {
+        seen += u128::from(n);
+        if seen >= rank {
+            return crate::probes::LATENCY_BOUNDS_NS
+                .get(i)
+                .copied()
+                .unwrap_or(u64::MAX);
+        }
+    }
+    u64::MAX
+}
+
 fn add(
     rs: &mut RuleState,
     value: String,
     context: Vec<(&'static str, String)>,
     slot: u64,
-    n: u64,
+    amount: Amount,
     dropped: &mut u64,
 ) {
     let full = rs.groups.len() >= MAX_GROUPS;
     let g = match rs.groups.get_mut(&value) {
         Some(g) => g,
         None if full => {
-            *dropped += n;
+            *dropped += amount.calls();
             return;
         }
         None => rs.groups.entry(value).or_insert_with(|| Group {
@@ -392,8 +579,8 @@ fn add(
         }),
     };
     match g.slots.back_mut() {
-        Some((s, c)) if *s == slot => *c += n,
-        _ => g.slots.push_back((slot, n)),
+        Some((s, a)) if *s == slot => a.add(amount),
+        _ => g.slots.push_back((slot, amount)),
     }
 }
 
@@ -423,6 +610,15 @@ fn in_group(dim: Dim, group: &str, r: &Recent) -> bool {
             .as_ref()
             .map_or(group == "unknown", |f| frame_label(f) == group),
     }
+}
+
+/// A latency histogram's map type against a pNN() rule's filters (all on
+/// map_type).
+fn type_matches(rule: &Rule, map_type: &str) -> bool {
+    rule.filters.iter().all(|(dim, want)| match dim {
+        Dim::MapType => map_type == want,
+        _ => false,
+    })
 }
 
 fn site_matches(rule: &Rule, s: &Site) -> bool {
@@ -562,16 +758,292 @@ mod tests {
             label_map_type: "main.UserMap".into(),
             label_caller: "users.go:42".into(),
             count: 0,
+            removed: 0,
+            absent: 0,
+        };
+        let delta = |clear: bool, calls: u64| SiteDelta {
+            site: site(clear),
+            calls,
+            removed: 0,
+            absent: 0,
         };
         let t0 = e.start;
-        e.sites(&[(site(false), 60), (site(true), 500)], t0);
+        e.sites(&[delta(false, 60), delta(true, 500)], t0);
         assert!(e.evaluate(t0).is_empty(), "clears don't count");
-        e.sites(&[(site(false), 41)], t0 + Duration::from_millis(500));
+        e.sites(&[delta(false, 41)], t0 + Duration::from_millis(500));
         let fired = e.evaluate(t0 + Duration::from_millis(500));
         assert_eq!(fired.len(), 1);
         assert_eq!(
             (fired[0].group.1.as_str(), fired[0].value, fired[0].exact),
             ("users.go:42", 101.0, true)
         );
+    }
+
+    fn site_at(caller: &str, func: &str) -> Site {
+        Site {
+            clear: false,
+            map_type: "main.UserMap".into(),
+            caller: caller.into(),
+            caller_func: func.into(),
+            caller_path: format!("/src/{caller}").into(),
+            label_map_type: "main.UserMap".into(),
+            label_caller: caller.into(),
+            count: 0,
+            removed: 0,
+            absent: 0,
+        }
+    }
+
+    /// `calls` deletes at `caller`, `removed` + `absent` of them measured.
+    fn outcomes(caller: &str, calls: u64, removed: u64, absent: u64) -> SiteDelta {
+        SiteDelta {
+            site: site_at(caller, "main.prune"),
+            calls,
+            removed,
+            absent,
+        }
+    }
+
+    #[test]
+    fn absent_share_fires_and_resolves_on_exact_outcomes() {
+        let mut e = evaluator("absent(caller) > 0.4 within 2s", Duration::ZERO, 0.01);
+        let t0 = e.start;
+        // Calls without measured outcomes (exits not armed): no value.
+        e.sites(&[outcomes("users.go:42", 100, 0, 0)], t0);
+        assert!(e.evaluate(t0).is_empty());
+        e.sites(
+            &[
+                outcomes("users.go:42", 10, 5, 5),
+                outcomes("other.go:7", 10, 10, 0),
+            ],
+            t0 + Duration::from_millis(500),
+        );
+        let fired = e.evaluate(t0 + Duration::from_millis(500));
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        let n = &fired[0];
+        assert_eq!(
+            (n.state, n.group.1.as_str(), n.value, n.exact),
+            (State::Firing, "users.go:42", 0.5, true)
+        );
+        assert_eq!(n.context, vec![("function", "main.prune".to_string())]);
+        assert!(
+            n.line().ends_with(
+                "— 50% of the deletes measured in 2s were of absent keys (threshold 40%)"
+            ),
+            "{}",
+            n.line()
+        );
+        // The window slides past them: no value, no change (still firing).
+        assert!(e.evaluate(t0 + Duration::from_secs(4)).is_empty());
+        assert_eq!(e.board.active().len(), 1);
+        // A measured window under the threshold resolves it.
+        e.sites(
+            &[outcomes("users.go:42", 10, 7, 3)],
+            t0 + Duration::from_secs(5),
+        );
+        let resolved = e.evaluate(t0 + Duration::from_secs(5));
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(
+            (resolved[0].state, resolved[0].value),
+            (State::Resolved, 0.3)
+        );
+        assert!(e.board.active().is_empty());
+    }
+
+    #[test]
+    fn absent_needs_its_min_of_measured_deletes() {
+        let mut e = evaluator(
+            r#"absent(map_type="main.UserMap") >= 50% within 5s min 10"#,
+            Duration::ZERO,
+            1.0,
+        );
+        let t0 = e.start;
+        e.sites(&[outcomes("users.go:42", 1, 0, 1)], t0);
+        assert!(e.evaluate(t0).is_empty(), "1 absent of 1: under min 10");
+        let t1 = t0 + Duration::from_millis(500);
+        e.sites(
+            &[
+                outcomes("users.go:42", 5, 3, 2),
+                outcomes("b.go:1", 4, 2, 2),
+            ],
+            t1,
+        );
+        let fired = e.evaluate(t1);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(
+            (fired[0].group.1.as_str(), fired[0].value),
+            ("main.UserMap", 0.5)
+        );
+        // Clears have no outcome and do not count.
+        let mut clear = outcomes("c.go:1", 5, 0, 5);
+        clear.site.clear = true;
+        let mut e = evaluator("absent(caller) > 0 within 5s", Duration::ZERO, 1.0);
+        e.sites(&[clear], t0);
+        assert!(e.evaluate(t0).is_empty());
+    }
+
+    fn histogram(durations: &[(u64, u64)]) -> Histogram {
+        let mut h = Histogram::default();
+        for &(ns, n) in durations {
+            for _ in 0..n {
+                h.record(ns);
+            }
+        }
+        h
+    }
+
+    fn latency(map_type: &str, clear: bool, durations: &[(u64, u64)]) -> LatencyDelta {
+        let h = histogram(durations);
+        LatencyDelta {
+            map_type: map_type.into(),
+            label_map_type: map_type.into(),
+            clear,
+            delta: h,
+            total: h,
+        }
+    }
+
+    #[test]
+    fn quantiles_from_the_histograms_fire_and_resolve() {
+        let mut e = evaluator("p99(map_type) > 1ms within 2s", Duration::ZERO, 0.01);
+        let t0 = e.start;
+        // 99 fast, 1 slow: the p99 (rank 99) is fast.
+        e.latency(
+            &[
+                latency("main.Cache", false, &[(400, 99), (1_500_000, 1)]),
+                // Clears are not this rule's.
+                latency("main.Cache", true, &[(3_000_000, 10)]),
+            ],
+            t0,
+        );
+        assert!(e.evaluate(t0).is_empty());
+        // 2 more slow: rank ⌈0.99·102⌉ = 101 is slow: its bucket is 1ms–2ms.
+        let t1 = t0 + Duration::from_millis(500);
+        e.latency(&[latency("main.Cache", false, &[(1_500_000, 2)])], t1);
+        let fired = e.evaluate(t1);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        let n = &fired[0];
+        assert_eq!(
+            (n.group.clone(), n.value, n.exact),
+            ((Dim::MapType, "main.Cache".to_string()), 2e6, true)
+        );
+        assert_eq!(n.value_text(), "1ms–2ms");
+        assert!(
+            n.line()
+                .ends_with("— p99 of the deletes measured in 2s: 1ms–2ms (threshold 1ms)"),
+            "{}",
+            n.line()
+        );
+        // Out of the window, no value: still firing; fast calls resolve it.
+        assert!(e.evaluate(t0 + Duration::from_secs(5)).is_empty());
+        let t2 = t0 + Duration::from_secs(6);
+        e.latency(&[latency("main.Cache", false, &[(400, 50)])], t2);
+        let resolved = e.evaluate(t2);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(
+            (resolved[0].state, resolved[0].value),
+            (State::Resolved, 500.0)
+        );
+    }
+
+    #[test]
+    fn quantiles_of_clears_filters_min_and_overflow() {
+        let mut e = evaluator(
+            r#"p99(map_type="map[int64]int", op="clear") > 100us within 10s min 2"#,
+            Duration::ZERO,
+            1.0,
+        );
+        let t0 = e.start;
+        e.latency(
+            &[
+                latency("map[int64]int", true, &[(3_000_000, 1)]),
+                latency("map[string]int", true, &[(3_000_000, 5)]),
+                latency("map[int64]int", false, &[(3_000_000, 5)]),
+            ],
+            t0,
+        );
+        assert!(e.evaluate(t0).is_empty(), "one clear: under min 2");
+        let t1 = t0 + Duration::from_millis(500);
+        e.latency(&[latency("map[int64]int", true, &[(50_000, 1)])], t1);
+        let fired = e.evaluate(t1);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(
+            (fired[0].group.1.as_str(), fired[0].value),
+            ("map[int64]int", 5e6)
+        );
+
+        // Past the last bound (1s): infinite, `>1s`, null in the JSON.
+        let mut e = evaluator("p50(map_type) > 1s within 5s", Duration::ZERO, 1.0);
+        e.latency(&[latency("main.Slow", false, &[(3_000_000_000, 3)])], t0);
+        let fired = e.evaluate(t0);
+        assert_eq!(fired.len(), 1);
+        assert!(fired[0].value.is_infinite());
+        assert_eq!(fired[0].value_text(), ">1s");
+        assert_eq!(fired[0].to_json()["value"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn quantile_ranks_are_exact() {
+        // 1000 calls, 1 slow: p99.9 (rank 999) is fast, p100 (rank 1000) slow.
+        let h = histogram(&[(100, 999), (2_000_000, 1)]);
+        assert_eq!(quantile_bound(&h, 99_900), 100);
+        assert_eq!(quantile_bound(&h, 100_000), 2_000_000);
+        assert_eq!(quantile_bound(&h, 1), 100);
+        let h = histogram(&[(100, 1), (2_000_000, 1)]);
+        assert_eq!(quantile_bound(&h, 50_000), 100);
+        assert_eq!(quantile_bound(&h, 50_001), 2_000_000);
+    }
+
+    #[test]
+    fn top_stacks_of_absent_keys_and_slow_calls() {
+        let frame = Frame::new("main.prune", "/src/users.go", 42, 0x2000, false);
+        let rec = |removed: bool, ns: u64, clear: bool| {
+            let mut ev = crate::events::testing::delete(
+                0xaaa,
+                KeyValue::Int(1),
+                std::slice::from_ref(&frame),
+            );
+            ev.map_type = "main.UserMap".into();
+            if clear {
+                ev.kind = Role::Clear;
+            }
+            ev.outcome = Some(Outcome {
+                duration_ns: ns,
+                removed: (!clear).then_some(removed),
+            });
+            ev
+        };
+        let mut e = evaluator("absent(caller) > 0.4 within 5s", Duration::ZERO, 1.0);
+        let t0 = e.start;
+        for i in 0..10 {
+            e.event(&rec(i % 2 == 0, 300, false), t0);
+        }
+        e.event(&rec(false, 300, true), t0);
+        e.sites(&[outcomes("users.go:42", 10, 5, 5)], t0);
+        let fired = e.evaluate(t0);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].top_stacks.len(), 1);
+        assert_eq!(fired[0].top_stacks[0].count, 5, "the absent keys' deletes");
+
+        let mut e = evaluator(
+            r#"p99(map_type, op="clear") > 100us within 5s"#,
+            Duration::ZERO,
+            1.0,
+        );
+        for _ in 0..3 {
+            e.event(&rec(false, 300, true), t0);
+        }
+        e.event(&rec(false, 3_000_000, true), t0);
+        e.event(&rec(false, 3_000_000, false), t0);
+        e.latency(
+            &[latency("main.UserMap", true, &[(300, 3), (3_000_000, 1)])],
+            t0,
+        );
+        // Rank ⌈0.99·4⌉ = 4: the slow clear's bucket (2ms–5ms).
+        let fired = e.evaluate(t0);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].value, 5e6);
+        assert_eq!(fired[0].top_stacks.len(), 1);
+        assert_eq!(fired[0].top_stacks[0].count, 1, "the slow clear only");
     }
 }

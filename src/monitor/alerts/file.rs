@@ -130,6 +130,25 @@ mod tests {
     }
 
     #[test]
+    fn outcome_and_latency_rules() {
+        let y = "alerts:\n  - name: misses\n    rule: absent(caller) > 50% within 1m min 10\n  - p99(map_type, op=\"clear\") > 1ms within 5m\n";
+        let rules = parse(y, Path::new("a.yaml")).unwrap();
+        assert_eq!(rules[0].measure, rule::Measure::Absent);
+        assert_eq!((rules[0].threshold, rules[0].min), (0.5, 10));
+        assert_eq!(rules[1].func_name(), "p99");
+        let e = parse(
+            "alerts = [\"p99(caller) > 1ms within 1m\"]\n",
+            Path::new("r.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("r.toml: rule 1 (\"p99(caller) > 1ms within 1m\"): column 5: ")
+                && !e.contains('\n'),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn errors_are_one_line_with_the_place() {
         let e = parse(
             "alerts = [\"count(map) >> 1 within 5m\"]\n",

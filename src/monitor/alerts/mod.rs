@@ -19,7 +19,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-pub use self::rule::{Dim, Rule};
+pub use self::rule::{Dim, Measure, Rule};
 
 /// Firing, or back under the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,8 +50,11 @@ pub struct Notice {
     pub group: (Dim, String),
     /// What else is known of the group (the map type of a map address, ...).
     pub context: Vec<(&'static str, String)>,
-    /// Deletes in the window (count) or deletes per second (rate); when
-    /// resolved, the value that resolved it.
+    /// Deletes in the window (count), deletes per second (rate), the share
+    /// of measured deletes of absent keys (absent, 0 to 1), or the upper
+    /// bound in ns of the latency bucket holding the quantile (pNN;
+    /// infinite past the last bound); when resolved, the value that
+    /// resolved it. [`Notice::value_text`] says it for people.
     pub value: f64,
     /// Counted in the kernel (exact), or from records (then scaled by
     /// 1/sample rate, and short of lost records).
@@ -74,6 +77,16 @@ fn number(v: f64) -> Value {
         json!(v as i64)
     } else {
         json!((v * 1000.0).round() / 1000.0)
+    }
+}
+
+/// A rule's value or threshold as JSON, in the rule's unit: shares with 6
+/// decimals, a quantile past the last bucket bound as null.
+fn value_json(rule: &Rule, v: f64) -> Value {
+    match rule.measure {
+        Measure::Absent => json!((v * 1e6).round() / 1e6),
+        Measure::Quantile(_) if !v.is_finite() => Value::Null,
+        _ => number(v),
     }
 }
 
@@ -101,9 +114,11 @@ impl Notice {
             "rule": r.text,
             "name": r.name,
             "group": group,
-            "value": number(self.value),
-            "threshold": number(r.threshold),
-            "unit": match r.func { rule::Func::Count => "deletes", rule::Func::Rate => "deletes/s" },
+            "value": value_json(r, self.value),
+            "threshold": value_json(r, r.threshold),
+            "unit": r.unit(),
+            "value_text": self.value_text(),
+            "threshold_text": r.threshold_text(),
             "window": r.window_text(),
             "window_seconds": r.window.as_secs_f64(),
             "exact": self.exact,
@@ -114,19 +129,38 @@ impl Notice {
         })
     }
 
-    /// One human line: `FIRING count(map) > 100 within 5m: map=0xc0... (map_type=main.UserMap) value 150`.
+    /// The value for people: `150`, `12.5/s`, `50%` (absent), `2ms–5ms`
+    /// (the latency bucket holding the quantile; `>1s` past the last).
+    pub fn value_text(&self) -> String {
+        self.rule.value_text(self.value)
+    }
+
+    /// One human line: `ALERT count(map) > 100 within 5m: map=0xc0... (map_type=main.UserMap) — 150 deletes in 5m (threshold 100)`;
+    /// `— 50% of the deletes measured in 1m were of absent keys (threshold 40%)`;
+    /// `— p99 of the clears measured in 1m: 2ms–5ms (threshold 100µs)`.
     pub fn line(&self) -> String {
         let ctx: Vec<String> = self
             .context
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let unit = match self.rule.func {
-            rule::Func::Count => format!("deletes in {}", self.rule.window_text()),
-            rule::Func::Rate => format!("deletes/s over {}", self.rule.window_text()),
+        let r = &self.rule;
+        let (value, threshold) = match r.measure {
+            Measure::Deletes => (
+                format!("{} {}", number(self.value), r.measure_text()),
+                number(r.threshold).to_string(),
+            ),
+            Measure::Absent => (
+                format!("{} {}", self.value_text(), r.measure_text()),
+                r.threshold_text(),
+            ),
+            Measure::Quantile(_) => (
+                format!("{}: {}", r.measure_text(), self.value_text()),
+                r.threshold_text(),
+            ),
         };
         format!(
-            "{} {}: {}={}{} — {} {unit} (threshold {}){}",
+            "{} {}: {}={}{} — {value} (threshold {threshold}){}",
             match self.state {
                 State::Firing => "ALERT",
                 State::Resolved => "RESOLVED",
@@ -139,8 +173,6 @@ impl Notice {
             } else {
                 format!(" ({})", ctx.join(", "))
             },
-            number(self.value),
-            number(self.rule.threshold),
             if self.exact {
                 String::new()
             } else {
@@ -333,5 +365,53 @@ mod tests {
             s["text"].as_str().unwrap().contains("map=0xc000012345"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn shares_are_percents_and_latencies_durations() {
+        let rule = Arc::new(rule::parse("absent(caller) > 0.4 within 10s min 100").unwrap());
+        let mut n = (*notice(State::Firing, &rule, "x")).clone();
+        n.group = (Dim::Caller, "main.go:88".into());
+        n.context = vec![("function", "main.delSmall".into())];
+        n.value = 0.5;
+        let v = n.to_json();
+        assert_eq!(v["value"], 0.5);
+        assert_eq!(v["threshold"], 0.4);
+        assert_eq!(v["unit"], "ratio");
+        assert_eq!(v["value_text"], "50%");
+        assert_eq!(v["threshold_text"], "40%");
+        assert_eq!(v["group"]["caller"], "main.go:88");
+        assert_eq!(
+            n.line(),
+            "ALERT absent(caller) > 0.4 within 10s min 100: caller=main.go:88 (function=main.delSmall) — 50% of the deletes measured in 10s were of absent keys (threshold 40%)"
+        );
+
+        let rule = Arc::new(
+            rule::parse(r#"p99(map_type="map[int64]int", op="clear") > 100us within 10s"#).unwrap(),
+        );
+        let mut n = (*notice(State::Firing, &rule, "x")).clone();
+        n.group = (Dim::MapType, "map[int64]int".into());
+        n.context = vec![];
+        n.value = 5e6;
+        let v = n.to_json();
+        assert_eq!(v["value"], 5_000_000);
+        assert_eq!(v["threshold"], 100_000);
+        assert_eq!(v["unit"], "ns");
+        assert_eq!(v["value_text"], "2ms–5ms");
+        assert_eq!(v["threshold_text"], "100µs");
+        assert!(
+            n.line().ends_with(
+                "map_type=map[int64]int — p99 of the clears measured in 10s: 2ms–5ms (threshold 100µs)"
+            ),
+            "{}",
+            n.line()
+        );
+        assert!(n.slack()["text"].as_str().unwrap().contains("2ms–5ms"));
+
+        // Counts keep their texts.
+        let rule = Arc::new(rule::parse("count(map) > 100 within 5m").unwrap());
+        let n = notice(State::Firing, &rule, "0x1");
+        assert_eq!(n.to_json()["value_text"], "150");
+        assert!(n.line().ends_with("— 150 deletes in 5m (threshold 100)"));
     }
 }

@@ -1,22 +1,33 @@
 //! The alert rule language (documented in `docs/monitoring.md`):
 //!
 //! ```text
-//! rule      = func "(" item { "," item } ")" op threshold "within" duration
-//! func      = "count" | "rate"
-//! item      = dim | dim "=" string            a bare dim groups, dim="v" filters
+//! rule      = func "(" item { "," item } ")" op threshold "within" duration [ "min" calls ]
+//! func      = "count" | "rate" | "absent" | quantile
+//! quantile  = "p" NN [ "." N ]                  p50, p90, p99, p99.9 (up to 3 decimals)
+//! item      = dim | dim "=" string | "op" "=" ( "delete" | "clear" )
+//!                                              a bare dim groups, dim="v" filters
 //! dim       = "map" | "map_type" | "caller" | "key"
 //! op        = ">" | ">="
-//! threshold = number [ "/s" | "/m" | "/h" ]    the unit only with rate()
+//! threshold = number [ "/s" | "/m" | "/h" ]    count (a whole number), rate (per unit)
+//!           | share                            absent(): 0.5 or 50%, in [0, 1]
+//!           | latency                          pNN(): 100ns, 250us, 250µs, 1.5ms, 1s
 //! duration  = 30s, 5m, 1h30m, ...
+//! calls     = a whole number >= 1              absent() and pNN() only
 //! string    = "..." or '...' (backslash escapes \" \' \\)
 //! ```
 //!
 //! `count(map) > 100 within 5m`, `rate(caller) > 1000/s within 30s`,
 //! `count(map_type="main.UserMap") > 10 within 1m`,
-//! `count(key, map_type="main.UserMap") >= 3 within 10s`.
+//! `count(key, map_type="main.UserMap") >= 3 within 10s`,
+//! `absent(caller) > 0.5 within 1m min 10`,
+//! `p99(map_type="main.Cache") > 1ms within 5m`,
+//! `p99(map_type, op="clear") > 100us within 1m`.
 //!
 //! The first bare dimension groups; without one, the first filter's
-//! dimension does (one group: its value). Errors carry the 1-based column.
+//! dimension does (one group: its value). `absent()` reads the kernel's
+//! outcome counts per call site (map_type, caller only); `pNN()` the
+//! latency histograms per map type (map_type only; `op="clear"` for the
+//! clears instead of the deletes). Errors carry the 1-based column.
 
 use std::fmt;
 use std::time::Duration;
@@ -67,6 +78,107 @@ pub enum Func {
     Rate,
 }
 
+/// What a rule's value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// `count(...)` or `rate(...)` (the rule's [`Func`]): deletes.
+    Deletes,
+    /// `absent(...)`: the share (0 to 1) of the deletes whose outcome was
+    /// measured that found no entry.
+    Absent,
+    /// `pNN(...)`: the upper bound (ns) of the latency bucket holding the
+    /// quantile of the calls' durations (infinite past the last bound).
+    Quantile(Quantile),
+}
+
+/// The quantile of a `pNN(...)` rule and the calls it is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantile {
+    /// In 1/100000: p99 = 99_000, p99.9 = 99_900, p100 = 100_000.
+    pub per_100k: u32,
+    /// Of the clears (`op="clear"`), else of the deletes.
+    pub clears: bool,
+}
+
+impl Quantile {
+    /// `p99`, `p99.9`.
+    pub fn name(self) -> String {
+        let (whole, frac) = (self.per_100k / 1000, self.per_100k % 1000);
+        if frac == 0 {
+            format!("p{whole}")
+        } else {
+            let digits = format!("{frac:03}");
+            format!("p{whole}.{}", digits.trim_end_matches('0'))
+        }
+    }
+
+    /// `deletes` or `clears`.
+    pub fn calls(self) -> &'static str {
+        if self.clears {
+            "clears"
+        } else {
+            "deletes"
+        }
+    }
+}
+
+/// The last latency bucket bound (1 s): a quantile past it is only known
+/// to be past it.
+pub fn last_latency_bound_ns() -> u64 {
+    *crate::probes::LATENCY_BOUNDS_NS
+        .last()
+        .expect("latency bounds")
+}
+
+/// `100ns`, `250µs`, `1.5ms`, `1s`: the largest unit that keeps the number
+/// at least 1, up to 3 decimals.
+pub fn duration_text(ns: u64) -> String {
+    let (div, unit) = match ns {
+        n if n >= 1_000_000_000 => (1e9, "s"),
+        n if n >= 1_000_000 => (1e6, "ms"),
+        n if n >= 1_000 => (1e3, "µs"),
+        _ => (1.0, "ns"),
+    };
+    let v = format!("{:.3}", ns as f64 / div);
+    let v = v.trim_end_matches('0').trim_end_matches('.');
+    format!("{v}{unit}")
+}
+
+/// A share as a percent: `50%`, `33.3%`, `100%` (only when it is 1).
+pub fn percent_text(share: f64) -> String {
+    let p = share * 100.0;
+    let mut v = format!("{p:.1}");
+    if v == "100.0" && share < 1.0 {
+        v = "99.9".into();
+    }
+    let v = v.strip_suffix(".0").unwrap_or(&v);
+    format!("{v}%")
+}
+
+/// A number as in the JSON: integers without a fraction, else 3 decimals.
+fn plain(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 9e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{}", (v * 1000.0).round() / 1000.0)
+    }
+}
+
+/// The bucket holding `bound` (the upper bound of one, or infinite) as a
+/// range: `2ms–5ms`, `≤100ns` (the first), `>1s` (past the last).
+pub fn bucket_text(bound: f64) -> String {
+    let bounds = &crate::probes::LATENCY_BOUNDS_NS;
+    if !bound.is_finite() || bound > last_latency_bound_ns() as f64 {
+        return format!(">{}", duration_text(last_latency_bound_ns()));
+    }
+    let b = bound as u64;
+    match bounds.iter().position(|&x| x == b) {
+        Some(0) => format!("≤{}", duration_text(b)),
+        Some(i) => format!("{}–{}", duration_text(bounds[i - 1]), duration_text(b)),
+        None => format!("≤{}", duration_text(b)),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Gt,
@@ -96,16 +208,81 @@ pub struct Rule {
     pub text: String,
     /// A name from a rules file.
     pub name: Option<String>,
+    /// `count` or `rate` for [`Measure::Deletes`]; `Count` (and unused)
+    /// for the others.
     pub func: Func,
+    pub measure: Measure,
     pub group: Dim,
     pub filters: Vec<(Dim, String)>,
     pub op: Op,
-    /// Deletes (count) or deletes per second (rate).
+    /// Deletes (count), deletes per second (rate), a share from 0 to 1
+    /// (absent), or nanoseconds (a quantile).
     pub threshold: f64,
     pub window: Duration,
+    /// `absent()` and `pNN()`: the measured calls a group needs in the
+    /// window to have a value (`min N`; 1 when not given).
+    pub min: u64,
 }
 
 impl Rule {
+    /// `count`, `rate`, `absent`, `p99`, ...
+    pub fn func_name(&self) -> String {
+        match self.measure {
+            Measure::Deletes => match self.func {
+                Func::Count => "count".into(),
+                Func::Rate => "rate".into(),
+            },
+            Measure::Absent => "absent".into(),
+            Measure::Quantile(q) => q.name(),
+        }
+    }
+
+    /// The unit of `value` and `threshold` in the alert JSON: `deletes`,
+    /// `deletes/s`, `ratio` (absent, 0 to 1) or `ns` (a quantile).
+    pub fn unit(&self) -> &'static str {
+        match (self.measure, self.func) {
+            (Measure::Deletes, Func::Count) => "deletes",
+            (Measure::Deletes, Func::Rate) => "deletes/s",
+            (Measure::Absent, _) => "ratio",
+            (Measure::Quantile(_), _) => "ns",
+        }
+    }
+
+    /// A value of this rule for people: `150`, `12.5/s`, `50%`, `2ms–5ms`
+    /// (the bucket holding the quantile).
+    pub fn value_text(&self, v: f64) -> String {
+        match (self.measure, self.func) {
+            (Measure::Deletes, Func::Count) => plain(v),
+            (Measure::Deletes, Func::Rate) => format!("{}/s", plain(v)),
+            (Measure::Absent, _) => percent_text(v),
+            (Measure::Quantile(_), _) => bucket_text(v),
+        }
+    }
+
+    /// The threshold for people: `100`, `1000/s`, `40%`, `100µs`.
+    pub fn threshold_text(&self) -> String {
+        match (self.measure, self.func) {
+            (Measure::Deletes, Func::Count) => plain(self.threshold),
+            (Measure::Deletes, Func::Rate) => format!("{}/s", plain(self.threshold)),
+            (Measure::Absent, _) => percent_text(self.threshold),
+            (Measure::Quantile(_), _) => duration_text(self.threshold as u64),
+        }
+    }
+
+    /// What the value is of, after it: `deletes in 5m`, `deletes/s over
+    /// 30s`, `of the deletes measured in 1m were of absent keys`, ...
+    pub fn measure_text(&self) -> String {
+        let w = self.window_text();
+        match (self.measure, self.func) {
+            (Measure::Deletes, Func::Count) => format!("deletes in {w}"),
+            (Measure::Deletes, Func::Rate) => format!("deletes/s over {w}"),
+            (Measure::Absent, _) => format!("of the deletes measured in {w} were of absent keys"),
+            (Measure::Quantile(q), _) => {
+                format!("{} of the {} measured in {w}", q.name(), q.calls())
+            }
+        }
+    }
+
     /// Every dimension it uses is counted in the kernel: exact whatever the
     /// sampling.
     pub fn exact(&self) -> bool {
@@ -151,6 +328,7 @@ enum Tok {
     Eq,
     Op(Op),
     Slash,
+    Percent,
     End,
 }
 
@@ -166,6 +344,7 @@ impl Tok {
             Tok::Eq => "'='".into(),
             Tok::Op(op) => format!("'{}'", op.symbol()),
             Tok::Slash => "'/'".into(),
+            Tok::Percent => "'%'".into(),
             Tok::End => "the end of the rule".into(),
         }
     }
@@ -194,6 +373,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, RuleError> {
             ')' => Tok::RParen,
             ',' => Tok::Comma,
             '/' => Tok::Slash,
+            '%' => Tok::Percent,
             '=' if chars.get(i + 1) == Some(&'=') => {
                 i += 1;
                 Tok::Eq
@@ -207,7 +387,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, RuleError> {
             '<' => {
                 return err(
                     col,
-                    "'<' is not supported: a rule fires when a count or rate goes above its threshold (use '>' or '>=')".into(),
+                    "'<' is not supported: a rule fires when its value goes above its threshold (use '>' or '>=')".into(),
                 )
             }
             '"' | '\'' => {
@@ -238,13 +418,14 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, RuleError> {
             }
             c if c.is_ascii_digit() || c == '.' => {
                 let start = i;
+                // Units may be non-ASCII (250µs).
                 while i + 1 < chars.len()
-                    && (chars[i + 1].is_ascii_alphanumeric() || chars[i + 1] == '.')
+                    && (chars[i + 1].is_alphanumeric() || chars[i + 1] == '.')
                 {
                     i += 1;
                 }
                 let text: String = chars[start..=i].iter().collect();
-                // A duration (5m, 1h30m) is a word; a plain number a number.
+                // A duration (5m, 1h30m, 250us) is a word; a plain number a number.
                 match text.parse::<f64>() {
                     Ok(n) if n.is_finite() => Tok::Num(n),
                     _ => Tok::Word(text),
@@ -252,7 +433,22 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, RuleError> {
             }
             c if c.is_alphabetic() || c == '_' => {
                 let start = i;
-                while i + 1 < chars.len() && (chars[i + 1].is_alphanumeric() || chars[i + 1] == '_') {
+                loop {
+                    let next = chars.get(i + 1).copied();
+                    let more = match next {
+                        Some(n) if n.is_alphanumeric() || n == '_' => true,
+                        // The decimals of a quantile: p99.9.
+                        Some('.') => {
+                            chars[start] == 'p'
+                                && i > start
+                                && chars[start + 1..=i].iter().all(char::is_ascii_digit)
+                                && chars.get(i + 2).is_some_and(char::is_ascii_digit)
+                        }
+                        _ => false,
+                    };
+                    if !more {
+                        break;
+                    }
                     i += 1;
                 }
                 Tok::Word(chars[start..=i].iter().collect())
@@ -307,67 +503,153 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
         toks: lex(src)?,
         pos: 0,
     };
-    let func = match p.next() {
-        (Tok::Word(w), _) if w == "count" => Func::Count,
-        (Tok::Word(w), _) if w == "rate" => Func::Rate,
+    let (func, mut measure) = match p.next() {
+        (Tok::Word(w), _) if w == "count" => (Func::Count, Measure::Deletes),
+        (Tok::Word(w), _) if w == "rate" => (Func::Rate, Measure::Deletes),
+        (Tok::Word(w), _) if w == "absent" => (Func::Count, Measure::Absent),
+        (Tok::Word(w), col) if is_quantile_word(&w) => match parse_quantile(&w) {
+            Some(per_100k) => (
+                Func::Count,
+                Measure::Quantile(Quantile {
+                    per_100k,
+                    clears: false,
+                }),
+            ),
+            None => {
+                return p.fail(
+                    col,
+                    format!("'{w}': a quantile is p0.001 to p100, with at most 3 decimals (p50, p90, p99, p99.9)"),
+                )
+            }
+        },
         (tok, col) => {
             return p.fail(
                 col,
-                format!("expected count(...) or rate(...), found {}", tok.describe()),
+                format!(
+                    "expected count(...), rate(...), absent(...) or a quantile such as p99(...), found {}",
+                    tok.describe()
+                ),
             )
         }
+    };
+    let fname = match measure {
+        Measure::Quantile(q) => q.name(),
+        Measure::Absent => "absent".into(),
+        Measure::Deletes => String::new(),
     };
     p.expect(Tok::LParen, "'(' after the function")?;
     let mut group: Option<Dim> = None;
     let mut filters = Vec::new();
+    let mut op_given = false;
     loop {
         let (tok, col) = p.next();
-        let dim = match &tok {
-            Tok::Word(w) => Dim::parse(w),
-            _ => None,
-        };
-        let Some(dim) = dim else {
-            return p.fail(
-                col,
-                format!(
-                    "expected map, map_type, caller or key, found {}",
-                    tok.describe()
-                ),
-            );
-        };
-        if p.peek().0 == Tok::Eq {
+        if tok == Tok::Word("op".into()) {
+            let Measure::Quantile(q) = &mut measure else {
+                return p.fail(
+                    col,
+                    "op= selects the deletes or the clears of a latency rule (p99(...)): count(), rate() and absent() count deletes only",
+                );
+            };
+            if op_given {
+                return p.fail(col, "op= is given twice");
+            }
+            if p.peek().0 != Tok::Eq {
+                return p.fail(
+                    col,
+                    "op is a filter, not a grouping: op=\"delete\" (the default) or op=\"clear\"",
+                );
+            }
             p.next();
             match p.next() {
-                (Tok::Str(v), col) => {
-                    if dim == Dim::Map && parse_address(&v).is_none() {
-                        return p.fail(
-                            col,
-                            format!("map=\"{v}\": expected a map address such as \"0xc000012345\""),
-                        );
-                    }
-                    filters.push((dim, v));
-                }
-                (tok, col) => {
+                (Tok::Str(v), _) if v == "delete" => q.clears = false,
+                (Tok::Str(v), _) if v == "clear" => q.clears = true,
+                (Tok::Str(v), vcol) => {
                     return p.fail(
-                        col,
+                        vcol,
+                        format!("op=\"{v}\": expected \"delete\" or \"clear\""),
+                    )
+                }
+                (tok, vcol) => {
+                    return p.fail(
+                        vcol,
                         format!(
-                            "expected a quoted value after '{}=', found {}",
-                            dim.name(),
+                            "expected \"delete\" or \"clear\" after 'op=', found {}",
                             tok.describe()
                         ),
                     )
                 }
             }
-        } else if let Some(g) = group {
-            return p.fail(
-                col,
-                format!(
-                    "a rule groups by one dimension: already grouped by {}",
-                    g.name()
-                ),
-            );
+            op_given = true;
         } else {
-            group = Some(dim);
+            let dim = match &tok {
+                Tok::Word(w) => Dim::parse(w),
+                _ => None,
+            };
+            let Some(dim) = dim else {
+                let want = match measure {
+                    Measure::Deletes => "map, map_type, caller or key",
+                    Measure::Absent => "map_type or caller",
+                    Measure::Quantile(_) => "map_type or op",
+                };
+                return p.fail(col, format!("expected {want}, found {}", tok.describe()));
+            };
+            match measure {
+                Measure::Absent if !dim.exact() => {
+                    return p.fail(
+                        col,
+                        format!(
+                            "absent() reads the kernel's outcome counts, kept per map type and call site: group and filter by map_type or caller, not {}",
+                            dim.name()
+                        ),
+                    )
+                }
+                Measure::Quantile(_) if dim != Dim::MapType => {
+                    return p.fail(
+                        col,
+                        format!(
+                            "{fname}() reads the latency histograms, kept per map type: group and filter by map_type only, not {}",
+                            dim.name()
+                        ),
+                    )
+                }
+                _ => {}
+            }
+            if p.peek().0 == Tok::Eq {
+                p.next();
+                match p.next() {
+                    (Tok::Str(v), col) => {
+                        if dim == Dim::Map && parse_address(&v).is_none() {
+                            return p.fail(
+                                col,
+                                format!(
+                                    "map=\"{v}\": expected a map address such as \"0xc000012345\""
+                                ),
+                            );
+                        }
+                        filters.push((dim, v));
+                    }
+                    (tok, col) => {
+                        return p.fail(
+                            col,
+                            format!(
+                                "expected a quoted value after '{}=', found {}",
+                                dim.name(),
+                                tok.describe()
+                            ),
+                        )
+                    }
+                }
+            } else if let Some(g) = group {
+                return p.fail(
+                    col,
+                    format!(
+                        "a rule groups by one dimension: already grouped by {}",
+                        g.name()
+                    ),
+                );
+            } else {
+                group = Some(dim);
+            }
         }
         match p.next() {
             (Tok::Comma, _) => continue,
@@ -380,10 +662,10 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
             }
         }
     }
-    let group = match group.or_else(|| filters.first().map(|f| f.0)) {
-        Some(g) => g,
-        None => unreachable!("the loop reads at least one item"),
-    };
+    // Only op=...: a latency rule, whose histograms are per map type.
+    let group = group
+        .or_else(|| filters.first().map(|f| f.0))
+        .unwrap_or(Dim::MapType);
     let op = match p.next() {
         (Tok::Op(op), _) => op,
         (tok, col) => {
@@ -393,39 +675,11 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
             )
         }
     };
-    let (threshold, tcol) = match p.next() {
-        (Tok::Num(n), col) if n >= 0.0 => (n, col),
-        (tok, col) => {
-            return p.fail(
-                col,
-                format!("expected a threshold (a number), found {}", tok.describe()),
-            )
-        }
+    let threshold = match measure {
+        Measure::Deletes => delete_threshold(&mut p, func)?,
+        Measure::Absent => share_threshold(&mut p, op)?,
+        Measure::Quantile(_) => latency_threshold(&mut p, &fname)?,
     };
-    let mut threshold = threshold;
-    if p.peek().0 == Tok::Slash {
-        let (_, slash_col) = p.next();
-        if func == Func::Count {
-            return p.fail(
-                slash_col,
-                "a count threshold is a number of deletes: write rate(...) for a per-second threshold",
-            );
-        }
-        let per = match p.next() {
-            (Tok::Word(w), _) if w == "s" => 1.0,
-            (Tok::Word(w), _) if w == "m" => 60.0,
-            (Tok::Word(w), _) if w == "h" => 3600.0,
-            (tok, col) => {
-                return p.fail(
-                    col,
-                    format!("expected s, m or h after '/', found {}", tok.describe()),
-                )
-            }
-        };
-        threshold /= per;
-    } else if func == Func::Count && threshold.fract() != 0.0 {
-        return p.fail(tcol, "a count threshold is a whole number of deletes");
-    }
     match p.next() {
         (Tok::Word(w), _) if w == "within" => {}
         (tok, col) => {
@@ -458,23 +712,237 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
             format!("the window must be between 1s and 24h, not {dur_text}"),
         );
     }
+    let mut min = 1;
+    let mut after = "the window";
+    if p.peek().0 == Tok::Word("min".into()) {
+        let (_, mcol) = p.next();
+        if measure == Measure::Deletes {
+            return p.fail(
+                mcol,
+                "'min' is for absent() and pNN() rules (the measured calls a value needs); a count or rate threshold is a number of deletes already",
+            );
+        }
+        min = match p.next() {
+            (Tok::Num(n), _) if n >= 1.0 && n.fract() == 0.0 && n <= 1e15 => n as u64,
+            (tok, col) => {
+                return p.fail(
+                    col,
+                    format!(
+                    "expected a whole number of measured calls (at least 1) after 'min', found {}",
+                    tok.describe()
+                ),
+                )
+            }
+        };
+        after = "'min'";
+    }
     let (tok, col) = p.next();
     if tok != Tok::End {
-        return p.fail(
-            col,
-            format!("unexpected {} after the window", tok.describe()),
-        );
+        return p.fail(col, format!("unexpected {} after {after}", tok.describe()));
     }
     Ok(Rule {
         text: text.to_string(),
         name: None,
         func,
+        measure,
         group,
         filters,
         op,
         threshold,
         window,
+        min,
     })
+}
+
+/// A count or rate threshold: deletes, or deletes per second.
+fn delete_threshold(p: &mut Parser, func: Func) -> Result<f64, RuleError> {
+    let (mut threshold, tcol) = match p.next() {
+        (Tok::Num(n), col) if n >= 0.0 => (n, col),
+        (tok, col) => {
+            return p.fail(
+                col,
+                format!("expected a threshold (a number), found {}", tok.describe()),
+            )
+        }
+    };
+    if p.peek().0 == Tok::Slash {
+        let (_, slash_col) = p.next();
+        if func == Func::Count {
+            return p.fail(
+                slash_col,
+                "a count threshold is a number of deletes: write rate(...) for a per-second threshold",
+            );
+        }
+        let per = match p.next() {
+            (Tok::Word(w), _) if w == "s" => 1.0,
+            (Tok::Word(w), _) if w == "m" => 60.0,
+            (Tok::Word(w), _) if w == "h" => 3600.0,
+            (tok, col) => {
+                return p.fail(
+                    col,
+                    format!("expected s, m or h after '/', found {}", tok.describe()),
+                )
+            }
+        };
+        threshold /= per;
+    } else if func == Func::Count && threshold.fract() != 0.0 {
+        return p.fail(tcol, "a count threshold is a whole number of deletes");
+    }
+    Ok(threshold)
+}
+
+/// An absent() threshold: a share from 0 to 1 (`0.5`) or a percent (`50%`).
+fn share_threshold(p: &mut Parser, op: Op) -> Result<f64, RuleError> {
+    let (n, col) = match p.next() {
+        (Tok::Num(n), col) => (n, col),
+        (tok, col) => {
+            return p.fail(
+                col,
+                format!(
+                    "expected a share of the deletes (0.5, or 50%), found {}",
+                    tok.describe()
+                ),
+            )
+        }
+    };
+    let share = if p.peek().0 == Tok::Percent {
+        p.next();
+        if n > 100.0 {
+            return p.fail(col, format!("a share is at most 100%, not {n}%"));
+        }
+        n / 100.0
+    } else {
+        if n > 1.0 {
+            return p.fail(
+                col,
+                format!("a share is between 0 and 1: write 0.5 or 50% (not {n})"),
+            );
+        }
+        n
+    };
+    if p.peek().0 == Tok::Slash {
+        return p.fail(
+            p.peek().1,
+            "absent() is a share of the deletes, not a rate: no '/' unit",
+        );
+    }
+    if op == Op::Gt && share >= 1.0 {
+        return p.fail(
+            col,
+            "absent() > 1 never fires: the share is at most 1 (write >= 1 for 'every delete was of an absent key')",
+        );
+    }
+    Ok(share)
+}
+
+/// A pNN() threshold: a duration in ns, us, µs, ms or s; in ns.
+fn latency_threshold(p: &mut Parser, fname: &str) -> Result<f64, RuleError> {
+    let (ns, col) = match p.next() {
+        (Tok::Word(w), col) => match parse_latency(&w) {
+            Ok(ns) => (ns, col),
+            Err(m) => return p.fail(col, m),
+        },
+        (Tok::Num(n), col) => {
+            // `1 ms`: the unit as the next word.
+            let unit = match &p.peek().0 {
+                Tok::Word(u) => unit_ns(u),
+                _ => None,
+            };
+            match unit {
+                Some(f) if n >= 0.0 => {
+                    p.next();
+                    ((n * f).round() as u64, col)
+                }
+                _ => {
+                    return p.fail(
+                        col,
+                        format!("{fname}() compares a latency: the threshold needs a unit, ns, us, ms or s (e.g. 1ms, 100us)"),
+                    )
+                }
+            }
+        }
+        (tok, col) => {
+            return p.fail(
+                col,
+                format!(
+                    "expected a latency such as 100us or 1ms, found {}",
+                    tok.describe()
+                ),
+            )
+        }
+    };
+    let last = last_latency_bound_ns();
+    if ns > last {
+        return p.fail(
+            col,
+            format!(
+                "the latency histograms end at {}: a quantile above it is only known to be over {} (write > {})",
+                duration_text(last),
+                duration_text(last),
+                duration_text(last)
+            ),
+        );
+    }
+    Ok(ns as f64)
+}
+
+/// Nanoseconds per `ns`, `us`, `µs`, `ms`, `s`.
+fn unit_ns(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "ns" => 1.0,
+        "us" | "µs" | "μs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        _ => return None,
+    })
+}
+
+/// `250us`, `1.5ms`, `100ns`, `1s`: nanoseconds.
+pub fn parse_latency(text: &str) -> Result<u64, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let bad = || {
+        format!(
+            "bad latency '{text}': expected a number and ns, us, µs, ms or s (e.g. 100us, 1.5ms)"
+        )
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let f = unit_ns(unit).ok_or_else(bad)?;
+    Ok((n * f).round() as u64)
+}
+
+/// `p99`, `p99.9`: a word that names a quantile (maybe out of range).
+fn is_quantile_word(w: &str) -> bool {
+    w.strip_prefix('p')
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// `p99` → 99_000, `p99.9` → 99_900 (per 100000); None out of (0, 100]
+/// or past 3 decimals.
+fn parse_quantile(w: &str) -> Option<u32> {
+    let r = w.strip_prefix('p')?;
+    let (whole, frac) = r.split_once('.').unwrap_or((r, ""));
+    if whole.is_empty()
+        || whole.len() > 3
+        || frac.len() > 3
+        || !whole
+            .chars()
+            .chain(frac.chars())
+            .all(|c| c.is_ascii_digit())
+        || (r.contains('.') && frac.is_empty())
+    {
+        return None;
+    }
+    let whole: u32 = whole.parse().ok()?;
+    let frac: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<3}").parse().ok()?
+    };
+    let v = whole * 1000 + frac;
+    (v > 0 && v <= 100_000).then_some(v)
 }
 
 /// `0xc000012345` or a decimal address.
@@ -548,6 +1016,205 @@ mod tests {
         assert!(col("count(map) >> 1 within 5m")
             .1
             .contains("expected a threshold"));
+    }
+
+    #[test]
+    fn absent_and_quantile_rules_parse() {
+        let r = parse("absent(caller) > 0.5 within 1m").unwrap();
+        assert_eq!(
+            (r.measure, r.group, r.op, r.threshold, r.min),
+            (Measure::Absent, Dim::Caller, Op::Gt, 0.5, 1)
+        );
+        assert!(r.exact());
+        assert_eq!((r.func_name().as_str(), r.unit()), ("absent", "ratio"));
+        assert_eq!(r.threshold_text(), "50%");
+
+        let r = parse(r#"absent(map_type, map_type="main.Cache") >= 0.9 within 30s"#).unwrap();
+        assert_eq!((r.group, r.op), (Dim::MapType, Op::Ge));
+        assert_eq!(r.filters, vec![(Dim::MapType, "main.Cache".to_string())]);
+
+        let r = parse("absent(caller) > 40% within 1m min 10").unwrap();
+        assert_eq!((r.threshold, r.min), (0.4, 10));
+        assert_eq!(
+            parse("absent(caller) >= 1 within 1m").unwrap().threshold,
+            1.0
+        );
+
+        let r = parse(r#"p99(map_type="main.Cache") > 1ms within 5m"#).unwrap();
+        let q = Quantile {
+            per_100k: 99_000,
+            clears: false,
+        };
+        assert_eq!(
+            (r.measure, r.group, r.threshold, r.min),
+            (Measure::Quantile(q), Dim::MapType, 1e6, 1)
+        );
+        assert!(r.exact());
+        assert_eq!((r.func_name().as_str(), r.unit()), ("p99", "ns"));
+        assert_eq!(r.threshold_text(), "1ms");
+
+        let r = parse("p99(map_type) > 100us within 1m").unwrap();
+        assert_eq!((r.group, r.threshold), (Dim::MapType, 100_000.0));
+        assert!(r.filters.is_empty());
+
+        let r = parse(r#"p99.9(map_type, op="clear") > 1.5 ms within 10s min 3"#).unwrap();
+        let q = Quantile {
+            per_100k: 99_900,
+            clears: true,
+        };
+        assert_eq!(
+            (r.measure, r.threshold, r.min),
+            (Measure::Quantile(q), 1.5e6, 3)
+        );
+        assert_eq!(r.func_name(), "p99.9");
+        assert_eq!(r.threshold_text(), "1.5ms");
+
+        // op alone: per map type; µs and μs; ns and s; delete is the default.
+        let r = parse(r#"p50(op="clear") > 250µs within 1m"#).unwrap();
+        assert_eq!((r.group, r.threshold), (Dim::MapType, 250_000.0));
+        assert_eq!(r.threshold_text(), "250µs");
+        assert_eq!(
+            parse("p90(map_type) > 250μs within 1m").unwrap().threshold,
+            250_000.0
+        );
+        assert_eq!(
+            parse("p90(map_type) > 500ns within 1m").unwrap().threshold,
+            500.0
+        );
+        assert_eq!(
+            parse("p100(map_type) >= 1s within 1m").unwrap().threshold,
+            1e9
+        );
+        let r = parse(r#"p99.99(map_type, op="delete") > 1ms within 1m"#).unwrap();
+        assert_eq!(
+            r.measure,
+            Measure::Quantile(Quantile {
+                per_100k: 99_990,
+                clears: false
+            })
+        );
+        assert_eq!(parse_quantile("p0.001"), Some(1));
+        assert_eq!(parse_quantile("p0"), None);
+        assert_eq!(parse_quantile("p99.9999"), None);
+    }
+
+    /// The 1-based column of the last `marker` in `src` (ASCII before it).
+    fn at(src: &str, marker: &str) -> usize {
+        src.rfind(marker).unwrap() + 1
+    }
+
+    #[track_caller]
+    fn fails_at(src: &str, marker: &str, says: &str) {
+        let e = parse(src).unwrap_err();
+        assert_eq!(e.column, at(src, marker), "{src}: {e}");
+        assert!(e.message.contains(says), "{src}: {e}");
+        assert!(!e.to_string().contains('\n'), "{src}: {e}");
+    }
+
+    #[test]
+    fn absent_and_quantile_errors_point_at_the_column() {
+        fails_at(
+            "pizza(map) > 1 within 1m",
+            "pizza",
+            "absent(...) or a quantile",
+        );
+        fails_at("p101(map_type) > 1ms within 1m", "p101", "p0.001 to p100");
+        fails_at("p99(caller) > 1ms within 1m", "caller", "per map type");
+        fails_at(
+            r#"p99(map_type="x", caller="y") > 1ms within 1m"#,
+            "caller",
+            "map_type only, not caller",
+        );
+        fails_at("p99(key) > 1ms within 1m", "key", "not key");
+        fails_at(
+            "absent(map) > 0.5 within 1m",
+            "map",
+            "map_type or caller, not map",
+        );
+        fails_at(
+            "absent(maps) > 0.5 within 1m",
+            "maps",
+            "expected map_type or caller",
+        );
+        fails_at("absent(caller) > 1.5 within 1m", "1.5", "between 0 and 1");
+        fails_at("absent(caller) > 50 within 1m", "50", "50%");
+        fails_at("absent(caller) > 150% within 1m", "150", "at most 100%");
+        fails_at("absent(caller) > 1 within 1m", "1 ", "never fires");
+        fails_at("absent(caller) > 0.5/s within 1m", "/", "not a rate");
+        fails_at("absent(caller) > 1ms within 1m", "1ms", "share");
+        fails_at("p99(map_type) > 1000 within 1m", "1000", "needs a unit");
+        fails_at("p99(map_type) > 0.5 within 1m", "0.5", "needs a unit");
+        fails_at("p99(map_type) > 2s within 1m", "2s", "end at 1s");
+        fails_at(
+            "p99(map_type) > 1m within 1m",
+            "1m within",
+            "bad latency '1m'",
+        );
+        fails_at("p99(map_type) > x within 1m", "x", "bad latency");
+        fails_at(
+            r#"p99(map_type, op="insert") > 1ms within 1m"#,
+            "\"insert",
+            "\"delete\" or \"clear\"",
+        );
+        fails_at("p99(map_type, op) > 1ms within 1m", "op", "a filter");
+        fails_at(
+            r#"p99(op="clear", op="clear") > 1ms within 1m"#,
+            "op=\"clear\")",
+            "twice",
+        );
+        fails_at(
+            r#"count(map, op="clear") > 1 within 1m"#,
+            "op",
+            "latency rule",
+        );
+        fails_at(
+            r#"absent(caller, op="clear") > 0.5 within 1m"#,
+            "op",
+            "latency rule",
+        );
+        fails_at(
+            "count(map) > 1 within 1m min 5",
+            "min",
+            "absent() and pNN()",
+        );
+        fails_at("absent(caller) > 0.5 within 1m min 0", "0", "at least 1");
+        fails_at(
+            "absent(caller) > 0.5 within 1m min 2.5",
+            "2.5",
+            "whole number",
+        );
+        fails_at(
+            "absent(caller) > 0.5 within 1m min 10 now",
+            "now",
+            "after 'min'",
+        );
+        fails_at("p99(map_type) > 1ms in 1m", "in", "expected 'within'");
+        let e = parse("absent(caller) > 0.5 within 1m min").unwrap_err();
+        assert_eq!(e.column, 35, "{e}");
+    }
+
+    #[test]
+    fn texts() {
+        assert_eq!(duration_text(100), "100ns");
+        assert_eq!(duration_text(1_500), "1.5µs");
+        assert_eq!(duration_text(2_000_000), "2ms");
+        assert_eq!(duration_text(1_000_000_000), "1s");
+        assert_eq!(percent_text(0.5), "50%");
+        assert_eq!(percent_text(1.0 / 3.0), "33.3%");
+        assert_eq!(percent_text(0.99999), "99.9%");
+        assert_eq!(percent_text(1.0), "100%");
+        assert_eq!(bucket_text(5e6), "2ms–5ms");
+        assert_eq!(bucket_text(100.0), "≤100ns");
+        assert_eq!(bucket_text(f64::INFINITY), ">1s");
+        let r = parse("rate(caller) > 60/m within 10s").unwrap();
+        assert_eq!(
+            (r.value_text(2.5), r.threshold_text()),
+            ("2.5/s".into(), "1/s".into())
+        );
+        assert_eq!(
+            parse("count(map) > 100 within 5m").unwrap().measure,
+            Measure::Deletes
+        );
     }
 
     #[test]

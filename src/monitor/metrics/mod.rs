@@ -8,6 +8,8 @@
 //! |---|---|---|
 //! | `go_map_delete_total` | counter | `map_type`, `caller` |
 //! | `go_map_clear_total` | counter | `map_type`, `caller` |
+//! | `go_map_delete_removed_total`, `go_map_delete_absent_total` | counter (exit probes armed) | `map_type`, `caller` |
+//! | `map_delete_duration_seconds` | histogram (exit probes armed) | `map_type`, `op` |
 //! | `map_delete_count_total` | counter | |
 //! | `map_delete_by_caller` | gauge (deletes/s over 10 s) | `caller` |
 //! | `mdt_events_lost_total`, `mdt_events_sampled_out_total` | counter | |
@@ -15,21 +17,30 @@
 //! | `mdt_series_limit`, `mdt_series_overflow_total`, `mdt_site_table_full_total` | gauge, counter | |
 //! | `mdt_alerts_fired_total`, `mdt_alert_delivery_failures_total`, `mdt_alert_groups_dropped_total` | counter | |
 //!
-//! There is no `map_delete_duration_seconds`: delete latency is not
-//! measured yet, and a histogram of nothing would mislead.
+//! The outcome counters and the histogram count only the calls made while
+//! the exit probes were armed (`--latency`, or the `--latency-sample`
+//! windows: by default 1 s in 100 with `--prometheus`). The histogram is the
+//! kernel's own, exact: its buckets are [`LATENCY_BOUNDS_NS`], exposed by a
+//! collector of its own (`Durations`) since the crate's histograms can only
+//! observe values one at a time. No `mdt_latency_armed` gauge: the
+//! observations do not say whether the exit probes are armed.
 
 pub mod server;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 use super::alerts::AlertBoard;
-use super::sites::Site;
+use super::latency::LatencyDelta;
+use super::sites::SiteDelta;
+use crate::probes::{Histogram, LATENCY_BOUNDS_NS};
 use crate::session::Observation;
 
 /// The window of `map_delete_by_caller`.
@@ -40,6 +51,9 @@ pub struct Metrics {
     pub registry: Registry,
     deletes: IntCounterVec,
     clears: IntCounterVec,
+    removed: IntCounterVec,
+    absent: IntCounterVec,
+    durations: Durations,
     delete_count: IntCounter,
     by_caller: GaugeVec,
     lost: IntCounter,
@@ -67,6 +81,113 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge> {
     let g = IntGauge::new(name, help)?;
     registry.register(Box::new(g.clone()))?;
     Ok(g)
+}
+
+/// `map_delete_duration_seconds`: the kernel's exact latency histograms,
+/// summed per (`map_type`, `op`) label pair and exposed as they are, with
+/// cumulative buckets (`prometheus::Histogram` can only observe values one
+/// at a time).
+#[derive(Clone)]
+struct Durations {
+    desc: Desc,
+    totals: Arc<Mutex<Totals>>,
+}
+
+/// By (map type label, clear): every call so far.
+type Totals = BTreeMap<(Arc<str>, bool), Histogram>;
+
+const DURATION_NAME: &str = "map_delete_duration_seconds";
+
+impl Durations {
+    fn new() -> Result<Self> {
+        let desc = Desc::new(
+            DURATION_NAME.into(),
+            "Duration of Go map deletes (op=\"delete\") and clears (op=\"clear\"), from entry to return, \
+             exact, per map type; only the calls made while the exit probes were armed \
+             (--latency, or the --latency-sample windows: by default 1s in 100 with --prometheus)."
+                .into(),
+            vec!["map_type".into(), "op".into()],
+            HashMap::new(),
+        )?;
+        Ok(Durations {
+            desc,
+            totals: Arc::default(),
+        })
+    }
+
+    /// Adds the calls since the last observation. Entries of the kernel
+    /// that share a label pair (`other`, one map type deleted through two
+    /// runtime functions) add up: the sum of their increments is the sum of
+    /// their cumulative totals.
+    fn add(&self, latency: &[LatencyDelta]) {
+        if latency.is_empty() {
+            return;
+        }
+        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        for d in latency {
+            totals
+                .entry((d.label_map_type.clone(), d.clear))
+                .or_default()
+                .add(&d.delta);
+        }
+    }
+}
+
+fn label_pair(name: &str, value: &str) -> proto::LabelPair {
+    let mut l = proto::LabelPair::default();
+    l.set_name(name.into());
+    l.set_value(value.into());
+    l
+}
+
+/// One histogram in the exposition's terms: cumulative buckets in seconds
+/// (the encoder adds `+Inf` = the count), the sum in seconds.
+fn histogram_proto(h: &Histogram) -> proto::Histogram {
+    let mut cumulative = 0;
+    let buckets = LATENCY_BOUNDS_NS
+        .iter()
+        .zip(&h.buckets)
+        .map(|(&bound, &n)| {
+            cumulative += n;
+            let mut b = proto::Bucket::default();
+            b.set_upper_bound(bound as f64 / 1e9);
+            b.set_cumulative_count(cumulative);
+            b
+        })
+        .collect();
+    let mut p = proto::Histogram::default();
+    p.set_sample_count(h.count());
+    p.set_sample_sum(h.sum_ns as f64 / 1e9);
+    p.set_bucket(buckets);
+    p
+}
+
+impl Collector for Durations {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        let metrics = totals
+            .iter()
+            .map(|((map_type, clear), h)| {
+                let op = if *clear { "clear" } else { "delete" };
+                let mut m = proto::Metric::from_label(vec![
+                    label_pair("map_type", map_type),
+                    label_pair("op", op),
+                ]);
+                m.set_histogram(histogram_proto(h));
+                m
+            })
+            .collect();
+        let mut mf = MetricFamily::default();
+        mf.set_name(DURATION_NAME.into());
+        mf.set_help(self.desc.help.clone());
+        mf.set_field_type(MetricType::HISTOGRAM);
+        mf.set_metric(metrics);
+        vec![mf]
+    }
 }
 
 /// Raises a counter to `total` (counters only go up).
@@ -104,6 +225,24 @@ impl Metrics {
             &["caller"],
         )?;
         registry.register(Box::new(by_caller.clone()))?;
+        let removed = IntCounterVec::new(
+            Opts::new(
+                "go_map_delete_removed_total",
+                "Go map deletes that removed an entry, exact, per map type and call site; only the deletes made while the exit probes were armed (--latency, or the --latency-sample windows: by default 1s in 100 with --prometheus).",
+            ),
+            &["map_type", "caller"],
+        )?;
+        registry.register(Box::new(removed.clone()))?;
+        let absent = IntCounterVec::new(
+            Opts::new(
+                "go_map_delete_absent_total",
+                "Go map deletes of a key that was not in the map, exact, per map type and call site; only the deletes made while the exit probes were armed (--latency, or the --latency-sample windows: by default 1s in 100 with --prometheus).",
+            ),
+            &["map_type", "caller"],
+        )?;
+        registry.register(Box::new(absent.clone()))?;
+        let durations = Durations::new()?;
+        registry.register(Box::new(durations.clone()))?;
         let m = Metrics {
             delete_count: counter(&registry, "map_delete_count_total", "Go map deletes, all map types and call sites, exact.")?,
             lost: counter(
@@ -147,6 +286,9 @@ impl Metrics {
             registry,
             deletes,
             clears,
+            removed,
+            absent,
+            durations,
             by_caller,
             history: VecDeque::new(),
             per_caller: HashMap::new(),
@@ -159,22 +301,13 @@ impl Metrics {
     pub(super) fn update(
         &mut self,
         obs: &Observation<'_>,
-        deltas: &[(Site, u64)],
+        deltas: &[SiteDelta],
+        latency: &[LatencyDelta],
         overflowed: u64,
         board: Option<&AlertBoard>,
     ) {
-        for (site, delta) in deltas {
-            let labels = [&*site.label_map_type, &*site.label_caller];
-            if site.clear {
-                self.clears.with_label_values(&labels).inc_by(*delta);
-            } else {
-                self.deletes.with_label_values(&labels).inc_by(*delta);
-                *self
-                    .per_caller
-                    .entry(site.label_caller.clone())
-                    .or_default() += delta;
-            }
-        }
+        self.sites(deltas);
+        self.durations.add(latency);
         let (deletes, _) = crate::decode::totals(obs.probes, obs.hits);
         raise(&self.delete_count, deletes);
         raise(&self.lost, obs.stats.ringbuf_full);
@@ -212,5 +345,292 @@ impl Metrics {
             self.by_caller.with_label_values(&[&**caller]).set(rate);
         }
         self.history.push_back((now, self.per_caller.clone()));
+    }
+
+    /// The call sites' increments: calls, and the deletes' outcomes.
+    fn sites(&mut self, deltas: &[SiteDelta]) {
+        for SiteDelta {
+            site,
+            calls,
+            removed,
+            absent,
+        } in deltas
+        {
+            let labels = [&*site.label_map_type, &*site.label_caller];
+            if site.clear {
+                self.clears.with_label_values(&labels).inc_by(*calls);
+                continue;
+            }
+            self.deletes.with_label_values(&labels).inc_by(*calls);
+            *self
+                .per_caller
+                .entry(site.label_caller.clone())
+                .or_default() += calls;
+            // Both series once a delete there was measured (so that a
+            // share of absent keys reads 0, not nothing).
+            if *removed > 0 || *absent > 0 {
+                self.removed.with_label_values(&labels).inc_by(*removed);
+                self.absent.with_label_values(&labels).inc_by(*absent);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::sites::Site;
+    use crate::probes::LATENCY_BUCKETS;
+    use prometheus::{Encoder, TextEncoder};
+
+    fn text(m: &Metrics) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&m.registry.gather(), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The lines of `text` that start with `prefix`.
+    fn lines<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        text.lines().filter(|l| l.starts_with(prefix)).collect()
+    }
+
+    fn histogram(durations_ns: &[u64]) -> Histogram {
+        let mut h = Histogram::default();
+        for &ns in durations_ns {
+            h.record(ns);
+        }
+        h
+    }
+
+    fn latency(map_type: &str, label: &str, clear: bool, delta: Histogram) -> LatencyDelta {
+        LatencyDelta {
+            map_type: map_type.into(),
+            label_map_type: label.into(),
+            clear,
+            delta,
+            total: delta,
+        }
+    }
+
+    fn site(map_type: &str, caller: &str, clear: bool) -> Site {
+        Site {
+            clear,
+            map_type: map_type.into(),
+            caller: caller.into(),
+            caller_func: "main.f".into(),
+            caller_path: format!("/src/{caller}").into(),
+            label_map_type: map_type.into(),
+            label_caller: caller.into(),
+            count: 0,
+            removed: 0,
+            absent: 0,
+        }
+    }
+
+    #[test]
+    fn no_histogram_without_measured_calls() {
+        let m = Metrics::new(10).unwrap();
+        m.durations.add(&[]);
+        let t = text(&m);
+        assert!(!t.contains("map_delete_duration_seconds"), "{t}");
+        assert!(!t.contains("go_map_delete_removed_total"), "{t}");
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_in_seconds() {
+        let m = Metrics::new(10).unwrap();
+        // 150 ns, 150 ns, 3 µs; then 2 s (past the last bound).
+        m.durations.add(&[latency(
+            "map[int64]int",
+            "map[int64]int",
+            false,
+            histogram(&[150, 150, 3_000]),
+        )]);
+        m.durations.add(&[
+            latency(
+                "map[int64]int",
+                "map[int64]int",
+                false,
+                histogram(&[2_000_000_000]),
+            ),
+            latency(
+                "map[int64]int",
+                "map[int64]int",
+                true,
+                histogram(&[250_000]),
+            ),
+        ]);
+        let t = text(&m);
+        assert!(
+            t.contains("# TYPE map_delete_duration_seconds histogram\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("# HELP map_delete_duration_seconds Duration of Go map deletes"),
+            "{t}"
+        );
+        let del = lines(
+            &t,
+            "map_delete_duration_seconds_bucket{map_type=\"map[int64]int\",op=\"delete\"",
+        );
+        let want: Vec<String> = [
+            ("0.0000001", 0),
+            ("0.0000002", 2),
+            ("0.0000005", 2),
+            ("0.000001", 2),
+            ("0.000002", 2),
+            ("0.000005", 3),
+            ("0.00001", 3),
+            ("0.00002", 3),
+            ("0.00005", 3),
+            ("0.0001", 3),
+            ("0.0002", 3),
+            ("0.0005", 3),
+            ("0.001", 3),
+            ("0.002", 3),
+            ("0.005", 3),
+            ("0.01", 3),
+            ("0.02", 3),
+            ("0.05", 3),
+            ("0.1", 3),
+            ("0.2", 3),
+            ("0.5", 3),
+            ("1", 3),
+            ("+Inf", 4),
+        ]
+        .iter()
+        .map(|(le, n)| {
+            format!(
+                "map_delete_duration_seconds_bucket{{map_type=\"map[int64]int\",op=\"delete\",le=\"{le}\"}} {n}"
+            )
+        })
+        .collect();
+        assert_eq!(del, want, "{t}");
+        assert_eq!(want.len(), LATENCY_BUCKETS);
+        assert_eq!(
+            lines(&t, "map_delete_duration_seconds_sum{map_type=\"map[int64]int\",op=\"delete\"}"),
+            ["map_delete_duration_seconds_sum{map_type=\"map[int64]int\",op=\"delete\"} 2.0000033"]
+        );
+        assert_eq!(
+            lines(
+                &t,
+                "map_delete_duration_seconds_count{map_type=\"map[int64]int\",op=\"delete\"}"
+            ),
+            ["map_delete_duration_seconds_count{map_type=\"map[int64]int\",op=\"delete\"} 4"]
+        );
+        // The clear: its own series, 250 µs in the 500 µs bucket.
+        let clear = lines(
+            &t,
+            "map_delete_duration_seconds_bucket{map_type=\"map[int64]int\",op=\"clear\"",
+        );
+        assert_eq!(clear.len(), LATENCY_BUCKETS);
+        assert!(clear[10].ends_with("le=\"0.0002\"} 0"), "{clear:?}");
+        assert!(clear[11].ends_with("le=\"0.0005\"} 1"), "{clear:?}");
+        assert!(clear[22].ends_with("le=\"+Inf\"} 1"), "{clear:?}");
+        assert!(
+            t.contains("map_delete_duration_seconds_sum{map_type=\"map[int64]int\",op=\"clear\"} 0.00025\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "map_delete_duration_seconds_count{map_type=\"map[int64]int\",op=\"clear\"} 1\n"
+            ),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn histograms_sharing_a_label_add_up() {
+        let m = Metrics::new(10).unwrap();
+        m.durations.add(&[
+            latency("main.A", "other", false, histogram(&[100, 1_000])),
+            latency("main.B", "other", false, histogram(&[1_000])),
+            latency("main.C", "main.C", false, histogram(&[50])),
+        ]);
+        m.durations
+            .add(&[latency("main.A", "other", false, histogram(&[5_000]))]);
+        let t = text(&m);
+        let count = |map_type: &str| {
+            lines(
+                &t,
+                &format!(
+                    "map_delete_duration_seconds_count{{map_type=\"{map_type}\",op=\"delete\"}}"
+                ),
+            )
+        };
+        assert_eq!(
+            count("other"),
+            ["map_delete_duration_seconds_count{map_type=\"other\",op=\"delete\"} 4"]
+        );
+        assert_eq!(
+            count("main.C"),
+            ["map_delete_duration_seconds_count{map_type=\"main.C\",op=\"delete\"} 1"]
+        );
+        assert!(
+            t.contains("map_delete_duration_seconds_bucket{map_type=\"other\",op=\"delete\",le=\"0.000001\"} 3\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "map_delete_duration_seconds_sum{map_type=\"other\",op=\"delete\"} 0.0000071\n"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains(",op=\"clear\""), "{t}");
+    }
+
+    #[test]
+    fn outcomes_per_site() {
+        let mut m = Metrics::new(10).unwrap();
+        let del = |removed, absent| SiteDelta {
+            site: site("map[int64]int", "main.go:80", false),
+            calls: removed + absent + 1,
+            removed,
+            absent,
+        };
+        m.sites(&[
+            del(3, 2),
+            SiteDelta {
+                site: site("map[int64]int", "main.go:60", true),
+                calls: 1,
+                removed: 0,
+                absent: 0,
+            },
+            // Calls outside the windows: no outcome series yet.
+            SiteDelta {
+                site: site("map[string]int", "main.go:90", false),
+                calls: 7,
+                removed: 0,
+                absent: 0,
+            },
+        ]);
+        m.sites(&[del(4, 0)]);
+        let t = text(&m);
+        assert_eq!(
+            lines(&t, "go_map_delete_removed_total{"),
+            ["go_map_delete_removed_total{caller=\"main.go:80\",map_type=\"map[int64]int\"} 7"]
+        );
+        assert_eq!(
+            lines(&t, "go_map_delete_absent_total{"),
+            ["go_map_delete_absent_total{caller=\"main.go:80\",map_type=\"map[int64]int\"} 2"]
+        );
+        assert!(
+            t.contains(
+                "go_map_delete_total{caller=\"main.go:80\",map_type=\"map[int64]int\"} 11\n"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("go_map_clear_total{caller=\"main.go:60\",map_type=\"map[int64]int\"} 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "# HELP go_map_delete_absent_total Go map deletes of a key that was not in the map"
+            ),
+            "{t}"
+        );
     }
 }

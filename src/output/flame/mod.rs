@@ -1,7 +1,8 @@
 //! Flame graphs of the code paths that lead to deletes: one aggregated
-//! [`Profile`] (stacks with exact counts), written as folded text, an
-//! inferno SVG, or a pprof protobuf. Built from the kernel's stack counts
-//! (live), or from a saved folded file or `mdt trace --json` stream.
+//! [`Profile`] (stacks with exact counts, or with the time spent in their
+//! calls: [`Weight`]), written as folded text, an inferno SVG, or a pprof
+//! protobuf. Built from the kernel's stack counts (live), or from a saved
+//! folded file or `mdt trace --json` stream.
 
 pub mod folded;
 pub mod input;
@@ -62,6 +63,7 @@ impl FlameFrame {
 #[derive(Debug, Clone)]
 pub struct FlameStack {
     pub frames: Vec<FlameFrame>,
+    /// Its weight: calls, or nanoseconds ([`Profile::weight`]).
     pub count: u64,
     pub map_type: Option<Arc<str>>,
 }
@@ -84,6 +86,52 @@ pub enum GroupBy {
     None,
 }
 
+/// What a stack's number is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Weight {
+    /// The calls (deletes and clears) made on the stack.
+    #[default]
+    Count,
+    /// The time spent in them, in nanoseconds (measured at each call's
+    /// exit).
+    Latency,
+}
+
+impl Weight {
+    /// What the numbers are, as the SVG's frames name them.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Weight::Count => "deletes",
+            Weight::Latency => "ns",
+        }
+    }
+
+    /// pprof's sample type: (type, unit).
+    pub fn sample_type(self) -> (&'static str, &'static str) {
+        match self {
+            Weight::Count => ("deletes", "count"),
+            Weight::Latency => ("latency", "nanoseconds"),
+        }
+    }
+
+    /// What scaled numbers are called in the notes that say so.
+    fn scaled_name(self) -> &'static str {
+        match self {
+            Weight::Count => "counts",
+            Weight::Latency => "nanoseconds",
+        }
+    }
+
+    /// The note of a profile scaled up from a sample of `rate`.
+    pub fn scaled_note(self, rate: f64) -> String {
+        format!(
+            "{} scaled up from a {:.3}% sample",
+            self.scaled_name(),
+            rate * 100.0
+        )
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Shape {
     pub group_by: GroupBy,
@@ -99,6 +147,7 @@ pub struct RawStack<'a> {
     pub map_type: &'a str,
     pub key_type: &'a str,
     pub goid: Option<u64>,
+    /// Its weight: calls, or nanoseconds.
     pub count: u64,
 }
 
@@ -109,8 +158,14 @@ pub struct Profile {
     /// Set when counts were scaled up from a sample (for the title).
     pub scaled_from: Option<f64>,
     pub duration_ns: u64,
-    /// Stacks (folded lines, pprof samples) seen fewer times are left out.
+    /// Stacks (folded lines, pprof samples) of a smaller weight are left
+    /// out.
     pub min_count: u64,
+    /// What the stacks' numbers are.
+    pub weight: Weight,
+    /// With [`Weight::Latency`]: the calls left out because their duration
+    /// is not known (records without one; calls not seen returning).
+    pub untimed: u64,
 }
 
 impl Profile {

@@ -1,6 +1,8 @@
 //! A gzipped `profile.proto` for `go tool pprof`: one sample per stack with
-//! the delete count as its value, file:line per location, inlined frames as
-//! extra lines of one location, and the map type as a label.
+//! its weight as its value (the delete count, sample type `deletes/count`,
+//! or the time spent in the calls, `latency/nanoseconds`), file:line per
+//! location, inlined frames as extra lines of one location, and the map
+//! type as a label.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -171,15 +173,10 @@ fn location_groups(frames: &[FlameFrame]) -> Vec<Vec<&FlameFrame>> {
 
 pub fn encode(profile: &Profile) -> proto::Profile {
     let mut b = Builder::default();
-    let (deletes, count) = (b.string("deletes"), b.string("count"));
-    b.profile.sample_type = vec![proto::ValueType {
-        r#type: deletes,
-        unit: count,
-    }];
-    b.profile.period_type = Some(proto::ValueType {
-        r#type: deletes,
-        unit: count,
-    });
+    let (kind, unit) = profile.weight.sample_type();
+    let (kind, unit) = (b.string(kind), b.string(unit));
+    b.profile.sample_type = vec![proto::ValueType { r#type: kind, unit }];
+    b.profile.period_type = Some(proto::ValueType { r#type: kind, unit });
     b.profile.period = 1;
     let map_type_key = b.string("map_type");
     // The stacks of the folded lines shown, so that `--min-count` keeps
@@ -205,10 +202,7 @@ pub fn encode(profile: &Profile) -> proto::Profile {
         });
     }
     if let Some(rate) = profile.scaled_from {
-        let note = b.string(&format!(
-            "counts scaled up from a {:.3}% sample",
-            rate * 100.0
-        ));
+        let note = b.string(&profile.weight.scaled_note(rate));
         b.profile.comment.push(note);
     }
     b.profile.duration_nanos = profile.duration_ns as i64;
@@ -407,6 +401,33 @@ mod tests {
         let p = encode(&profile);
         let comments: Vec<&str> = p.comment.iter().map(|&i| string(&p, i)).collect();
         assert_eq!(comments, ["counts scaled up from a 25.000% sample"]);
+    }
+
+    #[test]
+    fn by_latency_the_samples_are_nanoseconds() {
+        let mut profile = profile(1);
+        profile.weight = super::super::Weight::Latency;
+        for (s, ns) in profile.stacks.iter_mut().zip([7_000, 1_500, 4_000_000]) {
+            s.count = ns;
+        }
+        profile.scaled_from = Some(0.5);
+        let p = decode(&write(&profile).unwrap());
+        let [kind] = &p.sample_type[..] else {
+            panic!("one sample type: {:?}", p.sample_type)
+        };
+        assert_eq!(
+            (string(&p, kind.r#type), string(&p, kind.unit)),
+            ("latency", "nanoseconds")
+        );
+        assert_eq!((p.period_type.as_ref(), p.period), (Some(kind), 1));
+        let values: Vec<&[i64]> = p.sample.iter().map(|s| &s.value[..]).collect();
+        assert_eq!(values, [&[7_000][..], &[1_500], &[4_000_000]]);
+        let comments: Vec<&str> = p.comment.iter().map(|&i| string(&p, i)).collect();
+        assert_eq!(comments, ["nanoseconds scaled up from a 50.000% sample"]);
+        assert!(!p
+            .string_table
+            .iter()
+            .any(|s| s == "deletes" || s == "count"));
     }
 
     #[test]

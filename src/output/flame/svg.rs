@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use inferno::flamegraph::{self, color::BasicPalette, color::Palette, Direction};
 
-use super::{folded, Profile};
+use super::{folded, Profile, Weight};
 
 #[derive(Debug, Clone, Default)]
 pub struct SvgOptions {
@@ -15,16 +15,21 @@ pub struct SvgOptions {
 pub fn write(profile: &Profile, opts: &SvgOptions) -> Result<Vec<u8>> {
     let mut o = flamegraph::Options::default();
     o.colors = Palette::Basic(BasicPalette::Hot);
-    o.count_name = "deletes".into();
+    // What the numbers are: inferno's frames say "(N deletes, P%)" or
+    // "(N ns, P%)".
+    o.count_name = profile.weight.unit().into();
     o.name_type = "Function:".into();
-    o.title = opts
-        .title
-        .clone()
-        .unwrap_or_else(|| "Go map deletes".into());
+    o.title = opts.title.clone().unwrap_or_else(|| {
+        match profile.weight {
+            Weight::Count => "Go map deletes",
+            Weight::Latency => "Go map deletes: time spent (ns)",
+        }
+        .into()
+    });
     if let Some(rate) = profile.scaled_from {
         o.subtitle = Some(format!(
-            "counts scaled up from a {:.3}% sample to the exact total of {}",
-            rate * 100.0,
+            "{} to the exact total of {}",
+            profile.weight.scaled_note(rate),
             profile.total()
         ));
     }
@@ -39,8 +44,12 @@ pub fn write(profile: &Profile, opts: &SvgOptions) -> Result<Vec<u8>> {
         // inferno refuses an empty profile (it draws its own error): an
         // empty graph says what happened instead.
         let title = o.title.replace('&', "&amp;").replace('<', "&lt;");
+        let none = match profile.weight {
+            Weight::Count => "no deletes were seen",
+            Weight::Latency => "no deletes were timed",
+        };
         out = format!(
-            "<?xml version=\"1.0\" standalone=\"no\"?><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"400\" height=\"40\"><text x=\"10\" y=\"25\">{title}: no deletes were seen</text></svg>\n"
+            "<?xml version=\"1.0\" standalone=\"no\"?><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"400\" height=\"40\"><text x=\"10\" y=\"25\">{title}: {none}</text></svg>\n"
         )
         .into_bytes();
         return Ok(out);
@@ -125,6 +134,44 @@ mod tests {
             ],
         );
         assert!(!svg.contains("Go map deletes"));
+    }
+
+    #[test]
+    fn by_latency_the_frames_and_title_say_nanoseconds() {
+        let mut p = profile(&[
+            (
+                &["main.main", "main.clearBig", "runtime.mapclear"],
+                4_000_000,
+            ),
+            (&["main.main", "main.delSmall", "runtime.mapdelete"], 1_000),
+        ]);
+        p.weight = Weight::Latency;
+        let svg = render(&p, &SvgOptions::default());
+        assert_contains(
+            &svg,
+            &[
+                "y=\"24.00\">Go map deletes: time spent (ns)</text>",
+                "<svg id=\"frames\" x=\"10\" width=\"1180\" total_samples=\"4001000\">",
+                "<title>all (4,001,000 ns, 100%)</title>",
+                "<title>main.clearBig (4,000,000 ns, 99.98%)</title>",
+                "<title>runtime.mapdelete (1,000 ns, 0.02%)</title>",
+            ],
+        );
+        assert!(!svg.contains(" deletes, "), "no frame counts deletes");
+        p.scaled_from = Some(0.5);
+        assert_contains(
+            &render(&p, &SvgOptions::default()),
+            &["nanoseconds scaled up from a 50.000% sample to the exact total of 4001000</text>"],
+        );
+        let empty = Profile {
+            weight: Weight::Latency,
+            ..Profile::default()
+        };
+        let svg = String::from_utf8(write(&empty, &SvgOptions::default()).unwrap()).unwrap();
+        assert!(
+            svg.contains("time spent (ns): no deletes were timed"),
+            "{svg}"
+        );
     }
 
     #[test]

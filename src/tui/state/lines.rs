@@ -5,8 +5,8 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::format::join_types;
-pub use super::format::{clock, group, short_func};
-use super::rows::{CallerKey, MapKey};
+pub use super::format::{absent_text, clock, duration, group, quantile_text, short_func};
+use super::rows::{CallerKey, MapKey, OutcomeStats, OutcomeSummary};
 use crate::events::{Event, Role, Stack};
 
 /// The views of the TUI: what each one lists.
@@ -86,6 +86,7 @@ pub struct CallerLine {
     pub maps_overflow: bool,
     pub types: Vec<Arc<str>>,
     pub types_overflow: bool,
+    pub outcomes: OutcomeSummary,
 }
 
 impl CallerLine {
@@ -112,6 +113,7 @@ pub struct MapLine {
     pub clears: u64,
     pub rate: u64,
     pub top_caller: Option<Arc<str>>,
+    pub outcomes: OutcomeSummary,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +136,44 @@ impl EventLine {
     }
 }
 
+impl OutcomeSummary {
+    /// Percent of the measured deletes whose key was absent; None when no
+    /// delete was measured.
+    pub fn absent_pct(&self) -> Option<f64> {
+        let measured = self.removed + self.absent;
+        (measured > 0).then(|| self.absent as f64 * 100.0 / measured as f64)
+    }
+
+    /// The ABSENT cell.
+    pub fn absent_text(&self) -> String {
+        absent_text(self.removed, self.absent)
+    }
+
+    pub fn p50_text(&self) -> String {
+        quantile_text(self.p50)
+    }
+
+    pub fn p99_text(&self) -> String {
+        quantile_text(self.p99)
+    }
+
+    /// The natural (ascending) order of `column` for two rows' outcomes;
+    /// None when `column` is not one of theirs. Unmeasured rows come
+    /// before any measured one (so last in the default, largest first,
+    /// order).
+    fn cmp_by(&self, other: &Self, column: Column) -> Option<Ordering> {
+        Some(match column {
+            Column::Absent => self
+                .absent_pct()
+                .partial_cmp(&other.absent_pct())
+                .unwrap_or(Ordering::Equal),
+            Column::P50 => self.p50.cmp(&other.p50),
+            Column::P99 => self.p99.cmp(&other.p99),
+            _ => return None,
+        })
+    }
+}
+
 /// What the detail pane shows for the selected row.
 #[derive(Debug, Clone)]
 pub struct Detail {
@@ -144,6 +184,9 @@ pub struct Detail {
     pub history: Vec<u64>,
     /// Newest first.
     pub keys: Vec<String>,
+    /// A caller's or a map's outcomes and latency distribution (None for an
+    /// event or an alert).
+    pub outcomes: Option<OutcomeStats>,
     /// Innermost first.
     pub stack: Option<Stack>,
     /// Index of the caller frame in `stack`.
@@ -160,6 +203,12 @@ pub enum Column {
     Rate,
     Share,
     Maps,
+    /// Percent of the measured deletes whose key was absent.
+    Absent,
+    /// Median duration (bucket bound) of the calls timed.
+    P50,
+    /// 99th percentile duration (bucket bound).
+    P99,
     Caller,
     Types,
     Map,
@@ -182,6 +231,9 @@ pub const CALLER_COLUMNS: &[Column] = &[
     Column::Rate,
     Column::Share,
     Column::Maps,
+    Column::Absent,
+    Column::P50,
+    Column::P99,
     Column::Caller,
     Column::Types,
 ];
@@ -192,6 +244,9 @@ pub const MAP_COLUMNS: &[Column] = &[
     Column::Deletes,
     Column::Rate,
     Column::Clears,
+    Column::Absent,
+    Column::P50,
+    Column::P99,
     Column::TopCaller,
 ];
 pub const EVENT_COLUMNS: &[Column] = &[
@@ -216,6 +271,9 @@ impl Column {
             Column::Rate => "RATE/s",
             Column::Share => "SHARE",
             Column::Maps => "MAPS",
+            Column::Absent => "ABSENT",
+            Column::P50 => "P50",
+            Column::P99 => "P99",
             Column::Caller => "CALLER",
             Column::Types => "MAP TYPES",
             Column::Map => "MAP",
@@ -281,7 +339,10 @@ pub fn sort_callers(lines: &mut [CallerLine], sort: Sort) {
             Column::Maps => a.maps.cmp(&b.maps),
             Column::Caller => a.label.cmp(&b.label),
             Column::Types => a.types_text().cmp(&b.types_text()),
-            _ => a.total.cmp(&b.total),
+            c => a
+                .outcomes
+                .cmp_by(&b.outcomes, c)
+                .unwrap_or_else(|| a.total.cmp(&b.total)),
         };
         sort.order(natural)
             .then_with(|| b.total.cmp(&a.total))
@@ -299,7 +360,10 @@ pub fn sort_maps(lines: &mut [MapLine], sort: Sort) {
             Column::Rate => a.rate.cmp(&b.rate),
             Column::Clears => a.clears.cmp(&b.clears),
             Column::TopCaller => a.top_caller.cmp(&b.top_caller),
-            _ => a.deletes.cmp(&b.deletes),
+            c => a
+                .outcomes
+                .cmp_by(&b.outcomes, c)
+                .unwrap_or_else(|| a.deletes.cmp(&b.deletes)),
         };
         sort.order(natural)
             .then_with(|| (b.deletes + b.clears).cmp(&(a.deletes + a.clears)))

@@ -16,7 +16,9 @@ mod table;
 
 pub use self::lines::*;
 pub use self::rate::{Buckets, RateHistory};
-pub use self::rows::{CallerKey, CallerRow, Evicted, MapKey, MapRow, RecentEvent};
+pub use self::rows::{
+    CallerKey, CallerRow, Evicted, MapKey, MapRow, OutcomeStats, OutcomeSummary, RecentEvent,
+};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -151,6 +153,9 @@ impl Stats {
             caller.deletes += 1;
         }
         caller.rate.add(sec);
+        if let Some(o) = &ev.outcome {
+            caller.outcomes.add(o);
+        }
         if caller.maps.len() < MAX_MAPS_PER_CALLER {
             caller.maps.insert(ev.map);
         } else if !caller.maps_overflow && !caller.maps.contains(&ev.map) {
@@ -185,6 +190,7 @@ impl Stats {
                     callers: Vec::new(),
                     other_callers: 0,
                     rate: Buckets::default(),
+                    outcomes: OutcomeStats::default(),
                     recent: VecDeque::new(),
                     last_seq: seq,
                 };
@@ -201,6 +207,9 @@ impl Stats {
             map.len = ev.map_len;
         }
         map.rate.add(sec);
+        if let Some(o) = &ev.outcome {
+            map.outcomes.add(o);
+        }
         if let Some((_, n)) = map
             .callers
             .iter_mut()
@@ -269,6 +278,7 @@ impl Stats {
                     map_types: Vec::new(),
                     types_overflow: false,
                     rate: Buckets::default(),
+                    outcomes: OutcomeStats::default(),
                     recent: VecDeque::new(),
                     last_seq: seq,
                 };
@@ -316,6 +326,7 @@ impl Stats {
                 maps_overflow: r.maps_overflow,
                 types: r.map_types.clone(),
                 types_overflow: r.types_overflow,
+                outcomes: r.outcomes.summary(),
             })
             .collect();
         (lines, self.callers.rows.len())
@@ -343,6 +354,7 @@ impl Stats {
                 clears: r.clears,
                 rate: r.rate.rate(now_sec),
                 top_caller: r.top_caller().cloned(),
+                outcomes: r.outcomes.summary(),
             })
             .collect();
         (lines, self.maps.rows.len())
@@ -399,6 +411,7 @@ impl Stats {
             ],
             history: r.rate.series(now_sec, CHART_SECS),
             keys: recent_keys(&r.recent),
+            outcomes: Some(r.outcomes),
             stack: latest.map(|e| e.stack.clone()),
             caller: latest.and_then(|e| e.caller),
         })
@@ -437,6 +450,7 @@ impl Stats {
             ],
             history: r.rate.series(now_sec, CHART_SECS),
             keys: recent_keys(&r.recent),
+            outcomes: Some(r.outcomes),
             stack: latest.map(|e| e.stack.clone()),
             caller: latest.and_then(|e| e.caller),
         })
@@ -501,6 +515,20 @@ fn recent_keys(ring: &VecDeque<Arc<Event>>) -> Vec<String> {
         .collect()
 }
 
+/// What the exit probes saw of one call.
+fn event_outcome(e: &Event) -> String {
+    let Some(o) = e.outcome else {
+        return "not measured (the exit probes were not armed)".into();
+    };
+    let what = match (e.kind, o.removed) {
+        (Role::Clear, _) => "returned",
+        (Role::Delete, Some(true)) => "removed an entry",
+        (Role::Delete, Some(false)) => "key absent",
+        (Role::Delete, None) => "returned (map count unread)",
+    };
+    format!("{what} · {}", duration(o.duration_ns))
+}
+
 fn event_detail(e: &Event, caller: &str) -> Detail {
     let what = match e.kind {
         Role::Delete => format!(
@@ -530,9 +558,11 @@ fn event_detail(e: &Event, caller: &str) -> Detail {
                     e.func
                 ),
             ),
+            ("outcome".into(), event_outcome(e)),
         ],
         history: Vec::new(),
         keys: Vec::new(),
+        outcomes: None,
         stack: Some(e.stack.clone()),
         caller: e.caller,
     }

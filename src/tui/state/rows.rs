@@ -8,7 +8,8 @@ use super::format::short_func;
 use super::rate::Buckets;
 use super::table::Row;
 use crate::bounded::FastHash;
-use crate::events::{Event, Frame, Stack};
+use crate::events::{Event, Frame, Outcome, Stack};
+use crate::probes::Histogram;
 
 /// A call site: the first frame outside the map machinery.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,6 +67,7 @@ pub struct CallerRow {
     pub map_types: Vec<Arc<str>>,
     pub types_overflow: bool,
     pub rate: Buckets,
+    pub outcomes: OutcomeStats,
     /// Newest last.
     pub recent: VecDeque<Arc<Event>>,
     pub(super) last_seq: u64,
@@ -105,9 +107,64 @@ pub struct MapRow {
     /// Deletes by callers beyond those.
     pub other_callers: u64,
     pub rate: Buckets,
+    pub outcomes: OutcomeStats,
     /// Newest last.
     pub recent: VecDeque<Arc<Event>>,
     pub(super) last_seq: u64,
+}
+
+/// What the exit probes saw of a row's calls: only the calls they were
+/// armed for (`--latency`, a `--latency-sample` window), so a share of the
+/// row's records. A fixed size, whatever the number of calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutcomeStats {
+    /// Deletes that removed an entry.
+    pub removed: u64,
+    /// Deletes whose key was not in the map.
+    pub absent: u64,
+    /// Durations of the calls seen returning (deletes and clears).
+    pub latency: Histogram,
+}
+
+impl OutcomeStats {
+    pub fn add(&mut self, o: &Outcome) {
+        self.latency.record(o.duration_ns);
+        match o.removed {
+            Some(true) => self.removed += 1,
+            Some(false) => self.absent += 1,
+            None => {}
+        }
+    }
+
+    /// Calls seen returning.
+    pub fn timed(&self) -> u64 {
+        self.latency.count()
+    }
+
+    /// What a line shows: the counts and the quantiles.
+    pub fn summary(&self) -> OutcomeSummary {
+        OutcomeSummary {
+            removed: self.removed,
+            absent: self.absent,
+            timed: self.timed(),
+            p50: self.latency.quantile_bound(0.5),
+            p99: self.latency.quantile_bound(0.99),
+        }
+    }
+}
+
+/// A row's outcomes as its line shows them (the ABSENT, P50 and P99
+/// columns; their text and order are in `lines`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutcomeSummary {
+    pub removed: u64,
+    pub absent: u64,
+    /// Calls seen returning.
+    pub timed: u64,
+    /// Upper bounds (ns) of the buckets holding the median and the 99th
+    /// percentile ([`Histogram::quantile_bound`]); None when none was timed.
+    pub p50: Option<u64>,
+    pub p99: Option<u64>,
 }
 
 /// A map: its address and a hash of its type name (nil maps of every

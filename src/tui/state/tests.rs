@@ -204,3 +204,99 @@ fn a_burst_does_not_starve_the_ui() {
     assert!(worst.as_secs_f64() < refresh, "a refresh took {worst:?}");
     assert!(intake.as_secs_f64() < total, "intake took {intake:?}");
 }
+
+fn timed(mut ev: Event, duration_ns: u64, removed: Option<bool>) -> Event {
+    ev.outcome = Some(crate::events::Outcome {
+        duration_ns,
+        removed,
+    });
+    ev
+}
+
+#[test]
+fn rows_count_what_the_measured_calls_found_and_took() {
+    let mut st = Stats::new();
+    let a = ("main.a", 10, 0x500);
+    // main.a: 4 measured deletes (1 absent), 1 unmeasured; main.b: none.
+    st.apply(&timed(event(a, 0xc000, 1, 50), 800, Some(true)));
+    st.apply(&timed(event(a, 0xc000, 2, 50), 900, Some(true)));
+    st.apply(&timed(event(a, 0xc000, 3, 50), 1_500, Some(false)));
+    st.apply(&timed(event(a, 0xd000, 4, 50), 3_000_000, Some(true)));
+    st.apply(&event(a, 0xd000, 5, 50));
+    st.apply(&event(("main.b", 20, 0x600), 0xe000, 6, 50));
+    let (mut callers, _) = st.caller_lines(&Filter::default(), 51);
+    sort_callers(
+        &mut callers,
+        Sort {
+            column: Column::P99,
+            reversed: false,
+        },
+    );
+    let o = callers[0].outcomes;
+    assert_eq!(&*callers[0].label, "main.a main.go:10");
+    assert_eq!((o.removed, o.absent, o.timed), (3, 1, 4));
+    assert_eq!(o.absent_pct(), Some(25.0));
+    assert_eq!(o.absent_text(), "25%");
+    // Ranks 2 and 4 of 4: the ≤1µs and the ≤5ms buckets.
+    assert_eq!((o.p50, o.p99), (Some(1_000), Some(5_000_000)));
+    assert_eq!((o.p50_text(), o.p99_text()), ("1µs".into(), "5ms".into()));
+    // The unmeasured row: dashes, and last largest first.
+    let o = callers[1].outcomes;
+    assert_eq!(o, OutcomeSummary::default());
+    assert_eq!(o.absent_pct(), None);
+    assert_eq!(
+        (o.absent_text(), o.p50_text(), o.p99_text()),
+        ("–".into(), "–".into(), "–".into())
+    );
+    // Per map too.
+    let (maps, _) = st.map_lines(&Filter::default(), 51);
+    let m = |addr| maps.iter().find(|m| m.addr == addr).unwrap().outcomes;
+    assert_eq!((m(0xc000).removed, m(0xc000).absent), (2, 1));
+    assert_eq!(m(0xc000).p99, Some(2_000));
+    assert_eq!((m(0xd000).timed, m(0xd000).absent_text()), (1, "0%".into()));
+    assert_eq!(m(0xe000).timed, 0);
+    // The detail gets the whole histogram.
+    let key = callers[0].key.clone();
+    let d = st.caller_detail(&key, 51).unwrap();
+    let h = d.outcomes.unwrap().latency;
+    assert_eq!(h.count(), 4);
+    assert_eq!(h.quantile_bound(0.9), Some(5_000_000));
+    // A reset forgets them.
+    st.reset();
+    assert_eq!(st.caller_lines(&Filter::default(), 51).0.len(), 0);
+}
+
+#[test]
+fn a_clear_is_timed_but_finds_nothing() {
+    let mut st = Stats::new();
+    let mut clear = event(("main.a", 10, 0x500), 0xc000, 0, 50);
+    clear.kind = Role::Clear;
+    st.apply(&timed(clear, 20_000, None));
+    let (callers, _) = st.caller_lines(&Filter::default(), 51);
+    let o = callers[0].outcomes;
+    assert_eq!((o.timed, o.removed, o.absent), (1, 0, 0));
+    assert_eq!((o.absent_text(), o.p99_text()), ("–".into(), "20µs".into()));
+}
+
+#[test]
+fn durations_and_absent_shares_are_compact() {
+    assert_eq!(duration(850), "850ns");
+    assert_eq!(duration(1_000), "1µs");
+    assert_eq!(duration(1_500), "1.5µs");
+    assert_eq!(duration(12_000), "12µs");
+    assert_eq!(duration(12_345), "12µs");
+    assert_eq!(duration(3_400_000), "3.4ms");
+    assert_eq!(duration(999_700), "1ms");
+    assert_eq!(duration(1_000_000_000), "1s");
+    assert_eq!(duration(u64::MAX), ">1s");
+    // Every bucket bound fits the 5-cell P50 and P99 columns.
+    for &b in crate::probes::LATENCY_BOUNDS_NS.iter() {
+        assert!(duration(b).chars().count() <= 5, "{b}");
+    }
+    assert_eq!(absent_text(0, 0), "–");
+    assert_eq!(absent_text(1, 1), "50%");
+    assert_eq!(absent_text(0, 3), "100%");
+    assert_eq!(absent_text(3, 0), "0%");
+    assert_eq!(absent_text(999, 1), "<1%");
+    assert_eq!(absent_text(1, 999), ">99%");
+}

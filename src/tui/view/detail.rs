@@ -7,8 +7,96 @@ use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use super::Theme;
-use crate::tui::state::{group, Detail};
+use crate::probes::LATENCY_BOUNDS_NS;
+use crate::tui::state::{absent_text, duration, group, Detail, OutcomeStats};
 use crate::tui::view::header::sparkline;
+
+/// What the detail says of a row whose calls were never timed (after the
+/// `latency` label: `latency not measured (run with …)`).
+const NOT_MEASURED: [&str; 2] = [
+    "not measured",
+    "(run with --latency, or wait for a --latency-sample window)",
+];
+
+/// `≤2µs` (a bucket's upper bound), `>1s` past the last one.
+fn bound(q: Option<u64>) -> String {
+    match q {
+        Some(u64::MAX) => duration(u64::MAX),
+        Some(ns) => format!("≤{}", duration(ns)),
+        None => "–".into(),
+    }
+}
+
+/// The latency and outcome lines of a caller or a map: the quantiles, the
+/// distribution over the non-empty range of buckets (two cells a bucket,
+/// its bounds either side) and what the deletes found. `width`: inside
+/// the border.
+fn outcome_lines<'a>(
+    o: &OutcomeStats,
+    theme: &Theme,
+    width: usize,
+    label: &dyn Fn(&str) -> Span<'a>,
+) -> Vec<Line<'a>> {
+    let h = &o.latency;
+    let timed = h.count();
+    if timed == 0 {
+        let [what, why] = NOT_MEASURED;
+        let one = format!("{what} {why}");
+        // On two lines when one does not fit.
+        return if 8 + one.chars().count() <= width {
+            vec![Line::from(vec![
+                label("latency"),
+                Span::styled(one, theme.dim()),
+            ])]
+        } else {
+            vec![
+                Line::from(vec![label("latency"), Span::styled(what, theme.dim())]),
+                Line::from(vec![label(""), Span::styled(why, theme.dim())]),
+            ]
+        };
+    }
+    let q = |p| bound(h.quantile_bound(p));
+    let mut lines = vec![Line::from(vec![
+        label("latency"),
+        Span::raw(format!(
+            "{} measured · p50 {} · p90 {} · p99 {}",
+            group(timed),
+            q(0.5),
+            q(0.9),
+            q(0.99)
+        )),
+    ])];
+    let first = h.buckets.iter().position(|&n| n > 0).unwrap_or(0);
+    let last = h.buckets.iter().rposition(|&n| n > 0).unwrap_or(0);
+    let range = &h.buckets[first..=last];
+    let lo = match first {
+        0 => "0".to_string(),
+        i => duration(LATENCY_BOUNDS_NS[i - 1]),
+    };
+    let hi = LATENCY_BOUNDS_NS
+        .get(last)
+        .map_or_else(|| "∞".to_string(), |&b| duration(b));
+    let bars: String = sparkline(range).chars().flat_map(|c| [c, c]).collect();
+    let peak = range.iter().copied().max().unwrap_or(0);
+    lines.push(Line::from(vec![
+        label(""),
+        Span::styled(format!("{lo} "), theme.dim()),
+        Span::styled(bars, theme.accent()),
+        Span::styled(format!(" {hi}  peak {}", group(peak)), theme.dim()),
+    ]));
+    if o.removed + o.absent > 0 {
+        lines.push(Line::from(vec![
+            label("outcome"),
+            Span::raw(format!(
+                "{} removed · {} key absent ({})",
+                group(o.removed),
+                group(o.absent),
+                absent_text(o.removed, o.absent)
+            )),
+        ]));
+    }
+    lines
+}
 
 pub(super) fn draw_detail(f: &mut Frame, detail: Option<&Detail>, theme: &Theme, area: Rect) {
     let Some(d) = detail else {
@@ -44,6 +132,10 @@ pub(super) fn draw_detail(f: &mut Frame, detail: Option<&Detail>, theme: &Theme,
             Span::styled(sparkline(h), theme.accent()),
             Span::styled(format!(" peak {}", group(peak)), theme.dim()),
         ]));
+    }
+    if let Some(o) = &d.outcomes {
+        let width = area.width.saturating_sub(2) as usize;
+        lines.extend(outcome_lines(o, theme, width, &label));
     }
     if !d.keys.is_empty() {
         lines.push(Line::from(vec![

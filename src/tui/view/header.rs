@@ -69,6 +69,14 @@ pub(super) fn draw_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     } else {
         counts.push(Span::raw("  sampling 100%"));
     }
+    match info.latency {
+        Some(share) if share >= 1.0 => counts.push(Span::raw("  latency on")),
+        Some(share) => counts.push(Span::styled(
+            format!("  latency {}% of the time", percent(share)),
+            theme.dim(),
+        )),
+        None => {}
+    }
     if !app.exact {
         counts.push(Span::styled("  (records)", theme.dim()));
     }

@@ -10,7 +10,7 @@ use super::{split_line, Theme};
 use crate::tui::alerts;
 use crate::tui::app::{App, Rows};
 use crate::tui::state::View;
-use crate::tui::state::{clock, group, Column, Sort};
+use crate::tui::state::{clock, group, Column, Sort, ALERT_COLUMNS, EVENT_COLUMNS};
 
 pub(super) fn draw_tabs(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let mut tabs = vec![Span::raw(" ")];
@@ -81,6 +81,9 @@ fn is_numeric(c: Column) -> bool {
             | Column::Rate
             | Column::Share
             | Column::Maps
+            | Column::Absent
+            | Column::P50
+            | Column::P99
             | Column::Len
             | Column::Deletes
             | Column::Clears
@@ -89,22 +92,134 @@ fn is_numeric(c: Column) -> bool {
     )
 }
 
-/// The columns' widths in a table `width` columns wide.
-fn widths(view: View, rows: &Rows, width: u16) -> Vec<Constraint> {
+/// How wide a column of the Callers and Maps views is.
+#[derive(Clone, Copy)]
+enum Width {
+    Fixed(u16),
+    /// The view's name column: as wide as its longest value when it can.
+    Longest(usize),
+    /// What is left, at least this much (the last text column).
+    Rest(usize),
+}
+
+/// The longest text of a column over the rows, at least `floor` (and its
+/// title with the sort arrow).
+fn longest<'a>(column: Column, floor: usize, texts: impl Iterator<Item = &'a str>) -> usize {
+    texts
+        .map(|t| t.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(floor)
+        .max(column.title().len() + 1)
+}
+
+/// Wanted name widths count up to this much when deciding what to drop
+/// (a single long name does not push the numbers out).
+const LONGEST_CAP: usize = 40;
+
+/// The columns of a Callers or Maps table `width` cells wide, with their
+/// widths: every column when they fit, else the least needed go first
+/// (`drop`, in order) until the names fit. The [`Width::Longest`] column
+/// gets its longest value if the [`Width::Rest`] one keeps its minimum
+/// (or half the room), the rest goes to the latter.
+fn fit(all: &[(Column, Width)], drop: &[Column], width: u16) -> Vec<(Column, Constraint)> {
+    let mut cols: Vec<(Column, Width)> = all.to_vec();
+    let gaps = |cols: &[(Column, Width)]| cols.len().saturating_sub(1);
+    let need = |cols: &[(Column, Width)]| -> usize {
+        let sum: usize = cols
+            .iter()
+            .map(|(_, w)| match *w {
+                Width::Fixed(n) => n as usize,
+                Width::Longest(want) => want.min(LONGEST_CAP),
+                Width::Rest(min) => min,
+            })
+            .sum();
+        sum + gaps(cols)
+    };
+    for d in drop {
+        if need(&cols) <= width as usize {
+            break;
+        }
+        cols.retain(|(c, _)| c != d);
+    }
+    let fixed: usize = cols
+        .iter()
+        .map(|(_, w)| match *w {
+            Width::Fixed(n) => n as usize,
+            _ => 0,
+        })
+        .sum();
+    let room = (width as usize).saturating_sub(fixed + gaps(&cols));
+    let rest_min = cols
+        .iter()
+        .find_map(|(_, w)| match *w {
+            Width::Rest(min) => Some(min),
+            _ => None,
+        })
+        .unwrap_or(0);
+    cols.iter()
+        .map(|&(c, w)| {
+            let constraint = match w {
+                Width::Fixed(n) => Constraint::Length(n),
+                Width::Longest(want) => {
+                    let n = want.min(room.saturating_sub(rest_min).max(room / 2));
+                    Constraint::Length(n as u16)
+                }
+                Width::Rest(_) => Constraint::Fill(1),
+            };
+            (c, constraint)
+        })
+        .collect()
+}
+
+/// The columns shown in a table `width` cells wide, with their widths.
+fn layout(view: View, rows: &Rows, width: u16) -> Vec<(Column, Constraint)> {
     use Constraint::{Fill, Length};
-    match view {
-        View::Callers => vec![Length(9), Length(8), Length(6), Length(5), Fill(2), Fill(1)],
-        View::Maps => vec![
-            Length(14),
-            Fill(1),
-            Length(6),
-            Length(8),
-            Length(7),
-            Length(6),
-            Fill(1),
-        ],
-        View::Events => vec![Length(12), Length(6), Fill(2), Fill(2), Fill(3)],
-        View::Alerts => {
+    use Width::{Fixed, Longest, Rest};
+    match (view, rows) {
+        (View::Callers, Rows::Callers(v)) => {
+            let caller = longest(Column::Caller, 20, v.iter().map(|r| &*r.label));
+            fit(
+                &[
+                    (Column::Total, Fixed(9)),
+                    (Column::Rate, Fixed(7)),
+                    (Column::Share, Fixed(6)),
+                    (Column::Maps, Fixed(5)),
+                    (Column::Absent, Fixed(6)),
+                    (Column::P50, Fixed(5)),
+                    (Column::P99, Fixed(5)),
+                    (Column::Caller, Longest(caller)),
+                    (Column::Types, Rest(10)),
+                ],
+                &[Column::P50, Column::Maps],
+                width,
+            )
+        }
+        (View::Maps, Rows::Maps(v)) => {
+            let map_type = longest(Column::Type, 14, v.iter().map(|r| &*r.map_type));
+            fit(
+                &[
+                    (Column::Map, Fixed(14)),
+                    (Column::Type, Longest(map_type)),
+                    (Column::Len, Fixed(6)),
+                    (Column::Deletes, Fixed(8)),
+                    (Column::Rate, Fixed(7)),
+                    (Column::Clears, Fixed(6)),
+                    (Column::Absent, Fixed(6)),
+                    (Column::P50, Fixed(5)),
+                    (Column::P99, Fixed(5)),
+                    (Column::TopCaller, Rest(12)),
+                ],
+                &[Column::P50, Column::Clears, Column::Len],
+                width,
+            )
+        }
+        (View::Events, _) => EVENT_COLUMNS
+            .iter()
+            .copied()
+            .zip([Length(12), Length(6), Fill(2), Fill(2), Fill(3)])
+            .collect(),
+        (View::Alerts, _) => {
             // The rules in full when there is room; the group gets the rest
             // (at least 16 columns, or half).
             let longest = match rows {
@@ -118,69 +233,85 @@ fn widths(view: View, rows: &Rows, width: u16) -> Vec<Constraint> {
             let (time, state, value) = (11, 8, 8);
             let room = (width as usize).saturating_sub(time + state + value + 4);
             let rule = longest.max(4).min(room.saturating_sub(16).max(room / 2));
-            vec![
-                Length(time as u16),
-                Length(state as u16),
-                Length(rule as u16),
-                Fill(1),
-                Length(value as u16),
-            ]
+            ALERT_COLUMNS
+                .iter()
+                .copied()
+                .zip([
+                    Length(time as u16),
+                    Length(state as u16),
+                    Length(rule as u16),
+                    Fill(1),
+                    Length(value as u16),
+                ])
+                .collect()
         }
+        // The rows are rebuilt with the view: a mismatch lasts no frame.
+        (view, _) => view.columns().iter().map(|&c| (c, Fill(1))).collect(),
     }
 }
 
-/// The visible cells of row `i`.
-fn cells(rows: &Rows, i: usize) -> Vec<Cell<'static>> {
+/// The cell of row `i` in `column`.
+fn cell(rows: &Rows, i: usize, column: Column) -> Cell<'static> {
     match rows {
         Rows::Callers(v) => {
             let r = &v[i];
-            vec![
-                right(group(r.total)),
-                right(group(r.rate)),
-                right(format!("{:.1}%", r.share)),
-                right(r.maps_text()),
-                Cell::from(r.label.to_string()),
-                Cell::from(r.types_text()),
-            ]
+            match column {
+                Column::Total => right(group(r.total)),
+                Column::Rate => right(group(r.rate)),
+                Column::Share => right(format!("{:.1}%", r.share)),
+                Column::Maps => right(r.maps_text()),
+                Column::Absent => right(r.outcomes.absent_text()),
+                Column::P50 => right(r.outcomes.p50_text()),
+                Column::P99 => right(r.outcomes.p99_text()),
+                Column::Caller => Cell::from(r.label.to_string()),
+                Column::Types => Cell::from(r.types_text()),
+                _ => Cell::default(),
+            }
         }
         Rows::Maps(v) => {
             let r = &v[i];
-            vec![
-                Cell::from(format!("{:#x}", r.addr)),
-                Cell::from(r.map_type.to_string()),
-                right(group(r.len)),
-                right(group(r.deletes)),
-                right(group(r.rate)),
-                right(group(r.clears)),
-                Cell::from(r.top_caller.as_deref().unwrap_or("-").to_string()),
-            ]
+            match column {
+                Column::Map => Cell::from(format!("{:#x}", r.addr)),
+                Column::Type => Cell::from(r.map_type.to_string()),
+                Column::Len => right(group(r.len)),
+                Column::Deletes => right(group(r.deletes)),
+                Column::Rate => right(group(r.rate)),
+                Column::Clears => right(group(r.clears)),
+                Column::Absent => right(r.outcomes.absent_text()),
+                Column::P50 => right(r.outcomes.p50_text()),
+                Column::P99 => right(r.outcomes.p99_text()),
+                Column::TopCaller => Cell::from(r.top_caller.as_deref().unwrap_or("-").to_string()),
+                _ => Cell::default(),
+            }
         }
         Rows::Events(v) => {
             let r = &v[i];
             let e = &r.event;
-            vec![
-                Cell::from(clock(e.ts_ns)),
-                right(e.goid.map_or("?".into(), |g| g.to_string())),
-                Cell::from(e.map_type.to_string()),
-                Cell::from(r.key_text()),
-                Cell::from(r.caller.to_string()),
-            ]
+            match column {
+                Column::Time => Cell::from(clock(e.ts_ns)),
+                Column::Goid => right(e.goid.map_or("?".into(), |g| g.to_string())),
+                Column::Type => Cell::from(e.map_type.to_string()),
+                Column::Key => Cell::from(r.key_text()),
+                Column::Caller => Cell::from(r.caller.to_string()),
+                _ => Cell::default(),
+            }
         }
         Rows::Alerts(v) => {
             let r = &v[i];
             let n = &r.notice;
-            vec![
-                Cell::from(
+            match column {
+                Column::Time => Cell::from(
                     clock(alerts::ts_ns(n.ts))
                         .get(..8)
                         .unwrap_or("")
                         .to_string(),
                 ),
-                Cell::from(r.state_text()),
-                Cell::from(alerts::rule_label(n).to_string()),
-                Cell::from(alerts::group_text(n)),
-                right(alerts::value_text(n)),
-            ]
+                Column::State => Cell::from(r.state_text()),
+                Column::Rule => Cell::from(alerts::rule_label(n).to_string()),
+                Column::Group => Cell::from(alerts::group_text(n)),
+                Column::Value => right(alerts::value_text(n)),
+                _ => Cell::default(),
+            }
         }
     }
 }
@@ -193,9 +324,16 @@ fn firing(rows: &Rows, i: usize) -> bool {
 pub(super) fn draw_table(f: &mut Frame, app: &mut App, theme: &Theme, area: Rect) {
     let view = app.view;
     let sort = app.sort(view);
-    let header = Row::new(view.columns().iter().map(|&c| {
+    let columns = layout(view, &app.rows, area.width);
+    let header = Row::new(columns.iter().map(|&(c, w)| {
         let mut title = c.title().to_string();
-        if c == sort.column {
+        // The arrow, unless a number's title would lose its first letter
+        // for it (the tabs say the sort anyway).
+        let room = match w {
+            Constraint::Length(n) if is_numeric(c) => n as usize,
+            _ => usize::MAX,
+        };
+        if c == sort.column && title.chars().count() < room {
             title.push_str(arrow(sort));
         }
         if is_numeric(c) {
@@ -219,7 +357,7 @@ pub(super) fn draw_table(f: &mut Frame, app: &mut App, theme: &Theme, area: Rect
     let first = *offset;
     let rows: Vec<Row> = (first..n.min(first + height))
         .map(|i| {
-            let row = Row::new(cells(&app.rows, i));
+            let row = Row::new(columns.iter().map(|&(c, _)| cell(&app.rows, i, c)));
             if i == sel {
                 row.style(theme.selected())
             } else if firing(&app.rows, i) {
@@ -229,7 +367,7 @@ pub(super) fn draw_table(f: &mut Frame, app: &mut App, theme: &Theme, area: Rect
             }
         })
         .collect();
-    let table = Table::new(rows, widths(view, &app.rows, area.width))
+    let table = Table::new(rows, columns.iter().map(|&(_, w)| w))
         .header(header)
         .column_spacing(1);
     f.render_widget(table, area);
