@@ -11,9 +11,12 @@ One run, one workload process, so every ratio is against a baseline of the same 
     and excludes time spent preempted, so it holds up on a busy machine);
   * for every configuration -- (a) nothing attached, (b) the empty uprobe (the floor: bpftrace
     `{ }`), (c) mdt at full capture, (d) mdt --sample 0.01, (g) mdt metrics only (--quiet
-    --prometheus: no records), (e) bpftrace count, (f) bpftrace ustack, and for reference (x) a tracefs uprobe event with recording off and (y) the empty
-    uprobe at the function's entry -- attaches the tracer, waits until it is armed, runs one
-    timed phase, detaches; repeated --reps times in a rotating order, median;
+    --prometheus --no-latency: no records), (h) mdt --latency (outcome and latency of every
+    call: a second uprobe on each exit), (j) metrics with --latency, (z) the floor of (h) and
+    (j): empty uprobes at the entry instruction and at every exit point, (e) bpftrace count, (f)
+    bpftrace ustack, and for reference (x) a tracefs uprobe event with recording off and (y)
+    the empty uprobe at the function's entry -- attaches the tracer, waits until it is armed,
+    runs one timed phase, detaches; repeated --reps times in a rotating order, median;
   * every probe but (y) sits at the same instruction: the one mdt uses, entry + probe_offset of
     the delete function (after the stack-growth check). bpftrace cannot place a uprobe at
     symbol+offset here (built without "unsafe uprobe" support), so the benchmark's copy of the

@@ -13,6 +13,14 @@ pub struct FunctionCount {
     pub func: &'static str,
     pub role: Role,
     pub hits: u64,
+    /// With the exit points armed: its calls seen returning, and (deletes)
+    /// how many removed an entry or found none; exact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub returned: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub absent: Option<u64>,
 }
 
 /// The end of a run: exact totals from the BPF counters, and what happened

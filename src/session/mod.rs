@@ -33,7 +33,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::bounded::Limits;
 use crate::decode::{totals, DecodeOptions, Decoder, ProbeInfo};
-use crate::events::OutcomeTotals;
+use crate::events::{OutcomeTotals, Role};
 use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
 use crate::output::{FunctionCount, Sink, Summary};
@@ -530,14 +530,26 @@ impl Session {
     fn summary(&mut self, filtered_out: u64, lost: u64, reason: StopReason) -> Result<Summary> {
         let hits = self.probes.hit_counts()?;
         let stats = self.probes.stats()?;
+        let outcomes = if self.probes.has_exits() {
+            self.probes.outcomes()?
+        } else {
+            Vec::new()
+        };
         let by_function: Vec<FunctionCount> = self
             .attached
             .iter()
             .zip(&hits)
-            .map(|(p, &hits)| FunctionCount {
-                func: p.func,
-                role: p.role,
-                hits,
+            .enumerate()
+            .map(|(id, (p, &hits))| {
+                let o = outcomes.get(id);
+                FunctionCount {
+                    func: p.func,
+                    role: p.role,
+                    hits,
+                    returned: o.map(|o| o.matched),
+                    removed: o.filter(|_| p.role == Role::Delete).map(|o| o.removed),
+                    absent: o.filter(|_| p.role == Role::Delete).map(|o| o.absent),
+                }
             })
             .collect();
         let (deletes, clears) = totals(&self.attached, &hits);
