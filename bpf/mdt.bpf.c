@@ -78,11 +78,17 @@ const volatile __u8 mdt_probe_by_pc[4096] = {};
 const volatile __u64 mdt_latency_bounds[MDT_LATENCY_BOUNDS] = {};
 
 /*
- * Latency: 1 while the exit probes are attached (user space flips it, and
- * attaches the exit probes before it sets it, so that a pending entry
- * always has an armed exit). Entries leave a "pending" entry only then.
+ * Latency, set by user space: mdt_exits_armed is 1 while entries should
+ * leave a "pending" entry for their exit (the exit probes are attached
+ * before it is set, and detached once no call of this arming is left in
+ * flight, or after a bound); mdt_exits_gen numbers the armings, so that an
+ * entry left by an earlier one (a call that never returned, or was still
+ * running at a detach) is never taken for a later call's.
  */
 volatile __u32 mdt_exits_armed = 0;
+volatile __u32 mdt_exits_gen = 0;
+/* Calls of the current arming between their entry and their exit. */
+__s64 mdt_exits_in_flight = 0;
 
 /*
  * BTF anchors: unused globals that put these types into the object's BTF,
@@ -172,7 +178,8 @@ struct pending_key {
 };
 
 struct pending {
-	__u64 ts_ns;   /* entry time; the entry record's ts_ns if one was sent */
+	__u64 ts_ns;    /* the entry record's ts_ns (the join key) if one was sent */
+	__u64 start_ns; /* when the entry probe finished: the duration starts */
 	__u64 map_ptr;
 	__u64 map_len; /* at the entry */
 	__u64 goid;
@@ -180,6 +187,8 @@ struct pending {
 	struct mdt_agg_key agg;   /* weight_latency: the stack to credit */
 	__u32 sent;    /* 1 = an entry record was sent: send an mdt_exit */
 	__u32 len_fault;
+	__u32 gen;     /* mdt_exits_gen at the entry */
+	__u32 __pad;
 };
 
 struct {
@@ -255,9 +264,6 @@ struct scratch {
 	__u64 stack_hi; /* the goroutine's stack top (g.stack.hi), 0 = unknown */
 	/* The first MDT_G_HEAD_BYTES of runtime.g. */
 	__u64 g_head[MDT_G_HEAD_BYTES / 8];
-	/* Latency: the entry's pending entry, built here (too big for the
-	 * BPF stack next to the rest). */
-	struct pending pending;
 	/* The copy of goroutine stack the walk follows. */
 	union {
 		__u8 chunk[MDT_STACK_CHUNK];
@@ -577,14 +583,32 @@ static __always_inline void remember_stack(struct scratch *s)
  * Copy the event into the ring buffer: the fixed part, `words` stack
  * entries, then key_n key bytes (records are cut there; see mdt.h).
  */
+static __always_inline __u64 wakeup_flags(__u64 size);
+
 static __always_inline bool submit(struct scratch *s, __u32 words, __u32 key_n)
 {
 	struct mdt_event *e = &s->ev;
 	__u64 size = offsetof(struct mdt_event, stack) + 8 * (__u64)words + key_n;
-	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u64 flags;
 
 	if (size > sizeof(*e))
 		size = sizeof(*e);
+	flags = wakeup_flags(size);
+	if (bpf_ringbuf_output(&events, e, size, flags)) {
+		count(&stats, MDT_STAT_RINGBUF_FULL);
+		return false;
+	}
+	count(&stats, MDT_STAT_SUBMITTED);
+	if (words)
+		remember_stack(s);
+	return true;
+}
+
+/* The ring buffer flags for a record of `size` bytes: see below. */
+static __always_inline __u64 wakeup_flags(__u64 size)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
 	/* Wake the reader when this CPU's output crosses a multiple of
 	 * wakeup_bytes (a power of two, sized by user space for all CPUs
 	 * together to stay well under the ring's size): at most one wakeup per
@@ -604,14 +628,7 @@ static __always_inline bool submit(struct scratch *s, __u32 words, __u32 key_n)
 				flags = BPF_RB_FORCE_WAKEUP;
 		}
 	}
-	if (bpf_ringbuf_output(&events, e, size, flags)) {
-		count(&stats, MDT_STAT_RINGBUF_FULL);
-		return false;
-	}
-	count(&stats, MDT_STAT_SUBMITTED);
-	if (words)
-		remember_stack(s);
-	return true;
+	return flags;
 }
 
 /*
@@ -835,13 +852,24 @@ static __always_inline int read_map_len(__u64 map, __u64 *len)
 static __always_inline void leave_pending(struct pt_regs *ctx, struct pending *p, __u32 id)
 {
 	struct pending_key key = { .g = GO_G(ctx), .probe_id = id };
+	struct pending *old;
 
+	p->gen = mdt_exits_gen;
+	p->start_ns = bpf_ktime_get_ns();
 	if (!p->ts_ns)
-		p->ts_ns = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&pending, &key, p, BPF_NOEXIST)) {
-		count(&stats, MDT_STAT_PENDING_REPLACED);
-		bpf_map_update_elem(&pending, &key, p, BPF_ANY);
+		p->ts_ns = p->start_ns;
+	if (!bpf_map_update_elem(&pending, &key, p, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&mdt_exits_in_flight, 1);
+		return;
 	}
+	/* One is there: of this arming, a call that never returned (it stays
+	 * in flight: this one takes its place); of an earlier one, stale. */
+	old = bpf_map_lookup_elem(&pending, &key);
+	if (old && old->gen == p->gen)
+		count(&stats, MDT_STAT_PENDING_REPLACED);
+	else
+		__sync_fetch_and_add(&mdt_exits_in_flight, 1);
+	bpf_map_update_elem(&pending, &key, p, BPF_ANY);
 }
 
 /* Latency: the map and its count at the entry of a call without a record. */
@@ -861,7 +889,7 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	struct pending pend;
 	struct task_struct *task;
 	bool latency;
-	__u64 seq, g;
+	__u64 seq, g, ts;
 	__u32 words, key_n;
 	struct mdt_event *e;
 	struct scratch *s;
@@ -941,10 +969,12 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 		return 0;
 	key_n = read_key_arg(ctx, e, (__u8 *)&e->stack[words], kind);
 	e->exit_expected = latency;
-	/* The same clock reading for the record and its pending entry: the
-	 * exit record names its entry by it. */
-	e->ts_ns = bpf_ktime_get_ns();
-	pend.ts_ns = e->ts_ns;
+	/* One clock reading for the record and its pending entry (not read
+	 * back from the per-CPU scratch, which a preempting probe may reuse):
+	 * the exit record names its entry by it. */
+	ts = bpf_ktime_get_ns();
+	e->ts_ns = ts;
+	pend.ts_ns = ts;
 	pend.sent = submit(s, words, key_n);
 	if (latency)
 		leave_pending(ctx, &pend, id);
@@ -992,13 +1022,18 @@ static __always_inline void count_latency(__u64 map_type, __u32 entry, __u64 ns)
 static __always_inline int on_return(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns();
-	__u32 id = probe_id(ctx), entry;
+	/* Always the attach cookie: the pc table (mdt_probe_by_pc) is kept
+	 * for the entries, on the hot path; this program runs only while
+	 * latency is measured. */
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 id = cookie < MDT_MAX_PROBES ? (__u32)cookie : MDT_MAX_PROBES, entry;
 	struct pending_key key = {};
 	struct mdt_site_count *site;
 	struct mdt_outcome *o;
 	struct mdt_exit x = {};
 	struct pending p, *found;
 	__u64 ns, len = 0;
+	__u32 gen;
 	bool removed = false, known = false, clear;
 
 	if (id >= MDT_MAX_PROBES || mdt_cfg.probes[id].kind != MDT_KIND_EXIT) {
@@ -1008,6 +1043,7 @@ static __always_inline int on_return(struct pt_regs *ctx)
 	if (mdt_cfg.check_tgid && mdt_cfg.target_tgid &&
 	    bpf_get_current_pid_tgid() >> 32 != mdt_cfg.target_tgid)
 		return 0;
+	gen = mdt_exits_gen;
 	entry = mdt_cfg.probes[id].entry;
 	if (entry >= MDT_MAX_PROBES) {
 		count(&stats, MDT_STAT_BAD_PROBE);
@@ -1018,13 +1054,23 @@ static __always_inline int on_return(struct pt_regs *ctx)
 	key.g = GO_G(ctx);
 	key.probe_id = entry;
 	found = bpf_map_lookup_elem(&pending, &key);
+	if (found && found->gen != gen) {
+		/* Left by an earlier arming: not this call's. */
+		bpf_map_delete_elem(&pending, &key);
+		found = NULL;
+	}
 	if (!found) {
-		count(&stats, MDT_STAT_EXIT_UNMATCHED);
+		/* Expected while arming and quiescing (calls that began outside
+		 * the window); a health counter otherwise. */
+		if (mdt_exits_armed)
+			count(&stats, MDT_STAT_EXIT_UNMATCHED);
 		return 0;
 	}
 	p = *found;
-	bpf_map_delete_elem(&pending, &key);
-	ns = now > p.ts_ns ? now - p.ts_ns : 0;
+	if (bpf_map_delete_elem(&pending, &key))
+		return 0; /* another exit of this call took it: cannot happen */
+	__sync_fetch_and_add(&mdt_exits_in_flight, -1);
+	ns = now > p.start_ns ? now - p.start_ns : 0;
 	if (!clear && !p.len_fault && !read_map_len(p.map_ptr, &len)) {
 		known = true;
 		removed = len < p.map_len;
@@ -1050,19 +1096,23 @@ static __always_inline int on_return(struct pt_regs *ctx)
 
 		if (sum)
 			__sync_fetch_and_add(sum, ns);
-		else if (bpf_map_update_elem(&stack_ns, &p.agg, &ns, BPF_NOEXIST) &&
-			 (sum = bpf_map_lookup_elem(&stack_ns, &p.agg)))
-			__sync_fetch_and_add(sum, ns);
+		else if (bpf_map_update_elem(&stack_ns, &p.agg, &ns, BPF_NOEXIST)) {
+			sum = bpf_map_lookup_elem(&stack_ns, &p.agg);
+			if (sum)
+				__sync_fetch_and_add(sum, ns);
+			else
+				count(&stats, MDT_STAT_AGG_FULL);
+		}
 	}
 	if (!p.sent)
 		return 0;
 	x.ts_ns = now;
 	x.entry_ts_ns = p.ts_ns;
 	x.goid = p.goid;
-	x.map_len = len;
+	x.duration_ns = ns;
 	x.probe_id = entry;
 	x.flags = (removed ? MDT_EXIT_REMOVED : 0) | (!clear && !known ? MDT_EXIT_LEN_FAULT : 0);
-	if (bpf_ringbuf_output(&events, &x, sizeof(x), BPF_RB_NO_WAKEUP))
+	if (bpf_ringbuf_output(&events, &x, sizeof(x), wakeup_flags(sizeof(x))))
 		count(&stats, MDT_STAT_EXITS_LOST);
 	else
 		count(&stats, MDT_STAT_EXITS_SENT);

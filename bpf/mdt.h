@@ -164,8 +164,8 @@ enum mdt_stat {
 	MDT_STAT_LATENCY_FULL = 8,
 	/* Latency: exit records (struct mdt_exit) put in the ring buffer, and
 	 * the ones that did not fit (their entry's record is then written
-	 * without its outcome). Kept apart from the event records' counts:
-	 * an exit is not a delete. */
+	 * without its outcome). Apart from the event records' counts: an exit
+	 * is not a delete. */
 	MDT_STAT_EXITS_SENT = 9,
 	MDT_STAT_EXITS_LOST = 10,
 	/* Number of slots (size of the "stats" array). */
@@ -244,8 +244,8 @@ struct mdt_exit {
 	__u64 entry_ts_ns;
 	/* The entry record's goid. */
 	__u64 goid;
-	/* The map's element count at the exit (0 for a nil map). */
-	__u64 map_len;
+	/* Nanoseconds from the end of the entry probe to this exit probe. */
+	__u64 duration_ns;
 	/* The ENTRY probe id (the function), as in the entry record. */
 	__u32 probe_id;
 	/* enum mdt_exit_flags bits. */

@@ -2432,7 +2432,7 @@ fn weight_latency_from_files() {
     );
     assert!(
         f.stderr.contains(
-            "t.folded (5350 ns (5.35 µs) of deletes in 2 stacks; 1 record without a duration skipped)"
+            "t.folded (5350 ns (5.3µs) of deletes in 2 stacks; 1 record without a duration skipped)"
         ),
         "mdt's summary line: {}",
         f.stderr

@@ -122,6 +122,20 @@ fn duration(e: &Value) -> u64 {
         .unwrap_or_else(|| panic!("no duration_ns: {e}"))
 }
 
+/// No record waits in vain: unmatched only where an exit record was lost (a
+/// full ring) or its entry evicted, and none at all when nothing was lost.
+fn check_unmatched(run: &Run, ctx: &str) {
+    let s = &run.summary;
+    let u = |v: &Value| v.as_u64().unwrap_or_else(|| panic!("{ctx}: {s}"));
+    let unmatched = u(&s["unmatched"]);
+    let o = &s["outcomes"];
+    let excused = u(&o["exits_lost"]) + u(&o["exits_without_entry"]);
+    assert!(unmatched <= excused, "{ctx}: {unmatched} unmatched: {s}");
+    if u(&s["lost"]) == 0 {
+        assert_eq!(unmatched, 0, "{ctx}: nothing lost, yet unmatched: {s}");
+    }
+}
+
 /// The summary's exact outcomes: (removed, absent, returned, never_returned).
 fn outcomes(run: &Run, ctx: &str) -> (u64, u64, u64, u64) {
     let o = &run.summary["outcomes"];
@@ -273,6 +287,7 @@ fn a_goroutine_that_moves_thread_mid_call_is_matched() {
                 .all(|e| e["removed"] == true && e["duration_ns"].is_u64()),
             "{ctx}: every delete matched to its exit and removing its key"
         );
+        check_unmatched(&run, &ctx);
         assert_eq!(run.summary["unmatched"], 0, "{ctx}: {}", run.summary);
         let (removed, absent, returned, never) = outcomes(&run, &ctx);
         assert_eq!(
@@ -319,7 +334,10 @@ fn windows_arm_the_exits_a_share_of_the_time() {
             with.iter().all(|e| e["removed"] == true),
             "{ctx}: every measured delete removed its key"
         );
-        assert_eq!(run.summary["unmatched"], 0, "{ctx}: {}", run.summary);
+        // Outside the windows the loop deletes ~1M times a second, more than
+        // a debug build of mdt reads: records are lost there (counted), and
+        // exit records with them.
+        check_unmatched(&run, &ctx);
         let armed = run.summary["outcomes"]["armed"].as_f64().unwrap();
         let total = run.summary["duration"].as_f64().unwrap();
         assert!(

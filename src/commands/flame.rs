@@ -56,7 +56,7 @@ pub fn run(args: &FlameArgs) -> Result<ExitCode> {
 }
 
 /// What the outputs show, for the line that names each: `N deletes in L
-/// stacks`, or by latency `T ns (1.23 ms) of deletes in L stacks` and the
+/// stacks`, or by latency `T ns (1.2ms) of deletes in L stacks` and the
 /// calls left out for want of a duration.
 fn shown(profile: &Profile, from_file: bool) -> String {
     let (total, lines) = (profile.shown_total(), profile.folded_lines().len());
@@ -65,7 +65,7 @@ fn shown(profile: &Profile, from_file: bool) -> String {
         Weight::Latency => {
             let mut s = format!(
                 "{total} ns ({}) of deletes in {lines} stacks",
-                human_ns(total)
+                crate::events::short_duration(total)
             );
             let n = profile.untimed;
             if n > 0 {
@@ -85,25 +85,6 @@ fn shown(profile: &Profile, from_file: bool) -> String {
             s
         }
     }
-}
-
-/// Nanoseconds for a person: `850 ns`, `12.3 µs`, `4.56 ms`, `1.23 s`.
-fn human_ns(ns: u64) -> String {
-    let x = ns as f64;
-    let (v, unit) = match ns {
-        0..=999 => return format!("{ns} ns"),
-        1_000..=999_999 => (x / 1e3, "µs"),
-        1_000_000..=999_999_999 => (x / 1e6, "ms"),
-        _ => (x / 1e9, "s"),
-    };
-    let digits = if v < 10.0 {
-        2
-    } else if v < 100.0 {
-        1
-    } else {
-        0
-    };
-    format!("{v:.digits$} {unit}")
 }
 
 /// Traces until a stop condition, counting stacks in the kernel. In launch

@@ -77,23 +77,36 @@ impl Event {
     }
 }
 
-/// A duration for people, three significant digits at most: `850ns`,
-/// `12.5µs`, `3.40ms`, `1.20s`.
+/// A duration for people, compact: `850ns`, `12µs`, `3.4ms`, `1s` (one decimal under
+/// 10 of a unit, when there is one). `u64::MAX` (a quantile past the last
+/// latency bucket) is `>1s`.
 pub fn short_duration(ns: u64) -> String {
-    let f = ns as f64;
-    let (v, unit) = match ns {
-        0..=999 => return format!("{ns}ns"),
-        1_000..=999_999 => (f / 1e3, "µs"),
-        1_000_000..=999_999_999 => (f / 1e6, "ms"),
-        _ => (f / 1e9, "s"),
-    };
-    if v >= 100.0 {
-        format!("{v:.0}{unit}")
-    } else if v >= 10.0 {
-        format!("{v:.1}{unit}")
-    } else {
-        format!("{v:.2}{unit}")
+    if ns == u64::MAX {
+        let last = crate::probes::LATENCY_LAST_BOUND_NS;
+        return format!(">{}", short_duration(last));
     }
+    const UNITS: [(u64, &str); 4] = [
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+        (1_000, "µs"),
+        (1, "ns"),
+    ];
+    let i = UNITS.iter().position(|&(s, _)| ns >= s).unwrap_or(3);
+    let (scale, unit) = UNITS[i];
+    let v = ns as f64 / scale as f64;
+    let mut text = if v < 10.0 && !ns.is_multiple_of(scale) {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    };
+    if let Some(t) = text.strip_suffix(".0") {
+        text = t.to_string();
+    }
+    // 999.7µs rounds to 1000µs: 1ms.
+    if text == "1000" && i > 0 {
+        return format!("1{}", UNITS[i - 1].1);
+    }
+    format!("{text}{unit}")
 }
 
 pub fn find_caller(stack: &Stack) -> Option<usize> {
@@ -103,16 +116,13 @@ pub fn find_caller(stack: &Stack) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn short_durations_keep_three_digits() {
+    fn short_durations_are_compact() {
         use super::short_duration as d;
         assert_eq!(d(0), "0ns");
         assert_eq!(d(850), "850ns");
-        assert_eq!(d(1_000), "1.00µs");
-        assert_eq!(d(12_500), "12.5µs");
-        assert_eq!(d(999_999), "1000µs");
-        assert_eq!(d(3_400_000), "3.40ms");
+        assert_eq!(d(1_250), "1.2µs");
         assert_eq!(d(250_000_000), "250ms");
-        assert_eq!(d(1_200_000_000), "1.20s");
+        assert_eq!(d(1_200_000_000), "1.2s");
     }
 }
 

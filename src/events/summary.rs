@@ -78,9 +78,20 @@ pub struct OutcomeTotals {
     pub armed: Duration,
     /// Calls that never returned (they panicked out of the runtime).
     pub never_returned: u64,
-    /// Exits whose entry was not seen (the call began before the exit
-    /// points were armed).
+    /// Exits whose entry was not seen while armed (its pending entry was
+    /// evicted: more calls in flight than the kernel keeps).
     pub exits_without_entry: u64,
+    /// Exit records that never reached user space: the ring had no room
+    /// for them, or they were still in it after the stop's drain. Their
+    /// records are `unmatched`.
+    pub exits_lost: u64,
+    /// Durations counted in the totals but in no histogram (its table was
+    /// full).
+    pub histograms_full: u64,
+    /// Why the `--latency-sample` windows stopped before the end (a window
+    /// could not be armed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows_stopped: Option<String>,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -107,8 +118,11 @@ impl Summary {
             } else {
                 format!(", over {:.1}s", o.armed.as_secs_f64())
             };
+            let stopped = o.windows_stopped.as_ref().map_or(String::new(), |why| {
+                format!("; latency windows stopped: {why}")
+            });
             format!(
-                "; {} removed, {} absent (exact at the exits{when})",
+                "; {} removed, {} absent (exact at the exits{when}){stopped}",
                 o.removed, o.absent
             )
         });

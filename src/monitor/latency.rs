@@ -22,9 +22,8 @@ pub struct LatencyDelta {
     /// The metric label: `map_type`, or `other` past the bound.
     pub label_map_type: Arc<str>,
     pub clear: bool,
-    /// The calls since the last observation, and all of them so far.
+    /// The calls since the last observation.
     pub delta: Histogram,
-    pub total: Histogram,
 }
 
 #[derive(Default)]
@@ -70,7 +69,6 @@ impl Latencies {
                 label_map_type: label,
                 clear,
                 delta,
-                total: *now,
             });
         }
         out

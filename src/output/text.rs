@@ -95,7 +95,7 @@ mod tests {
             removed: Some(false),
         });
         assert!(
-            line(&ev).contains(" len=3 absent took=1.25µs map="),
+            line(&ev).contains(" len=3 absent took=1.2µs map="),
             "{}",
             line(&ev)
         );

@@ -215,14 +215,13 @@ impl ProbeConfig {
 }
 
 impl ProbeConfig {
-    /// `mdt_probe_by_pc`: the probe id by the low 12 bits of the probed
-    /// address (0xff: none), which a load bias (whole pages) leaves alone. `None` if
-    /// two attach points share those bits, or an address is missing: then
-    /// the program asks for the attach cookie instead.
+    /// `mdt_probe_by_pc`: the entry probe id by the low 12 bits of the
+    /// probed address (0xff: none), which a load bias (whole pages) leaves
+    /// alone. `None` if two entry points share those bits, or an address is
+    /// missing: then the program asks for the attach cookie instead. (The
+    /// exit points always use the cookie: they are off the hot path.)
     pub fn probe_by_pc(&self) -> Option<Box<[u8; 4096]>> {
-        if self.probe_vas.len() != self.attach_points()
-            || self.attach_points() >= usize::from(u8::MAX)
-        {
+        if self.probe_vas.len() != self.probes.len() || self.probes.len() >= usize::from(u8::MAX) {
             return None;
         }
         let mut table = Box::new([u8::MAX; 4096]);

@@ -98,17 +98,21 @@ impl Histogram {
         self.sum_ns += ns;
     }
 
-    /// The upper bound (ns) of the bucket holding quantile `q` (0..=1);
+    /// The upper bound (ns) of the bucket holding quantile
+    /// `per_100k`/100,000 (p99 = 99,000): the bucket of the call of rank
+    /// ⌈q·n⌉ (at least 1), in integers (no rounding puts it one bucket up);
     /// `None` when empty, `u64::MAX` when it is past the last bound.
-    pub fn quantile_bound(&self, q: f64) -> Option<u64> {
+    pub fn quantile_bound(&self, per_100k: u32) -> Option<u64> {
         let total = self.count();
         if total == 0 {
             return None;
         }
-        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
+        let rank = (u128::from(total) * u128::from(per_100k.min(100_000)))
+            .div_ceil(100_000)
+            .max(1);
+        let mut seen = 0u128;
         for (i, &n) in self.buckets.iter().enumerate() {
-            seen += n;
+            seen += u128::from(n);
             if seen >= rank {
                 return Some(super::LATENCY_BOUNDS_NS.get(i).copied().unwrap_or(u64::MAX));
             }

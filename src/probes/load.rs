@@ -284,8 +284,24 @@ impl Probes {
             };
             self.exit_links = links;
         }
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            // A new arming: entries left by earlier ones are stale.
+            bss.mdt_exits_gen = bss.mdt_exits_gen.wrapping_add(1);
+            bss.mdt_exits_in_flight = 0;
+        }
         self.set_exits_flag(true);
         Ok(())
+    }
+
+    /// Latency: calls of the current arming between their entry and their
+    /// exit (a call that never returns stays counted until its entry is
+    /// evicted: bound the wait for this to reach 0).
+    pub fn exits_in_flight(&self) -> i64 {
+        self.skel
+            .maps
+            .bss_data
+            .as_deref()
+            .map_or(0, |bss| bss.mdt_exits_in_flight)
     }
 
     /// Latency: entries stop leaving pending entries (calls under way still
@@ -294,10 +310,15 @@ impl Probes {
         self.set_exits_flag(false);
     }
 
-    /// Latency: detaches the exit points (after [`Probes::quiesce_exits`]).
+    /// Latency: detaches the exit points (after [`Probes::quiesce_exits`]),
+    /// on a thread of their own: unregistering uprobes waits for an RCU
+    /// grace period per link, which the reader of the ring must not.
     pub fn detach_exits(&mut self) {
         self.set_exits_flag(false);
-        self.exit_links.clear();
+        let links = std::mem::take(&mut self.exit_links);
+        if !links.is_empty() {
+            std::thread::spawn(move || drop(links));
+        }
     }
 
     /// Whether the exit points are attached.

@@ -107,6 +107,9 @@ pub const LATENCY_BOUNDS_NS: [u64; LATENCY_BUCKETS - 1] = [
     1_000_000_000,
 ];
 
+/// The last bound (1 s): a duration past it is only known to be past it.
+pub const LATENCY_LAST_BOUND_NS: u64 = LATENCY_BOUNDS_NS[LATENCY_BUCKETS - 2];
+
 /// `mdt_config.sample_threshold` value meaning "every hit".
 pub const SAMPLE_ALL: u64 = 1 << 32;
 

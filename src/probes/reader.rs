@@ -27,7 +27,8 @@ pub enum Record<'a> {
 struct Counts {
     /// Event records taken from the ring (decodable or not).
     received: AtomicU64,
-
+    /// Exit records taken from the ring.
+    exits: AtomicU64,
     /// Records that could not be decoded (malformed): lost.
     undecodable: AtomicU64,
 }
@@ -64,6 +65,7 @@ impl<'cb> EventReader<'cb> {
         builder
             .add(&probes.skel.maps.events, move |data: &[u8]| {
                 if data.len() == std::mem::size_of::<MdtExit>() {
+                    in_cb.exits.fetch_add(1, Ordering::Relaxed);
                     on_record(Record::Exit(&MdtExit::from_record(data)));
                     return 0;
                 }
@@ -117,6 +119,11 @@ impl<'cb> EventReader<'cb> {
             }
         }
         Ok(())
+    }
+
+    /// Exit records taken from the ring so far.
+    pub fn exits_received(&self) -> u64 {
+        self.counts.exits.load(Ordering::Relaxed)
     }
 
     /// Event records taken from the ring so far (exit records apart).

@@ -136,11 +136,6 @@ impl MdtExit {
     pub fn len_fault(&self) -> bool {
         self.flags & mdt_exit_flags::MDT_EXIT_LEN_FAULT.0 != 0
     }
-
-    /// Nanoseconds from the entry probe to the exit probe.
-    pub fn duration_ns(&self) -> u64 {
-        self.ts_ns.saturating_sub(self.entry_ts_ns)
-    }
 }
 
 /// The id the probe gives a stack (`mdt_walk_stack` in bpf/mdt.bpf.c): FNV-1

@@ -9,9 +9,11 @@ use anyhow::Result;
 use super::options::Latency;
 use crate::probes::Probes;
 
-/// After the entries stop leaving pending entries, how long calls under
-/// way get to meet their exit before the exit points are detached.
-const QUIESCE: Duration = Duration::from_millis(100);
+/// After the entries stop leaving pending entries, the exit points stay
+/// until no call of the window is in flight, for at most this long (a call
+/// that never returned stays "in flight"): a slow call in a window is
+/// measured, the tail included.
+const QUIESCE_MAX: Duration = super::join::MAX_WAIT;
 
 pub(super) struct LatencyClock {
     mode: Latency,
@@ -23,6 +25,8 @@ pub(super) struct LatencyClock {
     next: Option<Instant>,
     /// Time armed in the windows that ended.
     armed_total: Duration,
+    /// Why the windows stopped: a later window could not be armed.
+    pub(super) failed: Option<String>,
 }
 
 impl LatencyClock {
@@ -33,6 +37,7 @@ impl LatencyClock {
             quiesced_at: None,
             next: None,
             armed_total: Duration::ZERO,
+            failed: None,
         }
     }
 
@@ -49,7 +54,19 @@ impl LatencyClock {
     }
 
     /// Opens and closes the windows (a no-op outside `Latency::Windows`).
-    pub(super) fn tick(&mut self, probes: &mut Probes) -> Result<()> {
+    /// A window that cannot be armed ends the windows, not the session
+    /// (they are a default of metrics, alerts and the TUI): `failed` says why.
+    pub(super) fn tick(&mut self, probes: &mut Probes) {
+        if let Err(e) = self.try_tick(probes) {
+            probes.detach_exits();
+            self.armed_at = None;
+            self.quiesced_at = None;
+            self.next = None;
+            self.failed = Some(format!("{e:#}"));
+        }
+    }
+
+    fn try_tick(&mut self, probes: &mut Probes) -> Result<()> {
         let Some(period) = self.mode.period() else {
             return Ok(());
         };
@@ -64,7 +81,7 @@ impl LatencyClock {
         }
         if self
             .quiesced_at
-            .is_some_and(|q| now.duration_since(q) >= QUIESCE)
+            .is_some_and(|q| probes.exits_in_flight() <= 0 || now.duration_since(q) >= QUIESCE_MAX)
         {
             probes.detach_exits();
             self.quiesced_at = None;

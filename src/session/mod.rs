@@ -41,6 +41,18 @@ use crate::probes::{EventReader, ProbeConfig, ProbeKind, Probes, Record};
 use crate::process::launch;
 use crate::process::{self, ProcessWatch};
 
+/// CLOCK_MONOTONIC in nanoseconds: the clock of the probes' timestamps
+/// (`bpf_ktime_get_ns`).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to the valid pointer given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// How often the ring buffer is drained when the kernel does not wake us:
 /// the bound on how late a record reaches a pipe.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
@@ -137,14 +149,11 @@ impl Session {
         // probe id of its entry; their probe ids follow the entries'.
         let mut exits = Vec::new();
         let mut exit_offsets = Vec::new();
-        let mut exit_vas = Vec::new();
         if options.latency.is_on() {
             for (id, f) in attach_points.iter().enumerate() {
-                for x in &f.exit_points {
-                    exits.push(id as u32);
-                    exit_offsets.push(f.file_offset + x.offset);
-                    exit_vas.push(f.address + x.offset);
-                }
+                let offsets = f.exit_file_offsets();
+                exits.extend(std::iter::repeat_n(id as u32, offsets.len()));
+                exit_offsets.extend(offsets);
             }
         }
         let config = ProbeConfig {
@@ -170,11 +179,7 @@ impl Session {
             } else {
                 Vec::new()
             },
-            probe_vas: attached
-                .iter()
-                .map(|p| p.probe_va)
-                .chain(exit_vas)
-                .collect(),
+            probe_vas: attached.iter().map(|p| p.probe_va).collect(),
             exits,
             weight_latency: options.latency.is_on() && matches!(options.mode, Mode::Stacks { .. }),
             ringbuf_bytes: match options.mode {
@@ -301,10 +306,10 @@ impl Session {
         };
         let hits = self.probes.hit_counts()?;
         let stats = self.probes.stats()?;
-        let (outcomes, latency) = if self.probes.has_exits() {
-            (self.probes.outcomes()?, self.probes.latency_histograms()?)
+        let latency = if self.probes.has_exits() {
+            self.probes.latency_histograms()?
         } else {
-            (Vec::new(), Vec::new())
+            Vec::new()
         };
         let target_up = match stopped {
             Some(reason) => reason != StopReason::TargetExited,
@@ -318,7 +323,6 @@ impl Session {
         let mut obs = Observation {
             elapsed: self.started.elapsed(),
             sites: &sites,
-            outcomes: &outcomes,
             latency: &latency,
             probes: &self.attached,
             hits: &hits,
@@ -381,7 +385,11 @@ impl Session {
         let mut forwarded = 0;
         let mut ticked = Instant::now();
         let reason = loop {
-            if reader.consume_batch(BATCH)? < BATCH {
+            // Taken before the ring is read: once it is read to its end,
+            // every exit that happened before this instant has been seen.
+            let read_from = monotonic_ns();
+            let caught_up = reader.consume_batch(BATCH)? < BATCH;
+            if caught_up {
                 reader.wait(DRAIN_INTERVAL)?;
             }
             if pump.borrow().output_error.is_some() {
@@ -391,9 +399,11 @@ impl Session {
                 ticked = Instant::now();
                 let lost = self.lost_so_far(&reader)? + pump.borrow().lost;
                 lost_seen = report_lost(&pump, lost, lost_seen);
-                pump.borrow_mut().expire(false);
+                if caught_up {
+                    pump.borrow_mut().expire(Some(read_from));
+                }
                 pump.borrow_mut().flush();
-                self.latency.tick(&mut self.probes)?;
+                self.latency.tick(&mut self.probes);
                 self.publish_live();
                 self.observe(&mut pump.borrow_mut(), None)?;
             }
@@ -408,18 +418,19 @@ impl Session {
         let drain_until = Instant::now() + STOP_DRAIN;
         while Instant::now() < drain_until && reader.consume_batch(BATCH)? == BATCH {}
         // Calls still waiting for an exit will not see it now.
-        pump.borrow_mut().expire(true);
-        let unread = self
-            .probes
-            .stats()?
-            .submitted
-            .saturating_sub(reader.received());
+        pump.borrow_mut().expire(None);
+        let stats = self.probes.stats()?;
+        let unread = stats.submitted.saturating_sub(reader.received());
+        let exits_unread = stats.exits_sent.saturating_sub(reader.exits_received());
         let lost = self.lost_so_far(&reader)? + pump.borrow().lost + unread;
         lost_seen = report_lost(&pump, lost, lost_seen);
         drop(reader);
         let mut pump = pump.into_inner();
         self.observe(&mut pump, Some(reason))?;
         let mut summary = self.summary(pump.filtered_out, lost_seen, reason)?;
+        if let Some(o) = &mut summary.outcomes {
+            o.exits_lost += exits_unread;
+        }
         summary.stack_lost = pump.stack_lost;
         summary.records = pump.records;
         summary.unmatched = pump.unmatched;
@@ -604,6 +615,9 @@ impl Session {
             },
             never_returned: stats.pending_replaced,
             exits_without_entry: stats.exit_unmatched,
+            exits_lost: stats.exits_lost,
+            histograms_full: stats.latency_full,
+            windows_stopped: self.latency.failed.clone(),
             ..OutcomeTotals::default()
         };
         for o in self.probes.outcomes()? {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::decode::{Decoder, ProbeInfo};
 use crate::events::Event;
-use crate::probes::{Histogram, Outcomes, SiteCount, SiteKey, Stats};
+use crate::probes::{Histogram, SiteCount, SiteKey, Stats};
 
 /// The BPF counters of a running session (exact), refreshed by
 /// [`Session::run`] about every 50 ms once [`Session::live_totals`] was called.
@@ -31,10 +31,8 @@ pub struct Observation<'a> {
     /// the kernel, counted before sampling (empty without
     /// [`Mode::counts_sites`]).
     pub sites: &'a [(SiteKey, SiteCount)],
-    /// With the exit points armed: exact outcomes per entry probe id, and
-    /// latency histograms per (map type pointer, entry probe id), cumulative
-    /// (both empty without exit points).
-    pub outcomes: &'a [Outcomes],
+    /// With the exit points armed: the exact latency histograms per (map
+    /// type pointer, entry probe id), cumulative (empty without exit points).
     pub latency: &'a [(u64, u32, Histogram)],
     /// The attach points, indexed by probe id.
     pub probes: &'a [ProbeInfo],

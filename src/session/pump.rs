@@ -2,7 +2,6 @@
 //! written, counted on the way.
 
 use std::cell::RefCell;
-use std::time::Instant;
 
 use super::join::Joiner;
 use super::{Observer, Options};
@@ -39,26 +38,25 @@ impl Pump<'_> {
             Record::Event(raw) => self.entry(raw),
             Record::Exit(exit) => {
                 if let Some(event) = self.joiner.complete(exit) {
-                    self.deliver(event);
+                    let _ = self.deliver(event);
                 }
             }
         }
     }
 
-    /// Releases the records that waited too long for their exit (all of
-    /// them once tracing has stopped): written without an outcome.
-    pub(super) fn expire(&mut self, stopped: bool) {
-        let now = (!stopped).then(Instant::now);
-        for event in self.joiner.expire(now) {
+    /// Releases the records whose call began too long before `now_ns`
+    /// (the kernel's monotonic clock; all of them with `None`: tracing has
+    /// stopped): written without an outcome.
+    pub(super) fn expire(&mut self, now_ns: Option<u64>) {
+        for event in self.joiner.expire(now_ns) {
             self.deliver_unmatched(event);
         }
     }
 
     fn deliver_unmatched(&mut self, event: Event) {
-        if self.output_error.is_none() {
+        if self.deliver(event) {
             self.unmatched += 1;
         }
-        self.deliver(event);
     }
 
     fn entry(&mut self, raw: &MdtEvent) {
@@ -84,19 +82,19 @@ impl Pump<'_> {
             return;
         }
         if raw.exit_expected != 0 {
-            for earlier in self.joiner.hold(raw, event, Instant::now()) {
+            for earlier in self.joiner.hold(raw, event) {
                 self.deliver_unmatched(earlier);
             }
             return;
         }
-        self.deliver(event);
+        let _ = self.deliver(event);
     }
 
-    /// Hands a record to the observer and the sink.
-    fn deliver(&mut self, event: Event) {
+    /// Hands a record to the observer and the sink; whether the sink took it.
+    fn deliver(&mut self, event: Event) -> bool {
         if self.output_error.is_some() {
             self.lost += 1;
-            return;
+            return false;
         }
         if let Some(observer) = &mut self.observer {
             observer.event(&event);
@@ -105,10 +103,12 @@ impl Pump<'_> {
             Ok(()) => {
                 self.records += 1;
                 self.stack_lost += u64::from(event.stack_lost);
+                true
             }
             Err(e) => {
                 self.lost += 1;
                 self.output_error = Some(e);
+                false
             }
         }
     }

@@ -527,33 +527,12 @@ fn window_value(rule: &Rule, slots: &VecDeque<(u64, Amount)>, scale: f64) -> Opt
             if h.count() < min {
                 return None;
             }
-            Some(match quantile_bound(&h, q.per_100k) {
+            Some(match h.quantile_bound(q.per_100k).unwrap_or(u64::MAX) {
                 u64::MAX => f64::INFINITY,
                 b => b as f64,
             })
         }
     }
-}
-
-/// The upper bound (ns) of the bucket holding quantile `per_100k`/100000
-/// of `h` (not empty): the bucket of the call of rank ⌈q·n⌉ (at least 1),
-/// in integers; `u64::MAX` past the last bound.
-fn quantile_bound(h: &Histogram, per_100k: u32) -> u64 {
-    let total = h.count();
-    let rank = (u128::from(total) * u128::from(per_100k))
-        .div_ceil(100_000)
-        .max(1);
-    let mut seen = 0u128;
-    for (i, &n) in h.buckets.iter().enumerate() {
-        seen += u128::from(n);
-        if seen >= rank {
-            return crate::probes::LATENCY_BOUNDS_NS
-                .get(i)
-                .copied()
-                .unwrap_or(u64::MAX);
-        }
-    }
-    u64::MAX
 }
 
 fn add(
@@ -899,7 +878,6 @@ mod tests {
             label_map_type: map_type.into(),
             clear,
             delta: h,
-            total: h,
         }
     }
 
@@ -986,12 +964,12 @@ mod tests {
     fn quantile_ranks_are_exact() {
         // 1000 calls, 1 slow: p99.9 (rank 999) is fast, p100 (rank 1000) slow.
         let h = histogram(&[(100, 999), (2_000_000, 1)]);
-        assert_eq!(quantile_bound(&h, 99_900), 100);
-        assert_eq!(quantile_bound(&h, 100_000), 2_000_000);
-        assert_eq!(quantile_bound(&h, 1), 100);
+        assert_eq!(h.quantile_bound(99_900), Some(100));
+        assert_eq!(h.quantile_bound(100_000), Some(2_000_000));
+        assert_eq!(h.quantile_bound(1), Some(100));
         let h = histogram(&[(100, 1), (2_000_000, 1)]);
-        assert_eq!(quantile_bound(&h, 50_000), 100);
-        assert_eq!(quantile_bound(&h, 50_001), 2_000_000);
+        assert_eq!(h.quantile_bound(50_000), Some(100));
+        assert_eq!(h.quantile_bound(50_001), Some(2_000_000));
     }
 
     #[test]

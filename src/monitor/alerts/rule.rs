@@ -122,16 +122,9 @@ impl Quantile {
     }
 }
 
-/// The last latency bucket bound (1 s): a quantile past it is only known
-/// to be past it.
-pub fn last_latency_bound_ns() -> u64 {
-    *crate::probes::LATENCY_BOUNDS_NS
-        .last()
-        .expect("latency bounds")
-}
-
 /// `100ns`, `250µs`, `1.5ms`, `1s`: the largest unit that keeps the number
-/// at least 1, up to 3 decimals.
+/// at least 1, up to 3 decimals: a threshold as precise as it was written
+/// (the compact form of measured values is `events::short_duration`).
 pub fn duration_text(ns: u64) -> String {
     let (div, unit) = match ns {
         n if n >= 1_000_000_000 => (1e9, "s"),
@@ -168,8 +161,8 @@ fn plain(v: f64) -> String {
 /// range: `2ms–5ms`, `≤100ns` (the first), `>1s` (past the last).
 pub fn bucket_text(bound: f64) -> String {
     let bounds = &crate::probes::LATENCY_BOUNDS_NS;
-    if !bound.is_finite() || bound > last_latency_bound_ns() as f64 {
-        return format!(">{}", duration_text(last_latency_bound_ns()));
+    if !bound.is_finite() || bound > crate::probes::LATENCY_LAST_BOUND_NS as f64 {
+        return format!(">{}", duration_text(crate::probes::LATENCY_LAST_BOUND_NS));
     }
     let b = bound as u64;
     match bounds.iter().position(|&x| x == b) {
@@ -871,7 +864,7 @@ fn latency_threshold(p: &mut Parser, fname: &str) -> Result<f64, RuleError> {
             )
         }
     };
-    let last = last_latency_bound_ns();
+    let last = crate::probes::LATENCY_LAST_BOUND_NS;
     if ns > last {
         return p.fail(
             col,

@@ -410,7 +410,6 @@ mod tests {
             label_map_type: label.into(),
             clear,
             delta,
-            total: delta,
         }
     }
 

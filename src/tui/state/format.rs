@@ -40,50 +40,16 @@ pub fn clock(ts_ns: u64) -> String {
     full.get(11..23).unwrap_or(&full).to_string()
 }
 
-/// A duration, compact: `850ns`, `12µs`, `3.4ms`, `1s` (one decimal under
-/// 10 of a unit, when there is one). `u64::MAX` (a quantile past the last
-/// latency bucket) is `>1s`.
-pub fn duration(ns: u64) -> String {
-    if ns == u64::MAX {
-        let last = crate::probes::LATENCY_BOUNDS_NS
-            .last()
-            .copied()
-            .unwrap_or(0);
-        return format!(">{}", duration(last));
-    }
-    const UNITS: [(u64, &str); 4] = [
-        (1_000_000_000, "s"),
-        (1_000_000, "ms"),
-        (1_000, "µs"),
-        (1, "ns"),
-    ];
-    let i = UNITS.iter().position(|&(s, _)| ns >= s).unwrap_or(3);
-    let (scale, unit) = UNITS[i];
-    let v = ns as f64 / scale as f64;
-    let mut text = if v < 10.0 && !ns.is_multiple_of(scale) {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.0}")
-    };
-    if let Some(t) = text.strip_suffix(".0") {
-        text = t.to_string();
-    }
-    // 999.7µs rounds to 1000µs: 1ms.
-    if text == "1000" && i > 0 {
-        return format!("1{}", UNITS[i - 1].1);
-    }
-    format!("{text}{unit}")
-}
+/// A duration, compact (`events::short_duration`).
+pub use crate::events::short_duration as duration;
 
 /// The ABSENT cell: the percent of measured deletes whose key was absent
 /// (`<1%` and `>99%` rather than rounding to 0 or 100); `–` when none was
 /// measured.
 pub fn absent_text(removed: u64, absent: u64) -> String {
-    let measured = removed + absent;
-    if measured == 0 {
+    let Some(pct) = absent_pct(removed, absent) else {
         return "–".into();
-    }
-    let pct = absent as f64 * 100.0 / measured as f64;
+    };
     if absent > 0 && pct < 1.0 {
         "<1%".into()
     } else if removed > 0 && pct > 99.0 {
@@ -91,6 +57,12 @@ pub fn absent_text(removed: u64, absent: u64) -> String {
     } else {
         format!("{pct:.0}%")
     }
+}
+
+/// The percent of measured deletes whose key was absent; None when none was.
+pub fn absent_pct(removed: u64, absent: u64) -> Option<f64> {
+    let measured = removed + absent;
+    (measured > 0).then(|| absent as f64 * 100.0 / measured as f64)
 }
 
 /// A P50 / P99 cell: the bucket's upper bound, `–` when none was timed.

@@ -140,8 +140,7 @@ impl OutcomeSummary {
     /// Percent of the measured deletes whose key was absent; None when no
     /// delete was measured.
     pub fn absent_pct(&self) -> Option<f64> {
-        let measured = self.removed + self.absent;
-        (measured > 0).then(|| self.absent as f64 * 100.0 / measured as f64)
+        super::format::absent_pct(self.removed, self.absent)
     }
 
     /// The ABSENT cell.

@@ -147,8 +147,8 @@ impl OutcomeStats {
             removed: self.removed,
             absent: self.absent,
             timed: self.timed(),
-            p50: self.latency.quantile_bound(0.5),
-            p99: self.latency.quantile_bound(0.99),
+            p50: self.latency.quantile_bound(50_000),
+            p99: self.latency.quantile_bound(99_000),
         }
     }
 }

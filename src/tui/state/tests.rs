@@ -260,7 +260,7 @@ fn rows_count_what_the_measured_calls_found_and_took() {
     let d = st.caller_detail(&key, 51).unwrap();
     let h = d.outcomes.unwrap().latency;
     assert_eq!(h.count(), 4);
-    assert_eq!(h.quantile_bound(0.9), Some(5_000_000));
+    assert_eq!(h.quantile_bound(90_000), Some(5_000_000));
     // A reset forgets them.
     st.reset();
     assert_eq!(st.caller_lines(&Filter::default(), 51).0.len(), 0);

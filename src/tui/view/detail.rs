@@ -61,9 +61,9 @@ fn outcome_lines<'a>(
         Span::raw(format!(
             "{} measured · p50 {} · p90 {} · p99 {}",
             group(timed),
-            q(0.5),
-            q(0.9),
-            q(0.99)
+            q(50_000),
+            q(90_000),
+            q(99_000)
         )),
     ])];
     let first = h.buckets.iter().position(|&n| n > 0).unwrap_or(0);
