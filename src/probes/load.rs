@@ -345,6 +345,18 @@ impl Probes {
         pid: u32,
     ) -> Result<AttachedProbe> {
         let pid = i32::try_from(pid).context("pid out of range")?;
+        self.uprobe_link(true, binary, file_offset, cookie, pid)
+    }
+
+    /// One plain uprobe of the entry (or the exit) program.
+    fn uprobe_link(
+        &self,
+        exit: bool,
+        binary: &Path,
+        file_offset: u64,
+        cookie: u64,
+        pid: i32,
+    ) -> Result<AttachedProbe> {
         let offset = usize::try_from(file_offset).context("file offset out of range")?;
         let opts = UprobeOpts {
             cookie,
@@ -352,16 +364,18 @@ impl Probes {
             func_name: None,
             ..UprobeOpts::default()
         };
-        let link = self
-            .skel
-            .progs
-            .mdt_map_return
+        let (prog, what) = if exit {
+            (&self.skel.progs.mdt_map_return, "an exit uprobe")
+        } else {
+            (&self.skel.progs.mdt_map_delete, "a uprobe")
+        };
+        let link = prog
             .attach_uprobe_with_opts(pid, binary, offset, opts)
             .map_err(|e| {
                 bpf_error(
                     e,
                     &format!(
-                        "attaching an exit uprobe to {} at file offset {file_offset:#x}",
+                        "attaching {what} to {} at file offset {file_offset:#x}",
                         binary.display()
                     ),
                 )
@@ -394,28 +408,8 @@ impl Probes {
             None => -1,
             Some(p) => i32::try_from(p).with_context(|| format!("pid {p} out of range"))?,
         };
-        let offset = usize::try_from(file_offset).context("file offset out of range")?;
-        let opts = UprobeOpts {
-            cookie: u64::from(cookie),
-            retprobe: false,
-            func_name: None,
-            ..UprobeOpts::default()
-        };
-        let link = self
-            .skel
-            .progs
-            .mdt_map_delete
-            .attach_uprobe_with_opts(pid, binary, offset, opts)
-            .map_err(|e| {
-                bpf_error(
-                    e,
-                    &format!(
-                        "attaching a uprobe to {} at file offset {file_offset:#x}",
-                        binary.display()
-                    ),
-                )
-            })?;
-        self.links.push(AttachedProbe { _link: link });
+        let link = self.uprobe_link(false, binary, file_offset, u64::from(cookie), pid)?;
+        self.links.push(link);
         self.armed += 1;
         Ok(())
     }
