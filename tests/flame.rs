@@ -2460,7 +2460,7 @@ fn weight_latency_from_files() {
     let f = run_ok("--weight latency --from FOLDED", cmd);
     assert!(
         f.stderr
-            .contains("(2000700 ns (2.00 ms) of deletes in 2 stacks)"),
+            .contains("(2000700 ns (2ms) of deletes in 2 stacks)"),
         "mdt's summary line: {}",
         f.stderr
     );
