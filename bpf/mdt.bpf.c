@@ -110,6 +110,9 @@ struct mdt_outcome mdt_outcome_btf_anchor;
 struct mdt_latency_key mdt_latency_key_btf_anchor;
 struct mdt_latency mdt_latency_btf_anchor;
 struct mdt_site_count mdt_site_count_btf_anchor;
+struct mdt_key_part mdt_key_part_btf_anchor;
+enum mdt_key_part_kind mdt_key_part_kind_btf_anchor;
+enum mdt_key_part_flags mdt_key_part_flags_btf_anchor;
 
 /* Hits per attach point (index = probe id). Exact: never sampled. */
 struct {
@@ -242,6 +245,43 @@ struct {
 	__type(value, __u64);
 } sent_stacks SEC(".maps");
 
+/* What read_key_ptr needs of a key type: its size and abi.Kind, and where
+ * the strings and interfaces inside it are (its "plan"). */
+enum key_slot_kind {
+	KEY_SLOT_STRING = 1,
+	KEY_SLOT_EFACE = 2, /* interface {}: the first word is the type */
+	KEY_SLOT_IFACE = 3, /* other interfaces: the first word is an itab */
+};
+
+struct key_slot {
+	__u16 offset;
+	__u8 kind; /* enum key_slot_kind */
+	__u8 __pad;
+};
+
+struct key_type_info {
+	__u64 size;
+	__u8 kind;
+	__u8 nslots;
+	__u8 __pad[6];
+	struct key_slot slots[MDT_KEY_SLOTS];
+};
+
+/* One step of the walk of a key type's descriptors (mdt_key_plan). */
+enum plan_what {
+	PLAN_TYPE = 0,   /* the type at ptr, at base in the key */
+	PLAN_FIELDS = 1, /* the `left` struct fields at ptr, of the struct at base */
+	PLAN_ELEMS = 2,  /* `left` elements of type ptr, from base, `stride` apart */
+};
+
+struct plan_item {
+	__u64 ptr;
+	__u32 base;
+	__u32 left;
+	__u32 stride;
+	__u32 what;
+};
+
 /*
  * Per-CPU scratch space: the event is built here (too big for the 512-byte
  * BPF stack) and then copied into the ring buffer with only as many stack
@@ -264,6 +304,15 @@ struct scratch {
 	__u64 stack_hi; /* the goroutine's stack top (g.stack.hi), 0 = unknown */
 	/* The first MDT_G_HEAD_BYTES of runtime.g. */
 	__u64 g_head[MDT_G_HEAD_BYTES / 8];
+	/* The key type of this delete (read_key_ptr). */
+	struct key_type_info kt;
+	/* mdt_key_plan's walk: pending steps, and the descriptor it reads
+	 * (abi.Type and the 24 bytes of ArrayType / StructType /
+	 * InterfaceType after it). */
+	struct plan_item plan[MDT_PLAN_STACK];
+	__u32 plan_sp;
+	__u32 plan_fault;
+	__u64 desc[(MDT_GO_TYPE_HEADER + 24) / 8];
 	/* The copy of goroutine stack the walk follows. */
 	union {
 		__u8 chunk[MDT_STACK_CHUNK];
@@ -314,17 +363,10 @@ static __always_inline __u32 read_key(struct mdt_event *e, __u8 *dst, __u64 src,
 	return n;
 }
 
-/* What read_key_ptr needs of a key type: its size and abi.Kind. */
-struct key_type_info {
-	__u64 size;
-	__u8 kind;
-	__u8 __pad[7];
-};
-
 /*
  * Key types by map type (map type descriptors, like all Go types, are never
- * freed or changed): one hash lookup instead of two user-memory reads per
- * delete by pointer.
+ * freed or changed): one hash lookup instead of reading the descriptors
+ * again per delete by pointer.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -333,59 +375,324 @@ struct {
 	__type(value, struct key_type_info);
 } key_types SEC(".maps");
 
-/*
- * The key type of a map type: Size_ (offset 0) and Kind_ (offset 23) of the
- * key *abi.Type at map type + key_type_offset. Returns nonzero on failure.
- */
-static __always_inline int key_type_of(__u64 map_type, struct key_type_info *info)
+/* The head of an abi.Type (enum mdt_go_abi). */
+struct go_type_head {
+	__u64 size;
+	__u64 ptrbytes;
+	__u32 hash;
+	__u8 tflag, align, field_align, kind;
+};
+_Static_assert(__builtin_offsetof(struct go_type_head, size) == MDT_GO_TYPE_SIZE &&
+		       __builtin_offsetof(struct go_type_head, ptrbytes) == MDT_GO_TYPE_PTRBYTES &&
+		       __builtin_offsetof(struct go_type_head, tflag) == MDT_GO_TYPE_TFLAG &&
+		       __builtin_offsetof(struct go_type_head, kind) == MDT_GO_TYPE_KIND,
+	       "abi.Type layout (enum mdt_go_abi)");
+
+static __always_inline int plan_push(struct scratch *s, __u64 ptr, __u32 base, __u32 left,
+				     __u32 stride, __u32 what)
 {
-	struct go_type_head {
-		__u64 size;
-		__u64 ptrdata;
-		__u32 hash;
-		__u8 tflag, align, field_align, kind;
-	} key_type;
-	_Static_assert(__builtin_offsetof(struct go_type_head, size) == MDT_GO_TYPE_SIZE &&
-			       __builtin_offsetof(struct go_type_head, kind) == MDT_GO_TYPE_KIND,
-		       "abi.Type layout (enum mdt_go_abi)");
+	__u32 sp = s->plan_sp;
+
+	if (sp >= MDT_PLAN_STACK)
+		return 1;
+	s->plan[sp].ptr = ptr;
+	s->plan[sp].base = base;
+	s->plan[sp].left = left;
+	s->plan[sp].stride = stride;
+	s->plan[sp].what = what;
+	s->plan_sp = sp + 1;
+	return 0;
+}
+
+/* One more string or interface in the key; nonzero when the plan is full. */
+static __always_inline int plan_slot(struct scratch *s, __u32 base, __u8 kind)
+{
+	__u32 n = s->kt.nslots;
+
+	if (n >= MDT_KEY_SLOTS)
+		return 1;
+	s->kt.slots[n].offset = base;
+	s->kt.slots[n].kind = kind;
+	s->kt.nslots = n + 1;
+	return 0;
+}
+
+/* One step of mdt_key_plan: nonzero when the walk is over. */
+static __always_inline int plan_step(struct scratch *s, __u32 limit)
+{
+	struct plan_item it;
+	__u32 sp = s->plan_sp;
+	__u64 *d = s->desc;
+	__u8 kind;
+
+	if (!sp || sp > MDT_PLAN_STACK)
+		return 1;
+	sp--;
+	s->plan_sp = sp;
+	it = s->plan[sp];
+	/* Past the bytes a record carries: nothing there is followed. */
+	if (it.base >= limit)
+		return 0;
+	switch (it.what) {
+	case PLAN_TYPE:
+		if (bpf_probe_read_user(d, sizeof(s->desc), (const void *)it.ptr)) {
+			s->plan_fault = 1;
+			return 1;
+		}
+		/* No pointers in it: nothing to follow (most keys). */
+		if (!d[MDT_GO_TYPE_PTRBYTES / 8])
+			return 0;
+		kind = ((__u8 *)d)[MDT_GO_TYPE_KIND] & MDT_GO_KIND_MASK;
+		if (kind == MDT_GO_KIND_STRING)
+			return plan_slot(s, it.base, KEY_SLOT_STRING);
+		if (kind == MDT_GO_KIND_INTERFACE)
+			return plan_slot(s, it.base,
+					 d[(MDT_GO_INTERFACETYPE_METHODS + MDT_GO_SLICE_LEN) / 8] ?
+						 KEY_SLOT_IFACE :
+						 KEY_SLOT_EFACE);
+		if (kind == MDT_GO_KIND_STRUCT) {
+			__u64 n = d[(MDT_GO_STRUCTTYPE_FIELDS + MDT_GO_SLICE_LEN) / 8];
+
+			if (!n)
+				return 0;
+			if (n > 64)
+				return 1;
+			return plan_push(s, d[MDT_GO_STRUCTTYPE_FIELDS / 8], it.base, n, 0,
+					 PLAN_FIELDS);
+		}
+		if (kind == MDT_GO_KIND_ARRAY) {
+			__u64 len = d[MDT_GO_ARRAYTYPE_LEN / 8], elem = d[MDT_GO_ARRAYTYPE_ELEM / 8];
+			__u64 size = 0;
+
+			if (!len)
+				return 0;
+			if (bpf_probe_read_user(&size, sizeof(size),
+						(const void *)(elem + MDT_GO_TYPE_SIZE))) {
+				s->plan_fault = 1;
+				return 1;
+			}
+			if (!size || size > 0xffff || len > 0xffff)
+				return 0;
+			return plan_push(s, elem, it.base, len, size, PLAN_ELEMS);
+		}
+		return 0; /* pointers: nothing behind them is followed */
+	case PLAN_FIELDS: {
+		struct {
+			__u64 name, typ, offset;
+		} f;
+		_Static_assert(__builtin_offsetof(typeof(f), typ) == MDT_GO_STRUCTFIELD_TYP &&
+				       __builtin_offsetof(typeof(f), offset) ==
+					       MDT_GO_STRUCTFIELD_OFFSET &&
+				       sizeof(f) == MDT_GO_STRUCTFIELD_SIZE,
+			       "abi.StructField layout (enum mdt_go_abi)");
+
+		if (bpf_probe_read_user(&f, sizeof(f), (const void *)it.ptr)) {
+			s->plan_fault = 1;
+			return 1;
+		}
+		/* The fields after this one come after what this one holds. */
+		if (it.left > 1 &&
+		    plan_push(s, it.ptr + MDT_GO_STRUCTFIELD_SIZE, it.base, it.left - 1, 0,
+			      PLAN_FIELDS))
+			return 1;
+		if (f.offset > 0xffff)
+			return 0;
+		return plan_push(s, f.typ, it.base + (__u32)f.offset, 0, 0, PLAN_TYPE);
+	}
+	case PLAN_ELEMS:
+		if (it.left > 1 &&
+		    plan_push(s, it.ptr, it.base + it.stride, it.left - 1, it.stride, PLAN_ELEMS))
+			return 1;
+		return plan_push(s, it.ptr, it.base, 0, 0, PLAN_TYPE);
+	}
+	return 1;
+}
+
+/*
+ * A key type's plan: where its strings and interfaces are, in offset order
+ * (a depth-first walk of its descriptors: struct fields and array elements
+ * in order), within the first key_bytes bytes, at most MDT_KEY_SLOTS.
+ * Made once per map type. A global function, verified on its own.
+ */
+__noinline int mdt_key_plan(struct scratch *s, __u64 key_type)
+{
+	__u32 limit = mdt_cfg.key_bytes;
+
+	if (!s)
+		return 0;
+	if (limit > MDT_MAX_KEY_BYTES)
+		limit = MDT_MAX_KEY_BYTES;
+	s->kt.nslots = 0;
+	s->plan_sp = 0;
+	s->plan_fault = 0;
+	plan_push(s, key_type, 0, 0, 0, PLAN_TYPE);
+	for (__u32 i = 0; i < MDT_PLAN_STEPS; i++)
+		if (plan_step(s, limit))
+			break;
+	return 0;
+}
+
+/*
+ * The key type of a map type into s->kt: Size_ and Kind_ of the key
+ * *abi.Type at map type + key_type_offset, and its plan if it holds
+ * pointers. Returns nonzero on failure.
+ */
+static __always_inline int key_type_of(struct scratch *s, __u64 map_type)
+{
 	struct key_type_info *cached = bpf_map_lookup_elem(&key_types, &map_type);
+	struct go_type_head key_type;
 	__u64 key_type_ptr = 0;
 
 	if (cached) {
-		*info = *cached;
+		s->kt.size = cached->size;
+		s->kt.kind = cached->kind;
+		s->kt.nslots = cached->nslots;
+		/* Only keys with strings or interfaces in them pay for these. */
+		if (cached->nslots)
+			__builtin_memcpy(s->kt.slots, cached->slots, sizeof(s->kt.slots));
 		return 0;
 	}
 	if (bpf_probe_read_user(&key_type_ptr, sizeof(key_type_ptr),
 				(const void *)(map_type + mdt_cfg.key_type_offset)) ||
 	    bpf_probe_read_user(&key_type, sizeof(key_type), (const void *)key_type_ptr))
 		return 1;
-	info->size = key_type.size;
-	info->kind = key_type.kind & MDT_GO_KIND_MASK;
-	bpf_map_update_elem(&key_types, &map_type, info, BPF_ANY);
+	s->kt.size = key_type.size;
+	s->kt.kind = key_type.kind & MDT_GO_KIND_MASK;
+	s->kt.nslots = 0;
+	s->plan_fault = 0;
+	/* A string key is followed to its bytes by read_key_ptr itself. */
+	if (key_type.ptrbytes && s->kt.kind != MDT_GO_KIND_STRING)
+		mdt_key_plan(s, key_type_ptr);
+	/* A descriptor that could not be read now is read again next time. */
+	if (!s->plan_fault)
+		bpf_map_update_elem(&key_types, &map_type, &s->kt, BPF_ANY);
 	return 0;
 }
 
 /*
- * A key passed by pointer: its size and kind come from the map's key type.
- * A string key is followed to its bytes, as the fast path would have.
+ * The parts of the key (struct mdt_key_part, see mdt.h): for each string
+ * and interface of the plan whose header the key_n key bytes at dst hold,
+ * the bytes behind its pointer, after the key bytes, while key bytes and
+ * parts fit in key_bytes. Returns the bytes added. A global function,
+ * verified on its own; called only for keys whose plan has slots.
  */
-static __always_inline __u32 read_key_ptr(struct mdt_event *e, __u8 *dst, __u64 map_type,
-					  __u64 key_ptr)
+__noinline int mdt_key_parts(struct scratch *s, __u32 words, __u32 key_n)
 {
-	struct key_type_info key_type = {};
+	__u64 limit = mdt_cfg.key_bytes, pos;
+	__u32 nparts = 0;
+	struct mdt_key_part part;
+	struct go_type_head t;
 	struct {
 		__u64 ptr;
 		__u64 len;
 	} str;
+	__u8 *dst;
+
+	if (!s)
+		return 0;
+	if (limit > MDT_MAX_KEY_BYTES)
+		limit = MDT_MAX_KEY_BYTES;
+	if (words > MDT_MAX_STACK_DEPTH || key_n > limit)
+		return 0;
+	/* Masks the verifier keeps through spills (words <= 128 < 256). */
+	dst = (__u8 *)s->ev.stack + 8 * (__u64)(words & 0xff);
+	pos = key_n;
+	for (__u32 i = 0; i < MDT_KEY_SLOTS; i++) {
+		__u64 off, room, n, w0, w1, src, full, typ;
+		__u8 kind;
+
+		if (i >= s->kt.nslots)
+			break;
+		off = s->kt.slots[i].offset;
+		kind = s->kt.slots[i].kind;
+		/* The plan is in offset order: the next header is not there either. */
+		if (off > MDT_MAX_KEY_BYTES - 16 || off + 16 > key_n)
+			break;
+		barrier_var(pos);
+		if (pos > limit || limit - pos < sizeof(part))
+			break;
+		__builtin_memcpy(&w0, dst + off, 8);
+		__builtin_memcpy(&w1, dst + off + 8, 8);
+		part.offset = off;
+		part.kind = MDT_PART_STRING;
+		part.flags = 0;
+		src = w0;
+		full = w1;
+		if (kind != KEY_SLOT_STRING) {
+			/* An interface: its dynamic type, from the first word or
+			 * from the itab it points to. */
+			typ = w0;
+			if (!typ)
+				continue; /* nil */
+			if (kind == KEY_SLOT_IFACE &&
+			    bpf_probe_read_user(&typ, sizeof(typ), (const void *)(w0 + MDT_GO_ITAB_TYPE)))
+				typ = 0;
+			if (!typ || bpf_probe_read_user(&t, sizeof(t), (const void *)typ)) {
+				part.kind = MDT_PART_VALUE;
+				part.flags = MDT_PART_FAULT;
+				full = 0;
+				src = 0;
+			} else if ((t.kind | t.tflag) & MDT_GO_DIRECT_IFACE) {
+				continue; /* the value is the data word */
+			} else if ((t.kind & MDT_GO_KIND_MASK) == MDT_GO_KIND_STRING) {
+				part.kind = MDT_PART_VALUE_STRING;
+				if (bpf_probe_read_user(&str, sizeof(str), (const void *)w1)) {
+					part.flags = MDT_PART_FAULT;
+					str.ptr = 0;
+					str.len = 0;
+				}
+				src = str.ptr;
+				full = str.len;
+			} else {
+				part.kind = MDT_PART_VALUE;
+				src = w1;
+				full = t.size;
+			}
+		}
+		room = limit - pos - sizeof(part);
+		n = full > room ? room : full;
+		part.full = full > 0xffff ? 0xffff : (__u16)full;
+		barrier_var(n);
+		barrier_var(pos);
+		if (n > MDT_MAX_KEY_BYTES || pos > MDT_MAX_KEY_BYTES)
+			break;
+		if (n && bpf_probe_read_user(dst + pos + sizeof(part), n, (const void *)src)) {
+			part.flags |= MDT_PART_FAULT;
+			n = 0;
+		}
+		part.len = n;
+		__builtin_memcpy(dst + pos, &part, sizeof(part));
+		pos += sizeof(part) + n;
+		nparts++;
+	}
+	s->ev.key_parts = nparts;
+	s->ev.key_n = key_n;
+	return pos - key_n;
+}
+
+/*
+ * A key passed by pointer: its size and kind come from the map's key type.
+ * A string key is followed to its bytes, as the fast path would have; the
+ * strings and interfaces inside other keys to theirs (mdt_key_parts).
+ */
+static __always_inline __u32 read_key_ptr(struct scratch *s, __u32 words, __u8 *dst,
+					  __u64 map_type, __u64 key_ptr)
+{
+	struct mdt_event *e = &s->ev;
+	struct {
+		__u64 ptr;
+		__u64 len;
+	} str;
+	__u32 n;
 
 	e->key_u64 = key_ptr;
 	if (!mdt_cfg.key_type_offset)
 		return 0;
-	if (key_type_of(map_type, &key_type)) {
+	if (key_type_of(s, map_type)) {
 		e->flags |= MDT_EV_KEY_FAULT;
 		return 0;
 	}
-	if (key_type.kind == MDT_GO_KIND_STRING) {
+	if (s->kt.kind == MDT_GO_KIND_STRING) {
 		if (bpf_probe_read_user(&str, sizeof(str), (const void *)key_ptr)) {
 			e->flags |= MDT_EV_KEY_FAULT;
 			return 0;
@@ -394,17 +701,21 @@ static __always_inline __u32 read_key_ptr(struct mdt_event *e, __u8 *dst, __u64 
 		e->key_len = str.len > 0xffffffffULL ? 0xffffffffU : (__u32)str.len;
 		return read_key(e, dst, str.ptr, str.len);
 	}
-	e->key_len = key_type.size > 0xffffffffULL ? 0xffffffffU : (__u32)key_type.size;
-	return read_key(e, dst, key_ptr, key_type.size);
+	e->key_len = s->kt.size > 0xffffffffULL ? 0xffffffffU : (__u32)s->kt.size;
+	n = read_key(e, dst, key_ptr, s->kt.size);
+	if (s->kt.nslots && n && !(e->flags & MDT_EV_KEY_FAULT))
+		n += mdt_key_parts(s, words, n);
+	return n;
 }
 
 /*
  * The key, by the probe's argument layout, into dst. Returns the bytes
  * copied there.
  */
-static __always_inline __u32 read_key_arg(struct pt_regs *ctx, struct mdt_event *e, __u8 *dst,
-					  __u8 kind)
+static __always_inline __u32 read_key_arg(struct pt_regs *ctx, struct scratch *s, __u32 words,
+					  __u8 *dst, __u8 kind)
 {
+	struct mdt_event *e = &s->ev;
 	__u64 a2 = GO_ARG2(ctx);
 	__u32 n = mdt_cfg.key_bytes;
 
@@ -428,7 +739,7 @@ static __always_inline __u32 read_key_arg(struct pt_regs *ctx, struct mdt_event 
 	}
 	case MDT_KIND_KEY_PTR:
 	case MDT_KIND_SWISS_DELETE:
-		return read_key_ptr(e, dst, e->map_type_ptr, a2);
+		return read_key_ptr(s, words, dst, e->map_type_ptr, a2);
 	default: /* the CLEAR kinds: no key */
 		return 0;
 	}
@@ -967,7 +1278,7 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	barrier_var(words);
 	if (words > MDT_MAX_STACK_DEPTH) /* for the verifier */
 		return 0;
-	key_n = read_key_arg(ctx, e, (__u8 *)&e->stack[words], kind);
+	key_n = read_key_arg(ctx, s, words, (__u8 *)&e->stack[words], kind);
 	e->exit_expected = latency;
 	/* One clock reading for the record and its pending entry (not read
 	 * back from the per-CPU scratch, which a preempting probe may reuse):

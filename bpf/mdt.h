@@ -48,6 +48,14 @@ enum mdt_limits {
 	 * MDT_LATENCY_BOUNDS, counts the rest. */
 	MDT_LATENCY_BOUNDS = 22,
 	MDT_LATENCY_BUCKETS = MDT_LATENCY_BOUNDS + 1,
+	/* Keys passed by pointer: the strings and interfaces inside a key
+	 * whose bytes (or value) are copied from behind their pointers, at
+	 * most (the key type's "plan", made once per map type by walking its
+	 * descriptors, at most MDT_PLAN_STEPS of them, nesting at most
+	 * MDT_PLAN_STACK deep). */
+	MDT_KEY_SLOTS = 8,
+	MDT_PLAN_STEPS = 96,
+	MDT_PLAN_STACK = 24,
 };
 
 /*
@@ -57,14 +65,43 @@ enum mdt_limits {
  * compiled (src/probes/mod.rs).
  */
 enum mdt_go_abi {
-	/* abi.Type.Size_ and abi.Type.Kind_ */
+	/* abi.Type.Size_, PtrBytes (0: no pointers), TFlag and Kind_ */
 	MDT_GO_TYPE_SIZE = 0,
+	MDT_GO_TYPE_PTRBYTES = 8,
+	MDT_GO_TYPE_TFLAG = 20,
 	MDT_GO_TYPE_KIND = 23,
-	/* the bits of Kind_ that hold the kind, and the kind of a string */
+	/* sizeof(abi.Type): the kind-specific fields follow */
+	MDT_GO_TYPE_HEADER = 48,
+	/* the bits of Kind_ that hold the kind, and the kinds read here */
 	MDT_GO_KIND_MASK = 0x1f,
+	MDT_GO_KIND_ARRAY = 17,
+	MDT_GO_KIND_INTERFACE = 20,
 	MDT_GO_KIND_STRING = 24,
+	MDT_GO_KIND_STRUCT = 25,
+	/* a value stored in an interface's data word itself: bit 5 of Kind_
+	 * up to Go 1.25 (KindDirectIface), of TFlag from 1.26
+	 * (TFlagDirectIface); the other bit is 0 in either */
+	MDT_GO_DIRECT_IFACE = 0x20,
 	/* the key *abi.Type in a map type (mdt_config.key_type_offset) */
 	MDT_GO_MAPTYPE_KEY = 48,
+	/* abi.ArrayType.Elem and Len */
+	MDT_GO_ARRAYTYPE_ELEM = 48,
+	MDT_GO_ARRAYTYPE_LEN = 64,
+	/* abi.StructType.Fields, a []abi.StructField of {Name, Typ, Offset} */
+	MDT_GO_STRUCTTYPE_FIELDS = 56,
+	MDT_GO_STRUCTFIELD_TYP = 8,
+	MDT_GO_STRUCTFIELD_OFFSET = 16,
+	MDT_GO_STRUCTFIELD_SIZE = 24,
+	/* abi.InterfaceType.Methods (a slice: empty for interface {}) */
+	MDT_GO_INTERFACETYPE_METHODS = 56,
+	/* abi.ITab.Type: the dynamic type behind a non-empty interface's
+	 * first word */
+	MDT_GO_ITAB_TYPE = 8,
+	/* the data word of an interface value; the length of a slice and of
+	 * a string header (their pointer is at 0) */
+	MDT_GO_IFACE_DATA = 8,
+	MDT_GO_SLICE_LEN = 8,
+	MDT_GO_STRING_LEN = 8,
 };
 
 /*
@@ -221,15 +258,62 @@ struct mdt_event {
 	/* 1 = the exit probes were armed at this call's entry: a struct
 	 * mdt_exit with the same goid, probe_id and ts_ns follows when the call
 	 * returns. */
-	__u32 exit_expected;
+	__u8 exit_expected;
+	/* Key parts (struct mdt_key_part) that follow the key bytes: what was
+	 * copied from behind the pointers inside the key (strings' bytes,
+	 * interfaces' values), right at the delete. */
+	__u8 key_parts;
+	/* With key_parts: the key bytes copied into key[] (the parts start
+	 * there). */
+	__u16 key_n;
 	/* User stack, innermost first: stack[0] = the probed instruction,
 	 * stack[1] = return address into the caller, then the frame-pointer
 	 * chain. Runtime (not file) addresses. */
 	__u64 stack[MDT_MAX_STACK_DEPTH];
 	/* The first min(key_len, mdt_config.key_bytes) bytes of the key, as
 	 * laid out in the target's memory (for MDT_EV_KEY_STRING: the string's
-	 * bytes); the rest is undefined. */
+	 * bytes), then key_parts parts; key bytes and parts together are at
+	 * most mdt_config.key_bytes. The rest is undefined. */
 	__u8 key[MDT_MAX_KEY_BYTES];
+};
+
+/*
+ * One part of a key (after its bytes in mdt_event.key, unaligned): the
+ * bytes behind one pointer inside the key, copied at the delete (later
+ * they may be freed, or reused). Strings and interfaces are found in the
+ * key type by a walk of its descriptors (struct fields, array elements),
+ * in offset order, at most MDT_KEY_SLOTS of them; each gets a part while
+ * the key bytes hold its header and there is room (8 bytes and more). A
+ * nil interface and a value stored in the interface's data word (pointers)
+ * get none; nothing behind the pointers of an interface's value is
+ * followed.
+ */
+struct mdt_key_part {
+	/* Where the string header or the interface is in the key. */
+	__u16 offset;
+	/* enum mdt_key_part_kind. */
+	__u8 kind;
+	/* enum mdt_key_part_flags. */
+	__u8 flags;
+	/* Bytes that follow this header. */
+	__u16 len;
+	/* All of them: the string's length, the value type's size (at most
+	 * 0xffff: more is said as 0xffff). len < full: cut short. */
+	__u16 full;
+};
+
+enum mdt_key_part_kind {
+	/* The bytes of the string whose header is at offset. */
+	MDT_PART_STRING = 1,
+	/* The value behind the data word of the interface at offset. */
+	MDT_PART_VALUE = 2,
+	/* The same, of a string: that string's bytes. */
+	MDT_PART_VALUE_STRING = 3,
+};
+
+enum mdt_key_part_flags {
+	/* Reading the bytes (or the dynamic type) failed: len is 0. */
+	MDT_PART_FAULT = 1,
 };
 
 /*
@@ -380,6 +464,7 @@ struct mdt_config {
 _Static_assert(sizeof(struct mdt_event) == 80 + MDT_MAX_KEY_BYTES + 8 * MDT_MAX_STACK_DEPTH,
 	       "mdt_event layout changed");
 _Static_assert(sizeof(struct mdt_probe_cfg) == 8, "mdt_probe_cfg layout changed");
+_Static_assert(sizeof(struct mdt_key_part) == 8, "mdt_key_part layout changed");
 /* Key of the "stack_counts" map (aggregation mode). */
 struct mdt_agg_key {
 	/* Hash of stack[0..depth) (the "stacks" map holds the frames). */

@@ -37,7 +37,7 @@ complete -c mdt -n "__fish_mdt_using_subcommand inspect" -s V -l version -d 'Pri
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -s p -l pid -d 'Attach to this running process' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -s d -l duration -d 'Stop after this long (e.g. 30s, 5m, 1h30m)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l sample -d 'Record details for this fraction of deletes, 0 < RATE <= 1 (counts stay exact)' -r
-complete -c mdt -n "__fish_mdt_using_subcommand trace" -l key-bytes -d 'Bytes of each key to capture (longer keys are marked truncated)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l key-bytes -d 'Bytes of each key to capture, with what its strings and interfaces point to (longer keys are marked truncated)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l stack-depth -d 'Stack frames to capture per delete' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l map-type -d 'Keep only deletes whose map type matches this regex (e.g. \'main\\.UserMap\')' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l func -d 'Keep only deletes with a stack frame whose function matches this regex' -r
@@ -67,7 +67,7 @@ complete -c mdt -n "__fish_mdt_using_subcommand trace" -s V -l version -d 'Print
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -s p -l pid -d 'Attach to this running process' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -s d -l duration -d 'Stop after this long (e.g. 30s, 5m, 1h30m)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l sample -d 'Record details for this fraction of deletes, 0 < RATE <= 1 (counts stay exact)' -r
-complete -c mdt -n "__fish_mdt_using_subcommand flame" -l key-bytes -d 'Bytes of each key to capture (longer keys are marked truncated)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l key-bytes -d 'Bytes of each key to capture, with what its strings and interfaces point to (longer keys are marked truncated)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l stack-depth -d 'Stack frames to capture per delete' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l map-type -d 'Keep only deletes whose map type matches this regex (e.g. \'main\\.UserMap\')' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l func -d 'Keep only deletes with a stack frame whose function matches this regex' -r

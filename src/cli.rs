@@ -121,7 +121,7 @@ pub struct TargetArgs {
     #[arg(long, value_name = "RATE", env = "MAP_DELETE_TRACER_SAMPLING_RATE", value_parser = parse_rate, default_value = "1")]
     pub sample: f64,
 
-    /// Bytes of each key to capture (longer keys are marked truncated).
+    /// Bytes of each key to capture, with what its strings and interfaces point to (longer keys are marked truncated).
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=256))]
     pub key_bytes: u32,
 

@@ -4,12 +4,15 @@
 
 use std::sync::Arc;
 
+use crate::events::gofmt::Part;
+use crate::events::key::Decoded;
+use crate::gobin::gotype::Shape;
 use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
 use crate::probes::skel::types::mdt_event_flags;
 use crate::probes::{MdtEvent, ProbeKind};
 use crate::process::memory::ProcessMemory;
-use crate::symbolize::types::TypeResolver;
+use crate::symbolize::types::{MapTypeInfo, TypeResolver};
 use crate::symbolize::Symbolizer;
 
 use crate::events::{find_caller, Event, KeyValue, Role, Stack};
@@ -111,26 +114,31 @@ impl Decoder {
         let namer = self.namer(raw.stack().first().copied(), probe.probe_va);
         let ty = namer.types.map_type(raw.map_type_ptr);
         let key = match kind {
-            Role::Clear => KeyValue::None,
+            Role::Clear => Decoded::plain(KeyValue::None),
             Role::Delete if raw.key_fault() => {
                 match reread_key(&namer.types, raw, probe.kind, key_bytes) {
-                    Some(bytes) => KeyValue::decode(
-                        ty.key_kind,
-                        ty.key_size,
-                        &bytes,
-                        probe.kind == ProbeKind::FastStr,
-                    ),
-                    None => KeyValue::None,
+                    // Nothing behind the key's pointers was copied.
+                    Some(bytes) => decode_key(&mut namer.types, &ty, raw, probe.kind, &bytes, &[]),
+                    None => Decoded::plain(KeyValue::None),
                 }
             }
-            Role::Delete => KeyValue::decode(
-                ty.key_kind,
-                ty.key_size,
-                raw.key_bytes(key_bytes),
-                raw.key_is_string() || probe.kind == ProbeKind::FastStr,
-            ),
+            Role::Delete => {
+                let parts = raw.key_parts(key_bytes);
+                decode_key(
+                    &mut namer.types,
+                    &ty,
+                    raw,
+                    probe.kind,
+                    raw.key_bytes(key_bytes),
+                    &parts,
+                )
+            }
         };
-        let key = if redact { key.redacted() } else { key };
+        let (key_value, key_hex) = if redact {
+            (key.value.redacted(), None)
+        } else {
+            (key.value, key.raw)
+        };
         let stack = namer.symbolizer.stack(raw.stack());
         Some(Event {
             kind,
@@ -142,8 +150,9 @@ impl Decoder {
             map: raw.map_ptr,
             map_type: ty.name,
             key_type: ty.key_type,
-            key_truncated: raw.key_truncated(),
-            key,
+            key_truncated: raw.key_truncated() || key.incomplete,
+            key: key_value,
+            key_hex,
             map_len: raw.map_len,
             cleared: (kind == Role::Clear).then_some(raw.map_len),
             caller: find_caller(&stack),
@@ -181,6 +190,29 @@ impl Decoder {
         let frames = namer.symbolizer.stack(stack);
         Some((probe, frames, ty))
     }
+}
+
+/// A delete's key from its captured bytes (and the parts the probe copied
+/// from behind its pointers): by its type's tree when it could be read,
+/// else by its kind and size (integers, strings, pointers) or as hex.
+fn decode_key(
+    types: &mut TypeResolver,
+    ty: &MapTypeInfo,
+    raw: &MdtEvent,
+    kind: ProbeKind,
+    bytes: &[u8],
+    parts: &[Part<'_>],
+) -> Decoded {
+    let is_string = raw.key_is_string() || kind == ProbeKind::FastStr;
+    if let Some(tree) = &ty.key {
+        // A key passed as a string whose type is not one (struct { S string }).
+        let string_bytes = (is_string && !matches!(tree.shape, Shape::String))
+            .then(|| (raw.key_u64, u64::from(raw.key_len)));
+        if let Some(d) = KeyValue::decode_typed(tree, bytes, parts, string_bytes, types) {
+            return d;
+        }
+    }
+    Decoded::plain(KeyValue::decode(ty.key_kind, ty.key_size, bytes, is_string))
 }
 
 /// The key of a delete whose key bytes the probe could not copy (their page

@@ -317,16 +317,12 @@ fn check_layout(p: &mut Problems, it: &Item, r: &Value) {
     // The type descriptor offsets mdt reads keys and type names by, from
     // Go's own DWARF reader, and from mdt's (for `mdt inspect`).
     if !it.variant.is_stripped() {
+        // Every offset key values are decoded by (abi.rs): abi.Type, the map
+        // type, arrays, structs and their fields, interfaces and itabs,
+        // interface values, slices and strings.
         let k = mdt::gobin::abi::TypeOffsets::KNOWN;
         let t = &it.truth["type_offsets"];
-        for (name, want) in [
-            ("size", k.size),
-            ("tflag", k.tflag),
-            ("kind", k.kind),
-            ("str", k.str),
-            ("map_key", k.map_key),
-            ("map_elem", k.map_elem),
-        ] {
+        for (name, want) in k.named() {
             p.eq(
                 &format!("type_offsets.{name}"),
                 t[name].as_u64(),

@@ -86,6 +86,7 @@ fn ev(
             _ => "int64".into(),
         },
         key,
+        key_hex: None,
         key_truncated: false,
         map_len: len,
         cleared: (kind == Role::Clear).then_some(5),

@@ -2,6 +2,7 @@
 //! from the BPF record and named (map type, key, stack). JSON, text, the
 //! TUI, flame graphs and metrics all start from [`Event`].
 
+pub mod gofmt;
 pub mod key;
 pub mod stack;
 pub mod summary;
@@ -29,6 +30,13 @@ pub struct Event {
     pub map_type: Arc<str>,
     pub key_type: Arc<str>,
     pub key: KeyValue,
+    /// The key's bytes in memory order, as far as they were captured, when
+    /// the key is shown by its Go form (bool, float, complex, array,
+    /// struct, interface): JSON's `key_hex`. None with `--redact-keys`.
+    pub key_hex: Option<Arc<[u8]>>,
+    /// Not all of the key was captured (longer than `--key-bytes`, or
+    /// bytes behind its pointers that were not copied): `key` is shown as
+    /// far as it was.
     pub key_truncated: bool,
     /// Elements in the map when the delete started.
     pub map_len: u64,
@@ -155,6 +163,7 @@ pub(crate) mod testing {
             map_type: "map[int64]int".into(),
             key_type: "int64".into(),
             key,
+            key_hex: None,
             key_truncated: false,
             map_len: 3,
             cleared: None,

@@ -71,6 +71,94 @@ pub(crate) fn dwarf_of<'a>(elf: &Elf<'a>) -> Option<gimli::DwarfSections<Cow<'a,
     gimli::DwarfSections::load(load).ok()
 }
 
+/// One struct type as DWARF describes it: its size and its members' offsets.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StructLayout {
+    pub size: Option<u64>,
+    pub members: std::collections::HashMap<String, u64>,
+}
+
+/// The layouts of the struct types named in `names` (the first of each
+/// name), in one pass over the DWARF.
+pub(crate) fn struct_layouts(
+    dwarf: &Dwarf,
+    names: &[&str],
+) -> std::collections::HashMap<String, StructLayout> {
+    let mut out = std::collections::HashMap::new();
+    let mut units = dwarf.units();
+    while let Ok(Some(header)) = units.next() {
+        let Ok(unit) = dwarf.unit(header) else {
+            continue;
+        };
+        let mut entries = unit.entries();
+        // (name, depth) of the struct being read.
+        let mut current: Option<(String, isize)> = None;
+        let mut depth = 0isize;
+        while let Ok(Some((delta, entry))) = entries.next_dfs() {
+            depth += delta;
+            if current.as_ref().is_some_and(|(_, d)| depth <= *d) {
+                current = None;
+            }
+            let name = entry
+                .attr_value(gimli::DW_AT_name)
+                .ok()
+                .flatten()
+                .and_then(|v| dwarf.attr_string(&unit, v).ok())
+                .map(|n| String::from_utf8_lossy(n.slice()).into_owned());
+            match entry.tag() {
+                gimli::DW_TAG_structure_type => {
+                    let Some(name) = name.filter(|n| names.contains(&n.as_str())) else {
+                        continue;
+                    };
+                    if out.contains_key(&name) {
+                        continue;
+                    }
+                    let size = entry
+                        .attr_value(gimli::DW_AT_byte_size)
+                        .ok()
+                        .flatten()
+                        .and_then(|v| udata(&v));
+                    out.insert(
+                        name.clone(),
+                        StructLayout {
+                            size,
+                            members: Default::default(),
+                        },
+                    );
+                    current = Some((name, depth));
+                }
+                gimli::DW_TAG_member => {
+                    let (Some((ty, _)), Some(member)) = (&current, name) else {
+                        continue;
+                    };
+                    let off = entry
+                        .attr_value(gimli::DW_AT_data_member_location)
+                        .ok()
+                        .flatten()
+                        .and_then(|v| udata(&v));
+                    if let (Some(off), Some(layout)) = (off, out.get_mut(ty)) {
+                        layout.members.entry(member).or_insert(off);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+fn udata(v: &AttributeValue<EndianSlice<'_, RunTimeEndian>>) -> Option<u64> {
+    match *v {
+        AttributeValue::Udata(off) => Some(off),
+        AttributeValue::Data1(off) => Some(off.into()),
+        AttributeValue::Data2(off) => Some(off.into()),
+        AttributeValue::Data4(off) => Some(off.into()),
+        AttributeValue::Data8(off) => Some(off),
+        AttributeValue::Sdata(off) => u64::try_from(off).ok(),
+        _ => None,
+    }
+}
+
 /// `DW_AT_data_member_location` of `member` in the struct type named `ty`.
 pub(crate) fn member_offset(dwarf: &Dwarf, ty: &str, member: &str) -> Option<u64> {
     let mut units = dwarf.units();

@@ -11,6 +11,7 @@ pub mod bytes;
 pub mod disasm;
 pub mod elf;
 pub mod funcs;
+pub mod gotype;
 pub mod image;
 pub mod layout;
 pub mod moduledata;

@@ -105,6 +105,9 @@ pub struct Record<'a> {
         deserialize_with = "present"
     )]
     pub key: Option<Cow<'a, KeyValue>>,
+    /// The key's bytes in memory order, for keys shown by their Go form.
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub key_hex: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_truncated: Option<bool>,
     #[serde(default)]
@@ -149,6 +152,11 @@ impl<'a> Record<'a> {
             map_type: (*ev.map_type).into(),
             key_type: (*ev.key_type).into(),
             key: is_delete.then_some(Cow::Borrowed(&ev.key)),
+            key_hex: ev
+                .key_hex
+                .as_deref()
+                .filter(|_| is_delete)
+                .map(|b| Cow::Owned(crate::events::key::hex(b))),
             key_truncated: is_delete.then_some(ev.key_truncated),
             map_len: ev.map_len,
             cleared: ev.cleared,
@@ -302,6 +310,7 @@ mod tests {
             map_type: "main.UserMap".into(),
             key_type: "string".into(),
             key,
+            key_hex: None,
             key_truncated: false,
             map_len: 3,
             cleared: (kind == Role::Clear).then_some(3),
@@ -393,11 +402,21 @@ mod tests {
         unreadable.stack = Stack::default();
         unreadable.stack_id = 0;
         unreadable.caller = None;
+        let mut go_form = event(
+            Role::Delete,
+            KeyValue::Go(crate::events::key::GoValue {
+                text: "1.5".into(),
+                json: crate::events::key::GoJson::Float64,
+            }),
+            7,
+        );
+        go_form.key_hex = Some(1.5f64.to_le_bytes().into());
         let evs = [
             event(Role::Delete, KeyValue::Pointer(0x139c_85bc_aea0), 7),
             event(Role::Delete, KeyValue::Int(-5), 7),
             event(Role::Clear, KeyValue::None, 9),
             unreadable,
+            go_form,
         ];
         let lines = write(&evs);
         assert_eq!(lines.len(), evs.len());
@@ -416,6 +435,12 @@ mod tests {
         assert!(lines[2].contains(r#""type":"clear""#) && !lines[2].contains(r#""key""#));
         assert!(lines[2].contains(r#""cleared":3"#));
         assert!(lines[3].contains(r#""key":null"#), "{}", lines[3]);
+        assert!(
+            lines[4].contains(r#""key":1.5,"key_hex":"000000000000f83f","key_truncated":false"#),
+            "{}",
+            lines[4]
+        );
+        assert!(!lines[0].contains("key_hex"), "{}", lines[0]);
         assert!(
             lines[3].ends_with(r#""stack_lost":true,"caller":"?","stack":[]}"#),
             "{}",

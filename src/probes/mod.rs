@@ -121,11 +121,35 @@ const _: () = {
     use crate::gobin::abi;
     use types::mdt_go_abi as c;
     assert!(c::MDT_GO_TYPE_SIZE.0 as u64 == abi::TYPE_SIZE);
+    assert!(c::MDT_GO_TYPE_PTRBYTES.0 as u64 == abi::TYPE_PTRBYTES);
+    assert!(c::MDT_GO_TYPE_TFLAG.0 as u64 == abi::TYPE_TFLAG);
     assert!(c::MDT_GO_TYPE_KIND.0 as u64 == abi::TYPE_KIND);
+    assert!(c::MDT_GO_TYPE_HEADER.0 as u64 == abi::TYPE_HEADER_SIZE);
     assert!(c::MDT_GO_KIND_MASK.0 == abi::KIND_MASK as u32);
+    assert!(c::MDT_GO_KIND_ARRAY.0 == abi::kind::ARRAY as u32);
+    assert!(c::MDT_GO_KIND_INTERFACE.0 == abi::KIND_INTERFACE as u32);
     assert!(c::MDT_GO_KIND_STRING.0 == abi::KIND_STRING as u32);
+    assert!(c::MDT_GO_KIND_STRUCT.0 == abi::kind::STRUCT as u32);
+    assert!(c::MDT_GO_DIRECT_IFACE.0 == abi::KIND_DIRECT_IFACE as u32);
+    assert!(c::MDT_GO_DIRECT_IFACE.0 == abi::TFLAG_DIRECT_IFACE as u32);
     assert!(c::MDT_GO_MAPTYPE_KEY.0 as u64 == abi::MAPTYPE_KEY);
+    assert!(c::MDT_GO_ARRAYTYPE_ELEM.0 as u64 == abi::ARRAYTYPE_ELEM);
+    assert!(c::MDT_GO_ARRAYTYPE_LEN.0 as u64 == abi::ARRAYTYPE_LEN);
+    assert!(c::MDT_GO_STRUCTTYPE_FIELDS.0 as u64 == abi::STRUCTTYPE_FIELDS);
+    assert!(c::MDT_GO_STRUCTFIELD_TYP.0 as u64 == abi::STRUCTFIELD_TYP);
+    assert!(c::MDT_GO_STRUCTFIELD_OFFSET.0 as u64 == abi::STRUCTFIELD_OFFSET);
+    assert!(c::MDT_GO_STRUCTFIELD_SIZE.0 as u64 == abi::STRUCTFIELD_SIZE);
+    assert!(c::MDT_GO_INTERFACETYPE_METHODS.0 as u64 == abi::INTERFACETYPE_METHODS);
+    assert!(c::MDT_GO_ITAB_TYPE.0 as u64 == abi::ITAB_TYPE);
+    assert!(c::MDT_GO_IFACE_DATA.0 as u64 == abi::IFACE_DATA);
+    assert!(c::MDT_GO_SLICE_LEN.0 as u64 == abi::SLICE_LEN);
+    assert!(c::MDT_GO_STRING_LEN.0 as u64 == abi::STRING_LEN);
 };
+
+/// Strings and interfaces inside a key whose pointers the probe follows
+/// (`MDT_KEY_SLOTS`).
+pub const KEY_SLOTS: usize = types::mdt_limits::MDT_KEY_SLOTS.0 as usize;
+const _: () = assert!(size_of::<types::mdt_key_part>() == 8);
 
 // Same layout as in C (the C side has matching _Static_asserts).
 const _: () = assert!(size_of::<MdtEvent>() == 80 + MAX_KEY_BYTES + 8 * MAX_STACK_DEPTH);

@@ -5,6 +5,7 @@
 use super::skel::types::{mdt_event_flags, mdt_exit_flags};
 use super::stacks::StackTable;
 use super::{MdtEvent, MdtExit, ProbeKind, MAX_KEY_BYTES, MAX_STACK_DEPTH};
+use crate::events::gofmt::{Part, PartKind};
 
 /// Accessors for the fixed-size arrays and bit flags of an event.
 impl MdtEvent {
@@ -13,6 +14,63 @@ impl MdtEvent {
     pub fn key_bytes(&self, limit: usize) -> &[u8] {
         let n = (self.key_len as usize).min(MAX_KEY_BYTES).min(limit);
         &self.key[..n]
+    }
+
+    /// What the probe copied from behind the key's pointers (`struct
+    /// mdt_key_part` in bpf/mdt.h, after the key bytes): strings' bytes,
+    /// interfaces' values. A part whose read failed is left out (what it
+    /// would hold is then shown as not captured); so are parts that do not
+    /// fit in what the record carries.
+    pub fn key_parts(&self, limit: usize) -> Vec<Part<'_>> {
+        use super::skel::types::{mdt_key_part_flags as pf, mdt_key_part_kind as pk};
+        const HEADER: usize = std::mem::size_of::<super::skel::types::mdt_key_part>();
+        let mut out = Vec::new();
+        if self.key_parts == 0 || self.key_fault() {
+            return out;
+        }
+        let mut at = usize::from(self.key_n);
+        if at != self.key_bytes(limit).len() {
+            return out;
+        }
+        let end = limit.min(MAX_KEY_BYTES);
+        for _ in 0..self.key_parts {
+            let Some(h) = self.key.get(at..at + HEADER).filter(|_| at + HEADER <= end) else {
+                break;
+            };
+            let u16_at = |i: usize| u16::from_ne_bytes([h[i], h[i + 1]]);
+            let (offset, kind, flags, len, full) = (
+                u16_at(0),
+                u32::from(h[2]),
+                u32::from(h[3]),
+                u16_at(4),
+                u16_at(6),
+            );
+            let start = at + HEADER;
+            let Some(bytes) = self
+                .key
+                .get(start..start + usize::from(len))
+                .filter(|_| start + usize::from(len) <= end)
+            else {
+                break;
+            };
+            at = start + usize::from(len);
+            let kind = match kind {
+                k if k == pk::MDT_PART_STRING.0 => PartKind::String,
+                k if k == pk::MDT_PART_VALUE.0 => PartKind::Value,
+                k if k == pk::MDT_PART_VALUE_STRING.0 => PartKind::ValueString,
+                _ => continue,
+            };
+            if flags & pf::MDT_PART_FAULT.0 != 0 {
+                continue;
+            }
+            out.push(Part {
+                offset: u64::from(offset),
+                kind,
+                bytes,
+                complete: len == full,
+            });
+        }
+        out
     }
 
     /// The captured user stack, innermost first (runtime addresses).
@@ -246,6 +304,51 @@ mod tests {
         assert!(got.stack_lost() && got.stack().is_empty());
         assert_eq!(got.key_bytes(64), b"key-4", "the rest of the record stays");
         assert_eq!(stacks.get(mixed.stack_id), None);
+    }
+
+    #[test]
+    fn key_parts_follow_the_key_bytes() {
+        use crate::probes::skel::types::{mdt_key_part_flags, mdt_key_part_kind};
+        let header = |offset: u16, kind: u32, flags: u32, len: u16, full: u16| {
+            let mut h = offset.to_ne_bytes().to_vec();
+            h.extend_from_slice(&[kind as u8, flags as u8]);
+            h.extend_from_slice(&len.to_ne_bytes());
+            h.extend_from_slice(&full.to_ne_bytes());
+            h
+        };
+        // A 24-byte key with a string at 0 ("t1", whole), an interface at
+        // 8 whose value could not be read, then a string cut short.
+        let mut tail = vec![0u8; 24];
+        tail.extend(header(0, mdt_key_part_kind::MDT_PART_STRING.0, 0, 2, 2));
+        tail.extend_from_slice(b"t1");
+        tail.extend(header(
+            8,
+            mdt_key_part_kind::MDT_PART_VALUE.0,
+            mdt_key_part_flags::MDT_PART_FAULT.0,
+            0,
+            8,
+        ));
+        tail.extend(header(16, mdt_key_part_kind::MDT_PART_STRING.0, 0, 3, 9));
+        tail.extend_from_slice(b"abc");
+        let mut ev = event(&[1]);
+        ev.key_len = 24;
+        ev.key_n = 24;
+        ev.key_parts = 3;
+        let mut stacks = StackTable::default();
+        let got = MdtEvent::from_record(&record(&ev, 1, &tail), &mut stacks).unwrap();
+        assert_eq!(got.key_bytes(64), &[0u8; 24][..]);
+        let parts = got.key_parts(64);
+        assert_eq!(parts.len(), 2, "the failed read is left out");
+        assert_eq!(
+            (parts[0].offset, parts[0].bytes, parts[0].complete),
+            (0, &b"t1"[..], true)
+        );
+        assert_eq!(
+            (parts[1].offset, parts[1].bytes, parts[1].complete),
+            (16, &b"abc"[..], false)
+        );
+        // Parts past what --key-bytes lets a record carry are not read.
+        assert!(got.key_parts(24).is_empty());
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! Map type pointer → Go type name (`main.UserMap`, `map[string]int`), key
-//! type name, kind and size, read from the live target as the Go runtime
-//! itself does (`runtime/type.go: resolveNameOff`). Type descriptors never
-//! change, so each is read once.
+//! type name, kind and size, and the key type's whole tree ([`GoType`]:
+//! struct fields, array elements, ...), read from the binary or the live
+//! target as the Go runtime itself does (`runtime/type.go:
+//! resolveNameOff`). Type descriptors never change, so each is read once.
 
 use std::sync::Arc;
 
 use crate::bounded::Cache;
+use crate::events::gofmt::DynamicTypes;
 use crate::gobin::abi::{
-    KeyKind, MAPTYPE_ELEM, MAPTYPE_KEY, TFLAG_EXTRA_STAR, TYPE_KIND, TYPE_SIZE, TYPE_STR,
-    TYPE_TFLAG,
+    self, kind, KeyKind, MAPTYPE_ELEM, MAPTYPE_KEY, TFLAG_EXTRA_STAR, TYPE_KIND, TYPE_SIZE,
+    TYPE_STR, TYPE_TFLAG,
 };
 use crate::gobin::bytes;
+use crate::gobin::gotype::{Field, GoType, Shape, MAX_ARRAY_LEN, MAX_DEPTH, MAX_FIELDS};
 use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
 use crate::process::memory::ProcessMemory;
@@ -21,6 +24,9 @@ pub struct MapTypeInfo {
     pub key_type: Arc<str>,
     pub key_kind: KeyKind,
     pub key_size: u64,
+    /// The key type's tree; `None` if its descriptor could not be read or
+    /// did not look right (the key is then shown by its kind, or as hex).
+    pub key: Option<Arc<GoType>>,
 }
 
 impl MapTypeInfo {
@@ -30,12 +36,20 @@ impl MapTypeInfo {
             key_type: "?".into(),
             key_kind: KeyKind::Other,
             key_size: 0,
+            key: None,
         }
     }
 }
 
 /// Map types whose names are kept (a program has a few dozen).
 pub const MAX_CACHED_TYPES: usize = 4096;
+
+/// Type trees kept, by descriptor (key types, their fields' and elements'
+/// types, the dynamic types of interface keys).
+pub const MAX_CACHED_TREES: usize = 4096;
+
+/// Descriptors read for one type tree (more: not decoded).
+pub const MAX_TREE_NODES: usize = 1024;
 
 /// Type descriptors are read from the executable file when they are in it
 /// (so a target that already exited can still be decoded), and from the
@@ -47,6 +61,7 @@ pub struct TypeResolver {
     /// Run-time `[types, etypes)` of the module.
     types: Option<(u64, u64)>,
     cache: Cache<u64, MapTypeInfo>,
+    trees: Cache<u64, Arc<GoType>>,
 }
 
 impl TypeResolver {
@@ -65,6 +80,7 @@ impl TypeResolver {
             bias,
             types,
             cache: Cache::new(MAX_CACHED_TYPES),
+            trees: Cache::new(MAX_CACHED_TREES),
         }
     }
 
@@ -140,11 +156,12 @@ impl TypeResolver {
         }
     }
 
-    fn read_map_type(&self, ptr: u64) -> Option<MapTypeInfo> {
+    fn read_map_type(&mut self, ptr: u64) -> Option<MapTypeInfo> {
         if ptr == 0 {
             return None;
         }
         let key = self.ptr(ptr + MAPTYPE_KEY)?;
+        let tree = self.go_type(key);
         let key_type = self.type_string(key).unwrap_or_else(|| "?".into());
         // Types made at run time (reflect.MapOf) have no name in the module.
         let name = self.type_string(ptr).or_else(|| {
@@ -156,7 +173,129 @@ impl TypeResolver {
             key_type: key_type.into(),
             key_kind: KeyKind::from_abi(self.u8(key + TYPE_KIND)?),
             key_size: self.u64(key + TYPE_SIZE)?,
+            key: tree,
         })
+    }
+
+    /// The tree of the type whose descriptor is at `ptr` (cached); `None`
+    /// if a descriptor could not be read or does not look right
+    /// ([`GoType::new`]), or the tree is deeper than [`MAX_DEPTH`] or
+    /// larger than [`MAX_TREE_NODES`].
+    pub fn go_type(&mut self, ptr: u64) -> Option<Arc<GoType>> {
+        let mut budget = MAX_TREE_NODES;
+        self.tree(ptr, 0, &mut budget)
+    }
+
+    /// The dynamic type of a non-empty interface value whose first word is
+    /// `itab` (`abi.ITab.Type`). Itabs are never freed or changed (static
+    /// ones are in the binary, the others in memory the runtime never
+    /// frees), so reading one later is reading what it was.
+    pub fn itab_type(&self, itab: u64) -> Option<u64> {
+        if itab == 0 {
+            return None;
+        }
+        self.ptr(itab + abi::ITAB_TYPE).filter(|&t| t != 0)
+    }
+
+    fn tree(&mut self, ptr: u64, depth: u8, budget: &mut usize) -> Option<Arc<GoType>> {
+        if let Some(hit) = self.trees.get(&ptr) {
+            return (depth + hit.height <= MAX_DEPTH).then(|| hit.clone());
+        }
+        if ptr == 0 || depth > MAX_DEPTH || *budget == 0 {
+            return None;
+        }
+        *budget -= 1;
+        let head = self.read(ptr, abi::TYPE_HEADER_SIZE as usize)?;
+        self.touch(ptr, abi::TYPE_HEADER_SIZE + 24);
+        let size = bytes::u64_at(&head, TYPE_SIZE)?;
+        let tflag = head[TYPE_TFLAG as usize];
+        let raw_kind = head[TYPE_KIND as usize];
+        let k = raw_kind & abi::KIND_MASK;
+        let direct = (raw_kind & abi::KIND_DIRECT_IFACE) | (tflag & abi::TFLAG_DIRECT_IFACE) != 0;
+        let shape = match k {
+            kind::BOOL => Shape::Bool,
+            kind::INT..=kind::INT64 => Shape::Int,
+            kind::UINT..=kind::UINTPTR => Shape::Uint,
+            kind::FLOAT32 | kind::FLOAT64 => Shape::Float,
+            kind::COMPLEX64 | kind::COMPLEX128 => Shape::Complex,
+            kind::STRING => Shape::String,
+            kind::CHAN | kind::FUNC | kind::MAP | kind::POINTER | kind::UNSAFE_POINTER => {
+                Shape::Pointer
+            }
+            kind::SLICE => Shape::Other,
+            kind::INTERFACE => {
+                let methods = self.u64(ptr + abi::INTERFACETYPE_METHODS + abi::SLICE_LEN)?;
+                Shape::Interface {
+                    empty: methods == 0,
+                }
+            }
+            kind::ARRAY => {
+                let len = self.u64(ptr + abi::ARRAYTYPE_LEN)?;
+                if len > MAX_ARRAY_LEN {
+                    return None;
+                }
+                let elem = self.ptr(ptr + abi::ARRAYTYPE_ELEM)?;
+                let elem = self.tree(elem, depth + 1, budget)?;
+                Shape::Array { elem, len }
+            }
+            kind::STRUCT => {
+                let at = self.ptr(ptr + abi::STRUCTTYPE_FIELDS);
+                let n = self.u64(ptr + abi::STRUCTTYPE_FIELDS + abi::SLICE_LEN)?;
+                if n > MAX_FIELDS {
+                    return None;
+                }
+                if let Some(at) = at {
+                    self.touch(at, n * abi::STRUCTFIELD_SIZE);
+                }
+                let mut fields = Vec::with_capacity(n as usize);
+                for i in 0..n {
+                    let f = at? + i * abi::STRUCTFIELD_SIZE;
+                    let name = self.name_at(self.ptr(f + abi::STRUCTFIELD_NAME)?)?;
+                    let offset = self.u64(f + abi::STRUCTFIELD_OFFSET)?;
+                    let ty = self.ptr(f + abi::STRUCTFIELD_TYP)?;
+                    let ty = self.tree(ty, depth + 1, budget)?;
+                    fields.push(Field {
+                        name: name.into(),
+                        offset,
+                        ty,
+                    });
+                }
+                Shape::Struct { fields }
+            }
+            _ => return None,
+        };
+        let name = self.type_string(ptr).map(Arc::from);
+        let tree = Arc::new(GoType::new(name, size, k, direct, shape)?);
+        if depth + tree.height > MAX_DEPTH {
+            return None;
+        }
+        self.trees.insert(ptr, tree.clone());
+        Some(tree)
+    }
+
+    /// Reads `len` bytes at `addr` in the live target, for their side
+    /// effect: reading another process's memory faults its pages in. The
+    /// probe finds where a key's strings and interfaces are by reading the
+    /// same descriptors as this reader (once per map type, retried while a
+    /// read fails), and a uprobe cannot fault a page in: the descriptors of
+    /// a key's field types may sit on pages the program itself never read
+    /// (its hash and equality functions are compiled code).
+    fn touch(&self, addr: u64, len: u64) {
+        if let Some(mem) = &self.mem {
+            let _ = mem.read(addr, len.min(4096) as usize);
+        }
+    }
+
+    /// The name of an `abi.Name` (a field's): a flags byte, a uvarint
+    /// length, the bytes.
+    fn name_at(&self, at: u64) -> Option<String> {
+        let head = self.read(at + 1, 10).or_else(|| self.read(at + 1, 1))?;
+        let (len, n) = bytes::uvarint(&head, 0)?;
+        if len > 4096 {
+            return None;
+        }
+        let raw = self.read(at + 1 + n, len as usize)?;
+        String::from_utf8(raw).ok()
     }
 
     /// `reflect.Type.String()` of the type at `ptr`, if it lives in the module.
@@ -182,5 +321,13 @@ impl TypeResolver {
             &s
         };
         Some(s.to_string())
+    }
+}
+
+/// The dynamic types of interface keys, for the formatter.
+impl DynamicTypes for TypeResolver {
+    fn dynamic_type(&mut self, word: u64, empty: bool) -> Option<Arc<GoType>> {
+        let ty = if empty { word } else { self.itab_type(word)? };
+        self.go_type(ty)
     }
 }

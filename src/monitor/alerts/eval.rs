@@ -123,16 +123,9 @@ pub struct Evaluator {
 }
 
 /// The key as a plain string: strings as is, integers in decimal, other
-/// keys as hex (as in the JSON records).
+/// keys in their Go form, or as hex (as in the JSON records).
 pub fn key_text(k: &KeyValue) -> String {
-    match k {
-        KeyValue::Int(v) => v.to_string(),
-        KeyValue::Uint(v) => v.to_string(),
-        KeyValue::Pointer(v) => format!("{v:#x}"),
-        KeyValue::Str(s) | KeyValue::Redacted(s) => s.clone(),
-        KeyValue::Bytes(b) => crate::events::key::hex(b),
-        KeyValue::None => "-".into(),
-    }
+    k.plain_text()
 }
 
 fn caller_matches(want: &str, label: &str, func: &str, path: &str) -> bool {
