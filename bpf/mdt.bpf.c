@@ -313,6 +313,10 @@ struct scratch {
 	__u32 plan_sp;
 	__u32 plan_fault;
 	__u64 desc[(MDT_GO_TYPE_HEADER + 24) / 8];
+	/* Sampled hits that used this scratch space: a hit that preempted a
+	 * key-plan walk on this CPU changed it, and then the walk's result
+	 * (which may mix both hits' state) is neither cached nor used. */
+	__u64 entries;
 	/* The copy of goroutine stack the walk follows. */
 	union {
 		__u8 chunk[MDT_STACK_CHUNK];
@@ -541,7 +545,7 @@ static __always_inline int key_type_of(struct scratch *s, __u64 map_type)
 {
 	struct key_type_info *cached = bpf_map_lookup_elem(&key_types, &map_type);
 	struct go_type_head key_type;
-	__u64 key_type_ptr = 0;
+	__u64 key_type_ptr = 0, seen;
 
 	if (cached) {
 		s->kt.size = cached->size;
@@ -556,13 +560,23 @@ static __always_inline int key_type_of(struct scratch *s, __u64 map_type)
 				(const void *)(map_type + mdt_cfg.key_type_offset)) ||
 	    bpf_probe_read_user(&key_type, sizeof(key_type), (const void *)key_type_ptr))
 		return 1;
+	seen = s->entries;
 	s->kt.size = key_type.size;
 	s->kt.kind = key_type.kind & MDT_GO_KIND_MASK;
 	s->kt.nslots = 0;
 	s->plan_fault = 0;
 	/* A string key is followed to its bytes by read_key_ptr itself. */
-	if (key_type.ptrbytes && s->kt.kind != MDT_GO_KIND_STRING)
+	if (mdt_cfg.key_plans && key_type.ptrbytes && s->kt.kind != MDT_GO_KIND_STRING)
 		mdt_key_plan(s, key_type_ptr);
+	if (s->entries != seen) {
+		/* Preempted by another hit on this CPU: its state may be mixed
+		 * in. This record goes without parts (its key is cut there);
+		 * the next delete of this map type walks again. */
+		s->kt.size = key_type.size;
+		s->kt.kind = key_type.kind & MDT_GO_KIND_MASK;
+		s->kt.nslots = 0;
+		return 0;
+	}
 	/* A descriptor that could not be read now is read again next time. */
 	if (!s->plan_fault)
 		bpf_map_update_elem(&key_types, &map_type, &s->kt, BPF_ANY);
@@ -1240,6 +1254,7 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	s = bpf_map_lookup_elem(&scratch_space, &zero);
 	if (!s)
 		return 0;
+	s->entries++;
 	e = &s->ev;
 	/* The header is rewritten in full; key[] and stack[] are read only as
 	 * far as key_len and stack_depth say. */

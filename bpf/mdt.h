@@ -455,8 +455,10 @@ struct mdt_config {
 	/* Aggregation mode with exits: also sum the calls' durations per
 	 * stack in "stack_ns" (mdt flame --weight latency). */
 	__u32 weight_latency;
-	/* Explicit padding, must be 0. */
-	__u32 __pad_cfg;
+	/* 1 = follow the strings and interfaces inside keys (mdt_key_plan):
+	 * struct field offsets as Go 1.19 and later store them (before 1.19
+	 * they were shifted left by one). */
+	__u32 key_plans;
 	/* Per attach point (index = probe id). */
 	struct mdt_probe_cfg probes[MDT_MAX_PROBES];
 };

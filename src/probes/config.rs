@@ -124,6 +124,9 @@ pub struct ProbeConfig {
     /// Aggregation mode with exits: sum each stack's time spent deleting
     /// (`mdt flame --weight latency`).
     pub weight_latency: bool,
+    /// Follow the strings and interfaces inside keys: needs struct field
+    /// offsets as Go 1.19 and later store them.
+    pub key_plans: bool,
     /// Drop hits from other processes in the program too: only needed
     /// where the kernel does not filter the links by process itself (see
     /// `mdt_config.check_tgid`); costs a helper call per hit.
@@ -150,6 +153,7 @@ impl Default for ProbeConfig {
             probes: Vec::new(),
             exits: Vec::new(),
             weight_latency: false,
+            key_plans: true,
             probe_vas: Vec::new(),
             check_tgid: true,
         }
@@ -189,6 +193,7 @@ impl ProbeConfig {
             count_sites: u32::from(self.count_sites),
             probe_by_pc: u32::from(self.probe_by_pc().is_some()),
             check_tgid: u32::from(self.check_tgid && self.target_tgid != 0),
+            key_plans: u32::from(self.key_plans),
             exits: u32::from(!self.exits.is_empty()),
             weight_latency: u32::from(self.weight_latency && !self.exits.is_empty()),
             ..MdtConfig::default()

@@ -182,6 +182,7 @@ impl Session {
             probe_vas: attached.iter().map(|p| p.probe_va).collect(),
             exits,
             weight_latency: options.latency.is_on() && matches!(options.mode, Mode::Stacks { .. }),
+            key_plans: crate::symbolize::types::decodes_struct_fields(&binary),
             ringbuf_bytes: match options.mode {
                 Mode::Records { .. } => options.limits.buffer_bytes,
                 // Nothing is sent: the smallest ring the kernel allows.

@@ -62,6 +62,17 @@ pub struct TypeResolver {
     types: Option<(u64, u64)>,
     cache: Cache<u64, MapTypeInfo>,
     trees: Cache<u64, Arc<GoType>>,
+    /// Type trees are read ([`decodes_struct_fields`]); else keys are
+    /// shown by their kind or as hex.
+    struct_fields: bool,
+}
+
+/// Whether the binary's struct field offsets are stored as mdt reads them
+/// (`abi.StructField.Offset`, Go 1.19 and later; before, the offset was
+/// shifted left by one to make room for an "embedded" bit): below that, no
+/// type trees and no key plans in the probe, rather than wrong ones.
+pub fn decodes_struct_fields(binary: &GoBinary) -> bool {
+    binary.version.at_least(19)
 }
 
 impl TypeResolver {
@@ -81,6 +92,7 @@ impl TypeResolver {
             types,
             cache: Cache::new(MAX_CACHED_TYPES),
             trees: Cache::new(MAX_CACHED_TREES),
+            struct_fields: decodes_struct_fields(binary),
         }
     }
 
@@ -182,6 +194,9 @@ impl TypeResolver {
     /// ([`GoType::new`]), or the tree is deeper than [`MAX_DEPTH`] or
     /// larger than [`MAX_TREE_NODES`].
     pub fn go_type(&mut self, ptr: u64) -> Option<Arc<GoType>> {
+        if !self.struct_fields {
+            return None;
+        }
         let mut budget = MAX_TREE_NODES;
         self.tree(ptr, 0, &mut budget)
     }
