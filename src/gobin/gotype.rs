@@ -65,6 +65,26 @@ pub enum Shape {
     Other,
 }
 
+impl Shape {
+    /// The shape of a leaf kind (not an array, struct or interface, whose
+    /// shapes need their descriptors); `None` for those.
+    pub fn leaf(k: u8) -> Option<Shape> {
+        Some(match k {
+            kind::BOOL => Shape::Bool,
+            kind::INT..=kind::INT64 => Shape::Int,
+            kind::UINT..=kind::UINTPTR => Shape::Uint,
+            kind::FLOAT32 | kind::FLOAT64 => Shape::Float,
+            kind::COMPLEX64 | kind::COMPLEX128 => Shape::Complex,
+            kind::STRING => Shape::String,
+            kind::CHAN | kind::FUNC | kind::MAP | kind::POINTER | kind::UNSAFE_POINTER => {
+                Shape::Pointer
+            }
+            kind::SLICE => Shape::Other,
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct Field {
     /// As `reflect.StructField.Name`: `_` for a blank field, the type's
@@ -169,19 +189,7 @@ impl GoType {
     /// A leaf type of `kind` (not an array, struct or interface), for tests
     /// and for building types by hand.
     pub fn basic(name: &str, kind: u8) -> Option<GoType> {
-        let shape = match kind {
-            kind::BOOL => Shape::Bool,
-            kind::INT..=kind::INT64 => Shape::Int,
-            kind::UINT..=kind::UINTPTR => Shape::Uint,
-            kind::FLOAT32 | kind::FLOAT64 => Shape::Float,
-            kind::COMPLEX64 | kind::COMPLEX128 => Shape::Complex,
-            kind::STRING => Shape::String,
-            kind::CHAN | kind::FUNC | kind::MAP | kind::POINTER | kind::UNSAFE_POINTER => {
-                Shape::Pointer
-            }
-            kind::SLICE => Shape::Other,
-            _ => return None,
-        };
+        let shape = Shape::leaf(kind)?;
         let direct = matches!(shape, Shape::Pointer);
         GoType::new(
             Some(name.into()),

@@ -228,16 +228,6 @@ impl TypeResolver {
         let k = raw_kind & abi::KIND_MASK;
         let direct = (raw_kind & abi::KIND_DIRECT_IFACE) | (tflag & abi::TFLAG_DIRECT_IFACE) != 0;
         let shape = match k {
-            kind::BOOL => Shape::Bool,
-            kind::INT..=kind::INT64 => Shape::Int,
-            kind::UINT..=kind::UINTPTR => Shape::Uint,
-            kind::FLOAT32 | kind::FLOAT64 => Shape::Float,
-            kind::COMPLEX64 | kind::COMPLEX128 => Shape::Complex,
-            kind::STRING => Shape::String,
-            kind::CHAN | kind::FUNC | kind::MAP | kind::POINTER | kind::UNSAFE_POINTER => {
-                Shape::Pointer
-            }
-            kind::SLICE => Shape::Other,
             kind::INTERFACE => {
                 let methods = self.u64(ptr + abi::INTERFACETYPE_METHODS + abi::SLICE_LEN)?;
                 Shape::Interface {
@@ -277,7 +267,7 @@ impl TypeResolver {
                 }
                 Shape::Struct { fields }
             }
-            _ => return None,
+            k => Shape::leaf(k)?,
         };
         let name = self.type_string(ptr).map(Arc::from);
         let tree = Arc::new(GoType::new(name, size, k, direct, shape)?);
