@@ -340,8 +340,11 @@ fn windows_arm_the_exits_a_share_of_the_time() {
         check_unmatched(&run, &ctx);
         let armed = run.summary["outcomes"]["armed"].as_f64().unwrap();
         let total = run.summary["duration"].as_f64().unwrap();
+        // Two windows of 1 s; each ends at the first tick after its second,
+        // which a busy reader (a debug build at ~1M deletes/s) can delay by
+        // a few hundred milliseconds.
         assert!(
-            (1.5..=2.6).contains(&armed) && armed < total,
+            (1.9..=3.4).contains(&armed) && armed < total,
             "{ctx}: armed {armed:.2}s of {total:.2}s, expected two 1 s windows"
         );
         let (removed, absent, returned, _) = outcomes(&run, &ctx);
