@@ -213,31 +213,8 @@ fn type_trees_are_what_reflect_sees() {
 // ---------------------------------------------------------------------------------------------
 // 2: every key, traced
 
-/// A private link to (or copy of) the mdt under test: other builds sharing the target directory
-/// may replace `target/debug/mdt` while the tests run.
 fn mdt_bin() -> &'static Path {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = common::target_dir().join("tmp").join("keys-bin");
-        fs::create_dir_all(&dir).unwrap();
-        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("mdt-") {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
-        let copy = dir.join(format!("mdt-{}", std::process::id()));
-        let tmp = dir.join(format!(".mdt-{}.tmp", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        let src = Path::new(env!("CARGO_BIN_EXE_mdt"));
-        fs::hard_link(src, &tmp)
-            .or_else(|_| fs::copy(src, &tmp).map(|_| ()))
-            .unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
-        fs::rename(&tmp, &copy).unwrap();
-        copy
-    })
+    common::private_mdt("keys")
 }
 
 /// `mdt trace FLAGS -o OUT -- FIXTURE -expect EXPECT`, to its end: (output, fixture records).

@@ -51,39 +51,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 const SAMPLING_ENV: &str = "MAP_DELETE_TRACER_SAMPLING_RATE";
 
-/// A private link to (or copy of) the mdt under test, made once per test process: other builds
-/// sharing the target directory may replace `target/debug/mdt` while the tests run.
 fn mdt_bin() -> &'static Path {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = common::target_dir().join("tmp").join("trace-bin");
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        // Copies left by earlier test processes that are gone.
-        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("mdt-") {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
-        let copy = dir.join(format!("mdt-{}", std::process::id()));
-        let tmp = dir.join(format!(".mdt-{}.tmp", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        // A hard link keeps this build's file even when cargo replaces target/debug/mdt (it
-        // writes a new file); a copy where linking is not possible. Retried: a concurrent build
-        // may be replacing it right now.
-        let src = Path::new(env!("CARGO_BIN_EXE_mdt"));
-        for attempt in 0.. {
-            match fs::hard_link(src, &tmp).or_else(|_| fs::copy(src, &tmp).map(|_| ())) {
-                Ok(()) => break,
-                Err(_) if attempt < 100 => std::thread::sleep(Duration::from_millis(100)),
-                Err(e) => panic!("copy {}: {e}", src.display()),
-            }
-        }
-        fs::rename(&tmp, &copy).unwrap();
-        copy
-    })
+    common::private_mdt("trace")
 }
 
 /// `mdt ARGS`, with the sampling variable removed (it is set only where a test wants it).

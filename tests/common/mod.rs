@@ -927,3 +927,39 @@ pub fn peak_rss_kib(pid: i32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// A private link to (or copy of) the mdt under test, in `target/tmp/TAG-bin` (the tag of the
+/// first call): other builds sharing the target directory may replace `target/debug/mdt` while
+/// the tests run. One per test process.
+pub fn private_mdt(tag: &str) -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = target_dir().join("tmp").join(format!("{tag}-bin"));
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        // Copies left by earlier test processes that are gone.
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("mdt-") {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        let copy = dir.join(format!("mdt-{}", std::process::id()));
+        let tmp = dir.join(format!(".mdt-{}.tmp", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        // A hard link keeps this build's file even when cargo replaces target/debug/mdt (it
+        // writes a new file); a copy where linking is not possible. Retried: a concurrent build
+        // may be replacing it right now.
+        let src = Path::new(env!("CARGO_BIN_EXE_mdt"));
+        for attempt in 0.. {
+            match fs::hard_link(src, &tmp).or_else(|_| fs::copy(src, &tmp).map(|_| ())) {
+                Ok(()) => break,
+                Err(_) if attempt < 100 => std::thread::sleep(Duration::from_millis(100)),
+                Err(e) => panic!("copy {}: {e}", src.display()),
+            }
+        }
+        fs::rename(&tmp, &copy).unwrap();
+        copy
+    })
+}
