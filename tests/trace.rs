@@ -1330,6 +1330,12 @@ fn errors_are_one_line() {
         ("--buffer-size 4X", vec!["--buffer-size", "4X"]),
         ("--max-stacks 0", vec!["--max-stacks", "0"]),
         ("--max-rows 15", vec!["--max-rows", "15"]),
+        ("--latency-sample 0", vec!["--latency-sample", "0"]),
+        ("--latency-sample 1.5", vec!["--latency-sample", "1.5"]),
+        (
+            "--latency with --no-latency",
+            vec!["--latency", "--no-latency"],
+        ),
     ] {
         let mut cmd = mdt_cmd(["trace", "--json"]);
         cmd.args(&args).args(["-p", "1"]);
