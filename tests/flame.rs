@@ -2320,7 +2320,11 @@ fn weight_latency() {
                 .into_iter()
                 .filter(|r| r["type"] == "delete" || r["type"] == "clear")
                 .collect();
-            assert_eq!(records.len() as u64, SMALL_CALLS + 1, "{ctx}: a record per call");
+            assert_eq!(
+                records.len() as u64,
+                SMALL_CALLS + 1,
+                "{ctx}: a record per call"
+            );
             let ns = |r: &Value| {
                 r["duration_ns"]
                     .as_u64()
