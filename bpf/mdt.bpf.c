@@ -113,6 +113,10 @@ struct mdt_site_count mdt_site_count_btf_anchor;
 struct mdt_key_part mdt_key_part_btf_anchor;
 enum mdt_key_part_kind mdt_key_part_kind_btf_anchor;
 enum mdt_key_part_flags mdt_key_part_flags_btf_anchor;
+struct mdt_label mdt_label_btf_anchor;
+enum mdt_label_flags mdt_label_flags_btf_anchor;
+enum mdt_labels_flags mdt_labels_flags_btf_anchor;
+enum mdt_label_store mdt_label_store_btf_anchor;
 
 /* Hits per attach point (index = probe id). Exact: never sampled. */
 struct {
@@ -299,7 +303,7 @@ struct scratch {
 	__u32 valid; /* chunk[0..valid) is a copy of [base, base + valid) */
 	__u32 depth; /* frames captured so far */
 	__u32 max;   /* frames to capture */
-	__u32 __pad;
+	__u32 g_ok;  /* g_head holds the head of this hit's g */
 	__u64 hash;  /* running hash of the captured frames (aggregation) */
 	__u64 stack_hi; /* the goroutine's stack top (g.stack.hi), 0 = unknown */
 	/* The first MDT_G_HEAD_BYTES of runtime.g. */
@@ -313,6 +317,19 @@ struct scratch {
 	__u32 plan_sp;
 	__u32 plan_fault;
 	__u64 desc[(MDT_GO_TYPE_HEADER + 24) / 8];
+	/* Goroutine labels: the string headers of each label's key and value
+	 * (key ptr, key len, value ptr, value len), a bucket of a classic-map
+	 * label set, and the labels as a record carries them. */
+	__u64 lhdr[MDT_MAX_LABELS * 4];
+	__u64 bucket[MDT_GO_LABEL_BUCKET_SIZE / 8];
+	__u8 lab[MDT_LABEL_AREA];
+	/* mdt_read_labels' loops: labels gathered, bytes written, the bucket
+	 * to read next and the main bucket it belongs to. */
+	__u32 lab_n;
+	__u32 lab_off;
+	__u64 lab_at;
+	__u32 lab_main;
+	__u32 __lab_pad;
 	/* Sampled hits that used this scratch space: a hit that preempted a
 	 * key-plan walk on this CPU changed it, and then the walk's result
 	 * (which may mix both hits' state) is neither cached nor used. */
@@ -1091,18 +1108,221 @@ static __always_inline void count_site(struct pt_regs *ctx, __u32 id, __u8 kind,
 static __always_inline void read_g(struct scratch *s, __u64 g)
 {
 	__u32 goid_off = mdt_cfg.goid_offset;
+	/* Constants after load: the verifier sees one size. */
+	__u32 head = goid_off ? goid_off + 8 : 16;
 
+	if (mdt_cfg.labels_offset + 8 > head)
+		head = mdt_cfg.labels_offset + 8;
 	s->stack_hi = 0;
-	if (!g || goid_off > MDT_G_HEAD_BYTES - 8 ||
-	    bpf_probe_read_user(s->g_head, goid_off ? goid_off + 8 : 16, (const void *)g)) {
+	s->g_ok = 0;
+	if (!g || head > MDT_G_HEAD_BYTES || bpf_probe_read_user(s->g_head, head, (const void *)g)) {
 		s->ev.flags |= MDT_EV_GOID_FAULT;
 		return;
 	}
+	s->g_ok = 1;
 	s->stack_hi = s->g_head[1];
 	if (goid_off)
 		s->ev.goid = s->g_head[goid_off / 8];
 	else
 		s->ev.flags |= MDT_EV_GOID_FAULT;
+}
+
+/*
+ * Goroutine labels (runtime/pprof.Do, SetGoroutineLabels). g.labels points
+ * at an immutable label set that a later label change replaces, never
+ * edits, so what is read here is what the goroutine had at the call. First
+ * the string headers of its keys and values are gathered into s->lhdr, by
+ * the layout of its Go release; then their bytes are copied into s->lab.
+ */
+
+/* Go 1.24+: the set is {[]label}, a slice of {key, value string}. */
+static __always_inline void label_headers_slice(struct scratch *s, __u64 set)
+{
+	__u64 slice[2];
+	__u64 n;
+
+	if (bpf_probe_read_user(slice, sizeof(slice), (const void *)set))
+		goto fault;
+	n = slice[MDT_GO_SLICE_LEN / 8];
+	if (n > MDT_MAX_LABELS) {
+		s->ev.labels_flags |= MDT_LABELS_MORE;
+		n = MDT_MAX_LABELS;
+	}
+	if (!n)
+		return;
+	if (bpf_probe_read_user(s->lhdr, n * MDT_GO_LABEL_SIZE, (const void *)slice[0]))
+		goto fault;
+	s->lab_n = n;
+	return;
+fault:
+	s->ev.labels_flags |= MDT_LABELS_FAULT;
+}
+
+/* The full slots of the bucket in s->bucket, appended to s->lhdr. */
+static __always_inline void label_bucket_entries(struct scratch *s)
+{
+	for (__u32 i = 0; i < 8; i++) {
+		__u32 k = MDT_GO_LABEL_BUCKET_KEYS / 8 + 2 * i;
+		__u32 v = MDT_GO_LABEL_BUCKET_VALUES / 8 + 2 * i;
+		/* Read back from the map: unknown to the verifier, so the
+		 * slots' paths meet again instead of multiplying. */
+		__u32 n = s->lab_n;
+
+		if (((__u8 *)s->bucket)[i] < MDT_GO_MIN_TOPHASH || n >= MDT_MAX_LABELS)
+			continue;
+		/* A no-op (n < MDT_MAX_LABELS, a power of two) that the
+		 * compiler must keep, for the verifier. */
+		barrier_var(n);
+		n &= MDT_MAX_LABELS - 1;
+		s->lhdr[4 * n] = s->bucket[k];
+		s->lhdr[4 * n + 1] = s->bucket[k + 1];
+		s->lhdr[4 * n + 2] = s->bucket[v];
+		s->lhdr[4 * n + 3] = s->bucket[v + 1];
+		s->lab_n = n + 1;
+	}
+}
+
+/*
+ * Go <= 1.23: the set points at a map[string]string (a classic map): its
+ * entries are the bucket slots whose tophash marks them full, in the
+ * buckets and their overflow chains. Entries past the buckets read, or not
+ * yet moved out of the old buckets of a map that was growing, are counted
+ * as more than the record holds.
+ */
+static __always_inline void label_headers_map(struct scratch *s, __u64 set)
+{
+	__u64 hmap, hdr[4], buckets, overflow;
+	__u32 nb, B;
+
+	if (bpf_probe_read_user(&hmap, sizeof(hmap), (const void *)set))
+		goto fault;
+	if (!hmap)
+		return;
+	if (bpf_probe_read_user(hdr, sizeof(hdr), (const void *)hmap))
+		goto fault;
+	if (!hdr[0])
+		return;
+	B = ((__u8 *)hdr)[MDT_GO_HMAP_B];
+	nb = B >= 3 ? MDT_MAX_LABEL_BUCKETS : 1U << B;
+	buckets = hdr[MDT_GO_HMAP_BUCKETS / 8];
+	s->lab_at = buckets;
+	s->lab_main = 0;
+	for (__u32 b = 0; b < MDT_MAX_LABEL_BUCKETS; b++) {
+		if (!s->lab_at || s->lab_n >= MDT_MAX_LABELS)
+			break;
+		if (bpf_probe_read_user(s->bucket, sizeof(s->bucket), (const void *)s->lab_at))
+			goto fault;
+		label_bucket_entries(s);
+		overflow = s->bucket[MDT_GO_LABEL_BUCKET_OVERFLOW / 8];
+		if (overflow) {
+			s->lab_at = overflow;
+		} else {
+			s->lab_main++;
+			s->lab_at = s->lab_main < nb
+				? buckets + (__u64)s->lab_main * MDT_GO_LABEL_BUCKET_SIZE : 0;
+		}
+	}
+	if (s->lab_n < hdr[0])
+		s->ev.labels_flags |= MDT_LABELS_MORE;
+	return;
+fault:
+	s->ev.labels_flags |= MDT_LABELS_FAULT;
+}
+
+/* Bytes of a label string to copy: at most label_bytes; *cut if fewer. */
+static __always_inline __u32 label_len(__u64 len, __u8 *flags, __u8 cut)
+{
+	__u32 max = mdt_cfg.label_bytes;
+
+	if (max > MDT_MAX_LABEL_BYTES)
+		max = MDT_MAX_LABEL_BYTES;
+	if (len > max) {
+		*flags |= cut;
+		return max;
+	}
+	return len;
+}
+
+/* Label i of s->lhdr, as a struct mdt_label, at s->lab[s->lab_off]. */
+static __always_inline void copy_label(struct scratch *s, __u32 i)
+{
+	__u32 off = s->lab_off, kn, vn;
+	__u8 flags = 0;
+
+	if (off > MDT_LABEL_AREA - (4 + 2 * MDT_MAX_LABEL_BYTES) || i >= MDT_MAX_LABELS)
+		return;
+	kn = label_len(s->lhdr[4 * i + 1], &flags, MDT_LABEL_KEY_CUT);
+	vn = label_len(s->lhdr[4 * i + 3], &flags, MDT_LABEL_VALUE_CUT);
+	barrier_var(kn);
+	barrier_var(vn);
+	if (kn > MDT_MAX_LABEL_BYTES || vn > MDT_MAX_LABEL_BYTES)
+		return;
+	if ((kn && bpf_probe_read_user(&s->lab[off + 4], kn, (const void *)s->lhdr[4 * i])) ||
+	    (vn && bpf_probe_read_user(&s->lab[off + 4 + kn], vn, (const void *)s->lhdr[4 * i + 2]))) {
+		flags |= MDT_LABEL_FAULT;
+		kn = vn = 0;
+	}
+	s->lab[off] = kn;
+	s->lab[off + 1] = vn;
+	s->lab[off + 2] = flags;
+	s->lab[off + 3] = 0;
+	s->lab_off = off + 4 + kn + vn;
+	s->ev.labels = i + 1;
+}
+
+/*
+ * The goroutine's label set `set` (g.labels), into s->lab: returns the
+ * bytes put there (s->ev.labels labels). A global function, as the stack
+ * walk is: the verifier checks it once, on its own; its loops keep their
+ * state in the scratch space, so that each iteration's paths meet again.
+ */
+__noinline int mdt_read_labels(struct scratch *s, __u64 set)
+{
+	if (!s)
+		return 0;
+	s->lab_n = 0;
+	s->lab_off = 0;
+	if (mdt_cfg.label_store == MDT_LABELS_SLICE)
+		label_headers_slice(s, set);
+	else if (mdt_cfg.label_store == MDT_LABELS_MAP)
+		label_headers_map(s, set);
+	for (__u32 i = 0; i < MDT_MAX_LABELS; i++) {
+		if (i >= s->lab_n)
+			break;
+		copy_label(s, i);
+	}
+	if (s->ev.labels < s->lab_n)
+		s->ev.labels_flags |= MDT_LABELS_MORE;
+	return s->lab_off;
+}
+
+/*
+ * The goroutine's labels (g.labels, read with the head of g), copied to dst
+ * (right after the record's key bytes). Returns the bytes put there.
+ */
+static __always_inline __u32 read_labels(struct scratch *s, __u8 *dst)
+{
+	__u64 set;
+	__u32 bytes;
+
+	if (!mdt_cfg.labels_offset || mdt_cfg.labels_offset > MDT_G_HEAD_BYTES - 8 || !s->g_ok)
+		return 0;
+	set = s->g_head[mdt_cfg.labels_offset / 8];
+	if (!set)
+		return 0;
+	mdt_read_labels(s, set);
+	/* From the scratch space (a u32), not the global function's return
+	 * value: the verifier knows nothing of that one's sign. */
+	bytes = s->lab_off;
+	if (!bytes || bytes > MDT_LABEL_AREA)
+		return 0;
+	if (bpf_probe_read_kernel(dst, bytes, s->lab)) {
+		s->ev.labels = 0;
+		s->ev.labels_flags |= MDT_LABELS_FAULT;
+		return 0;
+	}
+	s->ev.labels_n = bytes;
+	return bytes;
 }
 
 /* Which attach point fired: MDT_MAX_PROBES if none. */
@@ -1294,6 +1514,10 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	if (words > MDT_MAX_STACK_DEPTH) /* for the verifier */
 		return 0;
 	key_n = read_key_arg(ctx, s, words, (__u8 *)&e->stack[words], kind);
+	barrier_var(key_n);
+	if (key_n > MDT_MAX_KEY_BYTES) /* for the verifier */
+		return 0;
+	key_n += read_labels(s, (__u8 *)&e->stack[words] + key_n);
 	e->exit_expected = latency;
 	/* One clock reading for the record and its pending entry (not read
 	 * back from the per-CPU scratch, which a preempting probe may reuse):

@@ -28,9 +28,10 @@ enum mdt_limits {
 	 * from SP to the goroutine's stack top (g.stack.hi) when that is
 	 * closer, so most stacks take one read. A power of two. */
 	MDT_STACK_CHUNK = 8192,
-	/* Bytes of runtime.g read at once: g.stack.lo/hi (offsets 0 and 8)
-	 * and the goid (mdt_config.goid_offset < this). */
-	MDT_G_HEAD_BYTES = 192,
+	/* Bytes of runtime.g read at once: g.stack.lo/hi (offsets 0 and 8),
+	 * the goid and the pprof labels pointer (mdt_config.goid_offset and
+	 * labels_offset < this), in one read. */
+	MDT_G_HEAD_BYTES = 512,
 	/* Attach points per loaded program: probe ids (the attach cookies)
 	 * are < MDT_MAX_PROBES. */
 	MDT_MAX_PROBES = 64,
@@ -56,6 +57,15 @@ enum mdt_limits {
 	MDT_KEY_SLOTS = 8,
 	MDT_PLAN_STEPS = 96,
 	MDT_PLAN_STACK = 24,
+	/* Goroutine labels (runtime/pprof): at most MDT_MAX_LABELS of them per
+	 * record, each key and each value cut at mdt_config.label_bytes
+	 * (<= MDT_MAX_LABEL_BYTES); MDT_LABEL_AREA bytes hold them all. A
+	 * classic-map label set (Go <= 1.23) is read from at most
+	 * MDT_MAX_LABEL_BUCKETS buckets, overflow buckets included. */
+	MDT_MAX_LABELS = 16, /* a power of two */
+	MDT_MAX_LABEL_BYTES = 128,
+	MDT_LABEL_AREA = MDT_MAX_LABELS * (4 + 2 * MDT_MAX_LABEL_BYTES),
+	MDT_MAX_LABEL_BUCKETS = 8,
 };
 
 /*
@@ -102,6 +112,31 @@ enum mdt_go_abi {
 	MDT_GO_IFACE_DATA = 8,
 	MDT_GO_SLICE_LEN = 8,
 	MDT_GO_STRING_LEN = 8,
+	/* A label set as Go <= 1.23 stores it (runtime/pprof.labelMap, a
+	 * map[string]string): the classic map header's B (log2 of the bucket
+	 * count) and buckets pointer, and a bucket of map[string]string: 8
+	 * tophash bytes, 8 keys, 8 values, the overflow pointer; a slot holds
+	 * an entry iff its tophash is at least MDT_GO_MIN_TOPHASH. */
+	MDT_GO_HMAP_B = 9,
+	MDT_GO_HMAP_BUCKETS = 16,
+	MDT_GO_HMAP_OLDBUCKETS = 24,
+	MDT_GO_LABEL_BUCKET_KEYS = 8,
+	MDT_GO_LABEL_BUCKET_VALUES = 136,
+	MDT_GO_LABEL_BUCKET_OVERFLOW = 264,
+	MDT_GO_LABEL_BUCKET_SIZE = 272,
+	MDT_GO_MIN_TOPHASH = 5,
+	/* From Go 1.24, a sorted slice of {key, value string}. */
+	MDT_GO_LABEL_SIZE = 32,
+};
+
+/* How the goroutine's pprof labels are stored (mdt_config.label_store). */
+enum mdt_label_store {
+	/* No labels read (runtime/pprof is not linked, or --no-labels). */
+	MDT_LABELS_NONE = 0,
+	/* g.labels -> *labelMap -> classic map[string]string (Go <= 1.23). */
+	MDT_LABELS_MAP = 1,
+	/* g.labels -> *labelMap = {[]label} (Go 1.24+). */
+	MDT_LABELS_SLICE = 2,
 };
 
 /*
@@ -266,6 +301,12 @@ struct mdt_event {
 	/* With key_parts: the key bytes copied into key[] (the parts start
 	 * there). */
 	__u16 key_n;
+	/* The goroutine's pprof labels in the record (struct mdt_label each,
+	 * the last labels_n bytes of the record), and enum mdt_labels_flags. */
+	__u8 labels;
+	__u8 labels_flags;
+	__u16 labels_n;
+	__u32 __pad;
 	/* User stack, innermost first: stack[0] = the probed instruction,
 	 * stack[1] = return address into the caller, then the frame-pointer
 	 * chain. Runtime (not file) addresses. */
@@ -275,6 +316,38 @@ struct mdt_event {
 	 * bytes), then key_parts parts; key bytes and parts together are at
 	 * most mdt_config.key_bytes. The rest is undefined. */
 	__u8 key[MDT_MAX_KEY_BYTES];
+	/* Room for the labels when the key and the stack fill theirs: a
+	 * record's labels come right after its key bytes, wherever those end. */
+	__u8 label_room[MDT_LABEL_AREA];
+};
+
+/*
+ * One goroutine label (unaligned, in the last labels_n bytes of a record):
+ * this header, then key_len bytes of its key and value_len of its value.
+ */
+struct mdt_label {
+	__u8 key_len;
+	__u8 value_len;
+	/* enum mdt_label_flags. */
+	__u8 flags;
+	__u8 __pad;
+};
+
+enum mdt_label_flags {
+	/* The key / the value is longer than label_bytes: cut there. */
+	MDT_LABEL_KEY_CUT = 1,
+	MDT_LABEL_VALUE_CUT = 2,
+	/* Reading its bytes failed: the lengths are 0. */
+	MDT_LABEL_FAULT = 4,
+};
+
+enum mdt_labels_flags {
+	/* The goroutine had more labels than the record holds (more than
+	 * MDT_MAX_LABELS, or in map buckets past MDT_MAX_LABEL_BUCKETS, or not
+	 * yet moved to the map's new buckets while it grew). */
+	MDT_LABELS_MORE = 1,
+	/* Reading the label set failed. */
+	MDT_LABELS_FAULT = 2,
 };
 
 /*
@@ -459,11 +532,18 @@ struct mdt_config {
 	 * struct field offsets as Go 1.19 and later store them (before 1.19
 	 * they were shifted left by one). */
 	__u32 key_plans;
+	/* Goroutine labels: offset of runtime.g.labels (0 = none), enum
+	 * mdt_label_store, and the bytes kept of each key and value. */
+	__u32 labels_offset;
+	__u32 label_store;
+	__u32 label_bytes;
+	__u32 __pad;
 	/* Per attach point (index = probe id). */
 	struct mdt_probe_cfg probes[MDT_MAX_PROBES];
 };
 
-_Static_assert(sizeof(struct mdt_event) == 80 + MDT_MAX_KEY_BYTES + 8 * MDT_MAX_STACK_DEPTH,
+_Static_assert(sizeof(struct mdt_event) ==
+		       88 + MDT_MAX_KEY_BYTES + 8 * MDT_MAX_STACK_DEPTH + MDT_LABEL_AREA,
 	       "mdt_event layout changed");
 _Static_assert(sizeof(struct mdt_probe_cfg) == 8, "mdt_probe_cfg layout changed");
 _Static_assert(sizeof(struct mdt_key_part) == 8, "mdt_key_part layout changed");
@@ -519,7 +599,8 @@ _Static_assert(sizeof(struct mdt_exit) < __builtin_offsetof(struct mdt_event, st
 _Static_assert(sizeof(struct mdt_outcome) == 32, "mdt_outcome layout changed");
 _Static_assert(sizeof(struct mdt_site_count) == 32, "mdt_site_count layout changed");
 _Static_assert(sizeof(struct mdt_latency_key) == 16, "mdt_latency_key layout changed");
-_Static_assert(sizeof(struct mdt_config) == 72 + 8 * MDT_MAX_PROBES,
+_Static_assert(sizeof(struct mdt_label) == 4, "mdt_label layout changed");
+_Static_assert(sizeof(struct mdt_config) == 88 + 8 * MDT_MAX_PROBES,
 	       "mdt_config layout changed");
 
 #endif /* __MDT_H */

@@ -73,8 +73,10 @@ pub struct FlameArgs {
     #[arg(long, value_name = "TEXT")]
     pub title: Option<String>,
 
-    /// Add a root frame per map type, key type or goroutine.
-    #[arg(long, value_enum, value_name = "WHAT", default_value = "none")]
+    /// Add a root frame per map type, key type, goroutine, or value of the
+    /// goroutine label KEY: map-type, key-type, goroutine, label:KEY, none.
+    /// (label:KEY reads a record per delete instead of counting in the kernel.)
+    #[arg(long, value_name = "WHAT", default_value = "none")]
     pub group_by: crate::output::flame::GroupBy,
 
     /// Icicle graph: the deletes on top, their callers below.
@@ -140,6 +142,30 @@ pub struct TargetArgs {
     /// Keep only deletes with a stack frame whose function matches this regex.
     #[arg(long = "func", value_name = "REGEX", value_parser = parse_regex)]
     pub func: Option<Regex>,
+
+    /// Bytes kept of each goroutine label's key and of its value (longer
+    /// ones are cut and the record says labels_truncated).
+    #[arg(long, value_name = "N", default_value_t = 64, help_heading = "Labels",
+          value_parser = clap::value_parser!(u32).range(1..=128))]
+    pub label_bytes: u32,
+
+    /// Keep only these goroutine labels (e.g. tenant,endpoint).
+    #[arg(
+        long = "labels",
+        value_name = "KEY,...",
+        value_delimiter = ',',
+        help_heading = "Labels"
+    )]
+    pub label_keys: Option<Vec<String>>,
+
+    /// Keep only deletes whose goroutine has label KEY matching REGEX
+    /// (e.g. tenant=^t1$).
+    #[arg(long, value_name = "KEY=REGEX", help_heading = "Labels", value_parser = parse_label_filter)]
+    pub label_filter: Option<(String, Regex)>,
+
+    /// Replace label values by a stable hash (as --redact-keys does keys).
+    #[arg(long, help_heading = "Labels")]
+    pub redact_labels: bool,
 
     /// The program to start and trace from its first instruction, after `--`.
     #[arg(last = true, value_name = "CMD", num_args = 1..)]
@@ -312,6 +338,15 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         return Err("must be greater than 0 and at most 1 (e.g. 0.01 for 1%)".into());
     }
     Ok(rate)
+}
+
+/// `KEY=REGEX` of `--label-filter`.
+fn parse_label_filter(s: &str) -> Result<(String, Regex), String> {
+    let (key, re) = s
+        .split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=REGEX, got {s:?}"))?;
+    Ok((key.to_string(), parse_regex(re)?))
 }
 
 fn parse_regex(s: &str) -> Result<Regex, String> {

@@ -15,7 +15,7 @@ use crate::process::memory::ProcessMemory;
 use crate::symbolize::types::{MapTypeInfo, TypeResolver};
 use crate::symbolize::Symbolizer;
 
-use crate::events::{find_caller, Event, KeyValue, Role, Stack};
+use crate::events::{find_caller, Event, KeyValue, LabelOptions, Role, Stack};
 
 /// What the decoder knows of each attach point (index = probe id).
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ pub struct Decoder {
 }
 
 /// How records are named.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DecodeOptions {
     /// Key bytes the probes were asked to copy.
     pub key_bytes: usize,
@@ -67,6 +67,8 @@ pub struct DecodeOptions {
     pub redact_keys: bool,
     /// Distinct stacks kept symbolized.
     pub max_stacks: usize,
+    /// Which goroutine labels are kept, and how they are shown.
+    pub labels: LabelOptions,
 }
 
 impl Decoder {
@@ -163,6 +165,7 @@ impl Decoder {
             },
             stack,
             stack_lost: raw.stack_lost(),
+            labels: self.options.labels.labels_of(&raw.labels()),
             outcome: None,
         })
     }

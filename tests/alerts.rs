@@ -269,7 +269,9 @@ fn toolchains() -> Vec<Toolchain> {
     all
 }
 
-/// The alert every channel must deliver: the hot map, 150 deletes, exact.
+/// The alert every channel must deliver: the hot map, exact. Its value is the count when the
+/// rule was evaluated past its threshold: all of the burst of 150, unless an evaluation fell
+/// inside the burst (records reach the rules in batches, and a slow reader may cut the burst).
 fn check_alert(v: &Value, run_hot: &str, ctx: &str) {
     assert_eq!(v["type"], "alert", "{ctx}: {v}");
     assert_eq!(v["state"], "firing", "{ctx}: {v}");
@@ -279,13 +281,17 @@ fn check_alert(v: &Value, run_hot: &str, ctx: &str) {
         "{ctx}: alert for the wrong map: {v}"
     );
     assert_eq!(v["group"]["map_type"], "main.HotMap", "{ctx}: {v}");
-    assert_eq!(v["value"], 150, "{ctx}: {v}");
+    let value = v["value"].as_u64().unwrap_or(0);
+    assert!((101..=150).contains(&value), "{ctx}: {v}");
     assert_eq!(v["threshold"], 100, "{ctx}: {v}");
     assert_eq!(v["window"], "5m", "{ctx}: {v}");
     assert_eq!(v["window_seconds"], 300.0, "{ctx}: {v}");
     assert_eq!(v["exact"], true, "{ctx}: {v}");
     let top = &v["top_stacks"][0];
-    assert_eq!(top["count"], 150, "{ctx}: {v}");
+    assert_eq!(
+        top["count"], value,
+        "{ctx}: the top stack is all of them: {v}"
+    );
     assert!(
         top["caller"]
             .as_str()

@@ -1522,6 +1522,7 @@ fn decoder_rereads_keys_the_probe_could_not_read() {
             key_bytes: 64,
             redact_keys: false,
             max_stacks: 64,
+            labels: Default::default(),
         };
         let mut dec = Decoder::new(probes, binary, Arc::new(image), free_pid(), options);
         let event = |probe_id: u32, addr: u64, len: u32, flags: u32| MdtEvent {

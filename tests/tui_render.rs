@@ -94,6 +94,7 @@ fn ev(
         caller: Some(s.caller),
         stack_lost: false,
         stack_id: s.stack_id,
+        labels: None,
         outcome: None,
     }
 }

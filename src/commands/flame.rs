@@ -18,11 +18,12 @@ use crate::session::{Latency, Session, Signals, StackCount};
 pub fn run(args: &FlameArgs) -> Result<ExitCode> {
     let outputs = Output::plan(args)?;
     let shape = Shape {
-        group_by: args.group_by,
+        group_by: args.group_by.clone(),
         runtime_frames: args.runtime_frames,
     };
     let (mut profile, launched) = match &args.from {
         Some(path) => (input::read(path, &shape, args.weight)?, None),
+        None if matches!(shape.group_by, flame::GroupBy::Label(_)) => trace_records(args, &shape)?,
         None => trace(args, &shape)?,
     };
     profile.finish(args.min_count);
@@ -144,6 +145,7 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i
                 map_type: &c.map_type,
                 key_type: &c.key_type,
                 goid: c.goid,
+                labels: None,
                 count: match weight {
                     Weight::Count => c.count,
                     // Calls not seen returning weigh nothing.
@@ -199,6 +201,86 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i
         }
     }
     Ok((profile, launched.then_some((summary, pid))))
+}
+
+/// Traces with a record per delete, shaped in user space: for shapes the
+/// kernel's counts cannot give (`--group-by label:KEY`: the labels come with
+/// the records). Records the kernel could not deliver are counted in the
+/// summary and left out of the graph (a warning says how many).
+fn trace_records(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i32)>)> {
+    let signals = Signals::install()?;
+    let (spec, mut options) = super::trace::session_args(&args.target);
+    options.limits.stacks = args.max_stacks as usize;
+    if args.weight == Weight::Latency {
+        options.latency = Latency::Always;
+    }
+    let launched = matches!(spec, crate::session::TargetSpec::Launch(_));
+    let session = Session::start(spec, options)?;
+    let pid = session.pid();
+    super::trace::announce(&session);
+    let mut sink = ProfileSink {
+        profile: Profile {
+            weight: args.weight,
+            ..Profile::default()
+        },
+        shape: shape.clone(),
+    };
+    let summary = session.run(&mut sink, &signals)?;
+    let mut profile = sink.profile;
+    profile.duration_ns = summary.duration.as_nanos() as u64;
+    if summary.lost > 0 {
+        eprintln!(
+            "mdt: warning: {} records were lost (the kernel's buffer was full): the graph leaves them out",
+            summary.lost
+        );
+    }
+    Ok((profile, launched.then_some((summary, pid))))
+}
+
+/// The records of a session, into a profile.
+struct ProfileSink {
+    profile: Profile,
+    shape: Shape,
+}
+
+impl crate::output::Sink for ProfileSink {
+    fn event(&mut self, ev: &crate::events::Event) -> std::io::Result<()> {
+        let count = match self.profile.weight {
+            Weight::Count => 1,
+            Weight::Latency => match ev.outcome {
+                Some(o) => o.duration_ns,
+                None => {
+                    self.profile.untimed += 1;
+                    return Ok(());
+                }
+            },
+        };
+        self.profile.add(
+            RawStack {
+                func: ev.func,
+                frames: &ev.stack,
+                map_type: &ev.map_type,
+                key_type: &ev.key_type,
+                goid: ev.goid,
+                labels: ev.labels.as_deref(),
+                count,
+            },
+            &self.shape,
+        );
+        Ok(())
+    }
+
+    fn lost(&mut self, _count: u64, _total: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn summary(&mut self, _summary: &Summary) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The stack's delete function counts as one of its frames.

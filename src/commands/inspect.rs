@@ -82,16 +82,14 @@ pub fn report(b: &GoBinary) -> String {
                 "goid at g+{}, map count at map+{} (from {})",
                 l.goid_offset,
                 l.map_count_offset,
-                match l.source {
-                    LayoutSource::Dwarf => "DWARF",
-                    LayoutSource::VersionTable => "the table of Go releases",
-                }
+                source_name(l.source)
             ),
             None => {
                 "unknown for this Go release and no DWARF: mdt cannot read goroutine ids".into()
             }
         },
     );
+    line("labels", labels_line(b));
     out.push('\n');
     let rows: Vec<(String, String)> = b
         .functions
@@ -177,4 +175,30 @@ fn build_flags(b: &GoBinary) -> String {
         flags.push("no section headers");
     }
     flags.join(", ")
+}
+
+fn source_name(source: LayoutSource) -> &'static str {
+    match source {
+        LayoutSource::Dwarf => "DWARF",
+        LayoutSource::MachineCode => "the machine code of runtime/pprof.runtime_setProfLabel",
+        LayoutSource::VersionTable => "the table of Go releases",
+    }
+}
+
+/// Where goroutine labels are read, or why they are not.
+fn labels_line(b: &GoBinary) -> String {
+    use crate::gobin::labels::LabelStore;
+    match &b.labels {
+        Some(l) => format!(
+            "g.labels at g+{}, {} (from {})",
+            l.offset,
+            match l.store {
+                LabelStore::Map => "a map[string]string",
+                LabelStore::Slice => "a sorted slice of key/value strings",
+            },
+            source_name(l.source)
+        ),
+        None if b.functions.is_empty() => "-".into(),
+        None => "none: runtime/pprof is not linked (no goroutine can have labels), or its offset is unknown".into(),
+    }
 }

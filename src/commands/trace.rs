@@ -158,6 +158,12 @@ pub fn session_args(t: &TargetArgs) -> (TargetSpec, Options) {
         mode: Mode::Records { sites: false },
         limits: Limits::default(),
         latency: crate::session::Latency::Off,
+        labels: crate::events::LabelOptions {
+            keys: t.label_keys.clone(),
+            redact: t.redact_labels,
+            filter: t.label_filter.clone(),
+        },
+        label_bytes: t.label_bytes,
     };
     (spec, options)
 }

@@ -169,12 +169,7 @@ impl KeyValue {
         if matches!(self, KeyValue::None) {
             return KeyValue::None;
         }
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in self.to_string().bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        KeyValue::Redacted(format!("redacted:{h:016x}"))
+        KeyValue::Redacted(redacted(&self.to_string()))
     }
 
     /// The key as a plain string: strings as they are, anything else as
@@ -205,8 +200,19 @@ fn wraps_one_string(ty: &GoType) -> bool {
     }
 }
 
+/// A stable hash in place of `text` (`--redact-keys`, `--redact-labels`):
+/// equal texts, equal hashes; FNV-1a, so the same in every run.
+pub fn redacted(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("redacted:{h:016x}")
+}
+
 /// Valid UTF-8 as is; each invalid byte as `\xNN`.
-fn string_lossless(bytes: &[u8]) -> String {
+pub fn string_lossless(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         out.push_str(chunk.valid());

@@ -4,12 +4,14 @@
 
 pub mod gofmt;
 pub mod key;
+pub mod labels;
 pub mod stack;
 pub mod summary;
 
 use std::sync::Arc;
 
 pub use self::key::KeyValue;
+pub use self::labels::{LabelOptions, Labels};
 pub use self::stack::{Frame, FrameGroup, Stack};
 pub use self::summary::{FunctionCount, OutcomeTotals, Summary};
 pub use crate::gobin::funcs::{is_delete_machinery, is_runtime_internal, Role};
@@ -53,6 +55,8 @@ pub struct Event {
     /// Index in `stack` of the caller: the first frame outside the Go
     /// runtime's map machinery.
     pub caller: Option<usize>,
+    /// The goroutine's pprof labels at the call; None when it had none.
+    pub labels: Option<Arc<Labels>>,
     /// What the call did, seen at its exit (with the exit points armed);
     /// `None` when they were not, or the exit was not seen (`unmatched`).
     pub outcome: Option<Outcome>,
@@ -171,6 +175,7 @@ pub(crate) mod testing {
             stack_lost: false,
             stack_id: 0,
             stack,
+            labels: None,
             outcome: None,
         }
     }

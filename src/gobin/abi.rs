@@ -59,6 +59,23 @@ pub const SLICE_LEN: u64 = 8;
 /// The length of a string header (`runtime.stringStruct.len`; the data
 /// pointer is at 0).
 pub const STRING_LEN: u64 = 8;
+/// A classic map's header (`runtime.hmap`, up to Go 1.23, and 1.24–1.25
+/// with `GOEXPERIMENT=noswissmap`): `B` (log2 of the bucket count), the
+/// bucket array and the old one while the map grows.
+pub const HMAP_B: u64 = 9;
+pub const HMAP_BUCKETS: u64 = 16;
+pub const HMAP_OLDBUCKETS: u64 = 24;
+/// A bucket of a classic `map[string]string` (a goroutine's label set up to
+/// Go 1.23): 8 tophash bytes, then 8 keys, 8 values and the overflow
+/// pointer. A slot is full when its tophash is at least `MIN_TOPHASH`.
+pub const LABEL_BUCKET_KEYS: u64 = 8;
+pub const LABEL_BUCKET_VALUES: u64 = 136;
+pub const LABEL_BUCKET_OVERFLOW: u64 = 264;
+pub const LABEL_BUCKET_SIZE: u64 = 272;
+pub const MIN_TOPHASH: u8 = 5;
+/// A label of Go 1.24+ (`runtime/pprof.label`, later
+/// `internal/runtime/pprof/label.Label`): `{key, value string}`.
+pub const LABEL_SIZE: u64 = 32;
 /// `abi.TFlagExtraStar`: the name has a `*` in front that is not part of it.
 pub const TFLAG_EXTRA_STAR: u8 = 2;
 /// `abi.TFlagDirectIface` (Go 1.26+): a value of the type is stored in the

@@ -14,6 +14,8 @@ use super::version::GoVersion;
 #[serde(rename_all = "snake_case")]
 pub enum LayoutSource {
     Dwarf,
+    /// Read from the instructions of a function that uses the field.
+    MachineCode,
     VersionTable,
 }
 

@@ -13,6 +13,7 @@ pub mod elf;
 pub mod funcs;
 pub mod gotype;
 pub mod image;
+pub mod labels;
 pub mod layout;
 pub mod moduledata;
 pub mod pclntab;
@@ -136,6 +137,9 @@ pub struct GoBinary {
     pub link_base: u64,
     /// None when neither DWARF nor the version table knows this release.
     pub layout: Option<Layout>,
+    /// Where goroutines' pprof labels are; None when `runtime/pprof` is not
+    /// linked (no labels can be set) or the offset is unknown.
+    pub labels: Option<labels::LabelLayout>,
     pub functions: Vec<MapFunc>,
     /// Catalog functions that are not linked into this binary.
     pub absent: Vec<&'static str>,
@@ -182,6 +186,15 @@ impl GoBinary {
                 _ => layout::from_version(version),
             }
         });
+        let labels = match (&names.set_prof_label, elf.arch) {
+            (Some(f), Arch::X86_64) if exact => {
+                let code = pclntab.func_range(f, text_base).and_then(|(start, end)| {
+                    Some((elf.read_va(start, end.checked_sub(start)?)?, start))
+                });
+                labels::find(&elf, version, code)
+            }
+            _ => None,
+        };
         let (gnu, go) = elf.build_ids();
         Ok(GoBinary {
             path: path.to_path_buf(),
@@ -204,6 +217,7 @@ impl GoBinary {
             text_base_source,
             link_base: elf.link_base(),
             layout,
+            labels,
             functions,
             absent,
         })
@@ -302,6 +316,7 @@ fn text_base(
 /// The catalog functions found in pclntab, plus a few telltale names.
 struct FuncIndex<'a> {
     found: Vec<(&'static funcs::Spec, pclntab::Func<'a>)>,
+    set_prof_label: Option<pclntab::Func<'a>>,
     has_swiss_map: bool,
     has_race_runtime: bool,
     has_cgo_runtime: bool,
@@ -311,6 +326,7 @@ impl<'a> FuncIndex<'a> {
     fn build(pclntab: &Pclntab<'a>) -> Result<Self> {
         let mut index = FuncIndex {
             found: Vec::new(),
+            set_prof_label: None,
             has_swiss_map: false,
             has_race_runtime: false,
             has_cgo_runtime: false,
@@ -322,6 +338,9 @@ impl<'a> FuncIndex<'a> {
                 if !index.found.iter().any(|(s, _)| s.name == spec.name) {
                     index.found.push((spec, func.clone()));
                 }
+            }
+            if func.name == labels::SET_PROF_LABEL && index.set_prof_label.is_none() {
+                index.set_prof_label = Some(func.clone());
             }
             index.has_swiss_map |= func.name.starts_with("internal/runtime/maps.(*Map).");
             // Defined only by race_amd64.s / race_arm64.s (build tag race).

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::bounded::Cache;
 
 use super::{Sink, Summary};
-use crate::events::{Event, Frame, KeyValue, Role};
+use crate::events::{Event, Frame, KeyValue, Labels, Role};
 
 pub struct JsonSink<W: Write> {
     out: W,
@@ -121,6 +121,11 @@ pub struct Record<'a> {
     /// With the exit points armed: time inside the runtime function.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ns: Option<u64>,
+    /// The goroutine's pprof labels at the call; missing when it had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Cow<'a, Labels>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub labels_truncated: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stack_lost: bool,
     #[serde(default, skip_serializing, borrow)]
@@ -162,6 +167,8 @@ impl<'a> Record<'a> {
             cleared: ev.cleared,
             removed: ev.outcome.and_then(|o| o.removed),
             duration_ns: ev.outcome.map(|o| o.duration_ns),
+            labels: ev.labels.as_deref().map(Cow::Borrowed),
+            labels_truncated: ev.labels.as_ref().is_some_and(|l| l.truncated),
             stack_lost: ev.stack_lost,
             caller: Cow::Borrowed(""),
             stack: Vec::new(),
@@ -318,8 +325,33 @@ mod tests {
             stack_lost: false,
             stack_id,
             stack,
+            labels: None,
             outcome: None,
         }
+    }
+
+    #[test]
+    fn labels_are_an_object_and_read_back() {
+        let mut del = event(Role::Delete, KeyValue::Str("k".into()), 1);
+        del.labels = Some(std::sync::Arc::new(Labels {
+            pairs: vec![
+                ("endpoint".into(), "/api".into()),
+                ("tenant".into(), "t1".into()),
+            ],
+            truncated: true,
+        }));
+        let plain = event(Role::Delete, KeyValue::Str("k".into()), 2);
+        let lines = write(&[del, plain]);
+        assert!(
+            lines[0]
+                .contains(r#""labels":{"endpoint":"/api","tenant":"t1"},"labels_truncated":true"#),
+            "{}",
+            lines[0]
+        );
+        assert!(!lines[1].contains("labels"), "{}", lines[1]);
+        let back: Record = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(back.labels.unwrap().get("tenant"), Some("t1"));
+        assert!(back.labels_truncated);
     }
 
     #[test]

@@ -43,9 +43,13 @@ impl<W: Write> Sink for TextSink<W> {
             };
             format!("{did} took={}", short_duration(o.duration_ns))
         });
+        let labels = ev
+            .labels
+            .as_ref()
+            .map_or(String::new(), |l| format!(" labels={}", l.text()));
         writeln!(
             self.out,
-            "{} g{goid:<5} {what} len={}{outcome} map={:#x} at {}",
+            "{} g{goid:<5} {what} len={}{outcome}{labels} map={:#x} at {}",
             clock(ev.ts_ns),
             ev.map_len,
             ev.map,

@@ -5,9 +5,14 @@ use anyhow::{bail, Context, Result};
 
 use super::skel::types;
 use super::{
-    MdtConfig, DEFAULT_KEY_TYPE_OFFSET, MAX_KEY_BYTES, MAX_PROBES, MAX_STACK_DEPTH, SAMPLE_ALL,
+    MdtConfig, DEFAULT_KEY_TYPE_OFFSET, MAX_KEY_BYTES, MAX_LABEL_BYTES, MAX_PROBES,
+    MAX_STACK_DEPTH, SAMPLE_ALL,
 };
 use crate::gobin::funcs::KeyArg;
+use crate::gobin::labels::LabelStore;
+
+/// Bytes of `runtime.g` the probe reads in one go (`MDT_G_HEAD_BYTES`).
+const G_HEAD_BYTES: usize = types::mdt_limits::MDT_G_HEAD_BYTES.0 as usize;
 
 /// How the Go register arguments are laid out at an attach point
 /// (`enum mdt_kind`).
@@ -127,6 +132,11 @@ pub struct ProbeConfig {
     /// Follow the strings and interfaces inside keys: needs struct field
     /// offsets as Go 1.19 and later store them.
     pub key_plans: bool,
+    /// Goroutine labels: where they are in `runtime.g` and how they are
+    /// stored; None: not read.
+    pub labels: Option<(u32, LabelStore)>,
+    /// Bytes kept of each label key and value, `1..=MAX_LABEL_BYTES`.
+    pub label_bytes: u32,
     /// Drop hits from other processes in the program too: only needed
     /// where the kernel does not filter the links by process itself (see
     /// `mdt_config.check_tgid`); costs a helper call per hit.
@@ -155,6 +165,8 @@ impl Default for ProbeConfig {
             weight_latency: false,
             key_plans: true,
             probe_vas: Vec::new(),
+            labels: None,
+            label_bytes: 64,
             check_tgid: true,
         }
     }
@@ -196,8 +208,21 @@ impl ProbeConfig {
             key_plans: u32::from(self.key_plans),
             exits: u32::from(!self.exits.is_empty()),
             weight_latency: u32::from(self.weight_latency && !self.exits.is_empty()),
+            labels_offset: self.labels.map_or(0, |(offset, _)| offset),
+            label_store: match self.labels {
+                None => types::mdt_label_store::MDT_LABELS_NONE.0,
+                Some((_, LabelStore::Map)) => types::mdt_label_store::MDT_LABELS_MAP.0,
+                Some((_, LabelStore::Slice)) => types::mdt_label_store::MDT_LABELS_SLICE.0,
+            },
+            label_bytes: self.label_bytes.min(MAX_LABEL_BYTES as u32),
             ..MdtConfig::default()
         };
+        if raw.labels_offset as usize + 8 > G_HEAD_BYTES {
+            bail!(
+                "runtime.g.labels at offset {} is past what the probe reads of g ({G_HEAD_BYTES} bytes)",
+                raw.labels_offset
+            );
+        }
         for (slot, kind) in raw.probes.iter_mut().zip(&self.probes) {
             slot.kind = u8::try_from(kind.raw().0).context("mdt_kind value does not fit u8")?;
         }

@@ -144,7 +144,22 @@ const _: () = {
     assert!(c::MDT_GO_IFACE_DATA.0 as u64 == abi::IFACE_DATA);
     assert!(c::MDT_GO_SLICE_LEN.0 as u64 == abi::SLICE_LEN);
     assert!(c::MDT_GO_STRING_LEN.0 as u64 == abi::STRING_LEN);
+    assert!(c::MDT_GO_HMAP_B.0 as u64 == abi::HMAP_B);
+    assert!(c::MDT_GO_HMAP_BUCKETS.0 as u64 == abi::HMAP_BUCKETS);
+    assert!(c::MDT_GO_HMAP_OLDBUCKETS.0 as u64 == abi::HMAP_OLDBUCKETS);
+    assert!(c::MDT_GO_LABEL_BUCKET_KEYS.0 as u64 == abi::LABEL_BUCKET_KEYS);
+    assert!(c::MDT_GO_LABEL_BUCKET_VALUES.0 as u64 == abi::LABEL_BUCKET_VALUES);
+    assert!(c::MDT_GO_LABEL_BUCKET_SIZE.0 as u64 == abi::LABEL_BUCKET_SIZE);
+    assert!(c::MDT_GO_LABEL_BUCKET_OVERFLOW.0 as u64 == abi::LABEL_BUCKET_OVERFLOW);
+    assert!(c::MDT_GO_MIN_TOPHASH.0 == abi::MIN_TOPHASH as u32);
+    assert!(c::MDT_GO_LABEL_SIZE.0 as u64 == abi::LABEL_SIZE);
 };
+
+/// Goroutine labels a record holds, the bytes kept of each key and value at
+/// most, and the room they take (`MDT_MAX_LABELS` etc.).
+pub const MAX_LABELS: usize = types::mdt_limits::MDT_MAX_LABELS.0 as usize;
+pub const MAX_LABEL_BYTES: usize = types::mdt_limits::MDT_MAX_LABEL_BYTES.0 as usize;
+pub const LABEL_AREA: usize = types::mdt_limits::MDT_LABEL_AREA.0 as usize;
 
 /// Strings and interfaces inside a key whose pointers the probe follows
 /// (`MDT_KEY_SLOTS`).
@@ -152,10 +167,12 @@ pub const KEY_SLOTS: usize = types::mdt_limits::MDT_KEY_SLOTS.0 as usize;
 const _: () = assert!(size_of::<types::mdt_key_part>() == 8);
 
 // Same layout as in C (the C side has matching _Static_asserts).
-const _: () = assert!(size_of::<MdtEvent>() == 80 + MAX_KEY_BYTES + 8 * MAX_STACK_DEPTH);
-const _: () = assert!(std::mem::offset_of!(MdtEvent, stack) == 80);
+const _: () =
+    assert!(size_of::<MdtEvent>() == 88 + MAX_KEY_BYTES + 8 * MAX_STACK_DEPTH + LABEL_AREA);
+const _: () = assert!(std::mem::offset_of!(MdtEvent, stack) == 88);
+const _: () = assert!(size_of::<types::mdt_label>() == 4);
 const _: () = assert!(size_of::<MdtProbeCfg>() == 8);
-const _: () = assert!(size_of::<MdtConfig>() == 72 + 8 * MAX_PROBES);
+const _: () = assert!(size_of::<MdtConfig>() == 88 + 8 * MAX_PROBES);
 const _: () = assert!(size_of::<MdtExit>() == 40);
 const _: () = assert!(size_of::<types::mdt_outcome>() == 32);
 const _: () = assert!(size_of::<types::mdt_site_count>() == 32);

@@ -4,7 +4,7 @@
 
 use super::skel::types::{mdt_event_flags, mdt_exit_flags};
 use super::stacks::StackTable;
-use super::{MdtEvent, MdtExit, ProbeKind, MAX_KEY_BYTES, MAX_STACK_DEPTH};
+use super::{MdtEvent, MdtExit, ProbeKind, LABEL_AREA, MAX_KEY_BYTES, MAX_STACK_DEPTH};
 use crate::events::gofmt::{Part, PartKind};
 
 /// Accessors for the fixed-size arrays and bit flags of an event.
@@ -122,7 +122,7 @@ impl MdtEvent {
         ev.stack_depth = depth as u16;
         ev.flags &= !(mdt_event_flags::MDT_EV_STACK_LOST.0 as u8);
         let rest = &data[fixed..];
-        let key = if ev.has_flag(mdt_event_flags::MDT_EV_STACK_KNOWN) {
+        let tail = if ev.has_flag(mdt_event_flags::MDT_EV_STACK_KNOWN) {
             match stacks.get(ev.stack_id) {
                 Some(known) if known.len() == depth => ev.stack[..depth].copy_from_slice(known),
                 // Not held (or held for another stack: a hash collision
@@ -150,9 +150,59 @@ impl MdtEvent {
             }
             &rest[8 * depth..]
         };
+        // The labels are the record's last labels_n bytes, after the key's.
+        let labels_n = usize::from(ev.labels_n);
+        if labels_n > LABEL_AREA {
+            return None;
+        }
+        let (key, labels) = tail.split_at_checked(tail.len().checked_sub(labels_n)?)?;
         let n = key.len().min(MAX_KEY_BYTES);
         ev.key[..n].copy_from_slice(&key[..n]);
+        ev.label_room[..labels_n].copy_from_slice(labels);
         Some(ev)
+    }
+
+    /// The goroutine's labels the probe copied (`struct mdt_label` each),
+    /// in the order it found them. A label whose bytes could not be read is
+    /// left out and makes the set incomplete, as do labels the record had
+    /// no room for.
+    pub fn labels(&self) -> RawLabels<'_> {
+        use super::skel::types::{mdt_label_flags as lf, mdt_labels_flags as sf};
+        const HEADER: usize = std::mem::size_of::<super::skel::types::mdt_label>();
+        let flags = u32::from(self.labels_flags);
+        let mut out = RawLabels {
+            pairs: Vec::with_capacity(usize::from(self.labels)),
+            complete: flags & (sf::MDT_LABELS_MORE.0 | sf::MDT_LABELS_FAULT.0) == 0,
+        };
+        let area = &self.label_room[..usize::from(self.labels_n).min(LABEL_AREA)];
+        let mut at = 0;
+        for _ in 0..self.labels {
+            let Some(h) = area.get(at..at + HEADER) else {
+                out.complete = false;
+                break;
+            };
+            let (kn, vn, lflags) = (usize::from(h[0]), usize::from(h[1]), u32::from(h[2]));
+            let start = at + HEADER;
+            let (Some(key), Some(value)) = (
+                area.get(start..start + kn),
+                area.get(start + kn..start + kn + vn),
+            ) else {
+                out.complete = false;
+                break;
+            };
+            at = start + kn + vn;
+            if lflags & lf::MDT_LABEL_FAULT.0 != 0 {
+                out.complete = false;
+                continue;
+            }
+            out.pairs.push(RawLabel {
+                key,
+                value,
+                key_cut: lflags & lf::MDT_LABEL_KEY_CUT.0 != 0,
+                value_cut: lflags & lf::MDT_LABEL_VALUE_CUT.0 != 0,
+            });
+        }
+        out
     }
 
     /// The record's stack could not be put back together (user space no
@@ -167,6 +217,24 @@ impl MdtEvent {
     pub fn key_is_string(&self) -> bool {
         self.has_flag(mdt_event_flags::MDT_EV_KEY_STRING)
     }
+}
+
+/// The labels of one record, as the probe copied them.
+#[derive(Debug, Default)]
+pub struct RawLabels<'a> {
+    pub pairs: Vec<RawLabel<'a>>,
+    /// Every label the goroutine had is in `pairs` (none was beyond what a
+    /// record holds, and every read succeeded).
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawLabel<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    /// Cut at `--label-bytes`.
+    pub key_cut: bool,
+    pub value_cut: bool,
 }
 
 impl MdtExit {
@@ -349,6 +417,65 @@ mod tests {
         );
         // Parts past what --key-bytes lets a record carry are not read.
         assert!(got.key_parts(24).is_empty());
+    }
+
+    #[test]
+    fn labels_are_the_last_bytes_of_the_record() {
+        use crate::probes::skel::types::{mdt_label_flags, mdt_labels_flags};
+        let label = |k: &[u8], v: &[u8], flags: u32| {
+            let mut out = vec![k.len() as u8, v.len() as u8, flags as u8, 0];
+            out.extend_from_slice(k);
+            out.extend_from_slice(v);
+            out
+        };
+        let mut labels = label(b"tenant", b"t1", 0);
+        labels.extend(label(b"trace", b"", mdt_label_flags::MDT_LABEL_FAULT.0));
+        labels.extend(label(
+            b"endpoint",
+            b"/api/us",
+            mdt_label_flags::MDT_LABEL_VALUE_CUT.0,
+        ));
+        let mut ev = event(&[1]);
+        ev.labels = 3;
+        ev.labels_n = labels.len() as u16;
+        let mut tail = b"key-5".to_vec();
+        tail.extend_from_slice(&labels);
+        let mut stacks = StackTable::default();
+        let got = MdtEvent::from_record(&record(&ev, 1, &tail), &mut stacks).unwrap();
+        assert_eq!(
+            got.key_bytes(64),
+            b"key-5",
+            "the key stops where the labels start"
+        );
+        let l = got.labels();
+        assert!(!l.complete, "a failed read makes the set incomplete");
+        let pairs: Vec<_> = l
+            .pairs
+            .iter()
+            .map(|p| (p.key, p.value, p.value_cut))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (&b"tenant"[..], &b"t1"[..], false),
+                (&b"endpoint"[..], &b"/api/us"[..], true)
+            ]
+        );
+        // One whole label: complete, unless the goroutine had more.
+        let one = label(b"tenant", b"t1", 0);
+        let mut tail = b"key-5".to_vec();
+        tail.extend_from_slice(&one);
+        ev.labels = 1;
+        ev.labels_n = one.len() as u16;
+        let got = MdtEvent::from_record(&record(&ev, 1, &tail), &mut stacks).unwrap();
+        assert!(got.labels().complete);
+        ev.labels_flags = mdt_labels_flags::MDT_LABELS_MORE.0 as u8;
+        let got = MdtEvent::from_record(&record(&ev, 1, &tail), &mut stacks).unwrap();
+        assert!(!got.labels().complete);
+        assert_eq!(got.labels().pairs.len(), 1);
+        // labels_n past the record's end: not a record mdt can read.
+        ev.labels_n = tail.len() as u16 + 1;
+        assert!(MdtEvent::from_record(&record(&ev, 1, &tail), &mut stacks).is_none());
     }
 
     #[test]

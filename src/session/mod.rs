@@ -183,6 +183,8 @@ impl Session {
             exits,
             weight_latency: options.latency.is_on() && matches!(options.mode, Mode::Stacks { .. }),
             key_plans: crate::symbolize::types::decodes_struct_fields(&binary),
+            labels: binary.labels.map(|l| (l.offset as u32, l.store)),
+            label_bytes: options.label_bytes,
             ringbuf_bytes: match options.mode {
                 Mode::Records { .. } => options.limits.buffer_bytes,
                 // Nothing is sent: the smallest ring the kernel allows.
@@ -351,6 +353,7 @@ impl Session {
                 key_bytes: self.options.key_bytes as usize,
                 redact_keys: self.options.redact_keys,
                 max_stacks: self.options.limits.stacks,
+                labels: self.options.labels.clone(),
             },
         )
     }

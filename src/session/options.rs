@@ -27,6 +27,11 @@ pub struct Options {
     pub limits: Limits,
     /// Whether, and when, the exit points are armed.
     pub latency: Latency,
+    /// Goroutine labels: which are kept and shown (`--labels`,
+    /// `--label-filter`, `--redact-labels`), and the bytes read of each key
+    /// and value (`--label-bytes`).
+    pub labels: crate::events::LabelOptions,
+    pub label_bytes: u32,
 }
 
 /// The exit points (outcome and duration of each call) cost a second

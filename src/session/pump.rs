@@ -65,6 +65,10 @@ impl Pump<'_> {
             self.lost += 1;
             return;
         }
+        if !self.filter.labels.keeps(&raw.labels()) {
+            self.filtered_out += 1;
+            return;
+        }
         let Some(event) = self.decoder.decode(raw) else {
             // A probe id the session does not know: cannot happen, but if
             // it did, the record would count as lost, not vanish.

@@ -133,6 +133,7 @@ fn from_json(text: &str, shape: &Shape, weight: Weight) -> Result<(Profile, u64)
                         map_type: &r.map_type,
                         key_type: &r.key_type,
                         goid: r.goid,
+                        labels: r.labels.as_deref(),
                         count,
                     },
                     shape,

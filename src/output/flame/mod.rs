@@ -76,14 +76,44 @@ impl FlameStack {
     }
 }
 
-/// How to shape the stacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// How to shape the stacks: a root frame per map type, key type,
+/// goroutine, or value of one goroutine label (`label:KEY`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum GroupBy {
     MapType,
     KeyType,
     Goroutine,
+    Label(String),
     #[default]
     None,
+}
+
+impl std::str::FromStr for GroupBy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "map-type" => Self::MapType,
+            "key-type" => Self::KeyType,
+            "goroutine" => Self::Goroutine,
+            "none" => Self::None,
+            _ => match s.strip_prefix("label:") {
+                Some(key) if !key.is_empty() => Self::Label(key.to_string()),
+                _ => {
+                    return Err(format!(
+                        "expected map-type, key-type, goroutine, label:KEY or none, got {s:?}"
+                    ))
+                }
+            },
+        })
+    }
+}
+
+impl GroupBy {
+    /// The root frame of a stack without the label grouped by.
+    pub fn no_label(key: &str) -> String {
+        format!("[no label {key}]")
+    }
 }
 
 /// What a stack's number is.
@@ -147,6 +177,8 @@ pub struct RawStack<'a> {
     pub map_type: &'a str,
     pub key_type: &'a str,
     pub goid: Option<u64>,
+    /// The goroutine's labels (records only; the kernel's counts have none).
+    pub labels: Option<&'a crate::events::Labels>,
     /// Its weight: calls, or nanoseconds.
     pub count: u64,
 }
@@ -223,13 +255,17 @@ impl Profile {
             .chain(raw.frames.iter().skip(from).map(FlameFrame::from_frame))
             .collect()
         };
-        let root = match shape.group_by {
+        let root = match &shape.group_by {
             GroupBy::MapType => Some(raw.map_type.to_string()),
             GroupBy::KeyType => Some(raw.key_type.to_string()),
             GroupBy::Goroutine => Some(
                 raw.goid
                     .map_or("goroutine ?".into(), |g| format!("goroutine {g}")),
             ),
+            GroupBy::Label(key) => Some(match raw.labels.and_then(|l| l.get(key.as_str())) {
+                Some(value) => format!("{key}={value}"),
+                None => GroupBy::no_label(key.as_str()),
+            }),
             GroupBy::None => None,
         };
         if let Some(root) = root {
@@ -387,6 +423,7 @@ mod tests {
             map_type: "map[string]int",
             key_type: "string",
             goid: Some(7),
+            labels: None,
             count,
         }
     }

@@ -481,6 +481,7 @@ impl Stats {
                         map_type: &s.map_type,
                         key_type: &s.key_type,
                         goid: None,
+                        labels: None,
                         count: s.count,
                     },
                     &Shape::default(),

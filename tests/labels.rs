@@ -1,0 +1,455 @@
+//! On whose behalf (issue 14): the goroutine's pprof labels on every delete, on the whole
+//! toolchain × variant matrix (`MDT_GO_VERSIONS`), with the `labels` fixture
+//! (fixtures/labels): deletes of unique keys under known labels (none, one, several, nested,
+//! set, inherited, changed, long, not UTF-8, ten, twenty), each written down by the fixture.
+//!
+//! * `label_facts_are_the_binarys` (no BPF): for every toolchain, the offset of `g.labels`
+//!   mdt uses (from DWARF, from the machine code of `runtime_setProfLabel` in stripped and race
+//!   builds, from the table) and the label set's layout (a map up to 1.23, a slice from 1.24:
+//!   its offsets) are what each binary's DWARF says; a program without runtime/pprof has none.
+//! * `every_delete_carries_its_labels`: `mdt trace --json` on the fixture: every delete is one
+//!   record whose `labels` and `labels_truncated` are the fixture's (values cut at
+//!   `--label-bytes`, bytes that are not UTF-8 as `\xNN`, at most 16 labels).
+//! * `pid_mode_and_the_label_flags`: the same with `-p`, and `--labels`, `--label-filter`,
+//!   `--redact-labels`, `--label-bytes` with exact counts.
+//!
+//! Needs root and BPF for the last two: without them they are skipped, unless `CI=true`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::proc::Proc;
+use common::{Scratch, Toolchain, Variant};
+use serde_json::Value;
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// What a record holds at most (`MDT_MAX_LABELS`).
+const MAX_LABELS: usize = 16;
+
+fn for_jobs(test: &str, jobs: Vec<(Toolchain, Variant)>, f: impl Fn(&Toolchain, Variant) + Sync) {
+    let workers = common::parallel::workers_from_env("MDT_TRACE_TEST_THREADS", 6);
+    common::parallel::run_all(
+        test,
+        &jobs,
+        workers,
+        |(tc, v)| format!("{tc} {v}"),
+        |(tc, v)| f(tc, *v),
+    );
+}
+
+fn plain_jobs() -> Vec<(Toolchain, Variant)> {
+    common::toolchains()
+        .into_iter()
+        .map(|tc| (tc, Variant::Plain))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1: the facts, against DWARF
+
+#[test]
+fn label_facts_are_the_binarys() {
+    for_jobs("label_facts_are_the_binarys", plain_jobs(), |tc, _| {
+        use mdt::gobin::labels::{self, LabelStore};
+        use mdt::gobin::layout::LayoutSource;
+        let ctx = tc.to_string();
+        let plain = common::build_fixture("labels", tc, Variant::Plain);
+        let data = fs::read(&plain).unwrap();
+        let elf = mdt::gobin::elf::Elf::parse(&data).unwrap();
+        let b = mdt::gobin::GoBinary::open(&plain).unwrap();
+        let l = b.labels.unwrap_or_else(|| panic!("{ctx}: no labels found"));
+        let facts = labels::dwarf_facts(&elf, b.version);
+        assert!(facts.len() >= 4, "{ctx}: {facts:?}");
+        for f in &facts {
+            assert_eq!(f.dwarf, Some(f.mdt), "{ctx}: {} (DWARF, mdt)", f.what);
+        }
+        assert_eq!(
+            (l.source, Some(l.offset)),
+            (LayoutSource::Dwarf, facts[0].dwarf),
+            "{ctx}"
+        );
+        assert_eq!(
+            l.code_offset,
+            Some(l.offset),
+            "{ctx}: the machine code's store"
+        );
+        let want_store = if tc.at_least(24) {
+            LabelStore::Slice
+        } else {
+            LabelStore::Map
+        };
+        assert_eq!(l.store, want_store, "{ctx}");
+
+        // Without DWARF: the machine code (with -race too, whose store goes through the
+        // stack), the same offset.
+        for v in [Variant::Strip, Variant::Race] {
+            if !v.supported_by(tc) {
+                continue;
+            }
+            let bin = common::build_fixture("labels", tc, v);
+            let got = mdt::gobin::GoBinary::open(&bin).unwrap().labels.unwrap();
+            assert_eq!(got.offset, l.offset, "{ctx} {v}");
+            assert_eq!(got.code_offset, Some(l.offset), "{ctx} {v}: machine code");
+            if v == Variant::Strip {
+                assert_eq!(got.source, LayoutSource::MachineCode, "{ctx} {v}");
+            }
+        }
+        // A program that never links runtime/pprof can have no labels.
+        let none = common::build_fixture("deletes", tc, Variant::Plain);
+        assert!(
+            mdt::gobin::GoBinary::open(&none).unwrap().labels.is_none(),
+            "{ctx}: labels without runtime/pprof"
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2: every delete, traced
+
+fn mdt_bin() -> &'static Path {
+    common::private_mdt("labels")
+}
+
+/// One delete as the fixture knows it.
+#[derive(Debug, Clone)]
+struct Expected {
+    case: String,
+    /// Key → value bytes.
+    labels: BTreeMap<String, Vec<u8>>,
+}
+
+fn expected(path: &Path) -> BTreeMap<u64, Expected> {
+    common::read_json_lines(path)
+        .into_iter()
+        .map(|r| {
+            let labels = r["labels"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), hex_decode(v.as_str().unwrap())))
+                .collect();
+            let e = Expected {
+                case: r["case"].as_str().unwrap().to_string(),
+                labels,
+            };
+            (r["key"].as_u64().unwrap(), e)
+        })
+        .collect()
+}
+
+fn hex_decode(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// docs/json.md: valid UTF-8 as is, each invalid byte as `\xNN`.
+fn shown(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// What mdt must show of `e`'s labels with `--label-bytes cut`: (labels, truncated).
+fn want_labels(e: &Expected, cut: usize) -> (BTreeMap<String, String>, bool) {
+    let mut truncated = e.labels.len() > MAX_LABELS;
+    let mut out = BTreeMap::new();
+    for (k, v) in &e.labels {
+        truncated |= k.len() > cut || v.len() > cut;
+        let k = shown(&k.as_bytes()[..k.len().min(cut)]);
+        out.insert(k, shown(&v[..v.len().min(cut)]));
+    }
+    (out, truncated)
+}
+
+fn labels_of(r: &Value) -> BTreeMap<String, String> {
+    r.get("labels")
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Checks every delete record against the fixture's: each key once, with its labels (with
+/// `--label-bytes cut`); returns the problems.
+fn check_records(records: &[Value], want: &BTreeMap<u64, Expected>, cut: usize) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = BTreeMap::new();
+    for r in records.iter().filter(|r| r["type"] == "delete") {
+        let key = r["key"].as_u64().unwrap();
+        *seen.entry(key).or_insert(0) += 1;
+        let Some(e) = want.get(&key) else {
+            problems.push(format!("key {key}: not the fixture's"));
+            continue;
+        };
+        let (labels, truncated) = want_labels(e, cut);
+        let got = labels_of(r);
+        let got_truncated = r["labels_truncated"].as_bool().unwrap_or(false);
+        if e.labels.len() > MAX_LABELS {
+            // More than a record holds: 16 of them, each one of the goroutine's.
+            let ok = got.len() == MAX_LABELS
+                && got.iter().all(|(k, v)| labels.get(k) == Some(v))
+                && got_truncated;
+            if !ok {
+                problems.push(format!(
+                    "key {key} ({}): {} labels, truncated {got_truncated}: {got:?}",
+                    e.case,
+                    got.len()
+                ));
+            }
+        } else if got != labels || got_truncated != truncated {
+            problems.push(format!(
+                "key {key} ({}): labels {got:?} truncated {got_truncated}, want {labels:?} truncated {truncated}",
+                e.case
+            ));
+        }
+        if labels.is_empty() && r.get("labels").is_some() {
+            problems.push(format!("key {key} ({}): an empty labels object", e.case));
+        }
+    }
+    for (key, e) in want {
+        let n = seen.get(key).copied().unwrap_or(0);
+        if n != 1 {
+            problems.push(format!("key {key} ({}): {n} records", e.case));
+        }
+    }
+    problems
+}
+
+struct Traced {
+    records: Vec<Value>,
+    want: BTreeMap<u64, Expected>,
+}
+
+/// `mdt trace --json FLAGS -o OUT -- FIXTURE -expect EXPECT`, to its end.
+fn trace(ctx: &str, bin: &Path, dir: &Scratch, flags: &[&str]) -> Traced {
+    let out = dir.path("trace.json");
+    let expect = dir.path("expect.json");
+    let mut cmd = Command::new(mdt_bin());
+    cmd.args(["trace", "--json"])
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg("--")
+        .arg(bin)
+        .arg("-expect")
+        .arg(&expect)
+        .env_remove("MAP_DELETE_TRACER_SAMPLING_RATE")
+        .env("GORACE", "atexit_sleep_ms=0");
+    let mut p = Proc::spawn(&format!("{ctx}: mdt trace"), cmd, Stdio::null());
+    let f = p.finish(RUN_TIMEOUT, "tracing the labels fixture");
+    assert!(
+        f.status.success(),
+        "{ctx}: mdt exited {}; stderr:\n{}",
+        f.status,
+        f.stderr
+    );
+    Traced {
+        records: common::read_json_lines(&out),
+        want: expected(&expect),
+    }
+}
+
+fn summary(records: &[Value]) -> &Value {
+    let last = records.last().expect("no records");
+    assert_eq!(last["type"], "summary", "last record: {last}");
+    last
+}
+
+#[test]
+fn every_delete_carries_its_labels() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    for_jobs(
+        "every_delete_carries_its_labels",
+        common::matrix(),
+        |tc, v| {
+            let ctx = format!("{tc} {v}");
+            let bin = common::build_fixture("labels", tc, v);
+            let dir = Scratch::new("labels");
+            let t = trace(&ctx, &bin, &dir, &[]);
+            assert!(t.want.len() >= 39, "{ctx}: {} deletes", t.want.len());
+            let problems = check_records(&t.records, &t.want, 64);
+            assert!(
+                problems.is_empty(),
+                "{ctx}: {} problems:\n{}",
+                problems.len(),
+                problems.join("\n")
+            );
+            assert_eq!(summary(&t.records)["lost"], 0, "{ctx}");
+        },
+    );
+}
+
+#[test]
+fn pid_mode_and_the_label_flags() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    for_jobs("pid_mode_and_the_label_flags", plain_jobs(), |tc, v| {
+        let ctx = format!("{tc} {v}");
+        let bin = common::build_fixture("labels", tc, v);
+
+        // -p: attached to the running fixture, which waits for a file to start deleting.
+        let dir = Scratch::new("labels-pid");
+        let (go, expect, out) = (
+            dir.path("go"),
+            dir.path("expect.json"),
+            dir.path("out.json"),
+        );
+        let mut fx = Command::new(&bin);
+        fx.arg("-wait-file").arg(&go).arg("-expect").arg(&expect);
+        let mut fixture = Proc::spawn(&format!("{ctx}: fixture"), fx, Stdio::null());
+        let mut cmd = Command::new(mdt_bin());
+        cmd.args(["trace", "--json", "-p", &fixture.pid().to_string(), "-o"])
+            .arg(&out);
+        let mut mdt = Proc::spawn(&format!("{ctx}: mdt -p"), cmd, Stdio::null());
+        mdt.wait_announce();
+        fs::write(&go, b"").unwrap();
+        fixture.finish_ok(RUN_TIMEOUT, "the fixture");
+        let f = mdt.finish(RUN_TIMEOUT, "mdt after its target exited");
+        assert!(f.status.success(), "{ctx}: mdt -p: {}", f.stderr);
+        let want = expected(&expect);
+        let records = common::read_json_lines(&out);
+        let problems = check_records(&records, &want, 64);
+        assert!(problems.is_empty(), "{ctx} -p:\n{}", problems.join("\n"));
+
+        // --label-bytes 8: keys and values cut at 8 bytes.
+        let t = trace(
+            &ctx,
+            &bin,
+            &Scratch::new("labels-bytes"),
+            &["--label-bytes", "8"],
+        );
+        let problems = check_records(&t.records, &t.want, 8);
+        assert!(
+            problems.is_empty(),
+            "{ctx} --label-bytes 8:\n{}",
+            problems.join("\n")
+        );
+
+        // --labels tenant,endpoint: only those keys; a delete without them has no labels.
+        let t = trace(
+            &ctx,
+            &bin,
+            &Scratch::new("labels-keys"),
+            &["--labels", "tenant,endpoint"],
+        );
+        for r in t.records.iter().filter(|r| r["type"] == "delete") {
+            let e = &t.want[&r["key"].as_u64().unwrap()];
+            if e.labels.len() > MAX_LABELS {
+                // A kept key may be among those the record could not hold.
+                assert_eq!(r["labels_truncated"], true, "{ctx} --labels: {r}");
+                continue;
+            }
+            let want: BTreeMap<String, String> = e
+                .labels
+                .iter()
+                .filter(|(k, _)| *k == "tenant" || *k == "endpoint")
+                .map(|(k, v)| (k.clone(), shown(v)))
+                .collect();
+            assert_eq!(labels_of(r), want, "{ctx} --labels: {r}");
+            assert_eq!(
+                r.get("labels").is_some(),
+                !want.is_empty(),
+                "{ctx} --labels: {r}"
+            );
+        }
+
+        // --label-filter tenant=^t[12]$: exactly the deletes with tenant t1 or t2, the rest
+        // counted as filtered out.
+        let t = trace(
+            &ctx,
+            &bin,
+            &Scratch::new("labels-filter"),
+            &["--label-filter", "tenant=^t[12]$"],
+        );
+        let want_keys: Vec<u64> = t
+            .want
+            .iter()
+            .filter(|(_, e)| {
+                e.labels
+                    .get("tenant")
+                    .is_some_and(|v| v == b"t1" || v == b"t2")
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        let got_keys: Vec<u64> = t
+            .records
+            .iter()
+            .filter(|r| r["type"] == "delete")
+            .map(|r| r["key"].as_u64().unwrap())
+            .collect();
+        assert_eq!(got_keys, want_keys, "{ctx} --label-filter");
+        let s = summary(&t.records);
+        assert_eq!(
+            s["filtered_out"].as_u64().unwrap(),
+            (t.want.len() - want_keys.len()) as u64,
+            "{ctx} --label-filter: {s}"
+        );
+
+        // --redact-labels: the same keys, each value a stable hash (equal values, equal
+        // hashes); --redact-keys leaves labels alone.
+        let t = trace(
+            &ctx,
+            &bin,
+            &Scratch::new("labels-redact"),
+            &["--redact-labels"],
+        );
+        let mut by_value: BTreeMap<String, String> = BTreeMap::new();
+        for r in t.records.iter().filter(|r| r["type"] == "delete") {
+            let e = &t.want[&r["key"].as_u64().unwrap()];
+            let (plain, _) = want_labels(e, 64);
+            let got = labels_of(r);
+            if e.labels.len() <= MAX_LABELS {
+                assert_eq!(
+                    got.keys().collect::<Vec<_>>(),
+                    plain.keys().collect::<Vec<_>>(),
+                    "{ctx} --redact-labels"
+                );
+            }
+            for (k, v) in &got {
+                assert!(v.starts_with("redacted:"), "{ctx} --redact-labels: {v}");
+                let prev = by_value.entry(plain[k].clone()).or_insert(v.clone());
+                assert_eq!(prev, v, "{ctx} --redact-labels: one value, one hash");
+            }
+        }
+        let t = trace(
+            &ctx,
+            &bin,
+            &Scratch::new("labels-redact-keys"),
+            &["--redact-keys"],
+        );
+        let mut got: Vec<_> = t
+            .records
+            .iter()
+            .filter(|r| r["type"] == "delete")
+            .map(labels_of)
+            .filter(|l| l.len() < MAX_LABELS)
+            .collect();
+        let mut want: Vec<_> = t
+            .want
+            .values()
+            .filter(|e| e.labels.len() < MAX_LABELS)
+            .map(|e| want_labels(e, 64).0)
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{ctx} --redact-keys: the labels as they are");
+    });
+}
