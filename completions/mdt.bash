@@ -61,7 +61,7 @@ _mdt() {
             return 0
             ;;
         mdt__subcmd__flame)
-            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --output --format --from --title --group-by --inverted --min-count --weight --runtime-frames --max-stacks --help --version"
+            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --label-bytes --labels --label-filter --redact-labels --output --format --from --title --group-by --inverted --min-count --weight --runtime-frames --max-stacks --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -103,6 +103,18 @@ _mdt() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --label-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --labels)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -124,7 +136,7 @@ _mdt() {
                     return 0
                     ;;
                 --group-by)
-                    COMPREPLY=($(compgen -W "map-type key-type goroutine none" -- "${cur}"))
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --min-count)
@@ -239,7 +251,7 @@ _mdt() {
             return 0
             ;;
         mdt__subcmd__trace)
-            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --json --output --no-tui --buffer-size --max-stacks --max-rows --latency --latency-sample --no-latency --prometheus --quiet --max-series --alert --alerts --webhook --webhook-format --webhook-timeout --alert-exec --alert-cooldown --help --version"
+            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --label-bytes --labels --label-filter --redact-labels --json --output --no-tui --buffer-size --max-stacks --max-rows --latency --latency-sample --no-latency --prometheus --quiet --max-series --alert --alerts --webhook --webhook-format --webhook-timeout --alert-exec --alert-cooldown --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,6 +290,18 @@ _mdt() {
                     return 0
                     ;;
                 --func)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --labels)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label-filter)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -41,6 +41,9 @@ complete -c mdt -n "__fish_mdt_using_subcommand trace" -l key-bytes -d 'Bytes of
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l stack-depth -d 'Stack frames to capture per delete' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l map-type -d 'Keep only deletes whose map type matches this regex (e.g. \'main\\.UserMap\')' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l func -d 'Keep only deletes with a stack frame whose function matches this regex' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l label-bytes -d 'Bytes kept of each goroutine label\'s key and of its value (longer ones are cut and the record says labels_truncated)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l labels -d 'Keep only these goroutine labels (e.g. tenant,endpoint)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l label-filter -d 'Keep only deletes whose goroutine has label KEY matching REGEX (e.g. tenant=^t1$)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -s o -l output -d 'Write the records to FILE instead of standard output' -r -F
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l buffer-size -d 'Size of the kernel\'s buffer of records (a power of two, e.g. 4M, 32M, 256M): a larger one absorbs longer bursts before records are lost' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l max-stacks -d 'Distinct stacks kept symbolized and rendered (more: faster on a program with many hot stacks, at ~2 KB each)' -r
@@ -57,6 +60,7 @@ complete -c mdt -n "__fish_mdt_using_subcommand trace" -l webhook-timeout -d 'Gi
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l alert-exec -d 'Run CMD for each alert with the alert JSON on its standard input (no shell: CMD is split on spaces)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l alert-cooldown -d 'A rule that fired for a group does not fire again for it before this long has passed (0s: every time it crosses the threshold)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l redact-keys -d 'Replace key values by a stable hash (for keys that may be personal data)'
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l redact-labels -d 'Replace label values by a stable hash (as --redact-keys does keys)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l json -d 'One JSON object per line (schema: docs/json.md)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l no-tui -d 'Print one line per delete even on a terminal (no interactive UI)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l latency -d 'Measure what each call did (removed an entry, or the key was absent) and how long it took, with a probe on each exit of the runtime function: a second, single-stepped trap per call (docs/performance.md)'
@@ -71,21 +75,22 @@ complete -c mdt -n "__fish_mdt_using_subcommand flame" -l key-bytes -d 'Bytes of
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l stack-depth -d 'Stack frames to capture per delete' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l map-type -d 'Keep only deletes whose map type matches this regex (e.g. \'main\\.UserMap\')' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l func -d 'Keep only deletes with a stack frame whose function matches this regex' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l label-bytes -d 'Bytes kept of each goroutine label\'s key and of its value (longer ones are cut and the record says labels_truncated)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l labels -d 'Keep only these goroutine labels (e.g. tenant,endpoint)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l label-filter -d 'Keep only deletes whose goroutine has label KEY matching REGEX (e.g. tenant=^t1$)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -s o -l output -d 'Output file; repeat for several (format from the extension: .svg, .folded/.txt, .pb.gz/.pprof). Default: deletes.svg' -r -F
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l format -d 'Output format, whatever the file names say' -r -f -a "svg\t''
 folded\t''
 pprof\t''"
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l from -d 'Read a saved folded file or `mdt trace --json` output instead of tracing' -r -F
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l title -d 'Title of the flame graph' -r
-complete -c mdt -n "__fish_mdt_using_subcommand flame" -l group-by -d 'Add a root frame per map type, key type or goroutine' -r -f -a "map-type\t''
-key-type\t''
-goroutine\t''
-none\t''"
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l group-by -d 'Add a root frame per map type, key type, goroutine, or value of the goroutine label KEY: map-type, key-type, goroutine, label:KEY, none. (label:KEY reads a record per delete instead of counting in the kernel.)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l min-count -d 'Drop stacks seen fewer than N times (by --weight latency: of less than N ns)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l weight -d 'What each stack weighs: the calls made on it (count), or the time spent in them (latency, in nanoseconds: measured with a probe on each exit of the runtime function, a second trap per call, as `mdt trace --latency`; with --from, each record\'s duration_ns)' -r -f -a "count\t'The calls (deletes and clears) made on the stack'
 latency\t'The time spent in them, in nanoseconds (measured at each call\'s exit)'"
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l max-stacks -d 'Distinct stacks the kernel counts (more: a program with more code paths to deletes is drawn whole, at ~1 KB of kernel memory each); deletes on further stacks are drawn as [stack not recorded]' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l redact-keys -d 'Replace key values by a stable hash (for keys that may be personal data)'
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l redact-labels -d 'Replace label values by a stable hash (as --redact-keys does keys)'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l inverted -d 'Icicle graph: the deletes on top, their callers below'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l runtime-frames -d 'Keep the Go runtime frames above the delete (by default the delete function is the leaf, right above the code that called it)'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -s h -l help -d 'Print help (see more with \'--help\')'
