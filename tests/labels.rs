@@ -453,3 +453,80 @@ fn pid_mode_and_the_label_flags() {
         assert_eq!(got, want, "{ctx} --redact-keys: the labels as they are");
     });
 }
+
+/// The folded lines of a file: stack → count.
+fn folded(path: &Path) -> BTreeMap<String, u64> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| {
+            let (stack, n) = l.rsplit_once(' ').unwrap();
+            (stack.to_string(), n.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Counts per root frame of folded lines.
+fn by_root(lines: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (stack, n) in lines {
+        let root = stack.split(';').next().unwrap().to_string();
+        *out.entry(root).or_insert(0) += n;
+    }
+    out
+}
+
+/// `mdt flame --group-by label:tenant`, live and `--from` a JSON trace: one tower per tenant
+/// with exactly the fixture's deletes under that tenant, the rest under `[no label tenant]`.
+#[test]
+fn flame_groups_by_a_label() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    for_jobs("flame_groups_by_a_label", plain_jobs(), |tc, v| {
+        let ctx = format!("{tc} {v}");
+        let bin = common::build_fixture("labels", tc, v);
+        let dir = Scratch::new("labels-flame");
+        let (live, expect) = (dir.path("live.folded"), dir.path("expect.json"));
+        let mut cmd = Command::new(mdt_bin());
+        cmd.args(["flame", "--group-by", "label:tenant", "-o"])
+            .arg(&live)
+            .arg("--")
+            .arg(&bin)
+            .arg("-expect")
+            .arg(&expect);
+        let mut p = Proc::spawn(&format!("{ctx}: mdt flame"), cmd, Stdio::null());
+        let f = p.finish(RUN_TIMEOUT, "mdt flame on the labels fixture");
+        assert!(f.status.success(), "{ctx}: mdt flame: {}", f.stderr);
+        let want_by = |want: &BTreeMap<u64, Expected>| {
+            let mut by: BTreeMap<String, u64> = BTreeMap::new();
+            for e in want.values() {
+                let root = match e.labels.get("tenant") {
+                    Some(v) => format!("tenant={}", shown(v)),
+                    None => "[no label tenant]".into(),
+                };
+                *by.entry(root).or_insert(0) += 1;
+            }
+            by
+        };
+        let want = expected(&expect);
+        assert_eq!(by_root(&folded(&live)), want_by(&want), "{ctx}: live");
+
+        let t = trace(&ctx, &bin, &dir, &[]);
+        let from = dir.path("from.folded");
+        let mut cmd = Command::new(mdt_bin());
+        cmd.args(["flame", "--group-by", "label:tenant", "--from"])
+            .arg(dir.path("trace.json"))
+            .arg("-o")
+            .arg(&from);
+        let out = common::output_retrying(&mut cmd);
+        assert!(out.status.success(), "{ctx}: --from: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(by_root(&folded(&from)), want_by(&t.want), "{ctx}: --from");
+        // A malformed grouping is one line and exit 2.
+        let out = common::output_retrying(
+            Command::new(mdt_bin()).args(["flame", "--group-by", "label:", "-p", "1"]),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{ctx}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{ctx}: {err}");
+    });
+}
