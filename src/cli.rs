@@ -241,6 +241,17 @@ pub struct TraceArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_series: u32,
 
+    /// Also count deletes per map type and value of these goroutine labels
+    /// (go_map_delete_by_label_total{map_type, label_KEY...}), from the
+    /// delete records; at most --max-series series, the rest under "other".
+    #[arg(
+        long,
+        value_name = "KEY,...",
+        value_delimiter = ',',
+        help_heading = "Metrics and alerts"
+    )]
+    pub metric_labels: Vec<String>,
+
     /// Alert rule, repeatable: e.g. 'count(map) > 100 within 5m',
     /// 'rate(caller) > 1000/s within 30s' (syntax: docs/monitoring.md).
     #[arg(long = "alert", value_name = "RULE", help_heading = "Metrics and alerts",

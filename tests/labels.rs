@@ -12,10 +12,16 @@
 //!   `--label-bytes`, bytes that are not UTF-8 as `\xNN`, at most 16 labels).
 //! * `pid_mode_and_the_label_flags`: the same with `-p`, and `--labels`, `--label-filter`,
 //!   `--redact-labels`, `--label-bytes` with exact counts.
+//! * `flame_groups_by_a_label`: `mdt flame --group-by label:tenant`, live and `--from`: one
+//!   tower per tenant with the fixture's counts.
+//! * `metrics_count_deletes_by_label`: `--quiet --prometheus --metric-labels tenant,endpoint`
+//!   serves `go_map_delete_by_label_total` with the fixture's count for each (map type,
+//!   tenant, endpoint), beside the exact `go_map_delete_total`.
 //!
 //! Needs root and BPF for the last two: without them they are skipped, unless `CI=true`.
 
 mod common;
+mod monitor_common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -519,14 +525,100 @@ fn flame_groups_by_a_label() {
             .arg("-o")
             .arg(&from);
         let out = common::output_retrying(&mut cmd);
-        assert!(out.status.success(), "{ctx}: --from: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{ctx}: --from: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(by_root(&folded(&from)), want_by(&t.want), "{ctx}: --from");
         // A malformed grouping is one line and exit 2.
-        let out = common::output_retrying(
-            Command::new(mdt_bin()).args(["flame", "--group-by", "label:", "-p", "1"]),
-        );
+        let out = common::output_retrying(Command::new(mdt_bin()).args([
+            "flame",
+            "--group-by",
+            "label:",
+            "-p",
+            "1",
+        ]));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{ctx}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{ctx}: {err}");
     });
+}
+
+#[test]
+fn metrics_count_deletes_by_label() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    for_jobs("metrics_count_deletes_by_label", plain_jobs(), |tc, v| {
+        use monitor_common::{free_port, http_get, parse_samples, poll};
+        let ctx = format!("{tc} {v}");
+        let bin = common::build_fixture("labels", tc, v);
+        let dir = Scratch::new("labels-metrics");
+        let (go, expect) = (dir.path("go"), dir.path("expect.json"));
+        let mut fx = Command::new(&bin);
+        fx.arg("-wait-file").arg(&go).arg("-expect").arg(&expect).arg("-hold");
+        let mut fixture = Proc::spawn(&format!("{ctx}: fixture"), fx, Stdio::piped());
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut cmd = Command::new(mdt_bin());
+        cmd.args(["trace", "--quiet", "--prometheus", &addr])
+            .args(["--metric-labels", "tenant,endpoint"])
+            .args(["-p", &fixture.pid().to_string()]);
+        let mut mdt = Proc::spawn(&format!("{ctx}: mdt"), cmd, Stdio::null());
+        mdt.wait_announce();
+        fs::write(&go, b"").unwrap();
+        assert!(
+            fixture
+                .stdout
+                .wait_for(RUN_TIMEOUT, |t| t.contains("labels done")),
+            "{ctx}: the fixture did not finish"
+        );
+        let want_map = {
+            let mut by: BTreeMap<(String, String), u64> = BTreeMap::new();
+            for e in expected(&expect).values() {
+                let get = |k: &str| e.labels.get(k).map(|v| shown(v)).unwrap_or_default();
+                *by.entry((get("tenant"), get("endpoint"))).or_insert(0) += 1;
+            }
+            by
+        };
+        let url = format!("http://{addr}/metrics");
+        let text = poll(Duration::from_secs(20), &format!("{ctx}: {url}"), || {
+            let (_, body) = http_get(&url)?;
+            let mut got: BTreeMap<(String, String), u64> = BTreeMap::new();
+            let mut total = 0.0;
+            for (name, labels, value) in parse_samples(&body) {
+                let label = |n: &str| {
+                    labels
+                        .iter()
+                        .find(|(k, _)| k == n)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                match name.as_str() {
+                    "go_map_delete_by_label_total" => {
+                        assert_eq!(label("map_type"), "map[int64]int", "{ctx}: {body}");
+                        *got.entry((label("label_tenant"), label("label_endpoint")))
+                            .or_insert(0) += value as u64;
+                    }
+                    "go_map_delete_total" => total += value,
+                    _ => {}
+                }
+            }
+            let n: u64 = want_map.values().sum();
+            if got == want_map && total as u64 == n {
+                Ok(body)
+            } else {
+                Err(format!("by label {got:?}, want {want_map:?}; total {total}"))
+            }
+        });
+        assert!(text.contains("mdt_events_lost_total 0"), "{ctx}: {text}");
+        fixture.finish_ok(RUN_TIMEOUT, "the fixture after stdin closed");
+        let f = mdt.finish(RUN_TIMEOUT, "mdt after its target exited");
+        assert!(f.status.success(), "{ctx}: mdt: {}", f.stderr);
+    });
+    // Without --prometheus there is nothing to add the metric to.
+    monitor_common::expect_one_line_error(
+        &["trace", "--metric-labels", "tenant", "-p", "1"],
+        &["--metric-labels"],
+    );
 }

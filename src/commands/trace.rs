@@ -27,7 +27,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     let mut monitoring = monitoring(args)?;
     options.mode = match &monitoring {
         // Metrics alone need no records: the kernel counts every call site.
-        Some(m) if args.quiet && m.board().is_none() => Mode::Sites,
+        Some(m) if args.quiet && !m.needs_records() => Mode::Sites,
         Some(_) => Mode::Records { sites: true },
         None => Mode::Records { sites: false },
     };
@@ -131,6 +131,7 @@ fn monitoring(args: &TraceArgs) -> Result<Option<Monitoring>> {
     Monitoring::prepare(MonitorArgs {
         prometheus: args.prometheus,
         max_series: args.max_series as usize,
+        metric_labels: args.metric_labels.clone(),
         rules: args.alert.clone(),
         rules_file: args.alerts_file.clone(),
         webhook: args.webhook.clone(),

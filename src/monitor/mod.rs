@@ -50,6 +50,9 @@ impl Observer for Monitor {
         if let Some(a) = &mut self.alerts {
             a.evaluator.event(ev, Instant::now());
         }
+        if let Some(m) = &mut self.metrics {
+            m.event(ev);
+        }
     }
 
     fn observe(&mut self, obs: &mut Observation<'_>) {
@@ -91,6 +94,8 @@ impl Observer for Monitor {
 pub struct MonitorArgs {
     pub prometheus: Option<std::net::SocketAddr>,
     pub max_series: usize,
+    /// `--metric-labels`: goroutine label keys to count deletes by.
+    pub metric_labels: Vec<String>,
     pub rules: Vec<Rule>,
     pub rules_file: Option<PathBuf>,
     pub webhook: Option<String>,
@@ -125,6 +130,9 @@ impl Monitoring {
             crate::monitor::alerts::deliver::parse_exec(cmd)
                 .map_err(|e| anyhow::anyhow!("--alert-exec: {e}"))?;
         }
+        if !args.metric_labels.is_empty() && args.prometheus.is_none() {
+            bail!("--metric-labels adds a metric: give --prometheus ADDR too");
+        }
         if rules.is_empty() && args.prometheus.is_none() {
             return Ok(None);
         }
@@ -137,6 +145,12 @@ impl Monitoring {
             board,
             server: None,
         }))
+    }
+
+    /// Alert rules or label metrics read delete records (metrics alone
+    /// need none: the kernel counts every call site).
+    pub fn needs_records(&self) -> bool {
+        self.board.is_some() || !self.args.metric_labels.is_empty()
     }
 
     /// Some rule reads what the exit probes measure (`absent()`, `pNN()`).
@@ -163,7 +177,7 @@ impl Monitoring {
         let a = &self.args;
         let metrics = match self.listener.take() {
             Some(listener) => {
-                let m = Metrics::new(a.max_series)?;
+                let m = Metrics::new(a.max_series, &a.metric_labels)?;
                 self.server = Some(MetricsServer::start(listener, m.registry.clone())?);
                 Some(m)
             }

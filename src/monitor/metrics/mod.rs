@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `go_map_delete_total` | counter | `map_type`, `caller` |
 //! | `go_map_clear_total` | counter | `map_type`, `caller` |
+//! | `go_map_delete_by_label_total` | counter (`--metric-labels`) | `map_type`, `label_KEY`... |
 //! | `go_map_delete_removed_total`, `go_map_delete_absent_total` | counter (exit probes armed) | `map_type`, `caller` |
 //! | `map_delete_duration_seconds` | histogram (exit probes armed) | `map_type`, `op` |
 //! | `map_delete_count_total` | counter | |
@@ -16,6 +17,11 @@
 //! | `mdt_attached_probes`, `mdt_target_up` | gauge | |
 //! | `mdt_series_limit`, `mdt_series_overflow_total`, `mdt_site_table_full_total` | gauge, counter | |
 //! | `mdt_alerts_fired_total`, `mdt_alert_delivery_failures_total`, `mdt_alert_groups_dropped_total` | counter | |
+//!
+//! `go_map_delete_by_label_total` counts delete records, not the kernel's
+//! exact counts (labels come with the records): it is exact while no record
+//! is lost (`mdt_events_lost_total`) or sampled out. `go_map_delete_total`
+//! stays exact whatever happens.
 //!
 //! The outcome counters and the histogram count only the calls made while
 //! the exit probes were armed (`--latency`, or the `--latency-sample`
@@ -66,6 +72,8 @@ pub struct Metrics {
     alerts_fired: IntCounter,
     delivery_failures: IntCounter,
     alert_groups_dropped: IntCounter,
+    /// `--metric-labels`: deletes per map type and label values.
+    by_label: Option<ByLabel>,
     /// Deletes per caller label, cumulative, at each observation.
     history: VecDeque<(Duration, HashMap<Arc<str>, u64>)>,
     per_caller: HashMap<Arc<str>, u64>,
@@ -199,8 +207,9 @@ fn raise(c: &IntCounter, total: u64) {
 }
 
 impl Metrics {
-    pub fn new(max_series: usize) -> Result<Self> {
+    pub fn new(max_series: usize, label_keys: &[String]) -> Result<Self> {
         let registry = Registry::new();
+        let by_label = ByLabel::new(&registry, label_keys, max_series)?;
         let deletes = IntCounterVec::new(
             Opts::new(
                 "go_map_delete_total",
@@ -290,6 +299,7 @@ impl Metrics {
             absent,
             durations,
             by_caller,
+            by_label,
             history: VecDeque::new(),
             per_caller: HashMap::new(),
         };
@@ -347,6 +357,15 @@ impl Metrics {
         self.history.push_back((now, self.per_caller.clone()));
     }
 
+    /// A delete record: counted by its labels (`--metric-labels`).
+    pub(super) fn event(&mut self, ev: &crate::events::Event) {
+        if let Some(b) = &mut self.by_label {
+            if b.count(ev) {
+                self.series_overflow.inc();
+            }
+        }
+    }
+
     /// The call sites' increments: calls, and the deletes' outcomes.
     fn sites(&mut self, deltas: &[SiteDelta]) {
         for SiteDelta {
@@ -374,6 +393,93 @@ impl Metrics {
             }
         }
     }
+}
+
+/// `go_map_delete_by_label_total`: deletes per map type and values of the
+/// `--metric-labels` keys, at most `max_series` series; the deletes of
+/// further ones are counted with every label `other`.
+struct ByLabel {
+    counter: IntCounterVec,
+    keys: Vec<String>,
+    series: std::collections::HashSet<Vec<String>>,
+    max_series: usize,
+}
+
+impl ByLabel {
+    fn new(registry: &Registry, keys: &[String], max_series: usize) -> Result<Option<Self>> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let names: Vec<String> = std::iter::once("map_type".to_string())
+            .chain(keys.iter().map(|k| label_name(k)))
+            .collect();
+        if let Some(dup) = (1..names.len()).find(|&i| names[..i].contains(&names[i])) {
+            anyhow::bail!(
+                "--metric-labels: {:?} is given twice (as the Prometheus label {})",
+                keys[dup - 1],
+                names[dup]
+            );
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let counter = IntCounterVec::new(
+            Opts::new(
+                "go_map_delete_by_label_total",
+                "Go map deletes per map type and goroutine label values (--metric-labels), counted from the delete records: exact while none is lost or sampled out.",
+            ),
+            &refs,
+        )?;
+        registry.register(Box::new(counter.clone()))?;
+        Ok(Some(ByLabel {
+            counter,
+            keys: keys.to_vec(),
+            series: Default::default(),
+            max_series,
+        }))
+    }
+
+    /// Counts `ev`; whether its series was one too many (counted as other).
+    fn count(&mut self, ev: &crate::events::Event) -> bool {
+        if ev.kind != crate::events::Role::Delete {
+            return false;
+        }
+        let mut values: Vec<String> = std::iter::once(ev.map_type.to_string())
+            .chain(self.keys.iter().map(|k| {
+                ev.labels
+                    .as_ref()
+                    .and_then(|l| l.get(k))
+                    .unwrap_or("")
+                    .to_string()
+            }))
+            .collect();
+        let mut overflow = false;
+        if !self.series.contains(&values) {
+            if self.series.len() < self.max_series {
+                self.series.insert(values.clone());
+            } else {
+                values = vec!["other".to_string(); values.len()];
+                overflow = true;
+            }
+        }
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        self.counter.with_label_values(&refs).inc();
+        overflow
+    }
+}
+
+/// The Prometheus label of a goroutine label key: `label_` and the key with
+/// each character outside `[A-Za-z0-9_]` as `_`.
+fn label_name(key: &str) -> String {
+    let clean: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("label_{clean}")
 }
 
 #[cfg(test)]
@@ -430,7 +536,7 @@ mod tests {
 
     #[test]
     fn no_histogram_without_measured_calls() {
-        let m = Metrics::new(10).unwrap();
+        let m = Metrics::new(10, &[]).unwrap();
         m.durations.add(&[]);
         let t = text(&m);
         assert!(!t.contains("map_delete_duration_seconds"), "{t}");
@@ -439,7 +545,7 @@ mod tests {
 
     #[test]
     fn histogram_buckets_are_cumulative_in_seconds() {
-        let m = Metrics::new(10).unwrap();
+        let m = Metrics::new(10, &[]).unwrap();
         // 150 ns, 150 ns, 3 µs; then 2 s (past the last bound).
         m.durations.add(&[latency(
             "map[int64]int",
@@ -542,7 +648,7 @@ mod tests {
 
     #[test]
     fn histograms_sharing_a_label_add_up() {
-        let m = Metrics::new(10).unwrap();
+        let m = Metrics::new(10, &[]).unwrap();
         m.durations.add(&[
             latency("main.A", "other", false, histogram(&[100, 1_000])),
             latency("main.B", "other", false, histogram(&[1_000])),
@@ -582,7 +688,7 @@ mod tests {
 
     #[test]
     fn outcomes_per_site() {
-        let mut m = Metrics::new(10).unwrap();
+        let mut m = Metrics::new(10, &[]).unwrap();
         let del = |removed, absent| SiteDelta {
             site: site("map[int64]int", "main.go:80", false),
             calls: removed + absent + 1,
@@ -631,5 +737,36 @@ mod tests {
             ),
             "{t}"
         );
+    }
+
+    #[test]
+    fn deletes_by_label_are_bounded_series() {
+        use crate::events::{testing, KeyValue, Labels};
+        let mut m = Metrics::new(2, &["tenant".into(), "trace-id".into()]).unwrap();
+        let with = |tenant: Option<&str>| {
+            let mut ev = testing::delete(1, KeyValue::Int(1), &[]);
+            ev.labels = tenant.map(|t| {
+                Arc::new(Labels {
+                    pairs: vec![("tenant".into(), t.into())],
+                    truncated: false,
+                })
+            });
+            ev
+        };
+        for t in [Some("t1"), Some("t1"), None, Some("t2"), Some("t3")] {
+            m.event(&with(t));
+        }
+        let text = text(&m);
+        let got = lines(&text, "go_map_delete_by_label_total{");
+        assert_eq!(
+            got,
+            [
+                r#"go_map_delete_by_label_total{label_tenant="",label_trace_id="",map_type="map[int64]int"} 1"#,
+                r#"go_map_delete_by_label_total{label_tenant="other",label_trace_id="other",map_type="other"} 2"#,
+                r#"go_map_delete_by_label_total{label_tenant="t1",label_trace_id="",map_type="map[int64]int"} 2"#,
+            ]
+        );
+        assert!(text.contains("mdt_series_overflow_total 2"), "{text}");
+        assert!(Metrics::new(2, &["a-b".into(), "a_b".into()]).is_err());
     }
 }
