@@ -1,4 +1,4 @@
-//! Helpers shared by tests/metrics.rs and tests/alerts.rs: the mdt command, scratch
+//! Helpers shared by tests/metrics.rs, tests/alerts.rs and tests/labels.rs: the mdt command, scratch
 //! directories, free loopback ports, small HTTP helpers, the Prometheus text format. Child
 //! processes are `common::proc::Proc`.
 #![allow(dead_code)]
@@ -29,6 +29,7 @@ where
 }
 
 /// A scratch directory under target/tmp, removed when the test passes.
+#[allow(unused_imports)] // not every test binary names it through here
 pub use crate::common::Scratch;
 
 /// A loopback port nobody listens on right now.
