@@ -251,7 +251,7 @@ _mdt() {
             return 0
             ;;
         mdt__subcmd__trace)
-            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --label-bytes --labels --label-filter --redact-labels --json --output --no-tui --buffer-size --max-stacks --max-rows --latency --latency-sample --no-latency --prometheus --quiet --max-series --alert --alerts --webhook --webhook-format --webhook-timeout --alert-exec --alert-cooldown --help --version"
+            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --label-bytes --labels --label-filter --redact-labels --json --output --no-tui --buffer-size --max-stacks --max-rows --latency --latency-sample --no-latency --prometheus --quiet --max-series --metric-labels --alert --alerts --webhook --webhook-format --webhook-timeout --alert-exec --alert-cooldown --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -334,6 +334,10 @@ _mdt() {
                     return 0
                     ;;
                 --max-series)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metric-labels)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -51,6 +51,7 @@ complete -c mdt -n "__fish_mdt_using_subcommand trace" -l max-rows -d 'Rows of e
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l latency-sample -d 'Like --latency, but with the exit probes armed 1s in every 1/FRACTION s (0.01: 1s in 100): outcomes and durations of the calls in those windows, at that share of the cost; the counts stay exact. The default with --prometheus, --alert or the terminal UI is 0.01' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l prometheus -d 'Serve Prometheus metrics at http://ADDR/metrics while tracing. ADDR is HOST:PORT, or :PORT / PORT for 127.0.0.1 (see docs/monitoring.md)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l max-series -d 'At most N (map_type, caller) label pairs; deletes at further call sites are counted under caller="other"' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l metric-labels -d 'Also count deletes per map type and value of these goroutine labels (go_map_delete_by_label_total{map_type, label_KEY...}), from the delete records; at most --max-series series, the rest under "other"' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l alert -d 'Alert rule, repeatable: e.g. \'count(map) > 100 within 5m\', \'rate(caller) > 1000/s within 30s\' (syntax: docs/monitoring.md)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l alerts -d 'Alert rules from a TOML or YAML file' -r -F
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l webhook -d 'POST each alert (and its resolution) to URL' -r

@@ -557,7 +557,11 @@ fn metrics_count_deletes_by_label() {
         let dir = Scratch::new("labels-metrics");
         let (go, expect) = (dir.path("go"), dir.path("expect.json"));
         let mut fx = Command::new(&bin);
-        fx.arg("-wait-file").arg(&go).arg("-expect").arg(&expect).arg("-hold");
+        fx.arg("-wait-file")
+            .arg(&go)
+            .arg("-expect")
+            .arg(&expect)
+            .arg("-hold");
         let mut fixture = Proc::spawn(&format!("{ctx}: fixture"), fx, Stdio::piped());
         let addr = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(mdt_bin());
@@ -608,7 +612,9 @@ fn metrics_count_deletes_by_label() {
             if got == want_map && total as u64 == n {
                 Ok(body)
             } else {
-                Err(format!("by label {got:?}, want {want_map:?}; total {total}"))
+                Err(format!(
+                    "by label {got:?}, want {want_map:?}; total {total}"
+                ))
             }
         });
         assert!(text.contains("mdt_events_lost_total 0"), "{ctx}: {text}");
@@ -621,4 +627,79 @@ fn metrics_count_deletes_by_label() {
         &["trace", "--metric-labels", "tenant", "-p", "1"],
         &["--metric-labels"],
     );
+}
+
+/// `count(label:tenant) > 2 within 5m`: one alert per tenant the fixture deleted under more
+/// than twice, each with the exact count; deletes without a tenant are in no group.
+#[test]
+fn alerts_group_by_a_label() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    for_jobs("alerts_group_by_a_label", plain_jobs(), |tc, v| {
+        let ctx = format!("{tc} {v}");
+        let bin = common::build_fixture("labels", tc, v);
+        let dir = Scratch::new("labels-alerts");
+        let (out, expect) = (dir.path("out.json"), dir.path("expect.json"));
+        let rule = "count(label:tenant) > 2 within 5m";
+        let mut cmd = Command::new(mdt_bin());
+        cmd.args(["trace", "--json", "--alert", rule, "-o"])
+            .arg(&out)
+            .arg("--")
+            .arg(&bin)
+            .arg("-expect")
+            .arg(&expect)
+            .arg("-hold");
+        let mut mdt = Proc::spawn(&format!("{ctx}: mdt"), cmd, Stdio::piped());
+        let want: BTreeMap<String, u64> = monitor_common::poll(
+            Duration::from_secs(30),
+            &format!("{ctx}: the fixture's expectations"),
+            || {
+                let text = fs::read_to_string(&expect).map_err(|e| e.to_string())?;
+                if !text.ends_with('\n') {
+                    return Err("not written yet".into());
+                }
+                let mut by: BTreeMap<String, u64> = BTreeMap::new();
+                for e in expected(&expect).values() {
+                    if let Some(t) = e.labels.get("tenant") {
+                        *by.entry(shown(t)).or_insert(0) += 1;
+                    }
+                }
+                by.retain(|_, n| *n > 2);
+                Ok(by)
+            },
+        );
+        assert!(want.len() >= 3, "{ctx}: tenants {want:?}");
+        let alerts =
+            monitor_common::poll(Duration::from_secs(20), &format!("{ctx}: alerts"), || {
+                let text = fs::read_to_string(&out).unwrap_or_default();
+                let alerts: Vec<Value> = text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                    .filter(|r| r["type"] == "alert")
+                    .collect();
+                if alerts.len() >= want.len() {
+                    Ok(alerts)
+                } else {
+                    Err(format!("{} alerts", alerts.len()))
+                }
+            });
+        let got: BTreeMap<String, u64> = alerts
+            .iter()
+            .map(|a| {
+                assert_eq!(a["rule"], rule, "{ctx}: {a}");
+                (
+                    a["group"]["label:tenant"].as_str().unwrap().to_string(),
+                    a["value"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got, want,
+            "{ctx}: one alert per busy tenant, with its count"
+        );
+        assert_eq!(alerts.len(), want.len(), "{ctx}: {alerts:?}");
+        let f = mdt.finish(RUN_TIMEOUT, "mdt after the fixture's stdin closed");
+        assert!(f.status.success(), "{ctx}: mdt: {}", f.stderr);
+    });
 }

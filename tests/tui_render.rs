@@ -1242,7 +1242,7 @@ fn board() -> Arc<AlertBoard> {
     b.post(notice(
         State::Firing,
         &rate,
-        caller,
+        caller.clone(),
         func.clone(),
         1250.0,
         2,

@@ -106,6 +106,13 @@ struct Recent {
     key: String,
     caller: Option<Frame>,
     stack: Stack,
+    labels: Option<Arc<crate::events::Labels>>,
+}
+
+impl Recent {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.as_deref().and_then(|l| l.get(key))
+    }
 }
 
 pub struct Evaluator {
@@ -189,6 +196,7 @@ impl Evaluator {
             key: key_text(&ev.key),
             caller,
             stack: ev.stack.clone(),
+            labels: ev.labels.clone(),
         };
         let start = self.start;
         for rs in &mut self.rules {
@@ -196,7 +204,12 @@ impl Evaluator {
             if clear || rs.rule.exact() || !record_matches(&rs.rule, &recent) {
                 continue;
             }
-            let (value, context) = match rs.rule.group {
+            let (value, context) = match &rs.rule.group {
+                // A goroutine without the label is in no group of it.
+                Dim::Label(key) => match recent.label(key) {
+                    Some(v) => (v.to_string(), vec![]),
+                    None => continue,
+                },
                 Dim::Map => (
                     format!("{:#x}", recent.map),
                     vec![("map_type", recent.map_type.to_string())],
@@ -392,7 +405,7 @@ impl Evaluator {
             state,
             ts: SystemTime::now(),
             rule: rule.clone(),
-            group: (rule.group, group),
+            group: (rule.group.clone(), group),
             context,
             value,
             exact,
@@ -427,7 +440,7 @@ impl Evaluator {
                             .is_some_and(|o| Histogram::bucket_of(o.duration_ns) >= slow_bucket)
                 }
             };
-            if !wanted || !record_matches(rule, r) || !in_group(rule.group, group, r) {
+            if !wanted || !record_matches(rule, r) || !in_group(&rule.group, group, r) {
                 continue;
             }
             let frames: Vec<String> = r
@@ -561,6 +574,7 @@ fn record_matches(rule: &Rule, r: &Recent) -> bool {
         Dim::Map => parse_address(want) == Some(r.map),
         Dim::MapType => *r.map_type == **want,
         Dim::Key => r.key == *want,
+        Dim::Label(key) => r.label(key) == Some(want.as_str()),
         Dim::Caller => r.caller.as_ref().is_some_and(|f| {
             caller_matches(
                 want,
@@ -572,8 +586,9 @@ fn record_matches(rule: &Rule, r: &Recent) -> bool {
     })
 }
 
-fn in_group(dim: Dim, group: &str, r: &Recent) -> bool {
+fn in_group(dim: &Dim, group: &str, r: &Recent) -> bool {
     match dim {
+        Dim::Label(key) => r.label(key) == Some(group),
         Dim::Map => parse_address(group) == Some(r.map),
         Dim::MapType => *r.map_type == *group,
         Dim::Key => r.key == group,
@@ -597,7 +612,7 @@ fn site_matches(rule: &Rule, s: &Site) -> bool {
     rule.filters.iter().all(|(dim, want)| match dim {
         Dim::MapType => *s.map_type == **want,
         Dim::Caller => caller_matches(want, &s.caller, &s.caller_func, &s.caller_path),
-        Dim::Map | Dim::Key => false,
+        Dim::Map | Dim::Key | Dim::Label(_) => false,
     })
 }
 

@@ -6,7 +6,9 @@
 //! quantile  = "p" NN [ "." N ]                  p50, p90, p99, p99.9 (up to 3 decimals)
 //! item      = dim | dim "=" string | "op" "=" ( "delete" | "clear" )
 //!                                              a bare dim groups, dim="v" filters
-//! dim       = "map" | "map_type" | "caller" | "key"
+//! dim       = "map" | "map_type" | "caller" | "key" | "label:" KEY
+//!                                              KEY: a goroutine label's key
+//!                                              (letters, digits, _ . -)
 //! op        = ">" | ">="
 //! threshold = number [ "/s" | "/m" | "/h" ]    count (a whole number), rate (per unit)
 //!           | share                            absent(): 0.5 or 50%, in [0, 1]
@@ -21,7 +23,9 @@
 //! `count(key, map_type="main.UserMap") >= 3 within 10s`,
 //! `absent(caller) > 0.5 within 1m min 10`,
 //! `p99(map_type="main.Cache") > 1ms within 5m`,
-//! `p99(map_type, op="clear") > 100us within 1m`.
+//! `p99(map_type, op="clear") > 100us within 1m`,
+//! `count(label:tenant) > 1000 within 1m`,
+//! `rate(label:endpoint, map_type="main.Cache") > 500/s within 30s`.
 //!
 //! The first bare dimension groups; without one, the first filter's
 //! dimension does (one group: its value). `absent()` reads the kernel's
@@ -33,7 +37,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// What a rule groups or filters by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Dim {
     /// The map's address.
     Map,
@@ -41,21 +45,24 @@ pub enum Dim {
     /// `file:line` of the call site (or its function name in a filter).
     Caller,
     Key,
+    /// The value of the goroutine label with this key (`label:KEY`).
+    Label(std::sync::Arc<str>),
 }
 
 impl Dim {
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> std::borrow::Cow<'static, str> {
         match self {
-            Dim::Map => "map",
-            Dim::MapType => "map_type",
-            Dim::Caller => "caller",
-            Dim::Key => "key",
+            Dim::Map => "map".into(),
+            Dim::MapType => "map_type".into(),
+            Dim::Caller => "caller".into(),
+            Dim::Key => "key".into(),
+            Dim::Label(key) => format!("label:{key}").into(),
         }
     }
 
     /// Counted exactly in the kernel (per map type and call site); the
     /// others need per-delete records.
-    pub fn exact(self) -> bool {
+    pub fn exact(&self) -> bool {
         matches!(self, Dim::MapType | Dim::Caller)
     }
 
@@ -65,7 +72,11 @@ impl Dim {
             "map_type" => Dim::MapType,
             "caller" => Dim::Caller,
             "key" => Dim::Key,
-            _ => return None,
+            _ => Dim::Label(
+                word.strip_prefix("label:")
+                    .filter(|k| !k.is_empty())?
+                    .into(),
+            ),
         })
     }
 }
@@ -444,7 +455,25 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, RuleError> {
                     }
                     i += 1;
                 }
-                Tok::Word(chars[start..=i].iter().collect())
+                let word: String = chars[start..=i].iter().collect();
+                if word == "label" && chars.get(i + 1) == Some(&':') {
+                    // label:KEY.
+                    i += 1;
+                    let from = i + 1;
+                    while chars
+                        .get(i + 1)
+                        .is_some_and(|&c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+                    {
+                        i += 1;
+                    }
+                    let key: String = chars[from..=i].iter().collect();
+                    if key.is_empty() {
+                        return err(col, "label: needs a key: label:tenant".into());
+                    }
+                    Tok::Word(format!("label:{key}"))
+                } else {
+                    Tok::Word(word)
+                }
             }
             other => return err(col, format!("unexpected character '{other}'")),
         };
@@ -657,7 +686,7 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
     }
     // Only op=...: a latency rule, whose histograms are per map type.
     let group = group
-        .or_else(|| filters.first().map(|f| f.0))
+        .or_else(|| filters.first().map(|f| f.0.clone()))
         .unwrap_or(Dim::MapType);
     let op = match p.next() {
         (Tok::Op(op), _) => op,
@@ -955,7 +984,7 @@ mod tests {
     fn the_documented_examples_parse() {
         let r = parse("count(map) > 100 within 5m").unwrap();
         assert_eq!(
-            (r.func, r.group, r.op, r.threshold),
+            (r.func, r.group.clone(), r.op, r.threshold),
             (Func::Count, Dim::Map, Op::Gt, 100.0)
         );
         assert_eq!(r.window, Duration::from_secs(300));
@@ -964,7 +993,7 @@ mod tests {
 
         let r = parse("rate(caller) > 1000/s within 30s").unwrap();
         assert_eq!(
-            (r.func, r.group, r.threshold),
+            (r.func, r.group.clone(), r.threshold),
             (Func::Rate, Dim::Caller, 1000.0)
         );
         assert!(r.exact());
@@ -1015,7 +1044,7 @@ mod tests {
     fn absent_and_quantile_rules_parse() {
         let r = parse("absent(caller) > 0.5 within 1m").unwrap();
         assert_eq!(
-            (r.measure, r.group, r.op, r.threshold, r.min),
+            (r.measure, r.group.clone(), r.op, r.threshold, r.min),
             (Measure::Absent, Dim::Caller, Op::Gt, 0.5, 1)
         );
         assert!(r.exact());
@@ -1039,7 +1068,7 @@ mod tests {
             clears: false,
         };
         assert_eq!(
-            (r.measure, r.group, r.threshold, r.min),
+            (r.measure, r.group.clone(), r.threshold, r.min),
             (Measure::Quantile(q), Dim::MapType, 1e6, 1)
         );
         assert!(r.exact());
@@ -1064,7 +1093,7 @@ mod tests {
 
         // op alone: per map type; µs and μs; ns and s; delete is the default.
         let r = parse(r#"p50(op="clear") > 250µs within 1m"#).unwrap();
-        assert_eq!((r.group, r.threshold), (Dim::MapType, 250_000.0));
+        assert_eq!((r.group.clone(), r.threshold), (Dim::MapType, 250_000.0));
         assert_eq!(r.threshold_text(), "250µs");
         assert_eq!(
             parse("p90(map_type) > 250μs within 1m").unwrap().threshold,
@@ -1215,5 +1244,21 @@ mod tests {
         assert_eq!(parse_address("0xc000012345"), Some(0xc000012345));
         assert_eq!(parse_address("4096"), Some(4096));
         assert_eq!(parse_address("zz"), None);
+    }
+
+    #[test]
+    fn label_dimensions_group_and_filter() {
+        let r = parse("count(label:tenant) > 1000 within 1m").unwrap();
+        assert_eq!(r.group, Dim::Label("tenant".into()));
+        assert!(!r.exact(), "labels come with the records");
+        let r = parse(r#"rate(label:endpoint, label:trace-id.v2="x") > 5/s within 30s"#).unwrap();
+        assert_eq!(r.group, Dim::Label("endpoint".into()));
+        assert_eq!(
+            r.filters,
+            [(Dim::Label("trace-id.v2".into()), "x".to_string())]
+        );
+        assert_eq!(r.group.name(), "label:endpoint");
+        assert!(parse("count(label:) > 1 within 1m").is_err());
+        assert!(parse("absent(label:tenant) > 0.5 within 1m").is_err());
     }
 }
