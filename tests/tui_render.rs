@@ -1580,3 +1580,89 @@ fn alerts_with_an_ended_target_and_tiny_terminals_keep_the_layout() {
         }
     }
 }
+
+/// The fixed events, the main.handle deletes under goroutine labels: "s0".."s2" for tenant t1
+/// (endpoint /a), "s3" and "s4" for tenant t2.
+fn labeled_stats() -> Stats {
+    use mdt::events::Labels;
+    let mut st = Stats::new();
+    for mut e in events() {
+        if let KeyValue::Str(k) = &e.key {
+            if let Some(n) = k.strip_prefix('s').and_then(|n| n.parse::<u32>().ok()) {
+                let pairs = if n < 3 {
+                    vec![
+                        ("endpoint".into(), "/a".into()),
+                        ("tenant".into(), "t1".into()),
+                    ]
+                } else {
+                    vec![("tenant".into(), "t2".into())]
+                };
+                e.labels = Some(Arc::new(Labels {
+                    pairs,
+                    truncated: false,
+                }));
+            }
+        }
+        st.apply(&e);
+    }
+    st
+}
+
+#[test]
+fn labels_show_in_callers_events_and_the_detail_and_filter() {
+    let st = labeled_stats();
+    let mut app = app();
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 200, 40);
+    let text = dump(&s);
+    let head = s.iter().find(|l| l.contains("CALLER")).unwrap();
+    assert!(head.contains("LABELS"), "{text}");
+    let handle = rows(&s, "CALLER")
+        .into_iter()
+        .find(|r| r.contains("main.handle"))
+        .unwrap();
+    // Newest first: t2 (s4, s3), then t1.
+    assert!(handle.contains("tenant=t2|t1"), "{text}");
+    assert!(handle.contains("endpoint=/a"), "{text}");
+    let evict = rows(&s, "CALLER")
+        .into_iter()
+        .find(|r| r.contains("evict"))
+        .unwrap();
+    assert!(!evict.contains("tenant"), "{text}");
+
+    // Events: a LABELS column; the newest event is "s4", tenant t2.
+    press(&mut app, KeyCode::Char('3'));
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 160, 30);
+    let text = dump(&s);
+    assert!(s.iter().any(|l| l.contains("LABELS")), "{text}");
+    let r = rows(&s, "TIME (UTC)");
+    assert!(
+        r[0].contains("\"s4\"") && r[0].trim_end().ends_with("tenant=t2"),
+        "{text}"
+    );
+    // `/` matches labels: the three t1 deletes.
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "tenant=t1");
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 160, 30);
+    assert!(s.iter().any(|l| l.contains("3/51")), "{}", dump(&s));
+    // The detail of an event names its labels.
+    press(&mut app, KeyCode::Enter); // ends the filter's input
+    press(&mut app, KeyCode::Enter);
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 160, 30);
+    let text = dump(&s);
+    assert!(app.detail_open, "{text}");
+    assert!(
+        s.iter()
+            .any(|l| l.contains("labels") && l.contains("endpoint=/a,tenant=t1")),
+        "{text}"
+    );
+
+    // Without labels there is no LABELS column (the fixed layout stays).
+    let mut plain = self::app();
+    plain.refresh(&stats(), exact(), NOW);
+    let s = screen(&mut plain, 200, 40);
+    assert!(!dump(&s).contains("LABELS"), "{}", dump(&s));
+}

@@ -87,6 +87,8 @@ pub struct CallerLine {
     pub types: Vec<Arc<str>>,
     pub types_overflow: bool,
     pub outcomes: OutcomeSummary,
+    /// The goroutine labels of its newest deletes: `tenant=t1|t2 endpoint=/a`.
+    pub labels: String,
 }
 
 impl CallerLine {
@@ -124,6 +126,13 @@ pub struct EventLine {
 }
 
 impl EventLine {
+    pub fn labels_text(&self) -> String {
+        self.event
+            .labels
+            .as_ref()
+            .map_or(String::new(), |l| l.text())
+    }
+
     pub fn key_text(&self) -> String {
         match self.event.kind {
             Role::Delete => format!(
@@ -219,6 +228,8 @@ pub enum Column {
     Time,
     Goid,
     Key,
+    /// Goroutine labels.
+    Labels,
     State,
     Rule,
     Group,
@@ -284,6 +295,7 @@ impl Column {
             Column::Time => "TIME (UTC)",
             Column::Goid => "GOID",
             Column::Key => "KEY",
+            Column::Labels => "LABELS",
             Column::State => "STATE",
             Column::Rule => "RULE",
             Column::Group => "GROUP",
@@ -301,6 +313,7 @@ impl Column {
                 | Column::Type
                 | Column::TopCaller
                 | Column::Key
+                | Column::Labels
                 | Column::State
                 | Column::Rule
                 | Column::Group

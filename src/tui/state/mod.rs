@@ -313,6 +313,7 @@ impl Stats {
                     || filter.matches(&r.label)
                     || r.map_types.iter().any(|t| filter.matches(t))
                     || recent_keys_match(&r.recent, filter)
+                    || recent_labels_match(&r.recent, filter)
             })
             .map(|r| CallerLine {
                 key: r.key.clone(),
@@ -327,6 +328,7 @@ impl Stats {
                 types: r.map_types.clone(),
                 types_overflow: r.types_overflow,
                 outcomes: r.outcomes.summary(),
+                labels: recent_labels(&r.recent),
             })
             .collect();
         (lines, self.callers.rows.len())
@@ -372,6 +374,10 @@ impl Stats {
                         .is_some_and(|f| filter.matches(&f.file))
                     || filter.matches(&e.event.map_type)
                     || filter.matches(&e.event.key.to_string())
+                    || e.event
+                        .labels
+                        .as_ref()
+                        .is_some_and(|l| filter.matches(&l.text()))
             })
             .map(|e| EventLine {
                 seq: e.seq,
@@ -505,6 +511,30 @@ fn recent_keys_match(ring: &VecDeque<Arc<Event>>, filter: &Filter) -> bool {
         .any(|e| e.kind == Role::Delete && filter.matches(&e.key.to_string()))
 }
 
+fn recent_labels_match(ring: &VecDeque<Arc<Event>>, filter: &Filter) -> bool {
+    ring.iter()
+        .any(|e| e.labels.as_ref().is_some_and(|l| filter.matches(&l.text())))
+}
+
+/// The labels of the newest events: each key once, with its values newest
+/// first (`tenant=t2|t1 endpoint=/a`); empty when they had none.
+fn recent_labels(ring: &VecDeque<Arc<Event>>) -> String {
+    let mut keys: Vec<(&str, Vec<&str>)> = Vec::new();
+    for l in ring.iter().rev().filter_map(|e| e.labels.as_deref()) {
+        for (k, v) in &l.pairs {
+            match keys.iter_mut().find(|(key, _)| key == k) {
+                Some((_, values)) if !values.contains(&v.as_str()) => values.push(v),
+                Some(_) => {}
+                None => keys.push((k, vec![v])),
+            }
+        }
+    }
+    keys.iter()
+        .map(|(k, vs)| format!("{k}={}", vs.join("|")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The keys of the newest events, newest first (`clear(N)` for a clear).
 fn recent_keys(ring: &VecDeque<Arc<Event>>) -> Vec<String> {
     ring.iter()
@@ -560,6 +590,14 @@ fn event_detail(e: &Event, caller: &str) -> Detail {
                 ),
             ),
             ("outcome".into(), event_outcome(e)),
+            (
+                "labels".into(),
+                match &e.labels {
+                    Some(l) if l.truncated => format!("{} (truncated)", l.text()),
+                    Some(l) => l.text(),
+                    None => "none".into(),
+                },
+            ),
         ],
         history: Vec::new(),
         keys: Vec::new(),

@@ -179,21 +179,23 @@ fn layout(view: View, rows: &Rows, width: u16) -> Vec<(Column, Constraint)> {
     match (view, rows) {
         (View::Callers, Rows::Callers(v)) => {
             let caller = longest(Column::Caller, 20, v.iter().map(|r| &*r.label));
-            fit(
-                &[
-                    (Column::Total, Fixed(9)),
-                    (Column::Rate, Fixed(7)),
-                    (Column::Share, Fixed(6)),
-                    (Column::Maps, Fixed(5)),
-                    (Column::Absent, Fixed(6)),
-                    (Column::P50, Fixed(5)),
-                    (Column::P99, Fixed(5)),
-                    (Column::Caller, Longest(caller)),
-                    (Column::Types, Rest(10)),
-                ],
-                &[Column::P50, Column::Maps],
-                width,
-            )
+            let mut all = vec![
+                (Column::Total, Fixed(9)),
+                (Column::Rate, Fixed(7)),
+                (Column::Share, Fixed(6)),
+                (Column::Maps, Fixed(5)),
+                (Column::Absent, Fixed(6)),
+                (Column::P50, Fixed(5)),
+                (Column::P99, Fixed(5)),
+                (Column::Caller, Longest(caller)),
+                (Column::Types, Rest(10)),
+            ];
+            // Goroutine labels, when the deletes had any: first to go.
+            let labels = longest(Column::Labels, 0, v.iter().map(|r| r.labels.as_str()));
+            if v.iter().any(|r| !r.labels.is_empty()) {
+                all.insert(8, (Column::Labels, Fixed(labels.min(24) as u16)));
+            }
+            fit(&all, &[Column::Labels, Column::P50, Column::Maps], width)
         }
         (View::Maps, Rows::Maps(v)) => {
             let map_type = longest(Column::Type, 14, v.iter().map(|r| &*r.map_type));
@@ -214,11 +216,17 @@ fn layout(view: View, rows: &Rows, width: u16) -> Vec<(Column, Constraint)> {
                 width,
             )
         }
-        (View::Events, _) => EVENT_COLUMNS
-            .iter()
-            .copied()
-            .zip([Length(12), Length(6), Fill(2), Fill(2), Fill(3)])
-            .collect(),
+        (View::Events, _) => {
+            let mut cols: Vec<(Column, Constraint)> = EVENT_COLUMNS
+                .iter()
+                .copied()
+                .zip([Length(12), Length(6), Fill(2), Fill(2), Fill(3)])
+                .collect();
+            if matches!(rows, Rows::Events(v) if v.iter().any(|e| e.event.labels.is_some())) {
+                cols.push((Column::Labels, Fill(2)));
+            }
+            cols
+        }
         (View::Alerts, _) => {
             // The rules in full when there is room; the group gets the rest
             // (at least 16 columns, or half).
@@ -265,6 +273,7 @@ fn cell(rows: &Rows, i: usize, column: Column) -> Cell<'static> {
                 Column::P99 => right(r.outcomes.p99_text()),
                 Column::Caller => Cell::from(r.label.to_string()),
                 Column::Types => Cell::from(r.types_text()),
+                Column::Labels => Cell::from(r.labels.clone()),
                 _ => Cell::default(),
             }
         }
@@ -293,6 +302,7 @@ fn cell(rows: &Rows, i: usize, column: Column) -> Cell<'static> {
                 Column::Type => Cell::from(e.map_type.to_string()),
                 Column::Key => Cell::from(r.key_text()),
                 Column::Caller => Cell::from(r.caller.to_string()),
+                Column::Labels => Cell::from(r.labels_text()),
                 _ => Cell::default(),
             }
         }
