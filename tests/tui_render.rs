@@ -1446,19 +1446,27 @@ fn the_alerts_view_lists_fired_and_resolved_alerts_at_80x24_and_200x60() {
 }
 
 #[test]
-fn tab_cycles_through_the_four_views() {
+fn tab_cycles_through_the_five_views() {
     let mut app = alerting_app();
     let mut seen = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         press(&mut app, KeyCode::Tab);
         seen.push(app.view);
     }
     assert_eq!(
         seen,
-        [View::Maps, View::Events, View::Alerts, View::Callers]
+        [
+            View::Maps,
+            View::Events,
+            View::Alerts,
+            View::Labels,
+            View::Callers
+        ]
     );
     press(&mut app, KeyCode::BackTab);
-    assert_eq!(app.view, View::Alerts);
+    assert_eq!(app.view, View::Labels);
+    press(&mut app, KeyCode::Char('5'));
+    assert_eq!(app.view, View::Labels);
 }
 
 #[test]
@@ -1665,4 +1673,40 @@ fn labels_show_in_callers_events_and_the_detail_and_filter() {
     plain.refresh(&stats(), exact(), NOW);
     let s = screen(&mut plain, 200, 40);
     assert!(!dump(&s).contains("LABELS"), "{}", dump(&s));
+}
+
+#[test]
+fn the_labels_view_counts_deletes_per_label_value() {
+    let st = labeled_stats();
+    let mut app = app();
+    press(&mut app, KeyCode::Char('5'));
+    app.refresh(&st, exact(), NOW);
+    let s = screen(&mut app, 120, 24);
+    let text = dump(&s);
+    let r = rows(&s, "LABEL");
+    // 46 records without labels; the 5 main.handle deletes: t1 3 (with /a), t2 2.
+    let row = |label: &str| -> Vec<String> {
+        r.iter()
+            .find(|l| words(l).contains(&label))
+            .map(|l| words(l).iter().map(|w| w.to_string()).collect())
+            .unwrap_or_else(|| panic!("no row {label}:\n{text}"))
+    };
+    assert_eq!(row("(no")[0], "46", "{text}");
+    assert_eq!(row("tenant=t1")[0], "3", "{text}");
+    assert_eq!(row("endpoint=/a")[0], "3", "{text}");
+    assert_eq!(row("tenant=t2")[0], "2", "{text}");
+    assert!(
+        row("tenant=t2").contains(&"main.handle".to_string()),
+        "{text}"
+    );
+    assert!(words(&r[0]).contains(&"(no"), "most deletes first:\n{text}");
+    // Enter: the detail of a label value, its callers and keys.
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "tenant=t2");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Enter);
+    app.refresh(&st, exact(), NOW);
+    let text = dump(&screen(&mut app, 120, 30));
+    assert!(text.contains("label tenant=t2"), "{text}");
+    assert!(text.contains("\"s4\""), "{text}");
 }

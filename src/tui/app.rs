@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::alerts::{self, AlertLine, Alerts};
 use super::input::{Command, Mode};
 use super::state::{
-    self, CallerLine, Detail, EventLine, Evicted, Filter, MapLine, RateHistory, RowKey, Sort,
-    Stats, View, VIEWS,
+    self, CallerLine, Detail, EventLine, Evicted, Filter, LabelLine, MapLine, RateHistory, RowKey,
+    Sort, Stats, View, VIEWS,
 };
 use crate::monitor::alerts::AlertBoard;
 use crate::process::launch::ExitStatus;
@@ -105,6 +105,7 @@ pub enum Rows {
     Maps(Vec<MapLine>),
     Events(Vec<EventLine>),
     Alerts(Vec<AlertLine>),
+    Labels(Vec<LabelLine>),
 }
 
 impl Rows {
@@ -114,6 +115,7 @@ impl Rows {
             Rows::Maps(v) => v.len(),
             Rows::Events(v) => v.len(),
             Rows::Alerts(v) => v.len(),
+            Rows::Labels(v) => v.len(),
         }
     }
 
@@ -127,6 +129,7 @@ impl Rows {
             Rows::Maps(v) => v.get(i).map(|l| RowKey::Map((l.addr, l.type_hash))),
             Rows::Events(v) => v.get(i).map(|l| RowKey::Event(l.seq)),
             Rows::Alerts(v) => v.get(i).map(|l| RowKey::Alert(l.seq)),
+            Rows::Labels(v) => v.get(i).map(|l| RowKey::Label(l.label.clone())),
         }
     }
 
@@ -136,6 +139,7 @@ impl Rows {
             (Rows::Maps(v), RowKey::Map(k)) => v.iter().position(|l| (l.addr, l.type_hash) == *k),
             (Rows::Events(v), RowKey::Event(s)) => v.iter().position(|l| l.seq == *s),
             (Rows::Alerts(v), RowKey::Alert(s)) => v.iter().position(|l| l.seq == *s),
+            (Rows::Labels(v), RowKey::Label(k)) => v.iter().position(|l| l.label == *k),
             _ => None,
         }
     }
@@ -348,6 +352,11 @@ impl App {
                 alerts::sort_alerts(&mut v, sort);
                 (Rows::Alerts(v), n)
             }
+            View::Labels => {
+                let (mut v, n) = stats.label_lines(&filter, now_sec);
+                state::sort_labels(&mut v, sort);
+                (Rows::Labels(v), n)
+            }
         };
         self.rows = rows;
         self.unfiltered = unfiltered;
@@ -358,6 +367,7 @@ impl App {
             (true, Some(RowKey::Map(k))) => stats.map_detail(k, now_sec),
             (true, Some(RowKey::Event(s))) => stats.event_detail(s),
             (true, Some(RowKey::Alert(s))) => self.alerts.detail(s),
+            (true, Some(RowKey::Label(k))) => stats.label_detail(&k, now_sec),
             _ => None,
         };
         self.frozen = frozen;

@@ -80,6 +80,7 @@ pub fn command(key: KeyEvent, mode: Mode) -> Option<Command> {
             KeyCode::BackTab => Some(Command::PrevView),
             KeyCode::Char('1') => Some(Command::ShowView(View::Callers)),
             KeyCode::Char('2') => Some(Command::ShowView(View::Maps)),
+            KeyCode::Char('5') => Some(Command::ShowView(View::Labels)),
             KeyCode::Char('3') => Some(Command::ShowView(View::Events)),
             KeyCode::Char('4') => Some(Command::ShowView(View::Alerts)),
             KeyCode::Char('k') => Some(Command::Up),

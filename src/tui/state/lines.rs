@@ -16,13 +16,21 @@ pub enum View {
     Maps,
     Events,
     Alerts,
+    /// Per goroutine label value: on whose behalf.
+    Labels,
 }
 
 /// How many views there are.
 pub const VIEWS: usize = View::ALL.len();
 
 impl View {
-    pub const ALL: [View; 4] = [View::Callers, View::Maps, View::Events, View::Alerts];
+    pub const ALL: [View; 5] = [
+        View::Callers,
+        View::Maps,
+        View::Events,
+        View::Alerts,
+        View::Labels,
+    ];
 
     pub fn index(self) -> usize {
         self as usize
@@ -34,6 +42,7 @@ impl View {
             View::Maps => "Maps",
             View::Events => "Events",
             View::Alerts => "Alerts",
+            View::Labels => "Labels",
         }
     }
 
@@ -43,12 +52,13 @@ impl View {
             View::Maps => MAP_COLUMNS,
             View::Events => EVENT_COLUMNS,
             View::Alerts => ALERT_COLUMNS,
+            View::Labels => LABEL_COLUMNS,
         }
     }
 
     pub(crate) fn default_sort(self) -> Sort {
         let column = match self {
-            View::Callers => Column::Total,
+            View::Callers | View::Labels => Column::Total,
             View::Maps => Column::Deletes,
             View::Events | View::Alerts => Column::Time,
         };
@@ -70,6 +80,8 @@ pub enum RowKey {
     Event(u64),
     /// An alert or resolution, by its position on the alert board.
     Alert(u64),
+    /// A label value, `tenant=t1`.
+    Label(Arc<str>),
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +126,18 @@ pub struct MapLine {
     pub deletes: u64,
     pub clears: u64,
     pub rate: u64,
+    pub top_caller: Option<Arc<str>>,
+    pub outcomes: OutcomeSummary,
+}
+
+#[derive(Debug, Clone)]
+pub struct LabelLine {
+    /// `key=value`, or `(no labels)`.
+    pub label: Arc<str>,
+    pub total: u64,
+    pub rate: u64,
+    /// Percent of all records.
+    pub share: f64,
     pub top_caller: Option<Arc<str>>,
     pub outcomes: OutcomeSummary,
 }
@@ -230,6 +254,8 @@ pub enum Column {
     Key,
     /// Goroutine labels.
     Labels,
+    /// One goroutine label value (`tenant=t1`).
+    Label,
     State,
     Rule,
     Group,
@@ -257,6 +283,15 @@ pub const MAP_COLUMNS: &[Column] = &[
     Column::Absent,
     Column::P50,
     Column::P99,
+    Column::TopCaller,
+];
+pub const LABEL_COLUMNS: &[Column] = &[
+    Column::Total,
+    Column::Rate,
+    Column::Share,
+    Column::Absent,
+    Column::P99,
+    Column::Label,
     Column::TopCaller,
 ];
 pub const EVENT_COLUMNS: &[Column] = &[
@@ -296,6 +331,7 @@ impl Column {
             Column::Goid => "GOID",
             Column::Key => "KEY",
             Column::Labels => "LABELS",
+            Column::Label => "LABEL",
             Column::State => "STATE",
             Column::Rule => "RULE",
             Column::Group => "GROUP",
@@ -314,6 +350,7 @@ impl Column {
                 | Column::TopCaller
                 | Column::Key
                 | Column::Labels
+                | Column::Label
                 | Column::State
                 | Column::Rule
                 | Column::Group
@@ -381,6 +418,23 @@ pub fn sort_maps(lines: &mut [MapLine], sort: Sort) {
             .then_with(|| (b.deletes + b.clears).cmp(&(a.deletes + a.clears)))
             .then_with(|| a.addr.cmp(&b.addr))
             .then_with(|| a.map_type.cmp(&b.map_type))
+    });
+}
+
+pub fn sort_labels(lines: &mut [LabelLine], sort: Sort) {
+    lines.sort_by(|a, b| {
+        let natural = match sort.column {
+            Column::Rate => a.rate.cmp(&b.rate),
+            Column::Label => a.label.cmp(&b.label),
+            Column::TopCaller => a.top_caller.cmp(&b.top_caller),
+            c => a
+                .outcomes
+                .cmp_by(&b.outcomes, c)
+                .unwrap_or_else(|| a.total.cmp(&b.total)),
+        };
+        sort.order(natural)
+            .then_with(|| b.total.cmp(&a.total))
+            .then_with(|| a.label.cmp(&b.label))
     });
 }
 

@@ -17,7 +17,8 @@ mod table;
 pub use self::lines::*;
 pub use self::rate::{Buckets, RateHistory};
 pub use self::rows::{
-    CallerKey, CallerRow, Evicted, MapKey, MapRow, OutcomeStats, OutcomeSummary, RecentEvent,
+    CallerKey, CallerRow, Evicted, LabelRow, MapKey, MapRow, OutcomeStats, OutcomeSummary,
+    RecentEvent, NO_LABELS,
 };
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -63,6 +64,8 @@ pub struct Stats {
     by_pc: HashMap<(u64, u32), usize, FastHash>,
     maps: Table<MapKey, MapRow>,
     stacks: Table<StackKey, StackRow>,
+    /// Per goroutine label value (`tenant=t1`), and the deletes without.
+    labels: Table<Arc<str>, LabelRow>,
     events: VecDeque<RecentEvent>,
     /// Events applied since the start (never reset: identifies events).
     pub seq: u64,
@@ -94,6 +97,7 @@ impl Stats {
             by_pc: HashMap::default(),
             maps: Table::new(rows),
             stacks: Table::new(rows),
+            labels: Table::new(rows),
             events: VecDeque::with_capacity(MAX_EVENTS),
             seq: 0,
             deletes: 0,
@@ -119,6 +123,7 @@ impl Stats {
             callers: self.callers.evicted,
             maps: self.maps.evicted,
             stacks: self.stacks.evicted,
+            labels: self.labels.evicted,
         }
     }
 
@@ -248,6 +253,8 @@ impl Stats {
             stack.key_type = ev.key_type.clone();
         }
 
+        self.apply_labels(ev, &event, &label, seq, sec);
+
         if self.events.len() >= MAX_EVENTS {
             self.events.pop_front();
         }
@@ -256,6 +263,68 @@ impl Stats {
             event,
             caller: label,
         });
+    }
+
+    /// The Labels view's rows of one event: one per label it had, or the
+    /// row of the deletes without labels.
+    fn apply_labels(
+        &mut self,
+        ev: &Event,
+        event: &Arc<Event>,
+        caller: &Arc<str>,
+        seq: u64,
+        sec: u64,
+    ) {
+        let names: Vec<Arc<str>> = match &ev.labels {
+            Some(l) if !l.pairs.is_empty() => l
+                .pairs
+                .iter()
+                .map(|(k, v)| Arc::from(format!("{k}={v}")))
+                .collect(),
+            _ => vec![Arc::from(NO_LABELS)],
+        };
+        for name in names {
+            let i = match self.labels.find(&name) {
+                Some(i) => i,
+                None => {
+                    let row = LabelRow {
+                        label: name.clone(),
+                        deletes: 0,
+                        clears: 0,
+                        callers: Vec::new(),
+                        other_callers: 0,
+                        rate: Buckets::default(),
+                        outcomes: OutcomeStats::default(),
+                        recent: VecDeque::new(),
+                        last_seq: seq,
+                    };
+                    self.labels.insert(name, row).0
+                }
+            };
+            let row = &mut self.labels.rows[i];
+            row.last_seq = seq;
+            if ev.kind == Role::Clear {
+                row.clears += 1;
+            } else {
+                row.deletes += 1;
+            }
+            row.rate.add(sec);
+            if let Some(o) = &ev.outcome {
+                row.outcomes.add(o);
+            }
+            if let Some((_, n)) = row
+                .callers
+                .iter_mut()
+                .find(|(l, _)| Arc::ptr_eq(l, caller) || **l == **caller)
+            {
+                *n += 1;
+            } else if row.callers.len() < MAX_CALLERS_PER_MAP {
+                row.callers.push((caller.clone(), 1));
+            } else {
+                row.other_callers += 1;
+            }
+            push_recent(&mut row.recent, event);
+        }
     }
 
     fn caller_index(&mut self, ev: &Event, seq: u64) -> usize {
@@ -360,6 +429,59 @@ impl Stats {
             })
             .collect();
         (lines, self.maps.rows.len())
+    }
+
+    pub fn label_lines(&self, filter: &Filter, now_sec: u64) -> (Vec<LabelLine>, usize) {
+        let all = self.records().max(1) as f64;
+        let lines = self
+            .labels
+            .rows
+            .iter()
+            .filter(|r| {
+                filter.is_empty()
+                    || filter.matches(&r.label)
+                    || r.callers.iter().any(|(l, _)| filter.matches(l))
+            })
+            .map(|r| LabelLine {
+                label: r.label.clone(),
+                total: r.deletes + r.clears,
+                rate: r.rate.rate(now_sec),
+                share: (r.deletes + r.clears) as f64 / all * 100.0,
+                top_caller: r.top_caller().cloned(),
+                outcomes: r.outcomes.summary(),
+            })
+            .collect();
+        (lines, self.labels.rows.len())
+    }
+
+    pub fn label_detail(&self, label: &str, now_sec: u64) -> Option<Detail> {
+        let r = &self.labels.rows[self.labels.find(&Arc::from(label))?];
+        let latest = r.recent.back();
+        let mut callers: Vec<&(Arc<str>, u64)> = r.callers.iter().collect();
+        callers.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut who: Vec<String> = callers
+            .iter()
+            .take(3)
+            .map(|(l, n)| format!("{l} ({})", group(*n)))
+            .collect();
+        if callers.len() > 3 || r.other_callers > 0 {
+            who.push("…".into());
+        }
+        Some(Detail {
+            title: format!("label {}", r.label),
+            facts: vec![
+                (
+                    "total".into(),
+                    format!("{} deletes, {} clears", group(r.deletes), group(r.clears)),
+                ),
+                ("callers".into(), who.join(", ")),
+            ],
+            history: r.rate.series(now_sec, CHART_SECS),
+            keys: recent_keys(&r.recent),
+            outcomes: Some(r.outcomes),
+            stack: latest.map(|e| e.stack.clone()),
+            caller: latest.and_then(|e| e.caller),
+        })
     }
 
     pub fn event_lines(&self, filter: &Filter) -> (Vec<EventLine>, usize) {

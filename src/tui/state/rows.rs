@@ -195,6 +195,45 @@ impl MapRow {
     }
 }
 
+/// One goroutine label value (`tenant=t1`), or the deletes of goroutines
+/// without labels: what the code did on whose behalf.
+#[derive(Debug, Clone)]
+pub struct LabelRow {
+    /// `key=value`, or [`NO_LABELS`].
+    pub label: Arc<str>,
+    pub deletes: u64,
+    pub clears: u64,
+    /// (caller label, count), at most [`super::MAX_CALLERS_PER_MAP`].
+    pub callers: Vec<(Arc<str>, u64)>,
+    pub other_callers: u64,
+    pub rate: Buckets,
+    pub outcomes: OutcomeStats,
+    /// Newest last.
+    pub recent: VecDeque<Arc<Event>>,
+    pub(super) last_seq: u64,
+}
+
+/// The row of the deletes whose goroutine had no labels.
+pub const NO_LABELS: &str = "(no labels)";
+
+impl Row<Arc<str>> for LabelRow {
+    fn key(&self) -> Arc<str> {
+        self.label.clone()
+    }
+    fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
+impl LabelRow {
+    pub fn top_caller(&self) -> Option<&Arc<str>> {
+        self.callers
+            .iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+            .map(|(l, _)| l)
+    }
+}
+
 /// (stack id, runtime function): a stack's row.
 pub(super) type StackKey = (u64, usize);
 
@@ -233,4 +272,5 @@ pub struct Evicted {
     pub callers: u64,
     pub maps: u64,
     pub stacks: u64,
+    pub labels: u64,
 }

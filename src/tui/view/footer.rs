@@ -81,8 +81,8 @@ pub(super) fn draw_footer(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
 pub const KEYS: &[(&str, &str)] = &[
     ("q  Esc  Ctrl-C", "quit (Esc first closes help / detail)"),
     (
-        "Tab  Shift-Tab  1-4",
-        "switch view: Callers, Maps, Events, Alerts",
+        "Tab  Shift-Tab  1-5",
+        "switch view: Callers, Maps, Events, Alerts, Labels",
     ),
     ("↑ ↓  j k", "move the selection"),
     ("PgUp PgDn  Home End", "move by a page, to the top / bottom"),

@@ -96,6 +96,7 @@ pub(super) fn draw_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         ("callers", ev.callers),
         ("maps", ev.maps),
         ("stacks", ev.stacks),
+        ("labels", ev.labels),
     ] {
         if n > 0 {
             caps.push(format!("{name} ({} rows dropped)", group(n)));

@@ -227,6 +227,22 @@ fn layout(view: View, rows: &Rows, width: u16) -> Vec<(Column, Constraint)> {
             }
             cols
         }
+        (View::Labels, Rows::Labels(v)) => {
+            let label = longest(Column::Label, 16, v.iter().map(|r| &*r.label));
+            fit(
+                &[
+                    (Column::Total, Fixed(9)),
+                    (Column::Rate, Fixed(7)),
+                    (Column::Share, Fixed(6)),
+                    (Column::Absent, Fixed(6)),
+                    (Column::P99, Fixed(5)),
+                    (Column::Label, Longest(label)),
+                    (Column::TopCaller, Rest(12)),
+                ],
+                &[Column::P99, Column::Absent],
+                width,
+            )
+        }
         (View::Alerts, _) => {
             // The rules in full when there is room; the group gets the rest
             // (at least 16 columns, or half).
@@ -303,6 +319,19 @@ fn cell(rows: &Rows, i: usize, column: Column) -> Cell<'static> {
                 Column::Key => Cell::from(r.key_text()),
                 Column::Caller => Cell::from(r.caller.to_string()),
                 Column::Labels => Cell::from(r.labels_text()),
+                _ => Cell::default(),
+            }
+        }
+        Rows::Labels(v) => {
+            let r = &v[i];
+            match column {
+                Column::Total => right(group(r.total)),
+                Column::Rate => right(group(r.rate)),
+                Column::Share => right(format!("{:.1}%", r.share)),
+                Column::Absent => right(r.outcomes.absent_text()),
+                Column::P99 => right(r.outcomes.p99_text()),
+                Column::Label => Cell::from(r.label.to_string()),
+                Column::TopCaller => Cell::from(r.top_caller.as_deref().unwrap_or("").to_string()),
                 _ => Cell::default(),
             }
         }
