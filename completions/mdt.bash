@@ -61,7 +61,7 @@ _mdt() {
             return 0
             ;;
         mdt__subcmd__flame)
-            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --label-bytes --labels --label-filter --redact-labels --output --format --from --title --group-by --inverted --min-count --weight --runtime-frames --max-stacks --help --version"
+            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --label-bytes --labels --label-filter --redact-labels --no-labels --output --format --from --title --group-by --inverted --min-count --weight --runtime-frames --max-stacks --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -251,7 +251,7 @@ _mdt() {
             return 0
             ;;
         mdt__subcmd__trace)
-            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --label-bytes --labels --label-filter --redact-labels --json --output --no-tui --buffer-size --max-stacks --max-rows --latency --latency-sample --no-latency --prometheus --quiet --max-series --metric-labels --alert --alerts --webhook --webhook-format --webhook-timeout --alert-exec --alert-cooldown --help --version"
+            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --label-bytes --labels --label-filter --redact-labels --no-labels --json --output --no-tui --buffer-size --max-stacks --max-rows --latency --latency-sample --no-latency --prometheus --quiet --max-series --metric-labels --alert --alerts --webhook --webhook-format --webhook-timeout --alert-exec --alert-cooldown --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -62,6 +62,7 @@ complete -c mdt -n "__fish_mdt_using_subcommand trace" -l alert-exec -d 'Run CMD
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l alert-cooldown -d 'A rule that fired for a group does not fire again for it before this long has passed (0s: every time it crosses the threshold)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l redact-keys -d 'Replace key values by a stable hash (for keys that may be personal data)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l redact-labels -d 'Replace label values by a stable hash (as --redact-keys does keys)'
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l no-labels -d 'Do not read goroutine labels at all (the probe then reads less of each goroutine; docs/performance.md)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l json -d 'One JSON object per line (schema: docs/json.md)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l no-tui -d 'Print one line per delete even on a terminal (no interactive UI)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l latency -d 'Measure what each call did (removed an entry, or the key was absent) and how long it took, with a probe on each exit of the runtime function: a second, single-stepped trap per call (docs/performance.md)'
@@ -92,6 +93,7 @@ latency\t'The time spent in them, in nanoseconds (measured at each call\'s exit)
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l max-stacks -d 'Distinct stacks the kernel counts (more: a program with more code paths to deletes is drawn whole, at ~1 KB of kernel memory each); deletes on further stacks are drawn as [stack not recorded]' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l redact-keys -d 'Replace key values by a stable hash (for keys that may be personal data)'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l redact-labels -d 'Replace label values by a stable hash (as --redact-keys does keys)'
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l no-labels -d 'Do not read goroutine labels at all (the probe then reads less of each goroutine; docs/performance.md)'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l inverted -d 'Icicle graph: the deletes on top, their callers below'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l runtime-frames -d 'Keep the Go runtime frames above the delete (by default the delete function is the leaf, right above the code that called it)'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -167,6 +167,12 @@ pub struct TargetArgs {
     #[arg(long, help_heading = "Labels")]
     pub redact_labels: bool,
 
+    /// Do not read goroutine labels at all (the probe then reads less of
+    /// each goroutine; docs/performance.md).
+    #[arg(long, help_heading = "Labels",
+          conflicts_with_all = ["label_keys", "label_filter", "redact_labels"])]
+    pub no_labels: bool,
+
     /// The program to start and trace from its first instruction, after `--`.
     #[arg(last = true, value_name = "CMD", num_args = 1..)]
     pub command: Vec<OsString>,

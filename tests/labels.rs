@@ -335,6 +335,15 @@ fn pid_mode_and_the_label_flags() {
         let problems = check_records(&records, &want, 64);
         assert!(problems.is_empty(), "{ctx} -p:\n{}", problems.join("\n"));
 
+        // --no-labels: none read, none written; every delete still there.
+        let t = trace(&ctx, &bin, &Scratch::new("labels-none"), &["--no-labels"]);
+        let deletes: Vec<&Value> = t.records.iter().filter(|r| r["type"] == "delete").collect();
+        assert_eq!(deletes.len(), t.want.len(), "{ctx} --no-labels");
+        assert!(
+            deletes.iter().all(|r| r.get("labels").is_none()),
+            "{ctx} --no-labels"
+        );
+
         // --label-bytes 8: keys and values cut at 8 bytes.
         let t = trace(
             &ctx,
@@ -622,11 +631,44 @@ fn metrics_count_deletes_by_label() {
         let f = mdt.finish(RUN_TIMEOUT, "mdt after its target exited");
         assert!(f.status.success(), "{ctx}: mdt: {}", f.stderr);
     });
-    // Without --prometheus there is nothing to add the metric to.
+    // Without --prometheus there is nothing to add the metric to; with --no-labels nothing
+    // to count by (nor to group a flame graph or an alert rule by).
     monitor_common::expect_one_line_error(
         &["trace", "--metric-labels", "tenant", "-p", "1"],
         &["--metric-labels"],
     );
+    for args in [
+        &[
+            "trace",
+            "--no-labels",
+            "--quiet",
+            "--prometheus",
+            "127.0.0.1:1",
+            "--metric-labels",
+            "tenant",
+            "-p",
+            "1",
+        ][..],
+        &[
+            "trace",
+            "--no-labels",
+            "--alert",
+            "count(label:tenant) > 1 within 1m",
+            "-p",
+            "1",
+        ],
+        &[
+            "flame",
+            "--no-labels",
+            "--group-by",
+            "label:tenant",
+            "-p",
+            "1",
+        ],
+        &["trace", "--no-labels", "--labels", "tenant", "-p", "1"],
+    ] {
+        monitor_common::expect_one_line_error(args, &["--no-labels"]);
+    }
 }
 
 /// `count(label:tenant) > 2 within 5m`: one alert per tenant the fixture deleted under more

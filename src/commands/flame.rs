@@ -23,7 +23,12 @@ pub fn run(args: &FlameArgs) -> Result<ExitCode> {
     };
     let (mut profile, launched) = match &args.from {
         Some(path) => (input::read(path, &shape, args.weight)?, None),
-        None if matches!(shape.group_by, flame::GroupBy::Label(_)) => trace_records(args, &shape)?,
+        None if matches!(shape.group_by, flame::GroupBy::Label(_)) => {
+            if args.target.no_labels {
+                bail!("--group-by label:KEY needs the goroutine labels: drop --no-labels");
+            }
+            trace_records(args, &shape)?
+        }
         None => trace(args, &shape)?,
     };
     profile.finish(args.min_count);

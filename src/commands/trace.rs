@@ -31,6 +31,9 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         Some(_) => Mode::Records { sites: true },
         None => Mode::Records { sites: false },
     };
+    if args.target.no_labels && monitoring.as_ref().is_some_and(Monitoring::needs_labels) {
+        bail!("--no-labels: --metric-labels and label:KEY alert rules need the goroutine labels (drop --no-labels)");
+    }
     if args.no_latency && monitoring.as_ref().is_some_and(Monitoring::needs_latency) {
         bail!("--no-latency: the absent() and pNN() alert rules need the exit probes (drop --no-latency, or use --latency-sample)");
     }
@@ -165,6 +168,7 @@ pub fn session_args(t: &TargetArgs) -> (TargetSpec, Options) {
             filter: t.label_filter.clone(),
         },
         label_bytes: t.label_bytes,
+        read_labels: !t.no_labels,
     };
     (spec, options)
 }

@@ -153,6 +153,16 @@ impl Monitoring {
         self.board.is_some() || !self.args.metric_labels.is_empty()
     }
 
+    /// `--metric-labels`, or a rule on a `label:KEY` dimension.
+    pub fn needs_labels(&self) -> bool {
+        use alerts::Dim;
+        !self.args.metric_labels.is_empty()
+            || self.rules.iter().any(|r| {
+                matches!(r.group, Dim::Label(_))
+                    || r.filters.iter().any(|(d, _)| matches!(d, Dim::Label(_)))
+            })
+    }
+
     /// Some rule reads what the exit probes measure (`absent()`, `pNN()`).
     pub fn needs_latency(&self) -> bool {
         self.rules

@@ -183,7 +183,10 @@ impl Session {
             exits,
             weight_latency: options.latency.is_on() && matches!(options.mode, Mode::Stacks { .. }),
             key_plans: crate::symbolize::types::decodes_struct_fields(&binary),
-            labels: binary.labels.map(|l| (l.offset as u32, l.store)),
+            labels: binary
+                .labels
+                .filter(|_| options.read_labels)
+                .map(|l| (l.offset as u32, l.store)),
             label_bytes: options.label_bytes,
             ringbuf_bytes: match options.mode {
                 Mode::Records { .. } => options.limits.buffer_bytes,

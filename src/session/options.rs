@@ -32,6 +32,8 @@ pub struct Options {
     /// and value (`--label-bytes`).
     pub labels: crate::events::LabelOptions,
     pub label_bytes: u32,
+    /// Read goroutine labels (when the binary can have any).
+    pub read_labels: bool,
 }
 
 /// The exit points (outcome and duration of each call) cost a second
