@@ -10,7 +10,8 @@ One run, one workload process, so every ratio is against a baseline of the same 
     and its thread's CPU time (the default metric: it includes the kernel's uprobe and BPF work
     and excludes time spent preempted, so it holds up on a busy machine);
   * for every configuration -- (a) nothing attached, (b) the empty uprobe (the floor: bpftrace
-    `{ }`), (c) mdt at full capture, (d) mdt --sample 0.01, (g) mdt metrics only (--quiet
+    `{ }`), (c) mdt at full capture, (l) the same with --no-labels, (k) the same with 3 pprof
+    labels on the deleting goroutine, (d) mdt --sample 0.01, (g) mdt metrics only (--quiet
     --prometheus --no-latency: no records), (h) mdt --latency (outcome and latency of every
     call: a second uprobe on each exit), (j) metrics with --latency, (z) the floor of (h) and
     (j): empty uprobes at the entry instruction and at every exit point, (e) bpftrace count, (f)
@@ -267,6 +268,14 @@ class Workload:
         self.last = {"n": n, "wall_ns": wall, "cpu_ns": cpu}
         return n, (cpu if METRIC == "cpu" else wall)
 
+    def set_labels(self, n):
+        """Gives the deleting goroutine n pprof labels (0: none)."""
+        self.p.stdin.write(f"labels {n}\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if line.strip() != f"labels: {n}":
+            die(f"workload: unexpected {line!r} after `labels {n}`")
+
     def close(self):
         if self.p.poll() is None:
             try:
@@ -415,6 +424,20 @@ def mdt_kernel_stats(pid):
     return None
 
 
+class Labeled:
+    """A tracer measured while the deleting goroutine carries `n` pprof labels."""
+
+    def __init__(self, tracer, n):
+        self.tracer, self.goroutine_labels = tracer, n
+        self.label, self.cmd = tracer.label, tracer.cmd
+
+    def start(self):
+        self.tracer.start()
+
+    def stop(self):
+        return self.tracer.stop()
+
+
 class Mdt:
     def __init__(self, mdt, pid, extra, label, out_file=None, kernel_stats=False):
         """stdout on /dev/null, or with out_file `-o out_file` (read back at stop).
@@ -524,12 +547,17 @@ class Bpftrace:
 
 
 def measure(workload, tracer, ms, settle):
+    labels = getattr(tracer, "goroutine_labels", 0)
+    if labels:
+        workload.set_labels(labels)
     tracer.start()
     try:
         time.sleep(settle)
         n, ns = workload.phase(ms)
     finally:
         facts = tracer.stop()
+        if labels:
+            workload.set_labels(0)
     facts.update(n=n, ns=ns, ns_per_delete=ns / n,
                  wall_ns_per_delete=workload.last["wall_ns"] / n,
                  cpu_ns_per_delete=workload.last["cpu_ns"] / n)
@@ -684,6 +712,11 @@ def main():
         # the same entry instruction and at the same exits.
         ("h", Mdt(mdt, 0, ["--latency"], "mdt trace --json --latency > /dev/null")),
         ("j", MdtMetrics(mdt, 0, "mdt trace --quiet --prometheus --latency", ["--latency"])),
+        # Goroutine labels (docs/performance.md, "On whose behalf"): the workload links
+        # runtime/pprof, so (c) reads g up to g.labels and finds none; (l) reads no labels at
+        # all (the cost before labels existed); (k) is (c) with 3 labels on the goroutine.
+        ("l", Mdt(mdt, 0, ["--no-labels"], "mdt trace --json --no-labels > /dev/null")),
+        ("k", Labeled(Mdt(mdt, 0, [], "mdt trace --json, 3 labels on the goroutine"), 3)),
         ("z", Bpftrace(binary, "{ }", "empty uprobes at the entry and the exits",
                        also=[f"{EXIT_SYM}{i}" for i in range(len(func.get("exit_points", [])))])),
         ("e", Bpftrace(binary, "{ @c = count(); }", "bpftrace @c = count()")),
@@ -699,7 +732,7 @@ def main():
     results = {k: [] for k, _ in configs}
     workload = Workload(binary, args.key, args.depth)
     for k, t in configs:
-        if isinstance(t, Mdt):
+        if isinstance(t, (Mdt, Labeled)):
             t.cmd[t.cmd.index("-p") + 1] = str(workload.pid)
     lost, prog = None, {}
     try:
@@ -809,7 +842,11 @@ def main():
           f"{spread:>14}{r['wall_ns_per_delete']:>9.0f}  {tgt}")
     p("added = ns/delete - (a); x floor = added / (b)'s added. (x) and (y) are for reference.")
     # What a delete did: the exit probes' cost, and the default it decides (issue 12).
-    add = {k: med[k] - base for k in ("c", "g", "h", "j", "z")}
+    add = {k: med[k] - base for k in ("c", "g", "h", "j", "z", "k", "l")}
+    # On whose behalf: the labels' cost (issue 14).
+    p(f"labels: (c)-(l) = {add['c'] - add['l']:+.0f} ns per delete for reading g up to g.labels "
+      f"and finding none ((c) = {add['c'] / add['l']:.3f}x (l)); 3 labels on the goroutine: "
+      f"(k)-(c) = {add['k'] - add['c']:+.0f} ns ((k) = {add['k'] / add['c']:.2f}x (c))")
     if add["c"] > 0 and add["z"] > 0:
         vs_full = add["h"] / add["c"]
         p(f"outcome+latency: (h) adds {add['h']:.0f} ns = {vs_full:.2f}x full capture (c); "
