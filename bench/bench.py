@@ -437,6 +437,10 @@ class Labeled:
     def stop(self):
         return self.tracer.stop()
 
+    @property
+    def p(self):
+        return self.tracer.p
+
 
 class Mdt:
     def __init__(self, mdt, pid, extra, label, out_file=None, kernel_stats=False):
@@ -584,6 +588,9 @@ def bpf_prog_time(workload, tracer, ms, settle):
     knob = Path("/proc/sys/kernel/bpf_stats_enabled")
     old = knob.read_text().strip()
     knob.write_text("1")
+    labels = getattr(tracer, "goroutine_labels", 0)
+    if labels:
+        workload.set_labels(labels)
     try:
         tracer.start()
         try:
@@ -595,6 +602,8 @@ def bpf_prog_time(workload, tracer, ms, settle):
             tracer.stop()
     finally:
         knob.write_text(old)
+        if labels:
+            workload.set_labels(0)
     runs = b[1] - a[1]
     return {"ns_per_run": (b[0] - a[0]) / runs if runs else float("nan"), "runs": runs,
             "deletes": n, "ns_per_delete": ns / n}
@@ -781,7 +790,7 @@ def main():
             f"wall ns/delete; records={lost['records']} lost={lost['lost']}")
         # Where mdt's cost goes: its BPF program's own run time per hit.
         prog = {}
-        for k in ("b", "c", "d", "g", "e", "f"):
+        for k in ("b", "c", "l", "k", "d", "g", "e", "f"):
             t = dict(configs)[k]
             prog[k] = bpf_prog_time(workload, t, args.phase_ms, args.settle)
             log(f"bench: bpf stats ({k}) {t.label}: program {prog[k]['ns_per_run']:.0f} ns "
