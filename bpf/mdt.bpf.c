@@ -1243,22 +1243,62 @@ static __always_inline __u32 label_len(__u64 len, __u8 *flags, __u8 cut)
 	return len;
 }
 
-/* Label i of s->lhdr, as a struct mdt_label, at s->lab[s->lab_off]. */
-static __always_inline void copy_label(struct scratch *s, __u32 i)
+/*
+ * --labels KEY,...: whether a key of `len` bytes could be one of them (by
+ * its length: then nothing of it is read when it cannot), and whether its
+ * first bytes `head` (at most 8, zero-padded) are one's. A prefilter: user
+ * space compares the whole keys.
+ */
+static __always_inline bool label_len_wanted(__u64 len)
+{
+	for (__u32 k = 0; k < MDT_MAX_LABEL_KEYS; k++)
+		if (k < mdt_cfg.label_keys && mdt_cfg.label_key_len[k] == len)
+			return true;
+	return false;
+}
+
+static __always_inline bool label_head_wanted(__u64 len, __u64 head)
+{
+	for (__u32 k = 0; k < MDT_MAX_LABEL_KEYS; k++)
+		if (k < mdt_cfg.label_keys && mdt_cfg.label_key_len[k] == len &&
+		    mdt_cfg.label_key_head[k] == head)
+			return true;
+	return false;
+}
+
+/*
+ * Label i of s->lhdr, as a struct mdt_label, at s->lab[s->lab_off] (or
+ * nothing, for a key --labels does not want). Returns 1 when there is no
+ * room left.
+ */
+static __always_inline int copy_label(struct scratch *s, __u32 i)
 {
 	__u32 off = s->lab_off, kn, vn;
+	__u64 klen, head = 0;
 	__u8 flags = 0;
 
 	if (off > MDT_LABEL_AREA - (4 + 2 * MDT_MAX_LABEL_BYTES) || i >= MDT_MAX_LABELS)
-		return;
-	kn = label_len(s->lhdr[4 * i + 1], &flags, MDT_LABEL_KEY_CUT);
+		return 1;
+	klen = s->lhdr[4 * i + 1];
+	if (mdt_cfg.label_keys && !label_len_wanted(klen))
+		return 0;
+	kn = label_len(klen, &flags, MDT_LABEL_KEY_CUT);
 	vn = label_len(s->lhdr[4 * i + 3], &flags, MDT_LABEL_VALUE_CUT);
 	barrier_var(kn);
 	barrier_var(vn);
 	if (kn > MDT_MAX_LABEL_BYTES || vn > MDT_MAX_LABEL_BYTES)
-		return;
-	if ((kn && bpf_probe_read_user(&s->lab[off + 4], kn, (const void *)s->lhdr[4 * i])) ||
-	    (vn && bpf_probe_read_user(&s->lab[off + 4 + kn], vn, (const void *)s->lhdr[4 * i + 2]))) {
+		return 1;
+	if (kn && bpf_probe_read_user(&s->lab[off + 4], kn, (const void *)s->lhdr[4 * i])) {
+		flags |= MDT_LABEL_FAULT;
+		kn = vn = 0;
+	} else if (mdt_cfg.label_keys) {
+		__builtin_memcpy(&head, &s->lab[off + 4], 8);
+		if (kn < 8)
+			head &= (1ULL << (8 * kn)) - 1;
+		if (!label_head_wanted(klen, head))
+			return 0;
+	}
+	if (vn && bpf_probe_read_user(&s->lab[off + 4 + kn], vn, (const void *)s->lhdr[4 * i + 2])) {
 		flags |= MDT_LABEL_FAULT;
 		kn = vn = 0;
 	}
@@ -1267,7 +1307,8 @@ static __always_inline void copy_label(struct scratch *s, __u32 i)
 	s->lab[off + 2] = flags;
 	s->lab[off + 3] = 0;
 	s->lab_off = off + 4 + kn + vn;
-	s->ev.labels = i + 1;
+	s->ev.labels++;
+	return 0;
 }
 
 /*
@@ -1289,10 +1330,11 @@ __noinline int mdt_read_labels(struct scratch *s, __u64 set)
 	for (__u32 i = 0; i < MDT_MAX_LABELS; i++) {
 		if (i >= s->lab_n)
 			break;
-		copy_label(s, i);
+		if (copy_label(s, i)) {
+			s->ev.labels_flags |= MDT_LABELS_MORE;
+			break;
+		}
 	}
-	if (s->ev.labels < s->lab_n)
-		s->ev.labels_flags |= MDT_LABELS_MORE;
 	return s->lab_off;
 }
 

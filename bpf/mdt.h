@@ -66,6 +66,8 @@ enum mdt_limits {
 	MDT_MAX_LABEL_BYTES = 128,
 	MDT_LABEL_AREA = MDT_MAX_LABELS * (4 + 2 * MDT_MAX_LABEL_BYTES),
 	MDT_MAX_LABEL_BUCKETS = 8,
+	/* --labels KEY,...: keys the probe keeps (by length and first bytes). */
+	MDT_MAX_LABEL_KEYS = 8,
 };
 
 /*
@@ -537,7 +539,11 @@ struct mdt_config {
 	__u32 labels_offset;
 	__u32 label_store;
 	__u32 label_bytes;
-	__u32 __pad;
+	/* --labels KEY,...: how many keys (0: every label), each key's length
+	 * and its first 8 bytes (zero-padded, as a little-endian word). */
+	__u32 label_keys;
+	__u16 label_key_len[MDT_MAX_LABEL_KEYS];
+	__u64 label_key_head[MDT_MAX_LABEL_KEYS];
 	/* Per attach point (index = probe id). */
 	struct mdt_probe_cfg probes[MDT_MAX_PROBES];
 };
@@ -600,7 +606,7 @@ _Static_assert(sizeof(struct mdt_outcome) == 32, "mdt_outcome layout changed");
 _Static_assert(sizeof(struct mdt_site_count) == 32, "mdt_site_count layout changed");
 _Static_assert(sizeof(struct mdt_latency_key) == 16, "mdt_latency_key layout changed");
 _Static_assert(sizeof(struct mdt_label) == 4, "mdt_label layout changed");
-_Static_assert(sizeof(struct mdt_config) == 88 + 8 * MDT_MAX_PROBES,
+_Static_assert(sizeof(struct mdt_config) == 168 + 8 * MDT_MAX_PROBES,
 	       "mdt_config layout changed");
 
 #endif /* __MDT_H */

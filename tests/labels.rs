@@ -418,6 +418,39 @@ fn pid_mode_and_the_label_flags() {
             "{ctx} --label-filter: {s}"
         );
 
+        // --labels endpoint --label-filter tenant=^t1$: the probe also copies the filter's key
+        // (not shown): the t1 deletes, with their endpoint only.
+        let t = trace(
+            &ctx,
+            &bin,
+            &Scratch::new("labels-keys-filter"),
+            &["--labels", "endpoint", "--label-filter", "tenant=^t1$"],
+        );
+        let got: Vec<(u64, BTreeMap<String, String>)> = t
+            .records
+            .iter()
+            .filter(|r| r["type"] == "delete")
+            .map(|r| (r["key"].as_u64().unwrap(), labels_of(r)))
+            .collect();
+        let want: Vec<(u64, BTreeMap<String, String>)> = t
+            .want
+            .iter()
+            .filter(|(_, e)| e.labels.get("tenant").is_some_and(|v| v == b"t1"))
+            .map(|(k, e)| {
+                let shown_labels = e
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| *k == "endpoint")
+                    .map(|(k, v)| (k.clone(), shown(v)))
+                    .collect();
+                (*k, shown_labels)
+            })
+            .collect();
+        assert_eq!(
+            got, want,
+            "{ctx} --labels endpoint --label-filter tenant=^t1$"
+        );
+
         // --redact-labels: the same keys, each value a stable hash (equal values, equal
         // hashes); --redact-keys leaves labels alone.
         let t = trace(
@@ -668,6 +701,28 @@ fn metrics_count_deletes_by_label() {
         &["trace", "--no-labels", "--labels", "tenant", "-p", "1"],
     ] {
         monitor_common::expect_one_line_error(args, &["--no-labels"]);
+    }
+    for args in [
+        &[
+            "trace",
+            "--labels",
+            "endpoint",
+            "--alert",
+            "count(label:tenant) > 1 within 1m",
+            "-p",
+            "1",
+        ][..],
+        &[
+            "flame",
+            "--labels",
+            "endpoint",
+            "--group-by",
+            "label:tenant",
+            "-p",
+            "1",
+        ],
+    ] {
+        monitor_common::expect_one_line_error(args, &["--labels keeps only endpoint"]);
     }
 }
 

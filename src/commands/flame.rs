@@ -27,6 +27,16 @@ pub fn run(args: &FlameArgs) -> Result<ExitCode> {
             if args.target.no_labels {
                 bail!("--group-by label:KEY needs the goroutine labels: drop --no-labels");
             }
+            if let (Some(kept), flame::GroupBy::Label(k)) =
+                (&args.target.label_keys, &shape.group_by)
+            {
+                if !kept.contains(k) {
+                    bail!(
+                        "--labels keeps only {}: --group-by label:{k} needs {k} too",
+                        kept.join(",")
+                    );
+                }
+            }
             trace_records(args, &shape)?
         }
         None => trace(args, &shape)?,

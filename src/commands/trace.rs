@@ -34,6 +34,11 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     if args.target.no_labels && monitoring.as_ref().is_some_and(Monitoring::needs_labels) {
         bail!("--no-labels: --metric-labels and label:KEY alert rules need the goroutine labels (drop --no-labels)");
     }
+    if let (Some(kept), Some(m)) = (&options.labels.keys, &monitoring) {
+        if let Some(k) = m.label_keys().iter().find(|k| !kept.contains(k)) {
+            bail!("--labels keeps only {}: --metric-labels and label:KEY rules can only use those (add {k})", kept.join(","));
+        }
+    }
     if args.no_latency && monitoring.as_ref().is_some_and(Monitoring::needs_latency) {
         bail!("--no-latency: the absent() and pNN() alert rules need the exit probes (drop --no-latency, or use --latency-sample)");
     }

@@ -68,6 +68,18 @@ pub struct LabelOptions {
 }
 
 impl LabelOptions {
+    /// The keys the probe must copy: `--labels` and the `--label-filter`
+    /// key; empty (all) without `--labels`.
+    pub fn probe_keys(&self) -> Vec<String> {
+        let mut keys = self.keys.clone().unwrap_or_default();
+        if let (false, Some((key, _))) = (keys.is_empty(), &self.filter) {
+            if !keys.contains(key) {
+                keys.push(key.clone());
+            }
+        }
+        keys
+    }
+
     /// The labels of a record, as the options keep them; None when the
     /// goroutine had none (or none that is kept).
     pub fn labels_of(&self, raw: &RawLabels<'_>) -> Option<Arc<Labels>> {

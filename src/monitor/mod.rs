@@ -155,12 +155,21 @@ impl Monitoring {
 
     /// `--metric-labels`, or a rule on a `label:KEY` dimension.
     pub fn needs_labels(&self) -> bool {
+        !self.label_keys().is_empty()
+    }
+
+    /// The goroutine label keys `--metric-labels` and the rules read.
+    pub fn label_keys(&self) -> Vec<String> {
         use alerts::Dim;
-        !self.args.metric_labels.is_empty()
-            || self.rules.iter().any(|r| {
-                matches!(r.group, Dim::Label(_))
-                    || r.filters.iter().any(|(d, _)| matches!(d, Dim::Label(_)))
-            })
+        let mut keys = self.args.metric_labels.clone();
+        for r in &self.rules {
+            for d in std::iter::once(&r.group).chain(r.filters.iter().map(|(d, _)| d)) {
+                if let Dim::Label(k) = d {
+                    keys.push(k.to_string());
+                }
+            }
+        }
+        keys
     }
 
     /// Some rule reads what the exit probes measure (`absent()`, `pNN()`).

@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 
 use super::skel::types;
 use super::{
-    MdtConfig, DEFAULT_KEY_TYPE_OFFSET, MAX_KEY_BYTES, MAX_LABEL_BYTES, MAX_PROBES,
+    MdtConfig, DEFAULT_KEY_TYPE_OFFSET, MAX_KEY_BYTES, MAX_LABEL_BYTES, MAX_LABEL_KEYS, MAX_PROBES,
     MAX_STACK_DEPTH, SAMPLE_ALL,
 };
 use crate::gobin::funcs::KeyArg;
@@ -137,6 +137,9 @@ pub struct ProbeConfig {
     pub labels: Option<(u32, LabelStore)>,
     /// Bytes kept of each label key and value, `1..=MAX_LABEL_BYTES`.
     pub label_bytes: u32,
+    /// Only labels with these keys are copied (at most [`MAX_LABEL_KEYS`]);
+    /// empty: all. The probe tells them by length and first 8 bytes.
+    pub label_keys: Vec<String>,
     /// Drop hits from other processes in the program too: only needed
     /// where the kernel does not filter the links by process itself (see
     /// `mdt_config.check_tgid`); costs a helper call per hit.
@@ -167,6 +170,7 @@ impl Default for ProbeConfig {
             probe_vas: Vec::new(),
             labels: None,
             label_bytes: 64,
+            label_keys: Vec::new(),
             check_tgid: true,
         }
     }
@@ -215,8 +219,20 @@ impl ProbeConfig {
                 Some((_, LabelStore::Slice)) => types::mdt_label_store::MDT_LABELS_SLICE.0,
             },
             label_bytes: self.label_bytes.min(MAX_LABEL_BYTES as u32),
+            label_keys: self.label_keys.len() as u32,
             ..MdtConfig::default()
         };
+        if self.label_keys.len() > MAX_LABEL_KEYS {
+            bail!(
+                "--labels: at most {MAX_LABEL_KEYS} keys, {} given",
+                self.label_keys.len()
+            );
+        }
+        for (i, key) in self.label_keys.iter().enumerate() {
+            let (len, head) = label_key_filter(key.as_bytes(), raw.label_bytes as usize);
+            raw.label_key_len[i] = len;
+            raw.label_key_head[i] = head;
+        }
         if raw.labels_offset as usize + 8 > G_HEAD_BYTES {
             bail!(
                 "runtime.g.labels at offset {} is past what the probe reads of g ({G_HEAD_BYTES} bytes)",
@@ -264,6 +280,18 @@ impl ProbeConfig {
         }
         Some(table)
     }
+}
+
+/// A `--labels` key as the probe compares it: its length and its first 8
+/// bytes (at most the `label_bytes` it copies), zero-padded.
+fn label_key_filter(key: &[u8], label_bytes: usize) -> (u16, u64) {
+    let mut head = [0u8; 8];
+    let n = key.len().min(8).min(label_bytes);
+    head[..n].copy_from_slice(&key[..n]);
+    (
+        u16::try_from(key.len()).unwrap_or(u16::MAX),
+        u64::from_le_bytes(head),
+    )
 }
 
 /// `mdt_config.wakeup_bytes`: each CPU wakes the reader once per this many
@@ -322,5 +350,21 @@ mod tests {
             ..cfg
         };
         assert!(missing.probe_by_pc().is_none());
+    }
+
+    #[test]
+    fn label_keys_are_compared_by_length_and_first_bytes() {
+        assert_eq!(label_key_filter(b"ab", 64), (2, 0x6261));
+        assert_eq!(
+            label_key_filter(b"endpoint-long", 64),
+            (13, u64::from_le_bytes(*b"endpoint"))
+        );
+        // What the probe copies is at most label_bytes.
+        assert_eq!(label_key_filter(b"tenant", 2), (6, 0x6574));
+        let cfg = ProbeConfig {
+            label_keys: (0..9).map(|i| format!("k{i}")).collect(),
+            ..ProbeConfig::default()
+        };
+        assert!(cfg.to_raw().is_err(), "at most MAX_LABEL_KEYS keys");
     }
 }

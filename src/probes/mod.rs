@@ -160,6 +160,8 @@ const _: () = {
 pub const MAX_LABELS: usize = types::mdt_limits::MDT_MAX_LABELS.0 as usize;
 pub const MAX_LABEL_BYTES: usize = types::mdt_limits::MDT_MAX_LABEL_BYTES.0 as usize;
 pub const LABEL_AREA: usize = types::mdt_limits::MDT_LABEL_AREA.0 as usize;
+/// Keys `--labels` can name (the probe keeps only those).
+pub const MAX_LABEL_KEYS: usize = types::mdt_limits::MDT_MAX_LABEL_KEYS.0 as usize;
 
 /// Strings and interfaces inside a key whose pointers the probe follows
 /// (`MDT_KEY_SLOTS`).
@@ -172,7 +174,7 @@ const _: () =
 const _: () = assert!(std::mem::offset_of!(MdtEvent, stack) == 88);
 const _: () = assert!(size_of::<types::mdt_label>() == 4);
 const _: () = assert!(size_of::<MdtProbeCfg>() == 8);
-const _: () = assert!(size_of::<MdtConfig>() == 88 + 8 * MAX_PROBES);
+const _: () = assert!(size_of::<MdtConfig>() == 168 + 8 * MAX_PROBES);
 const _: () = assert!(size_of::<MdtExit>() == 40);
 const _: () = assert!(size_of::<types::mdt_outcome>() == 32);
 const _: () = assert!(size_of::<types::mdt_site_count>() == 32);

@@ -188,6 +188,7 @@ impl Session {
                 .filter(|_| options.read_labels)
                 .map(|l| (l.offset as u32, l.store)),
             label_bytes: options.label_bytes,
+            label_keys: options.labels.probe_keys(),
             ringbuf_bytes: match options.mode {
                 Mode::Records { .. } => options.limits.buffer_bytes,
                 // Nothing is sent: the smallest ring the kernel allows.
