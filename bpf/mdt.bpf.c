@@ -1229,11 +1229,13 @@ fault:
 	s->ev.labels_flags |= MDT_LABELS_FAULT;
 }
 
-/* Bytes of a label string to copy: at most label_bytes; *cut if fewer. */
-static __always_inline __u32 label_len(__u64 len, __u8 *flags, __u8 cut)
+/*
+ * Bytes of a label string to copy: at most `max` (label_bytes for a value,
+ * MDT_MAX_LABEL_BYTES for a key, so that a key --labels names is never cut
+ * short of itself); *cut if fewer.
+ */
+static __always_inline __u32 label_len(__u64 len, __u32 max, __u8 *flags, __u8 cut)
 {
-	__u32 max = mdt_cfg.label_bytes;
-
 	if (max > MDT_MAX_LABEL_BYTES)
 		max = MDT_MAX_LABEL_BYTES;
 	if (len > max) {
@@ -1282,8 +1284,8 @@ static __always_inline int copy_label(struct scratch *s, __u32 i)
 	klen = s->lhdr[4 * i + 1];
 	if (mdt_cfg.label_keys && !label_len_wanted(klen))
 		return 0;
-	kn = label_len(klen, &flags, MDT_LABEL_KEY_CUT);
-	vn = label_len(s->lhdr[4 * i + 3], &flags, MDT_LABEL_VALUE_CUT);
+	kn = label_len(klen, MDT_MAX_LABEL_BYTES, &flags, MDT_LABEL_KEY_CUT);
+	vn = label_len(s->lhdr[4 * i + 3], mdt_cfg.label_bytes, &flags, MDT_LABEL_VALUE_CUT);
 	barrier_var(kn);
 	barrier_var(vn);
 	if (kn > MDT_MAX_LABEL_BYTES || vn > MDT_MAX_LABEL_BYTES)
@@ -1477,8 +1479,9 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	struct task_struct *task;
 	bool latency;
 	__u64 seq, g, ts;
-	__u32 words, key_n;
+	__u32 words, key_n, labels_n;
 	struct mdt_event *e;
+	__u64 seen;
 	struct scratch *s;
 	__u8 kind;
 
@@ -1516,7 +1519,7 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	s = bpf_map_lookup_elem(&scratch_space, &zero);
 	if (!s)
 		return 0;
-	s->entries++;
+	seen = ++s->entries;
 	e = &s->ev;
 	/* The header is rewritten in full; key[] and stack[] are read only as
 	 * far as key_len and stack_depth say. */
@@ -1559,7 +1562,16 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	barrier_var(key_n);
 	if (key_n > MDT_MAX_KEY_BYTES) /* for the verifier */
 		return 0;
-	key_n += read_labels(s, (__u8 *)&e->stack[words] + key_n);
+	labels_n = read_labels(s, (__u8 *)&e->stack[words] + key_n);
+	/* Another hit on this CPU preempted this one and reused the scratch
+	 * space: the labels may be its goroutine's. Sent without them. */
+	if (s->entries != seen) {
+		e->labels = 0;
+		e->labels_n = 0;
+		e->labels_flags |= MDT_LABELS_FAULT;
+		labels_n = 0;
+	}
+	key_n += labels_n;
 	e->exit_expected = latency;
 	/* One clock reading for the record and its pending entry (not read
 	 * back from the per-CPU scratch, which a preempting probe may reuse):

@@ -58,8 +58,8 @@ enum mdt_limits {
 	MDT_PLAN_STEPS = 96,
 	MDT_PLAN_STACK = 24,
 	/* Goroutine labels (runtime/pprof): at most MDT_MAX_LABELS of them per
-	 * record, each key and each value cut at mdt_config.label_bytes
-	 * (<= MDT_MAX_LABEL_BYTES); MDT_LABEL_AREA bytes hold them all. A
+	 * record, each value cut at mdt_config.label_bytes and each key at
+	 * MDT_MAX_LABEL_BYTES; MDT_LABEL_AREA bytes hold them all. A
 	 * classic-map label set (Go <= 1.23) is read from at most
 	 * MDT_MAX_LABEL_BUCKETS buckets, overflow buckets included. */
 	MDT_MAX_LABELS = 16, /* a power of two */
@@ -336,7 +336,8 @@ struct mdt_label {
 };
 
 enum mdt_label_flags {
-	/* The key / the value is longer than label_bytes: cut there. */
+	/* The key is longer than MDT_MAX_LABEL_BYTES / the value than
+	 * label_bytes: cut there. */
 	MDT_LABEL_KEY_CUT = 1,
 	MDT_LABEL_VALUE_CUT = 2,
 	/* Reading its bytes failed: the lengths are 0. */
@@ -535,7 +536,7 @@ struct mdt_config {
 	 * they were shifted left by one). */
 	__u32 key_plans;
 	/* Goroutine labels: offset of runtime.g.labels (0 = none), enum
-	 * mdt_label_store, and the bytes kept of each key and value. */
+	 * mdt_label_store, and the bytes kept of each value. */
 	__u32 labels_offset;
 	__u32 label_store;
 	__u32 label_bytes;

@@ -167,13 +167,15 @@ fn shown(bytes: &[u8]) -> String {
     out
 }
 
-/// What mdt must show of `e`'s labels with `--label-bytes cut`: (labels, truncated).
+/// What mdt must show of `e`'s labels with `--label-bytes cut` (values; keys are cut at
+/// 128 bytes): (labels, truncated).
 fn want_labels(e: &Expected, cut: usize) -> (BTreeMap<String, String>, bool) {
+    const KEY_CUT: usize = 128;
     let mut truncated = e.labels.len() > MAX_LABELS;
     let mut out = BTreeMap::new();
     for (k, v) in &e.labels {
-        truncated |= k.len() > cut || v.len() > cut;
-        let k = shown(&k.as_bytes()[..k.len().min(cut)]);
+        truncated |= k.len() > KEY_CUT || v.len() > cut;
+        let k = shown(&k.as_bytes()[..k.len().min(KEY_CUT)]);
         out.insert(k, shown(&v[..v.len().min(cut)]));
     }
     (out, truncated)
@@ -289,7 +291,7 @@ fn every_delete_carries_its_labels() {
             let bin = common::build_fixture("labels", tc, v);
             let dir = Scratch::new("labels");
             let t = trace(&ctx, &bin, &dir, &[]);
-            assert!(t.want.len() >= 39, "{ctx}: {} deletes", t.want.len());
+            assert!(t.want.len() >= 42, "{ctx}: {} deletes", t.want.len());
             let problems = check_records(&t.records, &t.want, 64);
             assert!(
                 problems.is_empty(),
@@ -357,6 +359,50 @@ fn pid_mode_and_the_label_flags() {
             "{ctx} --label-bytes 8:\n{}",
             problems.join("\n")
         );
+
+        // --labels trace_id --label-bytes 4: a key longer than --label-bytes is still found
+        // (keys are not cut at it), its value is.
+        let t = trace(
+            &ctx,
+            &bin,
+            &Scratch::new("labels-key-long"),
+            &["--labels", "trace_id", "--label-bytes", "4"],
+        );
+        for r in t.records.iter().filter(|r| r["type"] == "delete") {
+            let e = &t.want[&r["key"].as_u64().unwrap()];
+            match e.labels.get("trace_id") {
+                Some(_) => {
+                    assert_eq!(labels_of(r)["trace_id"], "0123", "{ctx}: {r}");
+                    assert_eq!(r["labels_truncated"], true, "{ctx}: {r}");
+                }
+                None if e.labels.len() <= MAX_LABELS => {
+                    assert!(r.get("labels").is_none(), "{ctx}: {r}")
+                }
+                None => {}
+            }
+        }
+        // --labels requestid2: the probe's prefilter (length and first 8 bytes) lets
+        // requestid1 through too; user space keeps requestid2 only.
+        let t = trace(
+            &ctx,
+            &bin,
+            &Scratch::new("labels-similar"),
+            &["--labels", "requestid2"],
+        );
+        let similar: Vec<_> = t
+            .records
+            .iter()
+            .filter(|r| {
+                r["type"] == "delete" && t.want[&r["key"].as_u64().unwrap()].case == "similar"
+            })
+            .collect();
+        assert_eq!(similar.len(), 3, "{ctx}");
+        for r in similar {
+            let want: BTreeMap<String, String> =
+                [("requestid2".to_string(), "b".to_string())].into();
+            assert_eq!(labels_of(r), want, "{ctx}: {r}");
+            assert!(r.get("labels_truncated").is_none(), "{ctx}: {r}");
+        }
 
         // --labels tenant,endpoint: only those keys; a delete without them has no labels.
         let t = trace(
@@ -573,6 +619,28 @@ fn flame_groups_by_a_label() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(by_root(&folded(&from)), want_by(&t.want), "{ctx}: --from");
+        // --label-filter in a flame graph: records, not the kernel's counts (which have no
+        // labels): exactly the t1 deletes.
+        let only = dir.path("t1.folded");
+        let mut cmd = Command::new(mdt_bin());
+        cmd.args(["flame", "--label-filter", "tenant=^t1$", "-o"])
+            .arg(&only)
+            .arg("--")
+            .arg(&bin);
+        let mut p = Proc::spawn(
+            &format!("{ctx}: mdt flame --label-filter"),
+            cmd,
+            Stdio::null(),
+        );
+        let f = p.finish(RUN_TIMEOUT, "mdt flame --label-filter");
+        assert!(f.status.success(), "{ctx}: {}", f.stderr);
+        let t1 = want_by(&want)["tenant=t1"];
+        assert_eq!(
+            folded(&only).values().sum::<u64>(),
+            t1,
+            "{ctx}: --label-filter"
+        );
+
         // A malformed grouping is one line and exit 2.
         let out = common::output_retrying(Command::new(mdt_bin()).args([
             "flame",

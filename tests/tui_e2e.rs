@@ -394,9 +394,13 @@ fn tui_shows_the_fixture_and_survives_its_exit() {
         "no call site in the Events view:\n{s}"
     );
 
-    // Tab cycles Events → Alerts → Callers; then filter on a function name.
+    // Tab cycles Events → Alerts → Labels → Callers; then filter on a function name.
     tmux.keys(&["Tab"]);
     tmux.wait("the Alerts view", |s| s.contains("no alert rules"));
+    tmux.keys(&["Tab"]);
+    tmux.wait("the Labels view (no labels in this fixture)", |s| {
+        s.contains("LABEL") && s.contains("(no labels)")
+    });
     tmux.keys(&["Tab"]);
     tmux.wait("the Callers view", |s| s.contains("MAP TYPES"));
     tmux.keys(&["/"]);

@@ -23,9 +23,12 @@ pub fn run(args: &FlameArgs) -> Result<ExitCode> {
     };
     let (mut profile, launched) = match &args.from {
         Some(path) => (input::read(path, &shape, args.weight)?, None),
-        None if matches!(shape.group_by, flame::GroupBy::Label(_)) => {
+        // Labels come with records only: the kernel's stack counts have none.
+        None if matches!(shape.group_by, flame::GroupBy::Label(_))
+            || args.target.label_filter.is_some() =>
+        {
             if args.target.no_labels {
-                bail!("--group-by label:KEY needs the goroutine labels: drop --no-labels");
+                bail!("--group-by label:KEY and --label-filter need the goroutine labels: drop --no-labels");
             }
             if let (Some(kept), flame::GroupBy::Label(k)) =
                 (&args.target.label_keys, &shape.group_by)
@@ -218,9 +221,9 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i
     Ok((profile, launched.then_some((summary, pid))))
 }
 
-/// Traces with a record per delete, shaped in user space: for shapes the
-/// kernel's counts cannot give (`--group-by label:KEY`: the labels come with
-/// the records). Records the kernel could not deliver are counted in the
+/// Traces with a record per delete, shaped in user space: for what the
+/// kernel's counts cannot give (`--group-by label:KEY`, `--label-filter`:
+/// the labels come with the records). Records the kernel could not deliver are counted in the
 /// summary and left out of the graph (a warning says how many).
 fn trace_records(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i32)>)> {
     let signals = Signals::install()?;
@@ -233,6 +236,7 @@ fn trace_records(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Su
     let session = Session::start(spec, options)?;
     let pid = session.pid();
     super::trace::announce(&session);
+    super::trace::warn_if_no_labels(&session, true);
     let mut sink = ProfileSink {
         profile: Profile {
             weight: args.weight,

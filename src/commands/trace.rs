@@ -27,12 +27,17 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     let mut monitoring = monitoring(args)?;
     options.mode = match &monitoring {
         // Metrics alone need no records: the kernel counts every call site.
-        Some(m) if args.quiet && !m.needs_records() => Mode::Sites,
+        Some(m) if args.quiet && !m.needs_records() && args.target.label_filter.is_none() => {
+            Mode::Sites
+        }
         Some(_) => Mode::Records { sites: true },
         None => Mode::Records { sites: false },
     };
     if args.target.no_labels && monitoring.as_ref().is_some_and(Monitoring::needs_labels) {
         bail!("--no-labels: --metric-labels and label:KEY alert rules need the goroutine labels (drop --no-labels)");
+    }
+    if args.target.redact_labels && monitoring.as_ref().is_some_and(Monitoring::filters_labels) {
+        bail!("--redact-labels: label:KEY=\"VALUE\" alert filters would compare hashed values; filter with --label-filter KEY=REGEX instead");
     }
     if let (Some(kept), Some(m)) = (&options.labels.keys, &monitoring) {
         if let Some(k) = m.label_keys().iter().find(|k| !kept.contains(k)) {
@@ -73,6 +78,9 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         session.set_observer(Box::new(m.start(pid, !tui)?));
     }
     announce(&session);
+    let labels_used =
+        labels_asked(&args.target) || monitoring.as_ref().is_some_and(Monitoring::needs_labels);
+    warn_if_no_labels(&session, labels_used);
     if let Some(addr) = monitoring.as_ref().and_then(Monitoring::metrics_addr) {
         eprintln!("mdt: metrics at http://{addr}/metrics");
     }
@@ -176,6 +184,19 @@ pub fn session_args(t: &TargetArgs) -> (TargetSpec, Options) {
         read_labels: !t.no_labels,
     };
     (spec, options)
+}
+
+/// The label flags that only mean something when labels can be read.
+pub fn labels_asked(t: &TargetArgs) -> bool {
+    t.label_keys.is_some() || t.label_filter.is_some() || t.redact_labels
+}
+
+/// One line when labels were asked for but the target cannot have any (it
+/// does not link runtime/pprof) or mdt cannot find them.
+pub fn warn_if_no_labels(session: &Session, asked: bool) {
+    if asked && session.binary.labels.is_none() {
+        eprintln!("mdt: warning: {} cannot have goroutine labels (runtime/pprof is not linked) or mdt does not know where this Go release keeps them: no delete will have labels", session.binary.path.display());
+    }
 }
 
 /// One line on stderr once every probe is armed: tells a person (and a

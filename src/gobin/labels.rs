@@ -77,10 +77,14 @@ pub fn from_dwarf(elf: &Elf) -> Option<u64> {
     member_offset(&dwarf, "runtime.g", "labels")
 }
 
+/// The largest offset of `g.labels` the probe can read with the head of g
+/// (`MDT_G_HEAD_BYTES` less the pointer).
+pub const G_LABELS_MAX: u64 = 504;
+
 /// The displacement of the store of the labels into the goroutine: the last
 /// 8-byte store through a base register other than SP, BP and R11 (the
-/// write barrier's buffer) at an offset a `runtime.g` field can have.
-/// amd64 only.
+/// write barrier's buffer) at an offset a `runtime.g` field can have and
+/// the probe can read. amd64 only.
 pub fn from_code(code: &[u8], entry: u64) -> Option<u64> {
     let mut decoder = Decoder::with_ip(64, code, entry, DecoderOptions::NONE);
     let mut insn = Instruction::default();
@@ -97,7 +101,7 @@ pub fn from_code(code: &[u8], entry: u64) -> Option<u64> {
                 Register::RSP | Register::RBP | Register::R11 | Register::None | Register::RIP
             )
             && insn.memory_index() == Register::None
-            && (0x100..0x400).contains(&insn.memory_displacement64())
+            && (0x100..=G_LABELS_MAX).contains(&insn.memory_displacement64())
         {
             found = Some(insn.memory_displacement64());
         }

@@ -186,11 +186,15 @@ impl GoBinary {
                 _ => layout::from_version(version),
             }
         });
-        let labels = match (&names.set_prof_label, elf.arch) {
-            (Some(f), Arch::X86_64) if exact => {
-                let code = pclntab.func_range(f, text_base).and_then(|(start, end)| {
-                    Some((elf.read_va(start, end.checked_sub(start)?)?, start))
-                });
+        let labels = match &names.set_prof_label {
+            Some(f) if exact => {
+                // The machine-code rule reads amd64 instructions.
+                let code = pclntab
+                    .func_range(f, text_base)
+                    .filter(|_| elf.arch == Arch::X86_64)
+                    .and_then(|(start, end)| {
+                        Some((elf.read_va(start, end.checked_sub(start)?)?, start))
+                    });
                 labels::find(&elf, version, code)
             }
             _ => None,

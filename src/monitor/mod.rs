@@ -158,6 +158,15 @@ impl Monitoring {
         !self.label_keys().is_empty()
     }
 
+    /// Some rule filters on a label's value (`label:KEY="v"`).
+    pub fn filters_labels(&self) -> bool {
+        self.rules.iter().any(|r| {
+            r.filters
+                .iter()
+                .any(|(d, _)| matches!(d, alerts::Dim::Label(_)))
+        })
+    }
+
     /// The goroutine label keys `--metric-labels` and the rules read.
     pub fn label_keys(&self) -> Vec<String> {
         use alerts::Dim;

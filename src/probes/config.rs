@@ -135,7 +135,8 @@ pub struct ProbeConfig {
     /// Goroutine labels: where they are in `runtime.g` and how they are
     /// stored; None: not read.
     pub labels: Option<(u32, LabelStore)>,
-    /// Bytes kept of each label key and value, `1..=MAX_LABEL_BYTES`.
+    /// Bytes kept of each label value, `1..=MAX_LABEL_BYTES` (keys: up to
+    /// `MAX_LABEL_BYTES`).
     pub label_bytes: u32,
     /// Only labels with these keys are copied (at most [`MAX_LABEL_KEYS`]);
     /// empty: all. The probe tells them by length and first 8 bytes.
@@ -229,7 +230,7 @@ impl ProbeConfig {
             );
         }
         for (i, key) in self.label_keys.iter().enumerate() {
-            let (len, head) = label_key_filter(key.as_bytes(), raw.label_bytes as usize);
+            let (len, head) = label_key_filter(key.as_bytes());
             raw.label_key_len[i] = len;
             raw.label_key_head[i] = head;
         }
@@ -283,10 +284,10 @@ impl ProbeConfig {
 }
 
 /// A `--labels` key as the probe compares it: its length and its first 8
-/// bytes (at most the `label_bytes` it copies), zero-padded.
-fn label_key_filter(key: &[u8], label_bytes: usize) -> (u16, u64) {
+/// bytes, zero-padded.
+fn label_key_filter(key: &[u8]) -> (u16, u64) {
     let mut head = [0u8; 8];
-    let n = key.len().min(8).min(label_bytes);
+    let n = key.len().min(8);
     head[..n].copy_from_slice(&key[..n]);
     (
         u16::try_from(key.len()).unwrap_or(u16::MAX),
@@ -354,13 +355,11 @@ mod tests {
 
     #[test]
     fn label_keys_are_compared_by_length_and_first_bytes() {
-        assert_eq!(label_key_filter(b"ab", 64), (2, 0x6261));
+        assert_eq!(label_key_filter(b"ab"), (2, 0x6261));
         assert_eq!(
-            label_key_filter(b"endpoint-long", 64),
+            label_key_filter(b"endpoint-long"),
             (13, u64::from_le_bytes(*b"endpoint"))
         );
-        // What the probe copies is at most label_bytes.
-        assert_eq!(label_key_filter(b"tenant", 2), (6, 0x6574));
         let cfg = ProbeConfig {
             label_keys: (0..9).map(|i| format!("k{i}")).collect(),
             ..ProbeConfig::default()

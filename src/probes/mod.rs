@@ -160,6 +160,10 @@ const _: () = {
 pub const MAX_LABELS: usize = types::mdt_limits::MDT_MAX_LABELS.0 as usize;
 pub const MAX_LABEL_BYTES: usize = types::mdt_limits::MDT_MAX_LABEL_BYTES.0 as usize;
 pub const LABEL_AREA: usize = types::mdt_limits::MDT_LABEL_AREA.0 as usize;
+const _: () = assert!(
+    crate::gobin::labels::G_LABELS_MAX as usize + 8
+        == types::mdt_limits::MDT_G_HEAD_BYTES.0 as usize
+);
 /// Keys `--labels` can name (the probe keeps only those).
 pub const MAX_LABEL_KEYS: usize = types::mdt_limits::MDT_MAX_LABEL_KEYS.0 as usize;
 

@@ -151,11 +151,16 @@ impl MdtEvent {
             &rest[8 * depth..]
         };
         // The labels are the record's last labels_n bytes, after the key's.
-        let labels_n = usize::from(ev.labels_n);
-        if labels_n > LABEL_AREA {
-            return None;
+        // A length that cannot be theirs: no labels, and the set is said
+        // incomplete, rather than the delete lost.
+        let mut labels_n = usize::from(ev.labels_n);
+        if labels_n > LABEL_AREA || labels_n > tail.len() {
+            labels_n = 0;
+            ev.labels = 0;
+            ev.labels_n = 0;
+            ev.labels_flags |= super::skel::types::mdt_labels_flags::MDT_LABELS_FAULT.0 as u8;
         }
-        let (key, labels) = tail.split_at_checked(tail.len().checked_sub(labels_n)?)?;
+        let (key, labels) = tail.split_at(tail.len() - labels_n);
         let n = key.len().min(MAX_KEY_BYTES);
         ev.key[..n].copy_from_slice(&key[..n]);
         ev.label_room[..labels_n].copy_from_slice(labels);
@@ -473,9 +478,13 @@ mod tests {
         let got = MdtEvent::from_record(&record(&ev, 1, &tail), &mut stacks).unwrap();
         assert!(!got.labels().complete);
         assert_eq!(got.labels().pairs.len(), 1);
-        // labels_n past the record's end: not a record mdt can read.
+        // labels_n past the record's end: the delete without labels, said
+        // incomplete; its key is the whole tail.
+        ev.labels_flags = 0;
         ev.labels_n = tail.len() as u16 + 1;
-        assert!(MdtEvent::from_record(&record(&ev, 1, &tail), &mut stacks).is_none());
+        let got = MdtEvent::from_record(&record(&ev, 1, &tail), &mut stacks).unwrap();
+        assert!(got.labels().pairs.is_empty() && !got.labels().complete);
+        assert_eq!(got.key_bytes(64), b"key-5");
     }
 
     #[test]
