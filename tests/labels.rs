@@ -105,6 +105,26 @@ fn label_facts_are_the_binarys() {
                 assert_eq!(got.source, LayoutSource::MachineCode, "{ctx} {v}");
             }
         }
+        // `mdt inspect` shows the offset and where it came from.
+        let inspect = |bin: &Path| {
+            let out = common::output_retrying(Command::new(mdt_bin()).arg("inspect").arg(bin));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines()
+                .find(|l| l.starts_with("labels"))
+                .unwrap_or_else(|| panic!("{ctx}: no labels line:\n{text}"))
+                .to_string()
+        };
+        let line = inspect(&plain);
+        assert!(
+            line.contains(&format!("g.labels at g+{},", l.offset)) && line.contains("(from DWARF)"),
+            "{ctx}: {line}"
+        );
+        let line = inspect(&common::build_fixture("labels", tc, Variant::Strip));
+        assert!(
+            line.contains(&format!("g.labels at g+{},", l.offset))
+                && line.contains("runtime_setProfLabel"),
+            "{ctx}: {line}"
+        );
         // A program that never links runtime/pprof can have no labels.
         let none = common::build_fixture("deletes", tc, Variant::Plain);
         assert!(
