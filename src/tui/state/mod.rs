@@ -215,17 +215,7 @@ impl Stats {
         if let Some(o) = &ev.outcome {
             map.outcomes.add(o);
         }
-        if let Some((_, n)) = map
-            .callers
-            .iter_mut()
-            .find(|(l, _)| Arc::ptr_eq(l, &label) || **l == *label)
-        {
-            *n += 1;
-        } else if map.callers.len() < MAX_CALLERS_PER_MAP {
-            map.callers.push((label.clone(), 1));
-        } else {
-            map.other_callers += 1;
-        }
+        count_caller(&mut map.callers, &mut map.other_callers, &label);
         push_recent(&mut map.recent, &event);
 
         let skey: StackKey = (ev.stack_id, ev.func.as_ptr() as usize);
@@ -312,17 +302,7 @@ impl Stats {
             if let Some(o) = &ev.outcome {
                 row.outcomes.add(o);
             }
-            if let Some((_, n)) = row
-                .callers
-                .iter_mut()
-                .find(|(l, _)| Arc::ptr_eq(l, caller) || **l == **caller)
-            {
-                *n += 1;
-            } else if row.callers.len() < MAX_CALLERS_PER_MAP {
-                row.callers.push((caller.clone(), 1));
-            } else {
-                row.other_callers += 1;
-            }
+            count_caller(&mut row.callers, &mut row.other_callers, caller);
             push_recent(&mut row.recent, event);
         }
     }
@@ -457,16 +437,7 @@ impl Stats {
     pub fn label_detail(&self, label: &str, now_sec: u64) -> Option<Detail> {
         let r = &self.labels.rows[self.labels.find(&Arc::from(label))?];
         let latest = r.recent.back();
-        let mut callers: Vec<&(Arc<str>, u64)> = r.callers.iter().collect();
-        callers.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let mut who: Vec<String> = callers
-            .iter()
-            .take(3)
-            .map(|(l, n)| format!("{l} ({})", group(*n)))
-            .collect();
-        if callers.len() > 3 || r.other_callers > 0 {
-            who.push("…".into());
-        }
+        let who = top_callers_text(&r.callers, r.other_callers);
         Some(Detail {
             title: format!("label {}", r.label),
             facts: vec![
@@ -474,7 +445,7 @@ impl Stats {
                     "total".into(),
                     format!("{} deletes, {} clears", group(r.deletes), group(r.clears)),
                 ),
-                ("callers".into(), who.join(", ")),
+                ("callers".into(), who),
             ],
             history: r.rate.series(now_sec, CHART_SECS),
             keys: recent_keys(&r.recent),
@@ -548,16 +519,7 @@ impl Stats {
     pub fn map_detail(&self, key: MapKey, now_sec: u64) -> Option<Detail> {
         let r = &self.maps.rows[self.maps.find(&key)?];
         let latest = r.recent.back();
-        let mut callers: Vec<&(Arc<str>, u64)> = r.callers.iter().collect();
-        callers.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let mut who: Vec<String> = callers
-            .iter()
-            .take(3)
-            .map(|(l, n)| format!("{l} ({})", group(*n)))
-            .collect();
-        if callers.len() > 3 || r.other_callers > 0 {
-            who.push("…".into());
-        }
+        let who = top_callers_text(&r.callers, r.other_callers);
         Some(Detail {
             title: format!("{:#x} {}", r.addr, r.map_type),
             facts: vec![
@@ -574,7 +536,7 @@ impl Stats {
                         group(r.len)
                     ),
                 ),
-                ("callers".into(), who.join(", ")),
+                ("callers".into(), who),
             ],
             history: r.rate.series(now_sec, CHART_SECS),
             keys: recent_keys(&r.recent),
@@ -619,6 +581,37 @@ impl Stats {
         profile.finish(1);
         profile
     }
+}
+
+/// One more delete by `caller` in a row's callers (at most
+/// [`MAX_CALLERS_PER_MAP`] of them; the rest summed in `other`).
+fn count_caller(callers: &mut Vec<(Arc<str>, u64)>, other: &mut u64, caller: &Arc<str>) {
+    if let Some((_, n)) = callers
+        .iter_mut()
+        .find(|(l, _)| Arc::ptr_eq(l, caller) || **l == **caller)
+    {
+        *n += 1;
+    } else if callers.len() < MAX_CALLERS_PER_MAP {
+        callers.push((caller.clone(), 1));
+    } else {
+        *other += 1;
+    }
+}
+
+/// The three busiest of a row's callers, with their counts (`…` when
+/// there are more).
+fn top_callers_text(callers: &[(Arc<str>, u64)], other: u64) -> String {
+    let mut sorted: Vec<&(Arc<str>, u64)> = callers.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut who: Vec<String> = sorted
+        .iter()
+        .take(3)
+        .map(|(l, n)| format!("{l} ({})", group(*n)))
+        .collect();
+    if sorted.len() > 3 || other > 0 {
+        who.push("…".into());
+    }
+    who.join(", ")
 }
 
 fn push_recent(ring: &mut VecDeque<Arc<Event>>, ev: &Arc<Event>) {

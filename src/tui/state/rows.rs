@@ -188,11 +188,16 @@ impl Row<MapKey> for MapRow {
 
 impl MapRow {
     pub fn top_caller(&self) -> Option<&Arc<str>> {
-        self.callers
-            .iter()
-            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
-            .map(|(l, _)| l)
+        top_caller(&self.callers)
     }
+}
+
+/// The caller with the most deletes (by name on a tie).
+fn top_caller(callers: &[(Arc<str>, u64)]) -> Option<&Arc<str>> {
+    callers
+        .iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+        .map(|(l, _)| l)
 }
 
 /// One goroutine label value (`tenant=t1`), or the deletes of goroutines
@@ -227,10 +232,7 @@ impl Row<Arc<str>> for LabelRow {
 
 impl LabelRow {
     pub fn top_caller(&self) -> Option<&Arc<str>> {
-        self.callers
-            .iter()
-            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
-            .map(|(l, _)| l)
+        top_caller(&self.callers)
     }
 }
 
