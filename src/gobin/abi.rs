@@ -10,7 +10,7 @@
 //! See docs/go-runtime.md §3.
 
 use super::elf::Elf;
-use super::layout::{dwarf_of, struct_layouts};
+use super::layout::{borrow, dwarf_of, struct_layouts};
 
 /// `abi.Type.Size_`: the type's size in bytes.
 pub const TYPE_SIZE: u64 = 0;
@@ -250,7 +250,7 @@ impl TypeOffsets {
 /// `stringStruct`). None without DWARF, or if one is missing.
 pub fn from_dwarf(elf: &Elf) -> Option<TypeOffsets> {
     let sections = dwarf_of(elf)?;
-    let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, gimli::RunTimeEndian::Little));
+    let dwarf = borrow(&sections);
     const TY: &[&str] = &["internal/abi.Type", "runtime._type"];
     const MAP: &[&str] = &[
         "internal/abi.SwissMapType",

@@ -9,7 +9,7 @@
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, OpKind, Register};
 
 use super::elf::Elf;
-use super::layout::{dwarf_of, member_offset, LayoutSource};
+use super::layout::{borrow, dwarf_of, member_offset, Dwarf, LayoutSource};
 use super::version::GoVersion;
 
 /// The function that stores a goroutine's labels; linked only with
@@ -38,15 +38,17 @@ pub struct LabelLayout {
 }
 
 /// The label layout of a binary that links `runtime_setProfLabel`, whose
-/// code is `set_prof_label` (bytes, entry address) when it could be read.
+/// code is `set_prof_label` (bytes, entry address) when it could be read;
+/// `dwarf`: its DWARF, already parsed for the other offsets.
 pub fn find(
-    elf: &Elf,
+    dwarf: Option<&Dwarf>,
     version: GoVersion,
     set_prof_label: Option<(&[u8], u64)>,
 ) -> Option<LabelLayout> {
     let store = store_of(version);
     let code_offset = set_prof_label.and_then(|(code, entry)| from_code(code, entry));
-    let (offset, source) = if let Some(offset) = from_dwarf(elf) {
+    let dwarf_offset = dwarf.and_then(|d| member_offset(d, "runtime.g", "labels"));
+    let (offset, source) = if let Some(offset) = dwarf_offset {
         (offset, LayoutSource::Dwarf)
     } else if let Some(offset) = code_offset {
         (offset, LayoutSource::MachineCode)
@@ -69,12 +71,6 @@ pub fn store_of(version: GoVersion) -> LabelStore {
     } else {
         LabelStore::Map
     }
-}
-
-pub fn from_dwarf(elf: &Elf) -> Option<u64> {
-    let sections = dwarf_of(elf)?;
-    let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, gimli::RunTimeEndian::Little));
-    member_offset(&dwarf, "runtime.g", "labels")
 }
 
 /// The largest offset of `g.labels` the probe can read with the head of g
@@ -145,7 +141,7 @@ pub fn dwarf_facts(elf: &Elf, version: GoVersion) -> Vec<Fact> {
     let Some(sections) = dwarf_of(elf) else {
         return Vec::new();
     };
-    let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, gimli::RunTimeEndian::Little));
+    let dwarf = borrow(&sections);
     let names = [
         "runtime/pprof.labelMap",
         "runtime/pprof.label",

@@ -48,12 +48,10 @@ pub fn from_version(v: GoVersion) -> Option<Layout> {
 }
 
 /// Offsets read from DWARF, if the binary carries it.
-pub fn from_dwarf(elf: &Elf) -> Option<Layout> {
-    let sections = dwarf_of(elf)?;
-    let dwarf = sections.borrow(|s| EndianSlice::new(s, RunTimeEndian::Little));
-    let goid = member_offset(&dwarf, "runtime.g", "goid")?;
-    let count = member_offset(&dwarf, "internal/runtime/maps.Map", "used")
-        .or_else(|| member_offset(&dwarf, "runtime.hmap", "count"))?;
+pub fn from_dwarf(dwarf: &Dwarf) -> Option<Layout> {
+    let goid = member_offset(dwarf, "runtime.g", "goid")?;
+    let count = member_offset(dwarf, "internal/runtime/maps.Map", "used")
+        .or_else(|| member_offset(dwarf, "runtime.hmap", "count"))?;
     Some(Layout {
         goid_offset: goid,
         map_count_offset: count,
@@ -62,6 +60,11 @@ pub fn from_dwarf(elf: &Elf) -> Option<Layout> {
 }
 
 pub(crate) type Dwarf<'a> = gimli::Dwarf<EndianSlice<'a, RunTimeEndian>>;
+
+/// The DWARF of `sections` ([`dwarf_of`]), to read from.
+pub(crate) fn borrow<'a>(sections: &'a gimli::DwarfSections<Cow<'_, [u8]>>) -> Dwarf<'a> {
+    sections.borrow(|s| EndianSlice::new(s, RunTimeEndian::Little))
+}
 
 /// The binary's DWARF sections (empty ones when it has none), decompressed.
 pub(crate) fn dwarf_of<'a>(elf: &Elf<'a>) -> Option<gimli::DwarfSections<Cow<'a, [u8]>>> {

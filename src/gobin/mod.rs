@@ -178,14 +178,20 @@ impl GoBinary {
         };
         let (functions, absent) = map_functions(&elf, &pclntab, &names, text_base)?;
         let dwarf = elf.has_dwarf();
-        let layout = layout::from_dwarf(&elf).or_else(|| {
-            // A pclntab-only version is a range; use the table only if the
-            // whole range agrees.
-            match (version_source, pclntab.format) {
-                (VersionSource::PclntabFormat, pclntab::Format::Go120) => None,
-                _ => layout::from_version(version),
-            }
-        });
+        // Parsed once, for every offset read from it.
+        let dwarf_sections = layout::dwarf_of(&elf);
+        let dwarf_info = dwarf_sections.as_ref().map(layout::borrow);
+        let layout = dwarf_info
+            .as_ref()
+            .and_then(layout::from_dwarf)
+            .or_else(|| {
+                // A pclntab-only version is a range; use the table only if the
+                // whole range agrees.
+                match (version_source, pclntab.format) {
+                    (VersionSource::PclntabFormat, pclntab::Format::Go120) => None,
+                    _ => layout::from_version(version),
+                }
+            });
         let labels = match &names.set_prof_label {
             Some(f) if exact => {
                 // The machine-code rule reads amd64 instructions.
@@ -195,7 +201,7 @@ impl GoBinary {
                     .and_then(|(start, end)| {
                         Some((elf.read_va(start, end.checked_sub(start)?)?, start))
                     });
-                labels::find(&elf, version, code)
+                labels::find(dwarf_info.as_ref(), version, code)
             }
             _ => None,
         };
