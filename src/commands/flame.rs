@@ -109,21 +109,14 @@ fn shown(profile: &Profile, from_file: bool) -> String {
 /// Traces until a stop condition, counting stacks in the kernel. In launch
 /// mode also returns the summary and the pid of the program, to wait for.
 fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i32)>)> {
-    let signals = Signals::install()?;
-    let (spec, mut options) = super::trace::session_args(&args.target);
-    options.limits.stacks = args.max_stacks as usize;
-    options.mode = crate::session::Mode::Stacks {
-        per_goroutine: shape.group_by == flame::GroupBy::Goroutine,
-    };
     let weight = args.weight;
-    if weight == Weight::Latency {
-        // The kernel then also sums each stack's time (StackCount.total_ns).
-        options.latency = Latency::Always;
-    }
-    let launched = matches!(spec, crate::session::TargetSpec::Launch(_));
-    let session = Session::start(spec, options.clone())?;
+    let (signals, session, options, launched) = start(
+        args,
+        crate::session::Mode::Stacks {
+            per_goroutine: shape.group_by == flame::GroupBy::Goroutine,
+        },
+    )?;
     let pid = session.pid();
-    super::trace::announce(&session);
     let show_progress = std::io::stderr().is_terminal();
     let mut last = (Duration::ZERO, 0u64);
     let mut progress = |elapsed: Duration, total: u64| {
@@ -226,16 +219,9 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i
 /// the labels come with the records). Records the kernel could not deliver are counted in the
 /// summary and left out of the graph (a warning says how many).
 fn trace_records(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i32)>)> {
-    let signals = Signals::install()?;
-    let (spec, mut options) = super::trace::session_args(&args.target);
-    options.limits.stacks = args.max_stacks as usize;
-    if args.weight == Weight::Latency {
-        options.latency = Latency::Always;
-    }
-    let launched = matches!(spec, crate::session::TargetSpec::Launch(_));
-    let session = Session::start(spec, options)?;
+    let (signals, session, _, launched) =
+        start(args, crate::session::Mode::Records { sites: false })?;
     let pid = session.pid();
-    super::trace::announce(&session);
     super::trace::warn_if_no_labels(&session, true);
     let mut sink = ProfileSink {
         profile: Profile {
@@ -256,6 +242,26 @@ fn trace_records(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Su
     Ok((profile, launched.then_some((summary, pid))))
 }
 
+/// Starts tracing what `args` name, in `mode`, and says so: the signals to
+/// stop on, the session, its options and whether mdt launched the program.
+fn start(
+    args: &FlameArgs,
+    mode: crate::session::Mode,
+) -> Result<(Signals, Session, crate::session::Options, bool)> {
+    let signals = Signals::install()?;
+    let (spec, mut options) = super::trace::session_args(&args.target);
+    options.limits.stacks = args.max_stacks as usize;
+    options.mode = mode;
+    if args.weight == Weight::Latency {
+        // In the kernel's counts, each stack's time (StackCount.total_ns).
+        options.latency = Latency::Always;
+    }
+    let launched = matches!(spec, crate::session::TargetSpec::Launch(_));
+    let session = Session::start(spec, options.clone())?;
+    super::trace::announce(&session);
+    Ok((signals, session, options, launched))
+}
+
 /// The records of a session, into a profile.
 struct ProfileSink {
     profile: Profile,
@@ -264,15 +270,8 @@ struct ProfileSink {
 
 impl crate::output::Sink for ProfileSink {
     fn event(&mut self, ev: &crate::events::Event) -> std::io::Result<()> {
-        let count = match self.profile.weight {
-            Weight::Count => 1,
-            Weight::Latency => match ev.outcome {
-                Some(o) => o.duration_ns,
-                None => {
-                    self.profile.untimed += 1;
-                    return Ok(());
-                }
-            },
+        let Some(count) = self.profile.call_weight(ev.outcome.map(|o| o.duration_ns)) else {
+            return Ok(());
         };
         self.profile.add(
             RawStack {

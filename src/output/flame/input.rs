@@ -115,15 +115,8 @@ fn from_json(text: &str, shape: &Shape, weight: Weight) -> Result<(Profile, u64)
             "delete" | "clear" => {
                 let r: Record = serde_json::from_str(line).with_context(at)?;
                 records += 1;
-                let count = match weight {
-                    Weight::Count => 1,
-                    Weight::Latency => match r.duration_ns {
-                        Some(ns) => ns,
-                        None => {
-                            profile.untimed += 1;
-                            continue;
-                        }
-                    },
+                let Some(count) = profile.call_weight(r.duration_ns) else {
+                    continue;
                 };
                 let frames = Stack::from_frames(r.stack);
                 profile.add(

@@ -201,6 +201,19 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// What one call (a record) weighs: 1, or by latency its duration; a
+    /// call without one is counted in `untimed` and weighs nothing (None).
+    pub fn call_weight(&mut self, duration_ns: Option<u64>) -> Option<u64> {
+        match (self.weight, duration_ns) {
+            (Weight::Count, _) => Some(1),
+            (Weight::Latency, Some(ns)) => Some(ns),
+            (Weight::Latency, None) => {
+                self.untimed += 1;
+                None
+            }
+        }
+    }
+
     pub fn total(&self) -> u64 {
         self.stacks.iter().map(|s| s.count).sum()
     }
