@@ -401,7 +401,7 @@ impl Metrics {
 struct ByLabel {
     counter: IntCounterVec,
     keys: Vec<String>,
-    series: std::collections::HashSet<Vec<String>>,
+    series: std::collections::HashSet<u64>,
     max_series: usize,
 }
 
@@ -442,26 +442,31 @@ impl ByLabel {
         if ev.kind != crate::events::Role::Delete {
             return false;
         }
-        let mut values: Vec<String> = std::iter::once(ev.map_type.to_string())
-            .chain(self.keys.iter().map(|k| {
-                ev.labels
-                    .as_ref()
-                    .and_then(|l| l.get(k))
-                    .unwrap_or("")
-                    .to_string()
-            }))
+        let mut values: Vec<&str> = std::iter::once(&*ev.map_type)
+            .chain(
+                self.keys
+                    .iter()
+                    .map(|k| ev.labels.as_ref().and_then(|l| l.get(k)).unwrap_or("")),
+            )
             .collect();
+        // The series seen, by a hash of their values: a record costs no
+        // copy of its strings.
+        let id = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            values.hash(&mut h);
+            h.finish()
+        };
         let mut overflow = false;
-        if !self.series.contains(&values) {
+        if !self.series.contains(&id) {
             if self.series.len() < self.max_series {
-                self.series.insert(values.clone());
+                self.series.insert(id);
             } else {
-                values = vec!["other".to_string(); values.len()];
+                values.fill("other");
                 overflow = true;
             }
         }
-        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-        self.counter.with_label_values(&refs).inc();
+        self.counter.with_label_values(&values).inc();
         overflow
     }
 }
