@@ -22,6 +22,7 @@ pub use self::rows::{
 };
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use self::format::join_types;
@@ -265,46 +266,60 @@ impl Stats {
         seq: u64,
         sec: u64,
     ) {
-        let names: Vec<Arc<str>> = match &ev.labels {
-            Some(l) if !l.pairs.is_empty() => l
-                .pairs
-                .iter()
-                .map(|(k, v)| Arc::from(format!("{k}={v}")))
-                .collect(),
-            _ => vec![Arc::from(NO_LABELS)],
-        };
-        for name in names {
-            let i = match self.labels.find(&name) {
-                Some(i) => i,
-                None => {
-                    let row = LabelRow {
-                        label: name.clone(),
-                        deletes: 0,
-                        clears: 0,
-                        callers: Vec::new(),
-                        other_callers: 0,
-                        rate: Buckets::default(),
-                        outcomes: OutcomeStats::default(),
-                        recent: VecDeque::new(),
-                        last_seq: seq,
-                    };
-                    self.labels.insert(name, row).0
+        match ev.labels.as_deref().filter(|l| !l.pairs.is_empty()) {
+            Some(l) => {
+                let mut name = String::new();
+                for (k, v) in &l.pairs {
+                    name.clear();
+                    let _ = write!(name, "{k}={v}");
+                    self.count_label(&name, ev, event, caller, seq, sec);
                 }
-            };
-            let row = &mut self.labels.rows[i];
-            row.last_seq = seq;
-            if ev.kind == Role::Clear {
-                row.clears += 1;
-            } else {
-                row.deletes += 1;
             }
-            row.rate.add(sec);
-            if let Some(o) = &ev.outcome {
-                row.outcomes.add(o);
-            }
-            count_caller(&mut row.callers, &mut row.other_callers, caller);
-            push_recent(&mut row.recent, event);
+            None => self.count_label(NO_LABELS, ev, event, caller, seq, sec),
         }
+    }
+
+    /// One event in the row of label value `name` (made on its first one).
+    fn count_label(
+        &mut self,
+        name: &str,
+        ev: &Event,
+        event: &Arc<Event>,
+        caller: &Arc<str>,
+        seq: u64,
+        sec: u64,
+    ) {
+        let i = match self.labels.find(name) {
+            Some(i) => i,
+            None => {
+                let label: Arc<str> = Arc::from(name);
+                let row = LabelRow {
+                    label: label.clone(),
+                    deletes: 0,
+                    clears: 0,
+                    callers: Vec::new(),
+                    other_callers: 0,
+                    rate: Buckets::default(),
+                    outcomes: OutcomeStats::default(),
+                    recent: VecDeque::new(),
+                    last_seq: seq,
+                };
+                self.labels.insert(label, row).0
+            }
+        };
+        let row = &mut self.labels.rows[i];
+        row.last_seq = seq;
+        if ev.kind == Role::Clear {
+            row.clears += 1;
+        } else {
+            row.deletes += 1;
+        }
+        row.rate.add(sec);
+        if let Some(o) = &ev.outcome {
+            row.outcomes.add(o);
+        }
+        count_caller(&mut row.callers, &mut row.other_callers, caller);
+        push_recent(&mut row.recent, event);
     }
 
     fn caller_index(&mut self, ev: &Event, seq: u64) -> usize {
@@ -435,7 +450,7 @@ impl Stats {
     }
 
     pub fn label_detail(&self, label: &str, now_sec: u64) -> Option<Detail> {
-        let r = &self.labels.rows[self.labels.find(&Arc::from(label))?];
+        let r = &self.labels.rows[self.labels.find(label)?];
         let latest = r.recent.back();
         let who = top_callers_text(&r.callers, r.other_callers);
         Some(Detail {

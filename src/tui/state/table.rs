@@ -32,7 +32,11 @@ impl<K: Hash + Eq, R: Row<K>> Table<K, R> {
         }
     }
 
-    pub(super) fn find(&self, key: &K) -> Option<usize> {
+    pub(super) fn find<Q>(&self, key: &Q) -> Option<usize>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.index.get(key).copied()
     }
 
