@@ -65,7 +65,9 @@ impl Pump<'_> {
             self.lost += 1;
             return;
         }
-        if !self.filter.labels.keeps(&raw.labels()) {
+        // Only a --label-filter reads the labels here (the decoder reads
+        // them anyway).
+        if self.filter.labels.filter.is_some() && !self.filter.labels.keeps(&raw.labels()) {
             self.filtered_out += 1;
             return;
         }
