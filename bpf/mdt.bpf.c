@@ -1314,8 +1314,9 @@ static __always_inline int copy_label(struct scratch *s, __u32 i)
 }
 
 /*
- * The goroutine's label set `set` (g.labels), into s->lab: returns the
- * bytes put there (s->ev.labels labels). A global function, as the stack
+ * The goroutine's label set `set` (g.labels), into s->lab: s->lab_off
+ * bytes, s->ev.labels labels (read_labels takes the length from the scratch
+ * space, not from the return value). A global function, as the stack
  * walk is: the verifier checks it once, on its own; its loops keep their
  * state in the scratch space, so that each iteration's paths meet again.
  */
@@ -1337,7 +1338,7 @@ __noinline int mdt_read_labels(struct scratch *s, __u64 set)
 			break;
 		}
 	}
-	return s->lab_off;
+	return 0;
 }
 
 /*
