@@ -155,7 +155,16 @@ fn outcomes(run: &Run, ctx: &str) -> (u64, u64, u64, u64) {
 fn durations_are_the_calls_own() {
     for_toolchains("durations", |tc| {
         let ctx = format!("{tc} durations");
-        let run = trace(&ctx, tc, &["--latency"], &["-small", "400"]);
+        // A clear of 4M entries (~10 ms): a small delete's duration includes
+        // the single-step of the probed instruction, ~20-30 µs on this VM,
+        // which a clear of 1M (~2.7 ms on go1.19) did not always outweigh
+        // 100 times.
+        let run = trace(
+            &ctx,
+            tc,
+            &["--latency"],
+            &["-small", "400", "-clear-size", "4000000"],
+        );
         let calls = run.own("calls");
         assert_eq!(run.events.len() as u64, calls, "{ctx}: a record per call");
         assert_eq!(run.summary["unmatched"], 0, "{ctx}: {}", run.summary);
