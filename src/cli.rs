@@ -173,6 +173,19 @@ pub struct TargetArgs {
           conflicts_with_all = ["label_keys", "label_filter", "redact_labels"])]
     pub no_labels: bool,
 
+    /// Do not read the memory of the maps deleted from (their capacity,
+    /// bytes and fill: `map` records, `map_cap`, the Maps view's CAP,
+    /// BYTES and FILL, the go_map_bytes metrics).
+    #[arg(long, help_heading = "Map memory")]
+    pub no_map_memory: bool,
+
+    /// How often each map watched is read again even when nothing deletes
+    /// from it (a map freed since is then reported gone). A map deleted
+    /// from is read at most once a second.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration,
+          help_heading = "Map memory")]
+    pub map_refresh: Duration,
+
     /// The program to start and trace from its first instruction, after `--`.
     #[arg(last = true, value_name = "CMD", num_args = 1..)]
     pub command: Vec<OsString>,

@@ -14,6 +14,8 @@
 //!   and the records;
 //! - [`symbolize`]: name stack addresses and map types;
 //! - [`decode`]: turn the probes' records into events;
+//! - [`mapmem`]: read the capacity and bytes of the maps deleted from,
+//!   from the target's memory;
 //! - [`output`]: where records go (JSON lines, text, flame graphs);
 //! - [`session`]: runs the pipeline for a target until it stops;
 //! - [`monitor`]: metrics and alerts, observers of the exact counts;
@@ -28,6 +30,7 @@ pub mod decode;
 pub mod docs;
 pub mod events;
 pub mod gobin;
+pub mod mapmem;
 pub mod monitor;
 pub mod output;
 pub mod probes;

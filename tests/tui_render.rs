@@ -80,6 +80,7 @@ fn ev(
         goid: Some(17 + n % 3),
         func: s.func,
         map,
+        map_type_ptr: 0x4e_0000,
         map_type: map_type.into(),
         key_type: match &key {
             KeyValue::Str(_) => "string".into(),
@@ -89,6 +90,7 @@ fn ev(
         key_hex: None,
         key_truncated: false,
         map_len: len,
+        map_cap: None,
         cleared: (kind == Role::Clear).then_some(5),
         stack: s.stack.clone(),
         caller: Some(s.caller),

@@ -90,6 +90,13 @@ pub fn report(b: &GoBinary) -> String {
         },
     );
     line("labels", labels_line(b));
+    line(
+        "map memory",
+        b.map_memory.as_ref().map_or_else(
+            || "unknown: neither DWARF nor the version table knows this release's map header (no map readings)".into(),
+            |l| format!("{} (from {})", l.describe(), source_name(l.source)),
+        ),
+    );
     out.push('\n');
     let rows: Vec<(String, String)> = b
         .functions

@@ -182,6 +182,7 @@ pub fn session_args(t: &TargetArgs) -> (TargetSpec, Options) {
         },
         label_bytes: t.label_bytes,
         read_labels: !t.no_labels,
+        map_refresh: (!t.no_map_memory).then_some(t.map_refresh),
     };
     (spec, options)
 }

@@ -5,6 +5,7 @@
 pub mod gofmt;
 pub mod key;
 pub mod labels;
+pub mod mapmem;
 pub mod stack;
 pub mod summary;
 
@@ -29,6 +30,8 @@ pub struct Event {
     /// The runtime function that was hit (`runtime.mapdelete_faststr`).
     pub func: &'static str,
     pub map: u64,
+    /// The map type descriptor's address in the target.
+    pub map_type_ptr: u64,
     pub map_type: Arc<str>,
     pub key_type: Arc<str>,
     pub key: KeyValue,
@@ -42,6 +45,9 @@ pub struct Event {
     pub key_truncated: bool,
     /// Elements in the map when the delete started.
     pub map_len: u64,
+    /// The map's capacity in slots, as last read (`crate::mapmem`); None
+    /// before its first reading.
+    pub map_cap: Option<u64>,
     /// For a clear: entries it removed.
     pub cleared: Option<u64>,
     /// Innermost first, inlined frames expanded; empty when `stack_lost`.
@@ -164,12 +170,14 @@ pub(crate) mod testing {
             goid: Some(1),
             func: "runtime.mapdelete_fast64",
             map,
+            map_type_ptr: 0x1000,
             map_type: "map[int64]int".into(),
             key_type: "int64".into(),
             key,
             key_hex: None,
             key_truncated: false,
             map_len: 3,
+            map_cap: None,
             cleared: None,
             caller: find_caller(&stack),
             stack_lost: false,

@@ -57,6 +57,9 @@ pub struct Summary {
     /// of the runtime, or tracing stopped while it ran): written without an
     /// outcome. Part of `records`.
     pub unmatched: u64,
+    /// The maps' memory (`mapmem`): what was read; None when not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map_memory: Option<super::mapmem::MapMemoryTotals>,
     /// How the launched program ended (launch mode), or that the target exited.
     pub target_exit: Option<String>,
     #[serde(skip)]

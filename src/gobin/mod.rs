@@ -3,7 +3,7 @@
 //!
 //! [`GoBinary::analyze`] ties the readers together:
 //! [`elf`] → [`buildinfo`] / [`pclntab`] → [`moduledata`] → [`funcs`] +
-//! [`disasm`] → [`layout`].
+//! [`disasm`] → [`layout`], [`labels`], [`mapmem`].
 
 pub mod abi;
 pub mod buildinfo;
@@ -15,6 +15,7 @@ pub mod gotype;
 pub mod image;
 pub mod labels;
 pub mod layout;
+pub mod mapmem;
 pub mod moduledata;
 pub mod pclntab;
 pub mod version;
@@ -140,6 +141,9 @@ pub struct GoBinary {
     /// Where goroutines' pprof labels are; None when `runtime/pprof` is not
     /// linked (no labels can be set) or the offset is unknown.
     pub labels: Option<labels::LabelLayout>,
+    /// How a map's capacity and bytes are read from its header; None when
+    /// neither DWARF nor the table knows this release.
+    pub map_memory: Option<mapmem::MapMemLayout>,
     pub functions: Vec<MapFunc>,
     /// Catalog functions that are not linked into this binary.
     pub absent: Vec<&'static str>,
@@ -205,6 +209,9 @@ impl GoBinary {
             }
             _ => None,
         };
+        // A version range is not enough for the table.
+        let map_memory = mapmem::find(dwarf_info.as_ref(), version, map_impl)
+            .filter(|l| exact || l.source == layout::LayoutSource::Dwarf);
         let (gnu, go) = elf.build_ids();
         Ok(GoBinary {
             path: path.to_path_buf(),
@@ -228,6 +235,7 @@ impl GoBinary {
             link_base: elf.link_base(),
             layout,
             labels,
+            map_memory,
             functions,
             absent,
         })

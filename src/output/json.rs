@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::bounded::Cache;
 
 use super::{Sink, Summary};
+use crate::events::mapmem::MapMemory;
 use crate::events::{Event, Frame, KeyValue, Labels, Role};
 
 pub struct JsonSink<W: Write> {
@@ -112,6 +113,9 @@ pub struct Record<'a> {
     pub key_truncated: Option<bool>,
     #[serde(default)]
     pub map_len: u64,
+    /// The map's capacity in slots, as last read; missing before that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_cap: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleared: Option<u64>,
     /// With the exit points armed: the delete removed an entry (false: the
@@ -164,6 +168,7 @@ impl<'a> Record<'a> {
                 .map(|b| Cow::Owned(crate::events::key::hex(b))),
             key_truncated: is_delete.then_some(ev.key_truncated),
             map_len: ev.map_len,
+            map_cap: ev.map_cap,
             cleared: ev.cleared,
             removed: ev.outcome.and_then(|o| o.removed),
             duration_ns: ev.outcome.map(|o| o.duration_ns),
@@ -243,6 +248,33 @@ fn frames_json(frames: &[Frame]) -> io::Result<Box<[u8]>> {
     Ok(array[1..array.len() - 1].into())
 }
 
+/// A `map` record: one reading of a map's memory (docs/json.md).
+pub fn map_record(m: &MapMemory) -> serde_json::Value {
+    let mut v = json!({
+        "type": "map",
+        "ts": rfc3339_nanos(m.ts_ns),
+        "ts_ns": m.ts_ns,
+        "pid": m.pid,
+        "map": format!("{:#x}", m.map),
+        "map_type": &*m.map_type,
+    });
+    let obj = v.as_object_mut().expect("an object");
+    match (&m.size, m.gone) {
+        (Some(size), _) => {
+            if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(size) {
+                obj.extend(fields);
+            }
+            obj.insert("fill".into(), json!((size.fill() * 1e6).round() / 1e6));
+            obj.insert("bloated".into(), size.bloated().into());
+        }
+        (None, why) => {
+            obj.insert("gone".into(), true.into());
+            obj.insert("reason".into(), why.unwrap_or("unknown").into());
+        }
+    }
+    v
+}
+
 pub fn rfc3339_nanos(ts_ns: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ts_ns);
     humantime::format_rfc3339_nanos(t).to_string()
@@ -258,6 +290,10 @@ impl<W: Write> Sink for JsonSink<W> {
         self.stacks.append(ev, &mut self.line)?;
         self.line.extend_from_slice(b"}\n");
         self.out.write_all(&self.line)
+    }
+
+    fn map(&mut self, m: &MapMemory) -> io::Result<()> {
+        self.line(&map_record(m))
     }
 
     fn lost(&mut self, count: u64, total: u64) -> io::Result<()> {
@@ -314,12 +350,14 @@ mod tests {
             goid: Some(17),
             func: "runtime.mapdelete_faststr",
             map: 0xc0_0001_29c0,
+            map_type_ptr: 0x4e_0000,
             map_type: "main.UserMap".into(),
             key_type: "string".into(),
             key,
             key_hex: None,
             key_truncated: false,
             map_len: 3,
+            map_cap: Some(8),
             cleared: (kind == Role::Clear).then_some(3),
             caller: crate::events::find_caller(&stack),
             stack_lost: false,

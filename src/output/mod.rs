@@ -15,6 +15,10 @@ pub trait Sink {
     fn event(&mut self, ev: &Event) -> io::Result<()>;
     /// `count` more records could not be delivered by the kernel (`total` so far).
     fn lost(&mut self, count: u64, total: u64) -> io::Result<()>;
+    /// A reading of a map's memory (`crate::mapmem`).
+    fn map(&mut self, _m: &crate::events::mapmem::MapMemory) -> io::Result<()> {
+        Ok(())
+    }
     fn summary(&mut self, summary: &Summary) -> io::Result<()>;
     /// Called after each batch, so a pipe sees records promptly.
     fn flush(&mut self) -> io::Result<()>;

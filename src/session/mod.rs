@@ -36,6 +36,7 @@ use crate::decode::{totals, DecodeOptions, Decoder, ProbeInfo};
 use crate::events::{OutcomeTotals, Role};
 use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
+use crate::mapmem::MapWatch;
 use crate::output::{FunctionCount, Sink, Summary};
 use crate::probes::{EventReader, ProbeConfig, ProbeKind, Probes, Record};
 use crate::process::launch;
@@ -345,6 +346,14 @@ impl Session {
         Ok(())
     }
 
+    /// The map watch of this session, when asked for and possible: the
+    /// binary's map layout is known and the target's memory readable.
+    fn map_watch(&self) -> Option<MapWatch> {
+        let refresh = self.options.map_refresh?;
+        let layout = self.binary.map_memory?;
+        MapWatch::start(self.pid(), layout, refresh).ok()
+    }
+
     pub fn attached_functions(&self) -> Vec<&'static str> {
         self.attached.iter().map(|p| p.func).collect()
     }
@@ -386,6 +395,7 @@ impl Session {
             output_error: None,
             observer: self.observer.take(),
             joiner: Default::default(),
+            maps: self.map_watch(),
         });
         let reader = EventReader::new(&self.probes, |record: Record<'_>| {
             pump.borrow_mut().handle(record)
@@ -412,6 +422,7 @@ impl Session {
                 if caught_up {
                     pump.borrow_mut().expire(Some(read_from));
                 }
+                pump.borrow_mut().poll_maps();
                 pump.borrow_mut().flush();
                 self.latency.tick(&mut self.probes);
                 self.publish_live();
@@ -429,6 +440,7 @@ impl Session {
         while Instant::now() < drain_until && reader.consume_batch(BATCH)? == BATCH {}
         // Calls still waiting for an exit will not see it now.
         pump.borrow_mut().expire(None);
+        pump.borrow_mut().finish_maps();
         let stats = self.probes.stats()?;
         let unread = stats.submitted.saturating_sub(reader.received());
         let exits_unread = stats.exits_sent.saturating_sub(reader.exits_received());
@@ -444,6 +456,7 @@ impl Session {
         summary.stack_lost = pump.stack_lost;
         summary.records = pump.records;
         summary.unmatched = pump.unmatched;
+        summary.map_memory = pump.maps.as_ref().map(MapWatch::totals);
         if pump.output_error.is_none() {
             let _ = pump.sink.summary(&summary);
         }
@@ -606,6 +619,7 @@ impl Session {
             },
             outcomes: self.outcome_totals()?,
             unmatched: 0,
+            map_memory: None,
             target_exit,
             exit_status,
         })

@@ -34,6 +34,9 @@ pub struct Options {
     pub label_bytes: u32,
     /// Read goroutine labels (when the binary can have any).
     pub read_labels: bool,
+    /// Read the memory of the maps deleted from, every `map_refresh` at
+    /// least (`crate::mapmem`); None: not at all.
+    pub map_refresh: Option<Duration>,
 }
 
 /// The exit points (outcome and duration of each call) cost a second

@@ -2,13 +2,19 @@
 //! written, counted on the way.
 
 use std::cell::RefCell;
+use std::time::{Duration, Instant};
 
 use super::join::Joiner;
 use super::{Observer, Options};
 use crate::decode::Decoder;
+use crate::events::mapmem::MapMemory;
 use crate::events::Event;
+use crate::mapmem::MapWatch;
 use crate::output::Sink;
 use crate::probes::{MdtEvent, Record};
+
+/// How long the end of a session waits for the map readings asked for.
+const MAP_FINISH: Duration = Duration::from_millis(300);
 
 /// Decodes, filters and writes events; remembers the first output error
 /// (a closed pipe ends the session instead of failing it).
@@ -30,6 +36,9 @@ pub(super) struct Pump<'s> {
     pub(super) observer: Option<Box<dyn Observer + Send>>,
     /// Records waiting for their exit.
     pub(super) joiner: Joiner,
+    /// Reads the memory of the maps deleted from (None: not asked, or
+    /// not known how for this binary).
+    pub(super) maps: Option<MapWatch>,
 }
 
 impl Pump<'_> {
@@ -97,10 +106,13 @@ impl Pump<'_> {
     }
 
     /// Hands a record to the observer and the sink; whether the sink took it.
-    fn deliver(&mut self, event: Event) -> bool {
+    fn deliver(&mut self, mut event: Event) -> bool {
         if self.output_error.is_some() {
             self.lost += 1;
             return false;
+        }
+        if let Some(maps) = &mut self.maps {
+            event.map_cap = maps.saw(&event, Instant::now());
         }
         if let Some(observer) = &mut self.observer {
             observer.event(&event);
@@ -122,6 +134,31 @@ impl Pump<'_> {
     fn keep(&self, ev: &Event) -> bool {
         self.filter
             .keeps(&ev.map_type, ev.stack.iter().map(|f| &*f.func))
+    }
+
+    /// Writes the map readings that came back, and asks for the ones due.
+    pub(super) fn poll_maps(&mut self) {
+        let Some(maps) = &mut self.maps else { return };
+        let readings = maps.poll(Instant::now());
+        self.write_maps(readings);
+    }
+
+    /// Waits a little for the readings still to come, and writes them.
+    pub(super) fn finish_maps(&mut self) {
+        let Some(maps) = &mut self.maps else { return };
+        let readings = maps.finish(MAP_FINISH);
+        self.write_maps(readings);
+    }
+
+    fn write_maps(&mut self, readings: Vec<MapMemory>) {
+        for m in readings {
+            if self.output_error.is_some() {
+                return;
+            }
+            if let Err(e) = self.sink.map(&m) {
+                self.output_error = Some(e);
+            }
+        }
     }
 
     pub(super) fn flush(&mut self) {

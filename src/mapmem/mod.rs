@@ -1,0 +1,317 @@
+//! Map memory: the capacity, bytes and fill of the maps being deleted
+//! from, read from the target's memory in user space (the probe pays
+//! nothing for it).
+//!
+//! [`MapWatch`] decides when a map is read: at its first delete, then at
+//! most once per [`MapWatch::interval`] while it is deleted from, and every
+//! [`MapWatch::refresh`] while it is watched (so a map freed since is seen
+//! gone); at most [`MAX_READS_PER_SEC`] readings a second and [`MAX_MAPS`]
+//! maps watched. The readings happen on a thread of their own ([`read`]),
+//! so that a slow one never holds up the records: a request that finds its
+//! queue full is dropped, and counted.
+
+pub mod read;
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::bounded::FastHash;
+use crate::events::mapmem::{MapMemory, MapMemoryTotals, MapSize};
+use crate::events::Event;
+use crate::gobin::mapmem::MapMemLayout;
+use crate::process::memory::ProcessMemory;
+
+use self::read::Reading;
+
+/// Maps watched at once; past it, the ones not deleted from for the
+/// longest are forgotten first.
+pub const MAX_MAPS: usize = 4096;
+/// Readings a second, all maps together.
+pub const MAX_READS_PER_SEC: u32 = 200;
+/// Requests waiting for the reading thread.
+const QUEUE: usize = 256;
+
+/// One map being watched.
+struct Watched {
+    type_ptr: u64,
+    map_type: Arc<str>,
+    pid: u32,
+    /// The last delete from it.
+    seen: Instant,
+    /// The last reading asked for, and whether it is still to come back.
+    asked: Option<Instant>,
+    pending: bool,
+    last: Option<MapSize>,
+}
+
+struct Request {
+    map: u64,
+    type_ptr: u64,
+}
+
+pub struct MapWatch {
+    requests: Option<SyncSender<Request>>,
+    results: Receiver<(u64, Reading)>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    maps: HashMap<u64, Watched, FastHash>,
+    interval: Duration,
+    refresh: Duration,
+    /// The reading budget: readings left in the current second.
+    budget: (Instant, u32),
+    last_refresh: Instant,
+    pub stats: MapMemoryTotals,
+}
+
+impl MapWatch {
+    /// Starts the reading thread for process `pid` with maps of `layout`.
+    pub fn start(pid: i32, layout: MapMemLayout, refresh: Duration) -> anyhow::Result<MapWatch> {
+        let (requests, inbox) = mpsc::sync_channel::<Request>(QUEUE);
+        let (outbox, results) = mpsc::channel();
+        let reader = std::thread::Builder::new()
+            .name("mdt-mapmem".into())
+            .spawn(move || {
+                let mut memory = TargetMemory { pid, mem: None };
+                for r in inbox {
+                    let reading = memory.read(&layout, &r);
+                    if outbox.send((r.map, reading)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(MapWatch {
+            requests: Some(requests),
+            results,
+            reader: Some(reader),
+            maps: HashMap::default(),
+            interval: Duration::from_secs(1),
+            refresh,
+            budget: (Instant::now(), MAX_READS_PER_SEC),
+            last_refresh: Instant::now(),
+            stats: MapMemoryTotals::default(),
+        })
+    }
+
+    /// A delete or clear from `ev.map`: asks for a reading when one is due;
+    /// returns the map's capacity as last read.
+    pub fn saw(&mut self, ev: &Event, now: Instant) -> Option<u64> {
+        if ev.map == 0 {
+            return None;
+        }
+        if !self.maps.contains_key(&ev.map) {
+            self.make_room(now);
+            self.stats.maps += 1;
+            self.maps.insert(
+                ev.map,
+                Watched {
+                    type_ptr: ev.map_type_ptr,
+                    map_type: ev.map_type.clone(),
+                    pid: ev.pid,
+                    seen: now,
+                    asked: None,
+                    pending: false,
+                    last: None,
+                },
+            );
+        }
+        let w = self.maps.get_mut(&ev.map)?;
+        w.seen = now;
+        if w.type_ptr != ev.map_type_ptr {
+            // Another map now lives at this address.
+            w.type_ptr = ev.map_type_ptr;
+            w.map_type = ev.map_type.clone();
+            w.last = None;
+            w.asked = None;
+        }
+        let cap = w.last.map(|s| s.cap);
+        let due = !w.pending
+            && w.asked
+                .is_none_or(|t| now.duration_since(t) >= self.interval);
+        if due {
+            self.ask(ev.map, now);
+        }
+        cap
+    }
+
+    /// Readings that came back, and refreshes that are due.
+    pub fn poll(&mut self, now: Instant) -> Vec<MapMemory> {
+        let mut out = Vec::new();
+        while let Ok((map, reading)) = self.results.try_recv() {
+            if let Some(m) = self.settle(map, reading) {
+                out.push(m);
+            }
+        }
+        if now.duration_since(self.last_refresh) >= self.refresh.min(self.interval) {
+            self.last_refresh = now;
+            let stale: Vec<u64> = self
+                .maps
+                .iter()
+                .filter(|(_, w)| {
+                    !w.pending
+                        && w.asked
+                            .is_none_or(|t| now.duration_since(t) >= self.refresh)
+                })
+                .map(|(&m, _)| m)
+                .collect();
+            for map in stale {
+                self.ask(map, now);
+            }
+        }
+        out
+    }
+
+    /// Waits (at most `timeout`) for the readings asked for, and returns them.
+    pub fn finish(&mut self, timeout: Duration) -> Vec<MapMemory> {
+        self.requests = None;
+        let until = Instant::now() + timeout;
+        let mut out = Vec::new();
+        while self.maps.values().any(|w| w.pending) {
+            let left = until.saturating_duration_since(Instant::now());
+            let Ok((map, reading)) = self.results.recv_timeout(left) else {
+                break;
+            };
+            if let Some(m) = self.settle(map, reading) {
+                out.push(m);
+            }
+        }
+        if let Some(r) = self.reader.take() {
+            if r.is_finished() {
+                let _ = r.join();
+            }
+        }
+        out
+    }
+
+    /// The totals, with the bytes of the maps as last read.
+    pub fn totals(&self) -> MapMemoryTotals {
+        MapMemoryTotals {
+            bytes: self.sizes().map(|(_, s)| s.bytes).sum(),
+            ..self.stats
+        }
+    }
+
+    /// The maps as last read (gone ones are forgotten).
+    pub fn sizes(&self) -> impl Iterator<Item = (&Arc<str>, &MapSize)> {
+        self.maps
+            .values()
+            .filter_map(|w| Some((&w.map_type, w.last.as_ref()?)))
+    }
+
+    fn settle(&mut self, map: u64, reading: Reading) -> Option<MapMemory> {
+        let w = self.maps.get_mut(&map)?;
+        w.pending = false;
+        self.stats.readings += 1;
+        let ts_ns = wall_clock_ns();
+        let mut m = MapMemory {
+            ts_ns,
+            pid: w.pid,
+            map,
+            map_type: w.map_type.clone(),
+            size: None,
+            gone: None,
+        };
+        match reading {
+            Reading::Size(size) => {
+                w.last = Some(size);
+                m.size = Some(size);
+            }
+            Reading::Gone(why) => {
+                self.stats.gone += 1;
+                m.gone = Some(why);
+                self.maps.remove(&map);
+            }
+            Reading::Unread => {
+                self.stats.readings -= 1;
+                self.stats.unread += 1;
+                return None;
+            }
+        }
+        Some(m)
+    }
+
+    fn ask(&mut self, map: u64, now: Instant) {
+        let (start, left) = &mut self.budget;
+        if now.duration_since(*start) >= Duration::from_secs(1) {
+            *start = now;
+            *left = MAX_READS_PER_SEC;
+        }
+        let Some(w) = self.maps.get_mut(&map) else {
+            return;
+        };
+        let Some(requests) = &self.requests else {
+            return;
+        };
+        if *left == 0 {
+            self.stats.deferred += 1;
+            return;
+        }
+        match requests.try_send(Request {
+            map,
+            type_ptr: w.type_ptr,
+        }) {
+            Ok(()) => {
+                *left -= 1;
+                w.asked = Some(now);
+                w.pending = true;
+            }
+            Err(TrySendError::Full(_)) => self.stats.deferred += 1,
+            Err(TrySendError::Disconnected(_)) => self.requests = None,
+        }
+    }
+
+    /// At [`MAX_MAPS`], forgets the quarter of the maps deleted from least
+    /// recently (one sort per quarter of the bound: amortized, cheap).
+    fn make_room(&mut self, _now: Instant) {
+        if self.maps.len() < MAX_MAPS {
+            return;
+        }
+        let mut by_age: Vec<(Instant, u64)> = self.maps.iter().map(|(&m, w)| (w.seen, m)).collect();
+        by_age.sort_unstable();
+        for (_, m) in by_age.into_iter().take(MAX_MAPS / 4) {
+            self.maps.remove(&m);
+            self.stats.evicted += 1;
+        }
+    }
+}
+
+/// The target's memory, opened at the first reading: a launched target
+/// is traced from before its exec, and `/proc/PID/mem` opened then would
+/// still show the address space it had before.
+struct TargetMemory {
+    pid: i32,
+    mem: Option<ProcessMemory>,
+}
+
+impl TargetMemory {
+    /// A reading that does not look like a map is made once more: the
+    /// target may have been changing the map under the first. One that
+    /// could not read the map type is made again on a fresh
+    /// `/proc/PID/mem` (the target may have exec'd since it was opened).
+    fn read(&mut self, layout: &MapMemLayout, r: &Request) -> Reading {
+        for fresh in [false, true] {
+            if fresh || self.mem.is_none() {
+                self.mem = ProcessMemory::open(self.pid).ok();
+            }
+            let Some(mem) = &self.mem else {
+                return Reading::Unread;
+            };
+            match read::read(mem, &layout.layout, r.map, r.type_ptr) {
+                Reading::Unread => continue,
+                Reading::Gone(_) => {
+                    // A map being changed under the reading can look torn.
+                    std::thread::sleep(Duration::from_millis(1));
+                    return read::read(mem, &layout.layout, r.map, r.type_ptr);
+                }
+                size => return size,
+            }
+        }
+        Reading::Unread
+    }
+}
+
+fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

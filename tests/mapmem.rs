@@ -1,0 +1,347 @@
+//! Map memory (issue 13): the capacity, bytes and fill of the maps deleted from, read from
+//! the target's memory, on the toolchain matrix (`MDT_GO_VERSIONS`; with the 1.24/1.25
+//! `GOEXPERIMENT=noswissmap` builds), with the `mapmem` fixture (fixtures/mapmem): maps of
+//! several key and element sizes grown to known sizes, mostly emptied, one cleared, one caught
+//! growing, one freed; the fixture writes what it reads of each header from the inside.
+//!
+//! * `map_layout_facts_are_the_binarys` (no BPF): every offset mdt reads a map header by
+//!   (hmap, or Map / table / group size) is what each toolchain's DWARF says; a stripped build
+//!   gets the same layout from the version table; `mdt inspect` shows it and its source.
+//! * `map_memory_is_the_fixtures`: `mdt trace --json`: the last `map` record of each map
+//!   equals the fixture's numbers (len, cap, bytes, buckets / overflow / old buckets, tables /
+//!   directory / tombstones); the last delete of each map carries its `map_cap`; the growing
+//!   map is read while it grows; the freed map, whose memory the fixture filled with ones, is
+//!   reported gone and never as a map with other numbers; the summary counts the maps.
+//!
+//! Needs root and BPF for the second: without them it is skipped, unless `CI=true`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::proc::Proc;
+use common::{Scratch, Toolchain, Variant};
+use serde_json::Value;
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn mdt_bin() -> &'static Path {
+    common::private_mdt("mapmem")
+}
+
+fn for_jobs(test: &str, jobs: Vec<(Toolchain, Variant)>, f: impl Fn(&Toolchain, Variant) + Sync) {
+    let workers = common::parallel::workers_from_env("MDT_TRACE_TEST_THREADS", 6);
+    common::parallel::run_all(
+        test,
+        &jobs,
+        workers,
+        |(tc, v)| format!("{tc} {v}"),
+        |(tc, v)| f(tc, *v),
+    );
+}
+
+/// Every toolchain's plain build, and the noswissmap builds (classic maps on 1.24, 1.25).
+fn jobs() -> Vec<(Toolchain, Variant)> {
+    let mut jobs = Vec::new();
+    for tc in common::toolchains() {
+        for v in [Variant::Plain, Variant::NoSwiss] {
+            if v.supported_by(&tc) {
+                jobs.push((tc.clone(), v));
+            }
+        }
+    }
+    jobs
+}
+
+#[test]
+fn map_layout_facts_are_the_binarys() {
+    for_jobs("map_layout_facts_are_the_binarys", jobs(), |tc, v| {
+        use mdt::gobin::layout::LayoutSource;
+        use mdt::gobin::mapmem::{dwarf_facts, MapLayout};
+        use mdt::gobin::MapImpl;
+        let ctx = format!("{tc} {v}");
+        let plain = common::build_fixture("mapmem", tc, v);
+        let data = std::fs::read(&plain).unwrap();
+        let elf = mdt::gobin::elf::Elf::parse(&data).unwrap();
+        let b = mdt::gobin::GoBinary::open(&plain).unwrap();
+        let imp = if tc.swiss(v) {
+            MapImpl::Swiss
+        } else {
+            MapImpl::Hmap
+        };
+        assert_eq!(b.map_impl, imp, "{ctx}");
+        let facts = dwarf_facts(&elf, b.version, imp);
+        assert!(facts.len() >= 9, "{ctx}: {facts:?}");
+        for f in &facts {
+            assert_eq!(
+                f.dwarf,
+                Some(f.mdt),
+                "{ctx}: {} (DWARF, mdt's table)",
+                f.what
+            );
+        }
+        let from_dwarf = b
+            .map_memory
+            .unwrap_or_else(|| panic!("{ctx}: no map layout"));
+        assert_eq!(from_dwarf.source, LayoutSource::Dwarf, "{ctx}");
+        assert!(
+            matches!(
+                (imp, from_dwarf.layout),
+                (MapImpl::Swiss, MapLayout::Swiss(_)) | (MapImpl::Hmap, MapLayout::Hmap(_))
+            ),
+            "{ctx}"
+        );
+        // Without DWARF: the table, the same offsets.
+        let strip = if v == Variant::NoSwiss {
+            None
+        } else {
+            Some(common::build_fixture("mapmem", tc, Variant::Strip))
+        };
+        if let Some(strip) = &strip {
+            let s = mdt::gobin::GoBinary::open(strip)
+                .unwrap()
+                .map_memory
+                .unwrap();
+            assert_eq!(s.source, LayoutSource::VersionTable, "{ctx} strip");
+            assert_eq!(s.layout, from_dwarf.layout, "{ctx} strip");
+        }
+        // `mdt inspect` says which offsets and where they came from.
+        for (bin, from) in [
+            (Some(plain.clone()), "(from DWARF)"),
+            (strip, "(from the table of Go releases)"),
+        ] {
+            let Some(bin) = bin else { continue };
+            let out = common::output_retrying(Command::new(mdt_bin()).arg("inspect").arg(&bin));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("map memory"))
+                .unwrap_or_else(|| panic!("{ctx}: no map memory line:\n{text}"));
+            let head = if imp == MapImpl::Swiss {
+                "Map used+0"
+            } else {
+                "hmap count+0"
+            };
+            assert!(line.contains(head) && line.contains(from), "{ctx}: {line}");
+        }
+    });
+}
+
+/// `mdt trace --json --map-refresh 250ms -- mapmem -expect F -hold-file H`: (records, the
+/// fixture's maps by name). The fixture is held until mdt's output has, for each map, a
+/// reading with the fixture's numbers (for the freed map: gone), so that a loaded machine
+/// (mdt reading its records late) still sees every reading made while the target lives.
+fn trace(ctx: &str, bin: &Path, fields: &[&str]) -> (Vec<Value>, BTreeMap<String, Value>) {
+    let dir = Scratch::new("mapmem");
+    let out = dir.path("trace.json");
+    let expect = dir.path("expect.json");
+    let hold = dir.path("hold");
+    let trigger = dir.path("trigger");
+    let mut cmd = Command::new(mdt_bin());
+    cmd.args(["trace", "--json", "--map-refresh", "250ms", "-o"])
+        .arg(&out)
+        .arg("--")
+        .arg(bin)
+        .arg("-expect")
+        .arg(&expect)
+        .args(["-free-wait", "500ms", "-hold-file"])
+        .arg(&hold)
+        .arg("-trigger-file")
+        .arg(&trigger)
+        .env_remove("MAP_DELETE_TRACER_SAMPLING_RATE");
+    let mut p = Proc::spawn(&format!("{ctx}: mdt trace"), cmd, Stdio::null());
+    let maps = || -> Vec<Value> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|r: &Value| r["type"] == "map")
+            .collect()
+    };
+    // 1: a reading of each of the six maps, before the fixture's last deletes (so that they
+    // come after it in the output, however late mdt reads its records).
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < until && !p.has_exited() {
+        std::thread::sleep(Duration::from_millis(100));
+        let mut seen: Vec<String> = maps().iter().map(|r| r["map"].to_string()).collect();
+        seen.sort();
+        seen.dedup();
+        if seen.len() >= 6 {
+            break;
+        }
+    }
+    std::fs::write(&trigger, "").unwrap();
+    // 2: a reading with the fixture's numbers for each map (the freed one: gone).
+    while std::time::Instant::now() < until && !p.has_exited() {
+        std::thread::sleep(Duration::from_millis(100));
+        let Ok(text) = std::fs::read_to_string(&expect) else {
+            continue;
+        };
+        let want: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if want.len() < 7 {
+            continue;
+        }
+        let got = maps();
+        let seen = |t: &Value| {
+            got.iter().any(|r| {
+                r["map"] == t["map"]
+                    && if t["name"] == "freed" {
+                        r["gone"] == true
+                    } else {
+                        fields.iter().all(|f| r[*f] == t[*f])
+                    }
+            })
+        };
+        if want
+            .iter()
+            .filter(|t| t["name"] != "freed-reused")
+            .all(seen)
+        {
+            break;
+        }
+    }
+    std::fs::write(&hold, "").unwrap();
+    let f = p.finish(RUN_TIMEOUT, "tracing the mapmem fixture");
+    assert!(
+        f.status.success(),
+        "{ctx}: mdt exited {}; stderr:\n{}",
+        f.status,
+        f.stderr
+    );
+    let want = common::read_json_lines(&expect)
+        .into_iter()
+        .map(|t| (t["name"].as_str().unwrap().to_string(), t))
+        .collect();
+    (common::read_json_lines(&out), want)
+}
+
+/// The fields of a `map` record the fixture also knows.
+const HMAP_FIELDS: &[&str] = &["len", "cap", "bytes", "buckets", "overflow", "old_buckets"];
+const SWISS_FIELDS: &[&str] = &["len", "cap", "bytes", "tables", "directory", "tombstones"];
+
+#[test]
+fn map_memory_is_the_fixtures() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    for_jobs("map_memory_is_the_fixtures", jobs(), |tc, v| {
+        let ctx = format!("{tc} {v}");
+        let bin = common::build_fixture("mapmem", tc, v);
+        let fields = if tc.swiss(v) {
+            SWISS_FIELDS
+        } else {
+            HMAP_FIELDS
+        };
+        let (records, want) = trace(&ctx, &bin, fields);
+        let maps_at = |addr: &str| -> Vec<&Value> {
+            records
+                .iter()
+                .filter(|r| r["type"] == "map" && r["map"] == addr)
+                .collect()
+        };
+        let mut problems = Vec::new();
+        for name in ["big", "str", "small", "cleared", "growing"] {
+            let t = &want[name];
+            let addr = t["map"].as_str().unwrap();
+            let readings = maps_at(addr);
+            let Some(last) = readings.last() else {
+                problems.push(format!("{name}: no map record"));
+                continue;
+            };
+            assert_eq!(last["impl"], t["impl"], "{ctx} {name}");
+            for f in fields {
+                if last[*f] != t[*f] {
+                    problems.push(format!(
+                        "{name}: {f} {} (mdt), {} (fixture)",
+                        last[*f], t[*f]
+                    ));
+                }
+            }
+            let cap = t["cap"].as_f64().unwrap();
+            let fill = if cap == 0.0 {
+                0.0
+            } else {
+                t["len"].as_f64().unwrap() / cap
+            };
+            let got_fill = last["fill"].as_f64().unwrap();
+            if (got_fill - fill).abs() > 1e-6 {
+                problems.push(format!("{name}: fill {got_fill}, want {fill}"));
+            }
+            // A map is read at most once a second while deleted from, and every 250ms here.
+            let duration = records.last().unwrap()["duration"].as_f64().unwrap();
+            let bound = (duration / 0.25).ceil() as usize + 3;
+            if readings.len() > bound {
+                problems.push(format!(
+                    "{name}: {} readings in {duration}s",
+                    readings.len()
+                ));
+            }
+            // Once a reading is written, every later delete from the map carries its
+            // capacity (the fixture deletes twice more after its last change).
+            let mut cap_now = None;
+            let mut carried = 0;
+            for r in records.iter().filter(|r| r["map"] == addr) {
+                if r["type"] == "map" {
+                    cap_now = Some(r["cap"].clone());
+                } else if let Some(cap) = &cap_now {
+                    carried += 1;
+                    if &r["map_cap"] != cap {
+                        problems.push(format!(
+                            "{name}: map_cap {} after a reading of {cap}",
+                            r["map_cap"]
+                        ));
+                    }
+                }
+            }
+            if name != "growing" && carried == 0 {
+                problems.push(format!("{name}: no delete after its first reading"));
+            }
+        }
+        if !tc.swiss(v) {
+            assert!(
+                want["growing"]["old_buckets"].as_u64().unwrap() > 0,
+                "{ctx}: the fixture did not catch its map growing"
+            );
+        }
+        // The freed map: read as a map while it was one, then gone; never another map.
+        let freed = &want["freed"];
+        let reused = &want["freed-reused"];
+        assert_eq!(
+            reused["reused"], true,
+            "{ctx}: the fixture could not reuse the header"
+        );
+        let readings = maps_at(freed["map"].as_str().unwrap());
+        let gone: Vec<_> = readings.iter().filter(|r| r["gone"] == true).collect();
+        if gone.len() != 1 {
+            problems.push(format!("freed: {} gone records: {readings:?}", gone.len()));
+        }
+        for r in readings.iter().filter(|r| r["gone"] != true) {
+            for f in fields {
+                if r[*f] != freed[*f] {
+                    problems.push(format!("freed: read as a map with {f} {}: {r}", r[*f]));
+                }
+            }
+        }
+        if readings.last().is_some_and(|r| r["gone"] != true) {
+            problems.push("freed: read as a map after it was gone".into());
+        }
+        let summary = records.last().unwrap();
+        assert_eq!(summary["type"], "summary", "{ctx}");
+        let totals = &summary["map_memory"];
+        if totals["maps"] != 6 || totals["gone"] != 1 {
+            problems.push(format!("summary map_memory {totals}"));
+        }
+        assert!(
+            problems.is_empty(),
+            "{ctx}: {} problems:\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
+    });
+}
