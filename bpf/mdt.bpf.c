@@ -1073,10 +1073,12 @@ static __always_inline void count_site(struct pt_regs *ctx, __u32 id, __u8 kind,
 		.probe_id = id,
 	};
 	struct mdt_site_count one = { .hits = 1 }, *cnt;
+	bool swiss = kind == MDT_KIND_SWISS_DELETE || kind == MDT_KIND_SWISS_CLEAR;
 
 	barrier_var(a0);
 	barrier_var(a1);
-	key.map_type_ptr = (kind == MDT_KIND_SWISS_DELETE || kind == MDT_KIND_SWISS_CLEAR) ? a1 : a0;
+	key.map_type_ptr = swiss ? a1 : a0;
+	one.last_map = swiss ? a0 : a1;
 
 	if (bpf_probe_read_user(&key.caller, sizeof(key.caller), (const void *)GO_SP(ctx)))
 		key.caller = 0;
@@ -1087,16 +1089,19 @@ static __always_inline void count_site(struct pt_regs *ctx, __u32 id, __u8 kind,
 	cnt = bpf_map_lookup_elem(&site_counts, &key);
 	if (cnt) {
 		__sync_fetch_and_add(&cnt->hits, 1);
+		cnt->last_map = one.last_map;
 		return;
 	}
 	/* Another CPU (or a program that preempted this one) may have
 	 * inserted the key meanwhile: then add to this CPU's count of it. */
 	if (bpf_map_update_elem(&site_counts, &key, &one, BPF_NOEXIST)) {
 		cnt = bpf_map_lookup_elem(&site_counts, &key);
-		if (cnt)
+		if (cnt) {
 			__sync_fetch_and_add(&cnt->hits, 1);
-		else
+			cnt->last_map = one.last_map;
+		} else {
 			count(&stats, MDT_STAT_SITES_FULL);
+		}
 	}
 }
 

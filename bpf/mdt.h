@@ -469,6 +469,9 @@ struct mdt_site_count {
 	__u64 absent;
 	/* Their total duration (ns), for an average without a histogram. */
 	__u64 total_ns;
+	/* The map of this CPU's last hit: with no records (metrics alone),
+	 * how user space learns which maps to read the memory of. */
+	__u64 last_map;
 };
 
 /*
@@ -604,7 +607,7 @@ _Static_assert(sizeof(struct mdt_exit) == 40, "mdt_exit layout changed");
 _Static_assert(sizeof(struct mdt_exit) < __builtin_offsetof(struct mdt_event, stack),
 	       "an exit record must be shorter than any event record");
 _Static_assert(sizeof(struct mdt_outcome) == 32, "mdt_outcome layout changed");
-_Static_assert(sizeof(struct mdt_site_count) == 32, "mdt_site_count layout changed");
+_Static_assert(sizeof(struct mdt_site_count) == 40, "mdt_site_count layout changed");
 _Static_assert(sizeof(struct mdt_latency_key) == 16, "mdt_latency_key layout changed");
 _Static_assert(sizeof(struct mdt_label) == 4, "mdt_label layout changed");
 _Static_assert(sizeof(struct mdt_config) == 168 + 8 * MDT_MAX_PROBES,

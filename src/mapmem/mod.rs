@@ -96,40 +96,59 @@ impl MapWatch {
     /// A delete or clear from `ev.map`: asks for a reading when one is due;
     /// returns the map's capacity as last read.
     pub fn saw(&mut self, ev: &Event, now: Instant) -> Option<u64> {
-        if ev.map == 0 {
+        self.saw_map(
+            ev.map,
+            ev.map_type_ptr,
+            || Some(ev.map_type.clone()),
+            ev.pid,
+            now,
+        )
+    }
+
+    /// A delete or clear from `map` (of the type at `type_ptr`, named by
+    /// `name`, in process `pid`), seen in a record or the kernel's counts.
+    pub fn saw_map(
+        &mut self,
+        map: u64,
+        type_ptr: u64,
+        name: impl FnOnce() -> Option<Arc<str>>,
+        pid: u32,
+        now: Instant,
+    ) -> Option<u64> {
+        if map == 0 {
             return None;
         }
-        if !self.maps.contains_key(&ev.map) {
-            self.make_room(now);
-            self.stats.maps += 1;
-            self.maps.insert(
-                ev.map,
-                Watched {
-                    type_ptr: ev.map_type_ptr,
-                    map_type: ev.map_type.clone(),
-                    pid: ev.pid,
-                    seen: now,
-                    asked: None,
-                    pending: false,
-                    last: None,
-                },
-            );
+        match self.maps.get(&map).map(|w| w.type_ptr) {
+            Some(known) if known == type_ptr => {}
+            known => {
+                // New, or another map now lives at this address.
+                let map_type = name()?;
+                if known.is_none() {
+                    self.make_room();
+                    self.stats.maps += 1;
+                }
+                self.maps.insert(
+                    map,
+                    Watched {
+                        type_ptr,
+                        map_type,
+                        pid,
+                        seen: now,
+                        asked: None,
+                        pending: false,
+                        last: None,
+                    },
+                );
+            }
         }
-        let w = self.maps.get_mut(&ev.map)?;
+        let w = self.maps.get_mut(&map)?;
         w.seen = now;
-        if w.type_ptr != ev.map_type_ptr {
-            // Another map now lives at this address.
-            w.type_ptr = ev.map_type_ptr;
-            w.map_type = ev.map_type.clone();
-            w.last = None;
-            w.asked = None;
-        }
         let cap = w.last.map(|s| s.cap);
         let due = !w.pending
             && w.asked
                 .is_none_or(|t| now.duration_since(t) >= self.interval);
         if due {
-            self.ask(ev.map, now);
+            self.ask(map, now);
         }
         cap
     }
@@ -262,7 +281,7 @@ impl MapWatch {
 
     /// At [`MAX_MAPS`], forgets the quarter of the maps deleted from least
     /// recently (one sort per quarter of the bound: amortized, cheap).
-    fn make_room(&mut self, _now: Instant) {
+    fn make_room(&mut self) {
         if self.maps.len() < MAX_MAPS {
             return;
         }

@@ -48,6 +48,9 @@ pub struct Outcomes {
     pub total_ns: u64,
 }
 
+/// The maps a [`SiteCount`] names at most.
+pub const LAST_MAPS: usize = 4;
+
 /// One site's exact counts (`struct mdt_site_count`, summed over CPUs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SiteCount {
@@ -57,6 +60,25 @@ pub struct SiteCount {
     pub removed: u64,
     pub absent: u64,
     pub total_ns: u64,
+    /// The map of the last hit on each CPU (distinct, nonzero; at most
+    /// [`LAST_MAPS`]): which maps are deleted from, without records.
+    pub last_maps: [u64; LAST_MAPS],
+}
+
+impl SiteCount {
+    fn add_last_map(&mut self, map: u64) {
+        if map == 0 || self.last_maps.contains(&map) {
+            return;
+        }
+        if let Some(slot) = self.last_maps.iter_mut().find(|m| **m == 0) {
+            *slot = map;
+        }
+    }
+
+    /// The maps named, in no order.
+    pub fn maps(&self) -> impl Iterator<Item = u64> + '_ {
+        self.last_maps.iter().copied().filter(|&m| m != 0)
+    }
 }
 
 /// A latency histogram: calls per bucket of [`super::LATENCY_BOUNDS_NS`]
@@ -274,6 +296,7 @@ impl Probes {
                 sum.removed += n.removed;
                 sum.absent += n.absent;
                 sum.total_ns += n.total_ns;
+                sum.add_last_map(n.last_map);
             }
             out.push((key.into(), sum));
         }

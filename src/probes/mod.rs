@@ -181,7 +181,7 @@ const _: () = assert!(size_of::<MdtProbeCfg>() == 8);
 const _: () = assert!(size_of::<MdtConfig>() == 168 + 8 * MAX_PROBES);
 const _: () = assert!(size_of::<MdtExit>() == 40);
 const _: () = assert!(size_of::<types::mdt_outcome>() == 32);
-const _: () = assert!(size_of::<types::mdt_site_count>() == 32);
+const _: () = assert!(size_of::<types::mdt_site_count>() == 40);
 const _: () = assert!(size_of::<types::mdt_latency_key>() == 16);
 const _: () = assert!(size_of::<types::mdt_latency>() == 8 * (LATENCY_BUCKETS + 1));
 const _: () = assert!(size_of::<types::mdt_agg_key>() == 32);

@@ -296,6 +296,7 @@ impl Session {
         let Pump {
             decoder,
             observer: Some(observer),
+            maps: watch,
             ..
         } = pump
         else {
@@ -330,7 +331,12 @@ impl Session {
         } else {
             self.probes.attached()
         };
+        let maps: Vec<_> = watch
+            .as_ref()
+            .map(|w| w.sizes().map(|(t, s)| (t.clone(), *s)).collect())
+            .unwrap_or_default();
         let mut obs = Observation {
+            maps: &maps,
             elapsed: self.started.elapsed(),
             sites: &sites,
             latency: &latency,
@@ -343,6 +349,18 @@ impl Session {
             decoder,
         };
         observer.observe(&mut obs);
+        if let Some(watch) = watch {
+            // Without records (metrics alone), the kernel's counts name
+            // the maps deleted from.
+            let now = Instant::now();
+            let pid = self.pid() as u32;
+            for (key, count) in &sites {
+                for map in count.maps() {
+                    let ty = key.map_type_ptr;
+                    watch.saw_map(map, ty, || decoder.map_type_name(ty), pid, now);
+                }
+            }
+        }
         Ok(())
     }
 

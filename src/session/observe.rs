@@ -2,9 +2,11 @@
 //! and the exact counters for an [`Observer`] (metrics, alerts).
 
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::decode::{Decoder, ProbeInfo};
+use crate::events::mapmem::MapSize;
 use crate::events::Event;
 use crate::probes::{Histogram, SiteCount, SiteKey, Stats};
 
@@ -47,6 +49,8 @@ pub struct Observation<'a> {
     pub last: bool,
     /// Names sites (map type, caller frames): [`Decoder::name_aggregate`].
     pub decoder: &'a mut Decoder,
+    /// The maps watched (`crate::mapmem`), as last read: (map type, size).
+    pub maps: &'a [(Arc<str>, MapSize)],
 }
 
 /// Sees the records and the exact counters of a running session (metrics,

@@ -14,7 +14,8 @@
 //! | `map_delete_count_total` | counter | |
 //! | `map_delete_by_caller` | gauge (deletes/s over 10 s) | `caller` |
 //! | `mdt_events_lost_total`, `mdt_events_sampled_out_total` | counter | |
-//! | `mdt_attached_probes`, `mdt_target_up` | gauge | |
+//! | `go_map_capacity_slots`, `go_map_bytes`, `go_map_len` | gauge (sums over the maps watched, as last read) | `map_type` |
+//! | `mdt_attached_probes`, `mdt_target_up`, `mdt_maps_watched` | gauge | |
 //! | `mdt_series_limit`, `mdt_series_overflow_total`, `mdt_site_table_full_total` | gauge, counter | |
 //! | `mdt_alerts_fired_total`, `mdt_alert_delivery_failures_total`, `mdt_alert_groups_dropped_total` | counter | |
 //!
@@ -74,6 +75,8 @@ pub struct Metrics {
     alert_groups_dropped: IntCounter,
     /// `--metric-labels`: deletes per map type and label values.
     by_label: Option<ByLabel>,
+    /// The memory of the maps watched, per map type.
+    map_memory: MapMemoryGauges,
     /// Deletes per caller label, cumulative, at each observation.
     history: VecDeque<(Duration, HashMap<Arc<str>, u64>)>,
     per_caller: HashMap<Arc<str>, u64>,
@@ -198,6 +201,84 @@ impl Collector for Durations {
     }
 }
 
+/// `go_map_capacity_slots`, `go_map_bytes`, `go_map_len`: sums over the
+/// maps watched of each map type, as last read (a map seen gone leaves
+/// them); at most `max_series` map types, the largest by bytes, the rest
+/// under `map_type="other"`.
+struct MapMemoryGauges {
+    cap: GaugeVec,
+    bytes: GaugeVec,
+    len: GaugeVec,
+    watched: IntGauge,
+    max_series: usize,
+}
+
+impl MapMemoryGauges {
+    fn new(registry: &Registry, max_series: usize) -> Result<Self> {
+        let vec = |name: &str, help: &str| -> Result<GaugeVec> {
+            let v = GaugeVec::new(Opts::new(name, help), &["map_type"])?;
+            registry.register(Box::new(v.clone()))?;
+            Ok(v)
+        };
+        Ok(MapMemoryGauges {
+            cap: vec(
+                "go_map_capacity_slots",
+                "Slots of the Go maps deleted from (8 per bucket or group), per map type, as last read from the target's memory. Maps never shrink.",
+            )?,
+            bytes: vec(
+                "go_map_bytes",
+                "Bytes held by the Go maps deleted from (buckets or groups, tables, directory, header), per map type, as last read.",
+            )?,
+            len: vec(
+                "go_map_len",
+                "Entries in the Go maps deleted from, per map type, as last read.",
+            )?,
+            watched: gauge(
+                registry,
+                "mdt_maps_watched",
+                "Maps whose memory mdt reads (deleted from, not seen gone).",
+            )?,
+            max_series,
+        })
+    }
+
+    fn set(&self, maps: &[(Arc<str>, crate::events::mapmem::MapSize)]) {
+        let mut by_type: HashMap<&str, (u64, u64, u64)> = HashMap::new();
+        for (ty, size) in maps {
+            let e = by_type.entry(ty).or_default();
+            e.0 += size.cap;
+            e.1 += size.bytes;
+            e.2 += size.len;
+        }
+        let mut rows: Vec<_> = by_type.into_iter().collect();
+        rows.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(b.0)));
+        let mut other: Option<(u64, u64, u64)> = None;
+        for v in [&self.cap, &self.bytes, &self.len] {
+            v.reset();
+        }
+        for (i, (ty, sums)) in rows.into_iter().enumerate() {
+            if i + 1 >= self.max_series && i > 0 {
+                let o = other.get_or_insert_default();
+                o.0 += sums.0;
+                o.1 += sums.1;
+                o.2 += sums.2;
+                continue;
+            }
+            self.put(ty, sums);
+        }
+        if let Some(o) = other {
+            self.put("other", o);
+        }
+        self.watched.set(maps.len() as i64);
+    }
+
+    fn put(&self, ty: &str, (cap, bytes, len): (u64, u64, u64)) {
+        self.cap.with_label_values(&[ty]).set(cap as f64);
+        self.bytes.with_label_values(&[ty]).set(bytes as f64);
+        self.len.with_label_values(&[ty]).set(len as f64);
+    }
+}
+
 /// Raises a counter to `total` (counters only go up).
 fn raise(c: &IntCounter, total: u64) {
     let now = c.get();
@@ -252,7 +333,9 @@ impl Metrics {
         registry.register(Box::new(absent.clone()))?;
         let durations = Durations::new()?;
         registry.register(Box::new(durations.clone()))?;
+        let map_memory = MapMemoryGauges::new(&registry, max_series)?;
         let m = Metrics {
+            map_memory,
             delete_count: counter(&registry, "map_delete_count_total", "Go map deletes, all map types and call sites, exact.")?,
             lost: counter(
                 &registry,
@@ -326,6 +409,7 @@ impl Metrics {
         raise(&self.site_table_full, obs.stats.sites_full);
         self.attached.set(obs.attached as i64);
         self.target_up.set(i64::from(obs.target_up));
+        self.map_memory.set(obs.maps);
         if let Some(b) = board {
             raise(&self.alerts_fired, b.fired.load(Ordering::Relaxed));
             raise(&self.delivery_failures, b.failed.load(Ordering::Relaxed));
