@@ -592,23 +592,53 @@ fn s_cycles_the_sort_column_and_r_reverses_it() {
 
 #[test]
 fn maps_view_shows_type_len_counts_and_top_caller() {
-    let st = stats();
+    let mut st = stats();
+    // Readings of two maps' memory: one large and nearly empty (bloated), one gone.
+    use mdt::events::mapmem::{MapMemory, MapShape, MapSize};
+    let reading = |map: u64, map_type: &str, size: Option<MapSize>| MapMemory {
+        ts_ns: T0 * NS,
+        pid: 4242,
+        map,
+        map_type: map_type.into(),
+        size,
+        gone: size.is_none().then_some("header unreadable"),
+    };
+    let big = MapSize {
+        len: 71,
+        cap: 131_072,
+        bytes: 2_233_392,
+        shape: MapShape::Swiss {
+            tables: 128,
+            directory: 128,
+            tombstones: 500,
+        },
+    };
+    st.map_memory(&reading(0xc000100000, "main.UserMap", Some(big)));
+    st.map_memory(&reading(0xc000200000, "map[int64]*main.Job", Some(big)));
+    st.map_memory(&reading(0xc000200000, "map[int64]*main.Job", None));
     let mut app = app();
     press(&mut app, KeyCode::Char('2'));
     assert_eq!(app.view, View::Maps);
     app.refresh(&st, exact(), NOW);
-    let s = screen(&mut app, 120, 30);
+    let s = screen(&mut app, 150, 30);
     let text = dump(&s);
     let r = rows(&s, "MAP TYPE");
     assert_eq!(r.len(), 4, "{text}");
-    // MAP, TYPE, LEN, DELETES, RATE/s, CLEARS, ABSENT, P50, P99, TOP
-    // CALLER (by deletes).
+    assert!(
+        s[1].contains("maps hold 2.1MiB"),
+        "the header's total of the maps read (the gone one left out): {text}"
+    );
+    // MAP, TYPE, LEN, CAP, BYTES, FILL (! bloated), DELETES, RATE/s, CLEARS, ABSENT, P50,
+    // P99, TOP CALLER (by deletes).
     assert_eq!(
         words(&r[0]),
         [
             "0xc000100000",
             "main.UserMap",
             "71",
+            "131,072",
+            "2.1MiB",
+            "0.1%!",
             "30",
             "10",
             "0",
@@ -626,6 +656,9 @@ fn maps_view_shows_type_len_counts_and_top_caller() {
             "0xc000200000",
             "map[int64]*main.Job",
             "0",
+            "–",
+            "–",
+            "–",
             "12",
             "0",
             "1",
@@ -638,11 +671,14 @@ fn maps_view_shows_type_len_counts_and_top_caller() {
         "{text}"
     );
     assert_eq!(
-        words(&r[2])[..9],
+        words(&r[2])[..12],
         [
             "0xc000300000",
             "map[string]int",
             "7",
+            "–",
+            "–",
+            "–",
             "5",
             "5",
             "0",
@@ -653,11 +689,14 @@ fn maps_view_shows_type_len_counts_and_top_caller() {
     );
     // The same caller, another map: none of its deletes measured.
     assert_eq!(
-        words(&r[3])[..9],
+        words(&r[3])[..12],
         [
             "0xc000400000",
             "main.UserMap",
             "9",
+            "–",
+            "–",
+            "–",
             "3",
             "3",
             "0",
@@ -666,7 +705,7 @@ fn maps_view_shows_type_len_counts_and_top_caller() {
             "–"
         ]
     );
-    // 80 columns: P50, CLEARS and LEN go first.
+    // 80 columns: P50, CLEARS, LEN, CAP and BYTES go first; FILL (and its mark) stays.
     let s = screen(&mut app, 80, 24);
     let text = dump(&s);
     let header = s.iter().find(|l| l.contains("DELETES▼")).unwrap();
@@ -676,6 +715,7 @@ fn maps_view_shows_type_len_counts_and_top_caller() {
             "MAP",
             "MAP",
             "TYPE",
+            "FILL",
             "DELETES▼",
             "RATE/s",
             "ABSENT",
@@ -687,15 +727,16 @@ fn maps_view_shows_type_len_counts_and_top_caller() {
     );
     let r = rows(&s, "DELETES");
     assert_eq!(
-        words(&r[0])[..6],
-        ["0xc000100000", "main.UserMap", "30", "10", "50%", "5ms"],
+        words(&r[0])[..7],
+        ["0xc000100000", "main.UserMap", "0.1%!", "30", "10", "50%", "5ms"],
         "{text}"
     );
     assert_eq!(
-        words(&r[1])[..6],
+        words(&r[1])[..7],
         [
             "0xc000200000",
-            "map[int64]*main.Job",
+            "map[int64]*main",
+            "–",
             "12",
             "0",
             "–",

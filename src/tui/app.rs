@@ -183,6 +183,8 @@ pub struct App {
     pub ended_ns: Option<u64>,
     /// Shown totals: since the start, or since the last reset.
     pub totals: Totals,
+    /// Bytes held by the maps in the Maps view, as last read.
+    pub map_bytes: u64,
     /// Whether `totals` are the exact BPF counters.
     pub exact: bool,
     raw: Totals,
@@ -220,6 +222,7 @@ impl App {
             ended: None,
             ended_ns: None,
             totals: Totals::default(),
+            map_bytes: 0,
             exact: false,
             raw: Totals::default(),
             baseline: Totals::default(),
@@ -320,6 +323,7 @@ impl App {
             .observe(now_sec, self.raw.deletes + self.raw.clears);
         self.records = live.records();
         self.evicted = live.evicted();
+        self.map_bytes = live.map_bytes();
         // Alerts are not frozen by a pause: the banner and the list stay live.
         if let Some(board) = &self.board {
             self.alerts.update(board);

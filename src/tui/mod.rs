@@ -105,6 +105,11 @@ impl Sink for TuiSink {
         Ok(())
     }
 
+    fn map(&mut self, m: &crate::events::mapmem::MapMemory) -> io::Result<()> {
+        self.shared.stats().map_memory(m);
+        Ok(())
+    }
+
     fn summary(&mut self, _summary: &Summary) -> io::Result<()> {
         Ok(())
     }

@@ -128,6 +128,29 @@ pub struct MapLine {
     pub rate: u64,
     pub top_caller: Option<Arc<str>>,
     pub outcomes: OutcomeSummary,
+    /// Its memory as last read (None: not read yet, or gone).
+    pub memory: Option<crate::events::mapmem::MapSize>,
+}
+
+impl MapLine {
+    pub fn cap_text(&self) -> String {
+        self.memory
+            .map_or("–".into(), |m| super::format::group(m.cap))
+    }
+
+    pub fn bytes_text(&self) -> String {
+        self.memory.map_or("–".into(), |m| {
+            crate::events::mapmem::short_bytes(m.bytes)
+        })
+    }
+
+    /// `12.5%`, with a `!` when the map is bloated (large, under 10% full).
+    pub fn fill_text(&self) -> String {
+        self.memory.map_or("–".into(), |m| {
+            let mark = if m.bloated() { "!" } else { "" };
+            format!("{:.1}%{mark}", m.fill() * 100.0)
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +269,10 @@ pub enum Column {
     Map,
     Type,
     Len,
+    /// A map's capacity in slots, its bytes and its fill (len / cap).
+    Cap,
+    Bytes,
+    Fill,
     Deletes,
     Clears,
     TopCaller,
@@ -277,6 +304,9 @@ pub const MAP_COLUMNS: &[Column] = &[
     Column::Map,
     Column::Type,
     Column::Len,
+    Column::Cap,
+    Column::Bytes,
+    Column::Fill,
     Column::Deletes,
     Column::Rate,
     Column::Clears,
@@ -324,6 +354,9 @@ impl Column {
             Column::Map => "MAP",
             Column::Type => "MAP TYPE",
             Column::Len => "LEN",
+            Column::Cap => "CAP",
+            Column::Bytes => "BYTES",
+            Column::Fill => "FILL",
             Column::Deletes => "DELETES",
             Column::Clears => "CLEARS",
             Column::TopCaller => "TOP CALLER",
@@ -406,6 +439,15 @@ pub fn sort_maps(lines: &mut [MapLine], sort: Sort) {
             Column::Map => a.addr.cmp(&b.addr),
             Column::Type => a.map_type.cmp(&b.map_type),
             Column::Len => a.len.cmp(&b.len),
+            Column::Cap => a.memory.map(|m| m.cap).cmp(&b.memory.map(|m| m.cap)),
+            Column::Bytes => a.memory.map(|m| m.bytes).cmp(&b.memory.map(|m| m.bytes)),
+            // Emptiest first (the largest bytes first among equals): the bloated ones on top.
+            Column::Fill => b
+                .memory
+                .map(|m| m.fill())
+                .partial_cmp(&a.memory.map(|m| m.fill()))
+                .unwrap_or(Ordering::Equal)
+                .then_with(|| a.memory.map(|m| m.bytes).cmp(&b.memory.map(|m| m.bytes))),
             Column::Rate => a.rate.cmp(&b.rate),
             Column::Clears => a.clears.cmp(&b.clears),
             Column::TopCaller => a.top_caller.cmp(&b.top_caller),

@@ -17,8 +17,8 @@ mod table;
 pub use self::lines::*;
 pub use self::rate::{Buckets, RateHistory};
 pub use self::rows::{
-    CallerKey, CallerRow, Evicted, LabelRow, MapKey, MapRow, OutcomeStats, OutcomeSummary,
-    RecentEvent, NO_LABELS,
+    CallerKey, CallerRow, Evicted, LabelRow, MapKey, MapMemoryHistory, MapRow, OutcomeStats,
+    OutcomeSummary, RecentEvent, NO_LABELS,
 };
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -29,6 +29,7 @@ use self::format::join_types;
 use self::rows::{type_hash, StackKey, StackRow};
 use self::table::Table;
 use crate::bounded::{FastHash, Limits};
+use crate::events::mapmem::{short_bytes, MapMemory, MapShape};
 use crate::events::{Event, Role};
 use crate::output::flame::{Profile, RawStack, Shape};
 
@@ -199,6 +200,7 @@ impl Stats {
                     outcomes: OutcomeStats::default(),
                     recent: VecDeque::new(),
                     last_seq: seq,
+                    memory: Default::default(),
                 };
                 self.maps.insert(mkey, row).0
             }
@@ -421,6 +423,7 @@ impl Stats {
                 rate: r.rate.rate(now_sec),
                 top_caller: r.top_caller().cloned(),
                 outcomes: r.outcomes.summary(),
+                memory: r.memory.last.filter(|_| r.memory.gone.is_none()),
             })
             .collect();
         (lines, self.maps.rows.len())
@@ -552,6 +555,7 @@ impl Stats {
                     ),
                 ),
                 ("callers".into(), who),
+                ("memory".into(), memory_text(&r.memory)),
             ],
             history: r.rate.series(now_sec, CHART_SECS),
             keys: recent_keys(&r.recent),
@@ -559,6 +563,34 @@ impl Stats {
             stack: latest.map(|e| e.stack.clone()),
             caller: latest.and_then(|e| e.caller),
         })
+    }
+
+    /// A reading of a map's memory, onto its row (a map not in the table,
+    /// or no longer, is ignored).
+    pub fn map_memory(&mut self, m: &MapMemory) {
+        let key = (m.map, type_hash(&m.map_type));
+        let Some(i) = self.maps.find(&key) else {
+            return;
+        };
+        let mem = &mut self.maps.rows[i].memory;
+        match (m.size, m.gone) {
+            (Some(size), _) => {
+                mem.first.get_or_insert(size);
+                mem.last = Some(size);
+                mem.gone = None;
+            }
+            (None, why) => mem.gone = Some(why.unwrap_or("gone")),
+        }
+    }
+
+    /// Bytes held by the maps of the table, as last read (gone ones left out).
+    pub fn map_bytes(&self) -> u64 {
+        self.maps
+            .rows
+            .iter()
+            .filter(|r| r.memory.gone.is_none())
+            .filter_map(|r| r.memory.last.map(|s| s.bytes))
+            .sum()
     }
 
     pub fn event_detail(&self, seq: u64) -> Option<Detail> {
@@ -739,3 +771,58 @@ fn event_detail(e: &Event, caller: &str) -> Detail {
 
 #[cfg(test)]
 mod tests;
+
+/// A map's memory for the detail pane: size, fill, shape, and how it
+/// changed since the first reading.
+fn memory_text(m: &MapMemoryHistory) -> String {
+    let Some(last) = m.last else {
+        return match m.gone {
+            Some(why) => format!("gone ({why})"),
+            None => "not read yet".into(),
+        };
+    };
+    let mut text = format!(
+        "cap {} slots · {} · fill {:.1}%{}",
+        group(last.cap),
+        short_bytes(last.bytes),
+        last.fill() * 100.0,
+        if last.bloated() { " (bloated)" } else { "" }
+    );
+    match last.shape {
+        MapShape::Hmap {
+            buckets,
+            overflow,
+            old_buckets,
+        } => {
+            text += &format!(
+                " · {} buckets, {} overflow",
+                group(buckets),
+                group(overflow)
+            );
+            if old_buckets > 0 {
+                text += &format!(", growing from {}", group(old_buckets));
+            }
+        }
+        MapShape::Swiss {
+            tables, tombstones, ..
+        } => {
+            text += &format!(
+                " · {} tables, {} tombstones",
+                group(tables),
+                group(tombstones)
+            );
+        }
+    }
+    if let Some(first) = m.first.filter(|f| *f != last) {
+        text += &format!(
+            " · first read: len {}, cap {}, {}",
+            group(first.len),
+            group(first.cap),
+            short_bytes(first.bytes)
+        );
+    }
+    if let Some(why) = m.gone {
+        text += &format!(" · now gone ({why})");
+    }
+    text
+}

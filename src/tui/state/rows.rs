@@ -4,6 +4,8 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::Hasher;
 use std::sync::Arc;
 
+use crate::events::mapmem::MapSize;
+
 use super::format::short_func;
 use super::rate::Buckets;
 use super::table::Row;
@@ -73,6 +75,15 @@ pub struct CallerRow {
     pub(super) last_seq: u64,
 }
 
+/// What the readings of a map's memory said: the first, the latest, and
+/// whether it was seen gone since.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MapMemoryHistory {
+    pub first: Option<MapSize>,
+    pub last: Option<MapSize>,
+    pub gone: Option<&'static str>,
+}
+
 impl Row<CallerKey> for CallerRow {
     fn key(&self) -> CallerKey {
         self.key.clone()
@@ -111,6 +122,8 @@ pub struct MapRow {
     /// Newest last.
     pub recent: VecDeque<Arc<Event>>,
     pub(super) last_seq: u64,
+    /// Its memory (`crate::mapmem`): the first and the latest reading.
+    pub memory: MapMemoryHistory,
 }
 
 /// What the exit probes saw of a row's calls: only the calls they were

@@ -300,3 +300,63 @@ fn durations_and_absent_shares_are_compact() {
     assert_eq!(absent_text(999, 1), "<1%");
     assert_eq!(absent_text(1, 999), ">99%");
 }
+
+#[test]
+fn map_memory_readings_fill_the_maps_view_and_the_detail() {
+    use crate::events::mapmem::{MapMemory, MapShape, MapSize};
+    let mut st = Stats::new();
+    st.apply(&event(("main.a", 10, 0x500), 0xa000, 1, 50));
+    st.apply(&event(("main.b", 20, 0x600), 0xb000, 2, 50));
+    let size = |len, cap, bytes| MapSize {
+        len,
+        cap,
+        bytes,
+        shape: MapShape::Hmap {
+            buckets: cap / 8,
+            overflow: 3,
+            old_buckets: 0,
+        },
+    };
+    let reading = |map, size: Option<MapSize>| MapMemory {
+        ts_ns: 0,
+        pid: 1,
+        map,
+        map_type: "map[int64]int".into(),
+        size,
+        gone: size.is_none().then_some("header unreadable"),
+    };
+    // A map not in the table is ignored.
+    st.map_memory(&reading(0xc000, Some(size(1, 8, 200))));
+    st.map_memory(&reading(0xa000, Some(size(100_000, 131_072, 4 << 20))));
+    st.map_memory(&reading(0xa000, Some(size(10, 131_072, 4 << 20))));
+    st.map_memory(&reading(0xb000, Some(size(6, 8, 300))));
+    assert_eq!(st.map_bytes(), (4 << 20) + 300);
+
+    let (mut lines, _) = st.map_lines(&Filter::new(""), 51);
+    let fill = Sort {
+        column: Column::Fill,
+        reversed: false,
+    };
+    sort_maps(&mut lines, fill);
+    assert_eq!(lines[0].addr, 0xa000, "the emptiest first");
+    assert_eq!(lines[0].fill_text(), "0.0%!");
+    assert_eq!(lines[0].cap_text(), "131,072");
+    assert_eq!(lines[0].bytes_text(), "4MiB");
+    assert_eq!(lines[1].fill_text(), "75.0%");
+
+    let detail = st.map_detail((0xa000, type_hash("map[int64]int")), 51).unwrap();
+    let memory = &detail.facts.iter().find(|(k, _)| k == "memory").unwrap().1;
+    assert_eq!(
+        memory,
+        "cap 131,072 slots · 4MiB · fill 0.0% (bloated) · 16,384 buckets, 3 overflow · first read: len 100,000, cap 131,072, 4MiB"
+    );
+    // Gone: out of the total, shown as such.
+    st.map_memory(&reading(0xa000, None));
+    assert_eq!(st.map_bytes(), 300);
+    let (lines, _) = st.map_lines(&Filter::new(""), 51);
+    let a = lines.iter().find(|l| l.addr == 0xa000).unwrap();
+    assert_eq!(a.fill_text(), "–");
+    let detail = st.map_detail((0xa000, type_hash("map[int64]int")), 51).unwrap();
+    let memory = &detail.facts.iter().find(|(k, _)| k == "memory").unwrap().1;
+    assert!(memory.ends_with("now gone (header unreadable)"), "{memory}");
+}

@@ -1,5 +1,6 @@
 //! The header: the target, the exact totals, the rate and its chart.
 
+use crate::events::mapmem::short_bytes;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -62,6 +63,10 @@ pub(super) fn draw_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             },
         ),
     ];
+    if app.map_bytes > 0 {
+        counts.push(Span::raw("  maps hold "));
+        counts.push(Span::styled(short_bytes(app.map_bytes), theme.strong()));
+    }
     let rate = info.sample_rate;
     if rate < 1.0 {
         counts.push(Span::raw("  sampling "));

@@ -85,6 +85,9 @@ fn is_numeric(c: Column) -> bool {
             | Column::P50
             | Column::P99
             | Column::Len
+            | Column::Cap
+            | Column::Bytes
+            | Column::Fill
             | Column::Deletes
             | Column::Clears
             | Column::Goid
@@ -204,6 +207,9 @@ fn layout(view: View, rows: &Rows, width: u16) -> Vec<(Column, Constraint)> {
                     (Column::Map, Fixed(14)),
                     (Column::Type, Longest(map_type)),
                     (Column::Len, Fixed(6)),
+                    (Column::Cap, Fixed(7)),
+                    (Column::Bytes, Fixed(7)),
+                    (Column::Fill, Fixed(6)),
                     (Column::Deletes, Fixed(8)),
                     (Column::Rate, Fixed(7)),
                     (Column::Clears, Fixed(6)),
@@ -212,7 +218,7 @@ fn layout(view: View, rows: &Rows, width: u16) -> Vec<(Column, Constraint)> {
                     (Column::P99, Fixed(5)),
                     (Column::TopCaller, Rest(12)),
                 ],
-                &[Column::P50, Column::Clears, Column::Len],
+                &[Column::P50, Column::Clears, Column::Len, Column::Cap, Column::Bytes],
                 width,
             )
         }
@@ -299,6 +305,9 @@ fn cell(rows: &Rows, i: usize, column: Column) -> Cell<'static> {
                 Column::Map => Cell::from(format!("{:#x}", r.addr)),
                 Column::Type => Cell::from(r.map_type.to_string()),
                 Column::Len => right(group(r.len)),
+                Column::Cap => right(r.cap_text()),
+                Column::Bytes => right(r.bytes_text()),
+                Column::Fill => right(r.fill_text()),
                 Column::Deletes => right(group(r.deletes)),
                 Column::Rate => right(group(r.rate)),
                 Column::Clears => right(group(r.clears)),
