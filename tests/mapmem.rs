@@ -11,7 +11,8 @@
 //!   equals the fixture's numbers (len, cap, bytes, buckets / overflow / old buckets, tables /
 //!   directory / tombstones); the last delete of each map carries its `map_cap`; the growing
 //!   map is read while it grows; the freed map, whose memory the fixture filled with ones, is
-//!   reported gone and never as a map with other numbers; the summary counts the maps.
+//!   reported gone and never as a map with other numbers; the summary counts the maps; the
+//!   memory rule `fill(map) < 5% and bytes(map) > 1MiB` fires once, for the emptied map.
 //!
 //! * `metrics_sum_the_maps_without_records`: `--quiet --prometheus` (no records: the maps
 //!   come from the kernel's per-call-site counts): `go_map_capacity_slots`, `go_map_bytes`
@@ -146,7 +147,8 @@ fn trace(ctx: &str, bin: &Path, fields: &[&str]) -> (Vec<Value>, BTreeMap<String
     let hold = dir.path("hold");
     let trigger = dir.path("trigger");
     let mut cmd = Command::new(mdt_bin());
-    cmd.args(["trace", "--json", "--map-refresh", "250ms", "-o"])
+    cmd.args(["trace", "--json", "--map-refresh", "250ms"])
+        .args(["--alert", BLOAT_RULE, "-o"])
         .arg(&out)
         .arg("--")
         .arg(bin)
@@ -225,6 +227,10 @@ fn trace(ctx: &str, bin: &Path, fields: &[&str]) -> (Vec<Value>, BTreeMap<String
         .collect();
     (common::read_json_lines(&out), want)
 }
+
+/// Fires for "big" (40000 entries grown, 10 left, over 1 MiB), and for "cleared" where it
+/// holds over 1 MiB; "str" is 6% full, the others small.
+const BLOAT_RULE: &str = "fill(map) < 5% and bytes(map) > 1MiB";
 
 /// The fields of a `map` record the fixture also knows.
 const HMAP_FIELDS: &[&str] = &["len", "cap", "bytes", "buckets", "overflow", "old_buckets"];
@@ -335,6 +341,51 @@ fn map_memory_is_the_fixtures() {
         }
         if readings.last().is_some_and(|r| r["gone"] != true) {
             problems.push("freed: read as a map after it was gone".into());
+        }
+        // The memory rule: one alert for each map that is under 5% full and over 1 MiB (by the
+        // fixture's numbers; big is one), with its fill when it fired as the value (under 5%,
+        // and no less than the fill it ended with: it may fire while the deletes go on).
+        let mut want_alerts: Vec<(String, f64)> = want
+            .values()
+            .filter(|t| t.get("cap").is_some() && t["name"] != "freed")
+            .filter_map(|t| {
+                let (len, cap, bytes) =
+                    (t["len"].as_f64()?, t["cap"].as_f64()?, t["bytes"].as_f64()?);
+                let fill = if cap == 0.0 { 0.0 } else { len / cap };
+                (fill < 0.05 && bytes > 1024.0 * 1024.0)
+                    .then(|| (t["map"].as_str().unwrap().to_string(), fill))
+            })
+            .collect();
+        want_alerts.sort_by(|a, b| a.0.cmp(&b.0));
+        assert!(
+            want_alerts
+                .iter()
+                .any(|(m, _)| m == want["big"]["map"].as_str().unwrap()),
+            "{ctx}: {want_alerts:?}"
+        );
+        let mut got_alerts: Vec<(String, f64)> = records
+            .iter()
+            .filter(|r| r["type"] == "alert")
+            .map(|a| {
+                assert_eq!(
+                    (&a["rule"], &a["unit"]),
+                    (&Value::from(BLOAT_RULE), &Value::from("ratio")),
+                    "{ctx}"
+                );
+                (
+                    a["group"]["map"].as_str().unwrap().to_string(),
+                    a["value"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        got_alerts.sort_by(|a, b| a.0.cmp(&b.0));
+        let same = got_alerts.len() == want_alerts.len()
+            && got_alerts
+                .iter()
+                .zip(&want_alerts)
+                .all(|(g, w)| g.0 == w.0 && g.1 < 0.05 && g.1 >= w.1 - 1e-6);
+        if !same {
+            problems.push(format!("alerts {got_alerts:?}, want {want_alerts:?}"));
         }
         let summary = records.last().unwrap();
         assert_eq!(summary["type"], "summary", "{ctx}");

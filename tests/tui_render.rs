@@ -728,7 +728,15 @@ fn maps_view_shows_type_len_counts_and_top_caller() {
     let r = rows(&s, "DELETES");
     assert_eq!(
         words(&r[0])[..7],
-        ["0xc000100000", "main.UserMap", "0.1%!", "30", "10", "50%", "5ms"],
+        [
+            "0xc000100000",
+            "main.UserMap",
+            "0.1%!",
+            "30",
+            "10",
+            "50%",
+            "5ms"
+        ],
         "{text}"
     );
     assert_eq!(

@@ -47,6 +47,12 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     if args.no_latency && monitoring.as_ref().is_some_and(Monitoring::needs_latency) {
         bail!("--no-latency: the absent() and pNN() alert rules need the exit probes (drop --no-latency, or use --latency-sample)");
     }
+    let memory_rules = monitoring
+        .as_ref()
+        .is_some_and(Monitoring::needs_map_memory);
+    if args.target.no_map_memory && memory_rules {
+        bail!("--no-map-memory: fill(), bytes(), cap(), len() and tombstones() alert rules read the maps' memory (drop --no-map-memory)");
+    }
     options.latency = latency(args, monitoring.is_some() || tui);
     let board = monitoring.as_ref().and_then(Monitoring::board);
     let mut sink: Option<Box<dyn Sink>> = if tui {
@@ -81,6 +87,9 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     let labels_used =
         labels_asked(&args.target) || monitoring.as_ref().is_some_and(Monitoring::needs_labels);
     warn_if_no_labels(&session, labels_used);
+    if session.binary.map_memory.is_none() && !args.target.no_map_memory {
+        eprintln!("mdt: warning: mdt does not know where {} keeps its maps' sizes (no DWARF, and a Go release it has not verified): no map memory{}", session.binary.path.display(), if memory_rules { ", and the memory alert rules will not fire" } else { "" });
+    }
     if let Some(addr) = monitoring.as_ref().and_then(Monitoring::metrics_addr) {
         eprintln!("mdt: metrics at http://{addr}/metrics");
     }

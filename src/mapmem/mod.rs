@@ -30,6 +30,8 @@ use self::read::Reading;
 pub const MAX_MAPS: usize = 4096;
 /// Readings a second, all maps together.
 pub const MAX_READS_PER_SEC: u32 = 200;
+/// How long a map seen gone is not read again on the kernel's word alone.
+pub const GONE_FOR: Duration = Duration::from_secs(60);
 /// Requests waiting for the reading thread.
 const QUEUE: usize = 256;
 
@@ -56,6 +58,8 @@ pub struct MapWatch {
     results: Receiver<(u64, Reading)>,
     reader: Option<std::thread::JoinHandle<()>>,
     maps: HashMap<u64, Watched, FastHash>,
+    /// Maps seen gone, and when (at most [`MAX_MAPS`]).
+    gone: HashMap<u64, Instant, FastHash>,
     interval: Duration,
     refresh: Duration,
     /// The reading budget: readings left in the current second.
@@ -85,6 +89,7 @@ impl MapWatch {
             results,
             reader: Some(reader),
             maps: HashMap::default(),
+            gone: HashMap::default(),
             interval: Duration::from_secs(1),
             refresh,
             budget: (Instant::now(), MAX_READS_PER_SEC),
@@ -96,6 +101,9 @@ impl MapWatch {
     /// A delete or clear from `ev.map`: asks for a reading when one is due;
     /// returns the map's capacity as last read.
     pub fn saw(&mut self, ev: &Event, now: Instant) -> Option<u64> {
+        // A record is news: a map seen gone at this address has been
+        // replaced by another.
+        self.gone.remove(&ev.map);
         self.saw_map(
             ev.map,
             ev.map_type_ptr,
@@ -107,6 +115,8 @@ impl MapWatch {
 
     /// A delete or clear from `map` (of the type at `type_ptr`, named by
     /// `name`, in process `pid`), seen in a record or the kernel's counts.
+    /// The kernel's counts keep naming a map after its last delete: one
+    /// seen gone in the last [`GONE_FOR`] is left alone.
     pub fn saw_map(
         &mut self,
         map: u64,
@@ -117,6 +127,12 @@ impl MapWatch {
     ) -> Option<u64> {
         if map == 0 {
             return None;
+        }
+        if let Some(&at) = self.gone.get(&map) {
+            if now.saturating_duration_since(at) < GONE_FOR {
+                return None;
+            }
+            self.gone.remove(&map);
         }
         match self.maps.get(&map).map(|w| w.type_ptr) {
             Some(known) if known == type_ptr => {}
@@ -205,16 +221,16 @@ impl MapWatch {
     /// The totals, with the bytes of the maps as last read.
     pub fn totals(&self) -> MapMemoryTotals {
         MapMemoryTotals {
-            bytes: self.sizes().map(|(_, s)| s.bytes).sum(),
+            bytes: self.sizes().map(|(_, _, s)| s.bytes).sum(),
             ..self.stats
         }
     }
 
     /// The maps as last read (gone ones are forgotten).
-    pub fn sizes(&self) -> impl Iterator<Item = (&Arc<str>, &MapSize)> {
+    pub fn sizes(&self) -> impl Iterator<Item = (u64, &Arc<str>, &MapSize)> {
         self.maps
-            .values()
-            .filter_map(|w| Some((&w.map_type, w.last.as_ref()?)))
+            .iter()
+            .filter_map(|(&m, w)| Some((m, &w.map_type, w.last.as_ref()?)))
     }
 
     fn settle(&mut self, map: u64, reading: Reading) -> Option<MapMemory> {
@@ -239,6 +255,14 @@ impl MapWatch {
                 self.stats.gone += 1;
                 m.gone = Some(why);
                 self.maps.remove(&map);
+                if self.gone.len() >= MAX_MAPS {
+                    self.gone.clear();
+                }
+                self.gone.insert(map, Instant::now());
+                if self.gone.len() >= MAX_MAPS {
+                    self.gone.clear();
+                }
+                self.gone.insert(map, Instant::now());
             }
             Reading::Unread => {
                 self.stats.readings -= 1;

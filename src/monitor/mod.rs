@@ -64,6 +64,7 @@ impl Observer for Monitor {
             a.evaluator.set_lost(obs.stats.ringbuf_full > 0);
             a.evaluator.sites(&deltas, now);
             a.evaluator.latency(&latency, now);
+            a.evaluator.maps(obs.maps, now);
             for n in a.evaluator.evaluate(now) {
                 if a.print {
                     eprintln!("mdt: {}", n.line());
@@ -181,11 +182,21 @@ impl Monitoring {
         keys
     }
 
-    /// Some rule reads what the exit probes measure (`absent()`, `pNN()`).
-    pub fn needs_latency(&self) -> bool {
+    /// Some rule reads the maps' memory (`fill()`, `bytes()`, ...).
+    pub fn needs_map_memory(&self) -> bool {
         self.rules
             .iter()
-            .any(|r| r.measure != alerts::rule::Measure::Deletes)
+            .any(|r| matches!(r.measure, alerts::rule::Measure::Memory(_)))
+    }
+
+    /// Some rule reads what the exit probes measure (`absent()`, `pNN()`).
+    pub fn needs_latency(&self) -> bool {
+        self.rules.iter().any(|r| {
+            matches!(
+                r.measure,
+                alerts::rule::Measure::Absent | alerts::rule::Measure::Quantile(_)
+            )
+        })
     }
 
     /// The alerts fired while tracing (for the JSON stream and the TUI).

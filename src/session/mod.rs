@@ -333,7 +333,7 @@ impl Session {
         };
         let maps: Vec<_> = watch
             .as_ref()
-            .map(|w| w.sizes().map(|(t, s)| (t.clone(), *s)).collect())
+            .map(|w| w.sizes().map(|(m, t, s)| (m, t.clone(), *s)).collect())
             .unwrap_or_default();
         let mut obs = Observation {
             maps: &maps,

@@ -49,8 +49,9 @@ pub struct Observation<'a> {
     pub last: bool,
     /// Names sites (map type, caller frames): [`Decoder::name_aggregate`].
     pub decoder: &'a mut Decoder,
-    /// The maps watched (`crate::mapmem`), as last read: (map type, size).
-    pub maps: &'a [(Arc<str>, MapSize)],
+    /// The maps watched (`crate::mapmem`), as last read: (address, map
+    /// type, size).
+    pub maps: &'a [(u64, Arc<str>, MapSize)],
 }
 
 /// Sees the records and the exact counters of a running session (metrics,

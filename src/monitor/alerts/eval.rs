@@ -23,8 +23,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::rule::{parse_address, Func, Measure};
+use super::rule::{parse_address, Func, Gauge, Measure};
 use super::{AlertBoard, Dim, Notice, Rule, State, TopStack};
+use crate::events::mapmem::{MapShape, MapSize};
 use crate::events::{is_runtime_internal, Event, Frame, KeyValue, Outcome, Role, Stack};
 use crate::monitor::latency::LatencyDelta;
 use crate::monitor::sites::{Site, SiteDelta};
@@ -51,6 +52,9 @@ enum Amount {
     Outcomes { measured: u64, absent: u64 },
     /// The calls' durations (boxed: most groups count deletes).
     Durations(Box<Histogram>),
+    /// A memory rule's reading: the first condition's value, and whether
+    /// every condition holds. A new reading replaces the last.
+    Gauge { value: f64, holds: bool },
 }
 
 impl Amount {
@@ -68,6 +72,7 @@ impl Amount {
                 *absent += a;
             }
             (Amount::Durations(h), Amount::Durations(o)) => h.add(&o),
+            (a @ Amount::Gauge { .. }, b @ Amount::Gauge { .. }) => *a = b,
             (a, b) => debug_assert!(false, "one rule, one kind of amount: {a:?} + {b:?}"),
         }
     }
@@ -78,6 +83,7 @@ impl Amount {
             Amount::Deletes(n) => *n,
             Amount::Outcomes { measured, .. } => *measured,
             Amount::Durations(h) => h.count(),
+            Amount::Gauge { .. } => 1,
         }
     }
 }
@@ -302,6 +308,88 @@ impl Evaluator {
         }
     }
 
+    /// The maps' memory as last read (address, map type, size), for the
+    /// memory rules: per map, or summed per map type. A group no longer
+    /// among them (its map gone) stops holding, and resolves.
+    pub fn maps(&mut self, maps: &[(u64, Arc<str>, MapSize)], now: Instant) {
+        let start = self.start;
+        for rs in &mut self.rules {
+            let Measure::Memory(conds) = rs.rule.measure else {
+                continue;
+            };
+            let slot = slot_at(start, &rs.rule, now);
+            let mut groups: HashMap<String, (MapSize, Context)> = HashMap::new();
+            for (addr, ty, size) in maps {
+                if !memory_matches(&rs.rule, *addr, ty) {
+                    continue;
+                }
+                match rs.rule.group {
+                    Dim::MapType => {
+                        let e = groups.entry(ty.to_string()).or_insert((
+                            MapSize {
+                                len: 0,
+                                cap: 0,
+                                bytes: 0,
+                                shape: size.shape,
+                            },
+                            vec![],
+                        ));
+                        e.0.len += size.len;
+                        e.0.cap += size.cap;
+                        e.0.bytes += size.bytes;
+                        if let (
+                            MapShape::Swiss { tombstones: t, .. },
+                            MapShape::Swiss { tombstones, .. },
+                        ) = (&mut e.0.shape, size.shape)
+                        {
+                            *t += tombstones;
+                        }
+                    }
+                    _ => {
+                        groups.insert(
+                            format!("{addr:#x}"),
+                            (*size, vec![("map_type", ty.to_string())]),
+                        );
+                    }
+                }
+            }
+            // Gone since: a firing group stops holding (and resolves), the
+            // others are forgotten.
+            rs.groups.retain(|name, g| {
+                if groups.contains_key(name) {
+                    return true;
+                }
+                g.slots.clear();
+                let gone = Amount::Gauge {
+                    value: 0.0,
+                    holds: false,
+                };
+                g.slots.push_back((slot, gone));
+                g.firing.is_some()
+            });
+            for (name, (size, context)) in groups {
+                let holds = conds
+                    .iter()
+                    .all(|c| c.op.holds(gauge_value(c.gauge, &size), c.threshold));
+                let value = gauge_value(conds.first().gauge, &size);
+                add(
+                    rs,
+                    name,
+                    context,
+                    slot,
+                    Amount::Gauge { value, holds },
+                    &mut self.groups_dropped,
+                );
+            }
+            // One reading per group: the latest.
+            for g in rs.groups.values_mut() {
+                while g.slots.len() > 1 {
+                    g.slots.pop_front();
+                }
+            }
+        }
+    }
+
     /// Fires and resolves; returns the new notices (also posted to the board).
     pub fn evaluate(&mut self, now: Instant) -> Vec<Arc<Notice>> {
         let mut out = Vec::new();
@@ -330,7 +418,11 @@ impl Evaluator {
                         .is_some_and(|t| now.saturating_duration_since(t) < self.cooldown);
                     return !g.slots.is_empty() || g.firing.is_some() || cooling;
                 };
-                let above = rule.op.holds(value, rule.threshold);
+                let above = match (rule.measure, g.slots.back()) {
+                    (Measure::Memory(_), Some((_, Amount::Gauge { holds, .. }))) => *holds,
+                    (Measure::Memory(_), _) => false,
+                    _ => rule.op.holds(value, rule.threshold),
+                };
                 match g.firing {
                     None if above => {
                         let cooled = g
@@ -427,12 +519,14 @@ impl Evaluator {
         } else {
             u64::MAX
         });
+        let memory = matches!(rule.measure, Measure::Memory(_));
         for r in self.recent.iter().rev() {
-            if now.saturating_duration_since(r.at) > rule.window {
+            // A memory rule: who deleted from the map lately, however long ago.
+            if !memory && now.saturating_duration_since(r.at) > rule.window {
                 break;
             }
             let wanted = match rule.measure {
-                Measure::Deletes => !r.clear,
+                Measure::Deletes | Measure::Memory(_) => !r.clear,
                 Measure::Absent => !r.clear && r.outcome.is_some_and(|o| o.removed == Some(false)),
                 Measure::Quantile(q) => {
                     r.clear == q.clears
@@ -538,6 +632,10 @@ fn window_value(rule: &Rule, slots: &VecDeque<(u64, Amount)>, scale: f64) -> Opt
                 b => b as f64,
             })
         }
+        Measure::Memory(_) => match slots.back() {
+            Some((_, Amount::Gauge { value, .. })) => Some(*value),
+            _ => None,
+        },
     }
 }
 
@@ -567,6 +665,29 @@ fn add(
         Some((s, a)) if *s == slot => a.add(amount),
         _ => g.slots.push_back((slot, amount)),
     }
+}
+
+/// A group's context: (name, value) pairs besides its own.
+type Context = Vec<(&'static str, String)>;
+
+/// What a memory condition reads of a map's size.
+fn gauge_value(gauge: Gauge, s: &MapSize) -> f64 {
+    match gauge {
+        Gauge::Fill => s.fill(),
+        Gauge::Bytes => s.bytes as f64,
+        Gauge::Cap => s.cap as f64,
+        Gauge::Len => s.len as f64,
+        Gauge::Tombstones => s.tombstones().unwrap_or(0) as f64,
+    }
+}
+
+/// A map against a memory rule's filters (on map and map_type).
+fn memory_matches(rule: &Rule, map: u64, map_type: &str) -> bool {
+    rule.filters.iter().all(|(dim, want)| match dim {
+        Dim::Map => parse_address(want) == Some(map),
+        Dim::MapType => map_type == want,
+        _ => false,
+    })
 }
 
 fn record_matches(rule: &Rule, r: &Recent) -> bool {
@@ -1031,5 +1152,96 @@ mod tests {
         assert_eq!(fired[0].value, 5e6);
         assert_eq!(fired[0].top_stacks.len(), 1);
         assert_eq!(fired[0].top_stacks[0].count, 1, "the slow clear only");
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+    use crate::events::mapmem::{MapShape, MapSize};
+    use crate::monitor::alerts::rule::parse;
+
+    fn size(len: u64, cap: u64, bytes: u64) -> MapSize {
+        MapSize {
+            len,
+            cap,
+            bytes,
+            shape: MapShape::Swiss {
+                tables: 1,
+                directory: 1,
+                tombstones: 7,
+            },
+        }
+    }
+
+    #[test]
+    fn a_bloated_map_fires_and_resolves_when_it_fills_or_goes() {
+        let board = AlertBoard::new();
+        let rule = parse("fill(map) < 5% and bytes(map) > 1MiB").unwrap();
+        let mut e = Evaluator::new(vec![rule], Duration::ZERO, 0.01, board.clone(), 1);
+        let t0 = Instant::now();
+        let ty: Arc<str> = "map[int64]int64".into();
+        let big_empty = (0xc000, ty.clone(), size(10, 131_072, 4 << 20));
+        let small_empty = (0xd000, ty.clone(), size(0, 8, 200));
+        e.maps(&[big_empty.clone(), small_empty.clone()], t0);
+        let n = e.evaluate(t0);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert_eq!(n[0].state, State::Firing);
+        assert_eq!(n[0].group.1, "0xc000");
+        assert_eq!(
+            n[0].context,
+            vec![("map_type", "map[int64]int64".to_string())]
+        );
+        assert!(n[0].exact, "memory is read, not estimated from records");
+        assert!((n[0].value - 10.0 / 131_072.0).abs() < 1e-12);
+        assert!(n[0].line().contains("fill 0%"), "{}", n[0].line());
+        // Still bloated: no repeat.
+        let t1 = t0 + Duration::from_secs(1);
+        e.maps(std::slice::from_ref(&big_empty), t1);
+        assert!(e.evaluate(t1).is_empty());
+        // Filled up again: resolved.
+        let t2 = t1 + Duration::from_secs(1);
+        e.maps(&[(0xc000, ty.clone(), size(100_000, 131_072, 4 << 20))], t2);
+        let n = e.evaluate(t2);
+        assert_eq!((n.len(), n[0].state), (1, State::Resolved));
+        // Bloated again, then gone: resolved as well.
+        let t3 = t2 + Duration::from_secs(1);
+        e.maps(&[big_empty], t3);
+        assert_eq!(e.evaluate(t3)[0].state, State::Firing);
+        let t4 = t3 + Duration::from_secs(1);
+        e.maps(&[], t4);
+        assert_eq!(e.evaluate(t4)[0].state, State::Resolved);
+    }
+
+    #[test]
+    fn a_map_type_rule_sums_its_maps() {
+        let rule = parse(r#"bytes(map_type="main.Cache") > 1MiB"#).unwrap();
+        let mut e = Evaluator::new(vec![rule], Duration::ZERO, 1.0, AlertBoard::new(), 1);
+        let t0 = Instant::now();
+        let cache: Arc<str> = "main.Cache".into();
+        let other: Arc<str> = "main.Other".into();
+        e.maps(
+            &[
+                (1, cache.clone(), size(1, 8, 600 << 10)),
+                (2, other.clone(), size(1, 8, 4 << 20)),
+            ],
+            t0,
+        );
+        assert!(e.evaluate(t0).is_empty(), "600KiB of main.Cache");
+        let t1 = t0 + Duration::from_secs(1);
+        e.maps(
+            &[
+                (1, cache.clone(), size(1, 8, 600 << 10)),
+                (3, cache.clone(), size(1, 8, 600 << 10)),
+            ],
+            t1,
+        );
+        let n = e.evaluate(t1);
+        assert_eq!(n.len(), 1);
+        assert_eq!(
+            (n[0].group.1.as_str(), n[0].value),
+            ("main.Cache", 1_228_800.0)
+        );
+        assert_eq!(n[0].value_text(), "1.2MiB");
     }
 }

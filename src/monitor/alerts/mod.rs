@@ -85,6 +85,9 @@ fn number(v: f64) -> Value {
 fn value_json(rule: &Rule, v: f64) -> Value {
     match rule.measure {
         Measure::Absent => json!((v * 1e6).round() / 1e6),
+        Measure::Memory(m) if m.first().gauge == super::alerts::rule::Gauge::Fill => {
+            json!((v * 1e6).round() / 1e6)
+        }
         Measure::Quantile(_) if !v.is_finite() => Value::Null,
         _ => number(v),
     }
@@ -156,6 +159,10 @@ impl Notice {
             ),
             Measure::Quantile(_) => (
                 format!("{}: {}", r.measure_text(), self.value_text()),
+                r.threshold_text(),
+            ),
+            Measure::Memory(m) => (
+                format!("{} {}", m.first().gauge.name(), self.value_text()),
                 r.threshold_text(),
             ),
         };

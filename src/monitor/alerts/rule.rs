@@ -2,6 +2,13 @@
 //!
 //! ```text
 //! rule      = func "(" item { "," item } ")" op threshold "within" duration [ "min" calls ]
+//!           | memory { "and" memory }          the maps' memory, as last read
+//! memory    = gauge "(" mitem { "," mitem } ")" cmp mthreshold
+//! gauge     = "fill" | "bytes" | "cap" | "len" | "tombstones"
+//! mitem     = "map" | "map_type" | ( "map" | "map_type" ) "=" string
+//! cmp       = "<" | "<=" | ">" | ">="
+//! mthreshold= share (fill) | number [ "B" | "KiB" | "MiB" | "GiB" | "KB" | "MB" | "GB" ] (bytes)
+//!           | a whole number (cap, len, tombstones)
 //! func      = "count" | "rate" | "absent" | quantile
 //! quantile  = "p" NN [ "." N ]                  p50, p90, p99, p99.9 (up to 3 decimals)
 //! item      = dim | dim "=" string | "op" "=" ( "delete" | "clear" )
@@ -25,7 +32,9 @@
 //! `p99(map_type="main.Cache") > 1ms within 5m`,
 //! `p99(map_type, op="clear") > 100us within 1m`,
 //! `count(label:tenant) > 1000 within 1m`,
-//! `rate(label:endpoint, map_type="main.Cache") > 500/s within 30s`.
+//! `rate(label:endpoint, map_type="main.Cache") > 500/s within 30s`,
+//! `fill(map) < 5% and bytes(map) > 64MiB`,
+//! `bytes(map_type="main.Cache") > 1GiB`.
 //!
 //! The first bare dimension groups; without one, the first filter's
 //! dimension does (one group: its value). `absent()` reads the kernel's
@@ -90,7 +99,7 @@ pub enum Func {
 }
 
 /// What a rule's value is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Measure {
     /// `count(...)` or `rate(...)` (the rule's [`Func`]): deletes.
     Deletes,
@@ -100,6 +109,109 @@ pub enum Measure {
     /// `pNN(...)`: the upper bound (ns) of the latency bucket holding the
     /// quantile of the calls' durations (infinite past the last bound).
     Quantile(Quantile),
+    /// `fill(map) < 5% and bytes(map) > 64MiB`: the maps' memory as last
+    /// read (`crate::mapmem`), every condition holding at once; the value
+    /// is the first condition's.
+    Memory(MemoryConds),
+}
+
+/// What a memory rule reads of a map (or the sum over a map type's maps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gauge {
+    /// len / cap, 0 to 1.
+    Fill,
+    Bytes,
+    /// Slots.
+    Cap,
+    Len,
+    /// Deleted slots still marked (Swiss maps; 0 for classic ones).
+    Tombstones,
+}
+
+impl Gauge {
+    fn parse(word: &str) -> Option<Gauge> {
+        Some(match word {
+            "fill" => Gauge::Fill,
+            "bytes" => Gauge::Bytes,
+            "cap" => Gauge::Cap,
+            "len" => Gauge::Len,
+            "tombstones" => Gauge::Tombstones,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Gauge::Fill => "fill",
+            Gauge::Bytes => "bytes",
+            Gauge::Cap => "cap",
+            Gauge::Len => "len",
+            Gauge::Tombstones => "tombstones",
+        }
+    }
+
+    /// The unit of its values in the alert JSON.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Gauge::Fill => "ratio",
+            Gauge::Bytes => "bytes",
+            Gauge::Cap => "slots",
+            Gauge::Len => "entries",
+            Gauge::Tombstones => "tombstones",
+        }
+    }
+
+    /// A value for people: `4.2%`, `64MiB`, `131072`.
+    pub fn text(self, v: f64) -> String {
+        match self {
+            Gauge::Fill => percent_text(v),
+            Gauge::Bytes => crate::events::mapmem::short_bytes(v as u64),
+            _ => plain(v),
+        }
+    }
+}
+
+/// One condition of a memory rule: `bytes(map) > 64MiB`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemCond {
+    pub gauge: Gauge,
+    pub op: Op,
+    pub threshold: f64,
+}
+
+/// A memory rule's conditions (at most [`MAX_CONDS`]), all of which hold
+/// for it to fire.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryConds {
+    pub conds: [Option<MemCond>; MAX_CONDS],
+}
+
+/// Conditions of one memory rule at most.
+pub const MAX_CONDS: usize = 4;
+
+impl MemoryConds {
+    pub fn iter(&self) -> impl Iterator<Item = &MemCond> {
+        self.conds.iter().flatten()
+    }
+
+    pub fn first(&self) -> MemCond {
+        self.conds[0].expect("a memory rule has a condition")
+    }
+
+    /// `fill < 5% and bytes > 64MiB`.
+    pub fn text(&self) -> String {
+        self.iter()
+            .map(|c| {
+                format!(
+                    "{} {} {}",
+                    c.gauge.name(),
+                    c.op.symbol(),
+                    c.gauge.text(c.threshold)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
 }
 
 /// The quantile of a `pNN(...)` rule and the calls it is of.
@@ -187,6 +299,9 @@ pub fn bucket_text(bound: f64) -> String {
 pub enum Op {
     Gt,
     Ge,
+    /// Memory rules only (`fill(map) < 5%`).
+    Lt,
+    Le,
 }
 
 impl Op {
@@ -194,6 +309,8 @@ impl Op {
         match self {
             Op::Gt => value > threshold,
             Op::Ge => value >= threshold,
+            Op::Lt => value < threshold,
+            Op::Le => value <= threshold,
         }
     }
 
@@ -201,6 +318,8 @@ impl Op {
         match self {
             Op::Gt => ">",
             Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
         }
     }
 }
@@ -238,6 +357,7 @@ impl Rule {
             },
             Measure::Absent => "absent".into(),
             Measure::Quantile(q) => q.name(),
+            Measure::Memory(m) => m.first().gauge.name().into(),
         }
     }
 
@@ -249,6 +369,7 @@ impl Rule {
             (Measure::Deletes, Func::Rate) => "deletes/s",
             (Measure::Absent, _) => "ratio",
             (Measure::Quantile(_), _) => "ns",
+            (Measure::Memory(m), _) => m.first().gauge.unit(),
         }
     }
 
@@ -260,6 +381,7 @@ impl Rule {
             (Measure::Deletes, Func::Rate) => format!("{}/s", plain(v)),
             (Measure::Absent, _) => percent_text(v),
             (Measure::Quantile(_), _) => bucket_text(v),
+            (Measure::Memory(m), _) => m.first().gauge.text(v),
         }
     }
 
@@ -270,6 +392,7 @@ impl Rule {
             (Measure::Deletes, Func::Rate) => format!("{}/s", plain(self.threshold)),
             (Measure::Absent, _) => percent_text(self.threshold),
             (Measure::Quantile(_), _) => duration_text(self.threshold as u64),
+            (Measure::Memory(m), _) => m.text(),
         }
     }
 
@@ -284,13 +407,16 @@ impl Rule {
             (Measure::Quantile(q), _) => {
                 format!("{} of the {} measured in {w}", q.name(), q.calls())
             }
+            (Measure::Memory(m), _) => format!("{} as last read", m.first().gauge.name()),
         }
     }
 
     /// Every dimension it uses is counted in the kernel: exact whatever the
     /// sampling.
     pub fn exact(&self) -> bool {
-        self.group.exact() && self.filters.iter().all(|(d, _)| d.exact())
+        // A memory rule reads the maps themselves, whatever the sampling.
+        matches!(self.measure, Measure::Memory(_))
+            || self.group.exact() && self.filters.iter().all(|(d, _)| d.exact())
     }
 
     /// The window as written in the rule's canonical form (`5m`).
@@ -388,26 +514,37 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, RuleError> {
                 Tok::Op(Op::Ge)
             }
             '>' => Tok::Op(Op::Gt),
-            '<' => {
-                return err(
-                    col,
-                    "'<' is not supported: a rule fires when its value goes above its threshold (use '>' or '>=')".into(),
-                )
+            '<' if chars.get(i + 1) == Some(&'=') => {
+                i += 1;
+                Tok::Op(Op::Le)
             }
+            '<' => Tok::Op(Op::Lt),
             '"' | '\'' => {
                 let quote = c;
                 let mut s = String::new();
                 i += 1;
                 loop {
                     match chars.get(i) {
-                        None => return err(col, format!("unterminated string: no closing {quote}")),
+                        None => {
+                            return err(col, format!("unterminated string: no closing {quote}"))
+                        }
                         Some(&'\\') => {
                             match chars.get(i + 1) {
                                 Some(&e @ ('"' | '\'' | '\\')) => s.push(e),
                                 Some(other) => {
-                                    return err(i + 1, format!("unknown escape '\\{other}' (use \\\" \\' or \\\\)"))
+                                    return err(
+                                        i + 1,
+                                        format!(
+                                            "unknown escape '\\{other}' (use \\\" \\' or \\\\)"
+                                        ),
+                                    )
                                 }
-                                None => return err(i + 1, format!("unterminated string: no closing {quote}")),
+                                None => {
+                                    return err(
+                                        i + 1,
+                                        format!("unterminated string: no closing {quote}"),
+                                    )
+                                }
                             }
                             i += 2;
                         }
@@ -423,8 +560,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, RuleError> {
             c if c.is_ascii_digit() || c == '.' => {
                 let start = i;
                 // Units may be non-ASCII (250µs).
-                while i + 1 < chars.len()
-                    && (chars[i + 1].is_alphanumeric() || chars[i + 1] == '.')
+                while i + 1 < chars.len() && (chars[i + 1].is_alphanumeric() || chars[i + 1] == '.')
                 {
                     i += 1;
                 }
@@ -525,6 +661,9 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
         toks: lex(src)?,
         pos: 0,
     };
+    if matches!(&p.peek().0, Tok::Word(w) if Gauge::parse(w).is_some()) {
+        return parse_memory(p, text);
+    }
     let (func, mut measure) = match p.next() {
         (Tok::Word(w), _) if w == "count" => (Func::Count, Measure::Deletes),
         (Tok::Word(w), _) if w == "rate" => (Func::Rate, Measure::Deletes),
@@ -557,7 +696,7 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
     let fname = match measure {
         Measure::Quantile(q) => q.name(),
         Measure::Absent => "absent".into(),
-        Measure::Deletes => String::new(),
+        Measure::Deletes | Measure::Memory(_) => String::new(),
     };
     p.expect(Tok::LParen, "'(' after the function")?;
     let mut group: Option<Dim> = None;
@@ -609,7 +748,7 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
             };
             let Some(dim) = dim else {
                 let want = match measure {
-                    Measure::Deletes => "map, map_type, caller or key",
+                    Measure::Deletes | Measure::Memory(_) => "map, map_type, caller or key",
                     Measure::Absent => "map_type or caller",
                     Measure::Quantile(_) => "map_type or op",
                 };
@@ -689,6 +828,12 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
         .or_else(|| filters.first().map(|f| f.0.clone()))
         .unwrap_or(Dim::MapType);
     let op = match p.next() {
+        (Tok::Op(op @ (Op::Lt | Op::Le)), col) => {
+            return p.fail(
+                col,
+                format!("'{}' is not supported: a rule fires when its value goes above its threshold (use '>' or '>='); only memory rules such as fill(map) < 5% compare below", op.symbol()),
+            )
+        }
         (Tok::Op(op), _) => op,
         (tok, col) => {
             return p.fail(
@@ -701,6 +846,7 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
         Measure::Deletes => delete_threshold(&mut p, func)?,
         Measure::Absent => share_threshold(&mut p, op)?,
         Measure::Quantile(_) => latency_threshold(&mut p, &fname)?,
+        Measure::Memory(_) => unreachable!("memory rules are parsed by parse_memory"),
     };
     match p.next() {
         (Tok::Word(w), _) if w == "within" => {}
@@ -773,6 +919,266 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
         threshold,
         window,
         min,
+    })
+}
+
+/// A memory rule: `gauge(items) op threshold { and gauge(items) op threshold }`,
+/// every condition on the same items (the group `map` or `map_type`, and
+/// filters on them).
+fn parse_memory(mut p: Parser, text: &str) -> Result<Rule, RuleError> {
+    let mut conds: [Option<MemCond>; MAX_CONDS] = [None; MAX_CONDS];
+    let mut items: Option<(Dim, Vec<(Dim, String)>)> = None;
+    let mut n = 0;
+    loop {
+        let (tok, col) = p.next();
+        let gauge = match &tok {
+            Tok::Word(w) => Gauge::parse(w),
+            _ => None,
+        };
+        let Some(gauge) = gauge else {
+            return p.fail(
+                col,
+                format!(
+                    "expected fill, bytes, cap, len or tombstones after 'and', found {}",
+                    tok.describe()
+                ),
+            );
+        };
+        if n == MAX_CONDS {
+            return p.fail(
+                col,
+                format!("a memory rule has at most {MAX_CONDS} conditions"),
+            );
+        }
+        let these = memory_items(&mut p, gauge)?;
+        if let Some(first) = &items {
+            if *first != these.0 {
+                return p.fail(
+                    these.1,
+                    "every condition of a memory rule is on the same maps: repeat the first one's (map or map_type, and its filters)",
+                );
+            }
+        } else {
+            items = Some(these.0);
+        }
+        let (op, ocol) = match p.next() {
+            (Tok::Op(op), col) => (op, col),
+            (tok, col) => {
+                return p.fail(
+                    col,
+                    format!("expected '<', '<=', '>' or '>=', found {}", tok.describe()),
+                )
+            }
+        };
+        let threshold = memory_threshold(&mut p, gauge)?;
+        if gauge == Gauge::Fill
+            && ((op == Op::Gt && threshold >= 1.0) || (op == Op::Lt && threshold <= 0.0))
+        {
+            return p.fail(
+                ocol,
+                "this fill condition never holds: fill is between 0 and 1 (0% and 100%)",
+            );
+        }
+        conds[n] = Some(MemCond {
+            gauge,
+            op,
+            threshold,
+        });
+        n += 1;
+        match p.next() {
+            (Tok::Word(w), _) if w == "and" => continue,
+            (Tok::End, _) => break,
+            (Tok::Word(w), col) if w == "within" => {
+                return p.fail(
+                    col,
+                    "a memory rule reads the maps as they are now: no window (drop 'within ...')",
+                )
+            }
+            (tok, col) => {
+                return p.fail(
+                    col,
+                    format!(
+                        "expected 'and' or the end of the rule, found {}",
+                        tok.describe()
+                    ),
+                )
+            }
+        }
+    }
+    let (group, filters) = items.expect("one condition at least");
+    let first = conds[0].expect("one condition at least");
+    Ok(Rule {
+        text: text.to_string(),
+        name: None,
+        func: Func::Count,
+        measure: Measure::Memory(MemoryConds { conds }),
+        group,
+        filters,
+        op: first.op,
+        threshold: first.threshold,
+        window: MIN_WINDOW,
+        min: 1,
+    })
+}
+
+/// `(map)`, `(map_type)`, `(map_type="main.Cache")`, `(map, map_type="...")`:
+/// the group and filters of a memory condition, and the column they start at.
+#[allow(clippy::type_complexity)]
+fn memory_items(
+    p: &mut Parser,
+    gauge: Gauge,
+) -> Result<((Dim, Vec<(Dim, String)>), usize), RuleError> {
+    let start = p.peek().1;
+    p.expect(Tok::LParen, &format!("'(' after {}", gauge.name()))?;
+    let mut group = None;
+    let mut filters = Vec::new();
+    loop {
+        let (tok, col) = p.next();
+        let dim = match &tok {
+            Tok::Word(w) if w == "map" => Dim::Map,
+            Tok::Word(w) if w == "map_type" => Dim::MapType,
+            _ => {
+                return p.fail(
+                    col,
+                    format!(
+                        "{}() reads the maps' memory: group or filter by map or map_type, found {}",
+                        gauge.name(),
+                        tok.describe()
+                    ),
+                )
+            }
+        };
+        if p.peek().0 == Tok::Eq {
+            p.next();
+            match p.next() {
+                (Tok::Str(v), vcol) => {
+                    if dim == Dim::Map && parse_address(&v).is_none() {
+                        return p.fail(
+                            vcol,
+                            format!("map=\"{v}\": expected a map address such as \"0xc000012345\""),
+                        );
+                    }
+                    filters.push((dim, v));
+                }
+                (tok, vcol) => {
+                    return p.fail(
+                        vcol,
+                        format!(
+                            "expected a quoted value after '{}=', found {}",
+                            dim.name(),
+                            tok.describe()
+                        ),
+                    )
+                }
+            }
+        } else if let Some(g) = &group {
+            return p.fail(
+                col,
+                format!(
+                    "a rule groups by one dimension: already grouped by {}",
+                    Dim::name(g)
+                ),
+            );
+        } else {
+            group = Some(dim);
+        }
+        match p.next() {
+            (Tok::Comma, _) => continue,
+            (Tok::RParen, _) => break,
+            (tok, col) => {
+                return p.fail(
+                    col,
+                    format!("expected ',' or ')', found {}", tok.describe()),
+                )
+            }
+        }
+    }
+    let group = group
+        .or_else(|| filters.first().map(|f| f.0.clone()))
+        .unwrap_or(Dim::Map);
+    Ok(((group, filters), start))
+}
+
+/// A memory threshold: a share for fill (`0.05`, `5%`), bytes with an
+/// optional unit for bytes (`64MiB`, `1GB`, `65536`), a whole number for the others.
+fn memory_threshold(p: &mut Parser, gauge: Gauge) -> Result<f64, RuleError> {
+    if gauge == Gauge::Fill {
+        let (n, col) = match p.next() {
+            (Tok::Num(n), col) if n >= 0.0 => (n, col),
+            (tok, col) => {
+                return p.fail(
+                    col,
+                    format!("expected a fill (0.05, or 5%), found {}", tok.describe()),
+                )
+            }
+        };
+        if p.peek().0 == Tok::Percent {
+            p.next();
+            if n > 100.0 {
+                return p.fail(col, format!("a fill is at most 100%, not {n}%"));
+            }
+            return Ok(n / 100.0);
+        }
+        if n > 1.0 {
+            return p.fail(
+                col,
+                format!("a fill is between 0 and 1: write 0.05 or 5% (not {n})"),
+            );
+        }
+        return Ok(n);
+    }
+    let (text, col) = match p.next() {
+        (Tok::Num(n), col) => {
+            // `64 MiB`: the unit as the next word.
+            let unit = match &p.peek().0 {
+                Tok::Word(u) if gauge == Gauge::Bytes && byte_unit(u).is_some() => Some(u.clone()),
+                _ => None,
+            };
+            if unit.is_some() {
+                p.next();
+            }
+            (format!("{n}{}", unit.unwrap_or_default()), col)
+        }
+        (Tok::Word(w), col) => (w, col),
+        (tok, col) => return p.fail(col, format!("expected a number, found {}", tok.describe())),
+    };
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: f64 = num.parse().map_err(|_| RuleError {
+        column: col,
+        message: format!("bad threshold '{text}'"),
+    })?;
+    let scale = if gauge == Gauge::Bytes {
+        byte_unit(unit).ok_or_else(|| RuleError {
+            column: col,
+            message: format!("bad size '{text}': a number of bytes with B, KiB, MiB, GiB (or KB, MB, GB) (e.g. 64MiB)"),
+        })?
+    } else if unit.is_empty() && n.fract() == 0.0 {
+        1.0
+    } else {
+        return p.fail(
+            col,
+            format!("{}() compares a whole number, not '{text}'", gauge.name()),
+        );
+    };
+    Ok(n * scale)
+}
+
+/// Bytes per `B`, `KiB`, `MiB`, `GiB`, `TiB` (and `KB`, `MB`, `GB`, `TB`, powers of 1000).
+fn byte_unit(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "" | "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        _ => return None,
     })
 }
 
@@ -1260,5 +1666,80 @@ mod tests {
         assert_eq!(r.group.name(), "label:endpoint");
         assert!(parse("count(label:) > 1 within 1m").is_err());
         assert!(parse("absent(label:tenant) > 0.5 within 1m").is_err());
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    #[test]
+    fn memory_rules_parse() {
+        let r = parse("fill(map) < 5% and bytes(map) > 64MiB").unwrap();
+        let Measure::Memory(m) = r.measure else {
+            panic!("{r:?}")
+        };
+        let conds: Vec<_> = m.iter().copied().collect();
+        assert_eq!(
+            conds,
+            [
+                MemCond {
+                    gauge: Gauge::Fill,
+                    op: Op::Lt,
+                    threshold: 0.05
+                },
+                MemCond {
+                    gauge: Gauge::Bytes,
+                    op: Op::Gt,
+                    threshold: 64.0 * 1024.0 * 1024.0
+                }
+            ]
+        );
+        assert_eq!(
+            (r.group.clone(), r.op, r.threshold),
+            (Dim::Map, Op::Lt, 0.05)
+        );
+        assert!(r.exact(), "the maps themselves, whatever the sampling");
+        assert_eq!(r.func_name(), "fill");
+        assert_eq!(r.unit(), "ratio");
+        assert_eq!(r.threshold_text(), "fill < 5% and bytes > 64MiB");
+        assert_eq!(r.value_text(0.001), "0.1%");
+
+        let r = parse(r#"bytes(map_type="main.Cache") >= 1 GB"#).unwrap();
+        assert_eq!((r.group.clone(), r.threshold), (Dim::MapType, 1e9));
+        assert_eq!(r.filters, vec![(Dim::MapType, "main.Cache".to_string())]);
+        let r = parse("tombstones(map_type) > 10000 and fill(map_type) <= 0.5").unwrap();
+        assert_eq!(r.group, Dim::MapType);
+        assert_eq!(r.unit(), "tombstones");
+    }
+
+    #[track_caller]
+    fn fails_at(src: &str, marker: &str, says: &str) {
+        let e = parse(src).unwrap_err();
+        assert_eq!(e.column, src.rfind(marker).unwrap() + 1, "{src}: {e}");
+        assert!(e.message.contains(says), "{src}: {e}");
+    }
+
+    #[test]
+    fn memory_rule_errors_point_at_the_column() {
+        fails_at(
+            "fill(caller) < 5%",
+            "caller",
+            "group or filter by map or map_type",
+        );
+        fails_at(
+            "fill(map) < 5% and bytes(map_type) > 1MiB",
+            "(map_type",
+            "same maps",
+        );
+        fails_at("fill(map) < 500%", "500", "at most 100%");
+        fails_at("fill(map) < 2", "2", "between 0 and 1");
+        fails_at("bytes(map) > 64Mb", "64Mb", "bad size");
+        fails_at("cap(map) > 1.5", "1.5", "whole number");
+        fails_at("fill(map) < 5% within 1m", "within", "no window");
+        fails_at("fill(map) > 100%", ">", "never holds");
+        fails_at("fill(map) < 5% or bytes(map) > 1", "or", "'and'");
+        // '<' stays a memory rule's only.
+        fails_at("count(map) < 100 within 5m", "<", "only memory rules");
     }
 }

@@ -242,9 +242,9 @@ impl MapMemoryGauges {
         })
     }
 
-    fn set(&self, maps: &[(Arc<str>, crate::events::mapmem::MapSize)]) {
+    fn set(&self, maps: &[(u64, Arc<str>, crate::events::mapmem::MapSize)]) {
         let mut by_type: HashMap<&str, (u64, u64, u64)> = HashMap::new();
-        for (ty, size) in maps {
+        for (_, ty, size) in maps {
             let e = by_type.entry(ty).or_default();
             e.0 += size.cap;
             e.1 += size.bytes;

@@ -344,7 +344,9 @@ fn map_memory_readings_fill_the_maps_view_and_the_detail() {
     assert_eq!(lines[0].bytes_text(), "4MiB");
     assert_eq!(lines[1].fill_text(), "75.0%");
 
-    let detail = st.map_detail((0xa000, type_hash("map[int64]int")), 51).unwrap();
+    let detail = st
+        .map_detail((0xa000, type_hash("map[int64]int")), 51)
+        .unwrap();
     let memory = &detail.facts.iter().find(|(k, _)| k == "memory").unwrap().1;
     assert_eq!(
         memory,
@@ -356,7 +358,9 @@ fn map_memory_readings_fill_the_maps_view_and_the_detail() {
     let (lines, _) = st.map_lines(&Filter::new(""), 51);
     let a = lines.iter().find(|l| l.addr == 0xa000).unwrap();
     assert_eq!(a.fill_text(), "–");
-    let detail = st.map_detail((0xa000, type_hash("map[int64]int")), 51).unwrap();
+    let detail = st
+        .map_detail((0xa000, type_hash("map[int64]int")), 51)
+        .unwrap();
     let memory = &detail.facts.iter().find(|(k, _)| k == "memory").unwrap().1;
     assert!(memory.ends_with("now gone (header unreadable)"), "{memory}");
 }

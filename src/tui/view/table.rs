@@ -218,7 +218,13 @@ fn layout(view: View, rows: &Rows, width: u16) -> Vec<(Column, Constraint)> {
                     (Column::P99, Fixed(5)),
                     (Column::TopCaller, Rest(12)),
                 ],
-                &[Column::P50, Column::Clears, Column::Len, Column::Cap, Column::Bytes],
+                &[
+                    Column::P50,
+                    Column::Clears,
+                    Column::Len,
+                    Column::Cap,
+                    Column::Bytes,
+                ],
                 width,
             )
         }
