@@ -61,7 +61,7 @@ _mdt() {
             return 0
             ;;
         mdt__subcmd__flame)
-            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --label-bytes --labels --label-filter --redact-labels --no-labels --output --format --from --title --group-by --inverted --min-count --weight --runtime-frames --max-stacks --help --version"
+            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --label-bytes --labels --label-filter --redact-labels --no-labels --no-map-memory --map-refresh --output --format --from --title --group-by --inverted --min-count --weight --runtime-frames --max-stacks --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -112,6 +112,10 @@ _mdt() {
                     return 0
                     ;;
                 --label-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --map-refresh)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -251,7 +255,7 @@ _mdt() {
             return 0
             ;;
         mdt__subcmd__trace)
-            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --label-bytes --labels --label-filter --redact-labels --no-labels --json --output --no-tui --buffer-size --max-stacks --max-rows --latency --latency-sample --no-latency --prometheus --quiet --max-series --metric-labels --alert --alerts --webhook --webhook-format --webhook-timeout --alert-exec --alert-cooldown --help --version"
+            opts="-p -d -o -h -V --pid --duration --sample --key-bytes --stack-depth --redact-keys --map-type --func --label-bytes --labels --label-filter --redact-labels --no-labels --no-map-memory --map-refresh --json --output --no-tui --buffer-size --max-stacks --max-rows --latency --latency-sample --no-latency --prometheus --quiet --max-series --metric-labels --alert --alerts --webhook --webhook-format --webhook-timeout --alert-exec --alert-cooldown --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -302,6 +306,10 @@ _mdt() {
                     return 0
                     ;;
                 --label-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --map-refresh)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

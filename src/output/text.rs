@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use super::{Sink, Summary};
+use crate::events::mapmem::{short_bytes, MapMemory};
 use crate::events::{short_duration, Event, Role};
 
 pub struct TextSink<W: Write> {
@@ -54,6 +55,27 @@ impl<W: Write> Sink for TextSink<W> {
             ev.map_len,
             ev.map,
             ev.caller_label()
+        )
+    }
+
+    fn map(&mut self, m: &MapMemory) -> io::Result<()> {
+        let what = match (&m.size, m.gone) {
+            (Some(s), _) => format!(
+                "len={} cap={} bytes={} fill={:.1}%{}",
+                s.len,
+                s.cap,
+                short_bytes(s.bytes),
+                s.fill() * 100.0,
+                if s.bloated() { " (bloated)" } else { "" }
+            ),
+            (None, why) => format!("gone ({})", why.unwrap_or("unknown")),
+        };
+        writeln!(
+            self.out,
+            "{} memory {} map={:#x} {what}",
+            clock(m.ts_ns),
+            m.map_type,
+            m.map
         )
     }
 
