@@ -175,7 +175,7 @@ pub struct TargetArgs {
 
     /// Do not read the memory of the maps deleted from (their capacity,
     /// bytes and fill: `map` records, `map_cap`, the Maps view's CAP,
-    /// BYTES and FILL, the go_map_bytes metrics).
+    /// BYTES and FILL, the go_map_bytes metrics). `mdt flame` never does.
     #[arg(long, help_heading = "Map memory")]
     pub no_map_memory: bool,
 

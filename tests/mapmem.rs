@@ -10,7 +10,8 @@
 //! * `map_memory_is_the_fixtures`: `mdt trace --json`: the last `map` record of each map
 //!   equals the fixture's numbers (len, cap, bytes, buckets / overflow / old buckets, tables /
 //!   directory / tombstones); the last delete of each map carries its `map_cap`; the growing
-//!   map is read while it grows; the freed map, whose memory the fixture filled with ones, is
+//!   map is read while it grows; the freed maps, whose memory the fixture filled with ones and
+//!   with zeros, are
 //!   reported gone and never as a map with other numbers; the summary counts the maps; the
 //!   memory rule `fill(map) < 5% and bytes(map) > 1MiB` fires once, for the emptied map.
 //!
@@ -168,7 +169,7 @@ fn trace(ctx: &str, bin: &Path, fields: &[&str]) -> (Vec<Value>, BTreeMap<String
             .filter(|r: &Value| r["type"] == "map")
             .collect()
     };
-    // 1: a reading of each of the six maps, before the fixture's last deletes (so that they
+    // 1: a reading of each of the seven maps, before the fixture's last deletes (so that they
     // come after it in the output, however late mdt reads its records).
     let until = std::time::Instant::now() + Duration::from_secs(60);
     while std::time::Instant::now() < until && !p.has_exited() {
@@ -176,7 +177,7 @@ fn trace(ctx: &str, bin: &Path, fields: &[&str]) -> (Vec<Value>, BTreeMap<String
         let mut seen: Vec<String> = maps().iter().map(|r| r["map"].to_string()).collect();
         seen.sort();
         seen.dedup();
-        if seen.len() >= 6 {
+        if seen.len() >= 7 {
             break;
         }
     }
@@ -191,14 +192,14 @@ fn trace(ctx: &str, bin: &Path, fields: &[&str]) -> (Vec<Value>, BTreeMap<String
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        if want.len() < 7 {
+        if want.len() < 9 {
             continue;
         }
         let got = maps();
         let seen = |t: &Value| {
             got.iter().any(|r| {
                 r["map"] == t["map"]
-                    && if t["name"] == "freed" {
+                    && if t["name"] == "freed" || t["name"] == "freedzero" {
                         r["gone"] == true
                     } else {
                         fields.iter().all(|f| r[*f] == t[*f])
@@ -207,7 +208,7 @@ fn trace(ctx: &str, bin: &Path, fields: &[&str]) -> (Vec<Value>, BTreeMap<String
         };
         if want
             .iter()
-            .filter(|t| t["name"] != "freed-reused")
+            .filter(|t| !t["name"].as_str().unwrap_or("").ends_with("-reused"))
             .all(seen)
         {
             break;
@@ -320,34 +321,39 @@ fn map_memory_is_the_fixtures() {
                 "{ctx}: the fixture did not catch its map growing"
             );
         }
-        // The freed map: read as a map while it was one, then gone; never another map.
-        let freed = &want["freed"];
-        let reused = &want["freed-reused"];
-        assert_eq!(
-            reused["reused"], true,
-            "{ctx}: the fixture could not reuse the header"
-        );
-        let readings = maps_at(freed["map"].as_str().unwrap());
-        let gone: Vec<_> = readings.iter().filter(|r| r["gone"] == true).collect();
-        if gone.len() != 1 {
-            problems.push(format!("freed: {} gone records: {readings:?}", gone.len()));
-        }
-        for r in readings.iter().filter(|r| r["gone"] != true) {
-            for f in fields {
-                if r[*f] != freed[*f] {
-                    problems.push(format!("freed: read as a map with {f} {}: {r}", r[*f]));
+        // The freed maps (their memory filled with ones, and with zeros): read as a map while
+        // each was one, then gone; never another map.
+        for name in ["freed", "freedzero"] {
+            let freed = &want[name];
+            let reused = &want[format!("{name}-reused").as_str()];
+            assert_eq!(
+                reused["reused"], true,
+                "{ctx}: the fixture could not reuse the header of {name}"
+            );
+            let readings = maps_at(freed["map"].as_str().unwrap());
+            let gone = readings.iter().filter(|r| r["gone"] == true).count();
+            if gone != 1 {
+                problems.push(format!("{name}: {gone} gone records: {readings:?}"));
+            }
+            for r in readings.iter().filter(|r| r["gone"] != true) {
+                for f in fields {
+                    if r[*f] != freed[*f] {
+                        problems.push(format!("{name}: read as a map with {f} {}: {r}", r[*f]));
+                    }
                 }
             }
-        }
-        if readings.last().is_some_and(|r| r["gone"] != true) {
-            problems.push("freed: read as a map after it was gone".into());
+            if readings.last().is_some_and(|r| r["gone"] != true) {
+                problems.push(format!("{name}: read as a map after it was gone"));
+            }
         }
         // The memory rule: one alert for each map that is under 5% full and over 1 MiB (by the
         // fixture's numbers; big is one), with its fill when it fired as the value (under 5%,
         // and no less than the fill it ended with: it may fire while the deletes go on).
         let mut want_alerts: Vec<(String, f64)> = want
             .values()
-            .filter(|t| t.get("cap").is_some() && t["name"] != "freed")
+            .filter(|t| {
+                t.get("cap").is_some() && !t["name"].as_str().unwrap_or("").starts_with("freed")
+            })
             .filter_map(|t| {
                 let (len, cap, bytes) =
                     (t["len"].as_f64()?, t["cap"].as_f64()?, t["bytes"].as_f64()?);
@@ -390,7 +396,7 @@ fn map_memory_is_the_fixtures() {
         let summary = records.last().unwrap();
         assert_eq!(summary["type"], "summary", "{ctx}");
         let totals = &summary["map_memory"];
-        if totals["maps"] != 6 || totals["gone"] != 1 {
+        if totals["maps"] != 7 || totals["gone"] != 2 {
             problems.push(format!("summary map_memory {totals}"));
         }
         assert!(
@@ -458,7 +464,7 @@ fn metrics_sum_the_maps_without_records() {
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
                 .map(|t| (t["name"].as_str().unwrap_or("").to_string(), t))
                 .collect();
-            if want.len() < 7 {
+            if want.len() < 9 {
                 return Err("the fixture has not written its maps".into());
             }
             let (_, body) = http_get(&url)?;
@@ -479,16 +485,17 @@ fn metrics_sum_the_maps_without_records() {
                     ("go_map_len", "len"),
                 ] {
                     let got = gauge(metric, ty);
-                    let others: u64 = ["growing", "freed"]
+                    let others: u64 = ["growing", "freed", "freedzero"]
                         .iter()
                         .map(|n| want[*n][field].as_u64().unwrap())
                         .sum();
                     let own = t[field].as_u64();
-                    // map[int64]int64 is also the type of "growing" and "freed", whose rare
+                    // map[int64]int64 is also the type of "growing" and the freed ones, whose rare
                     // deletes share big's call site: the kernel's counts may name them or not.
                     let ok = match (*name, got, own) {
                         ("big", Some(g), Some(o)) => g >= o && g <= o + others,
-                        (_, g, o) => g == o,
+                        (_, Some(g), Some(o)) => g == o,
+                        _ => false,
                     };
                     if !ok {
                         return Err(format!(

@@ -250,6 +250,8 @@ fn start(
 ) -> Result<(Signals, Session, crate::session::Options, bool)> {
     let signals = Signals::install()?;
     let (spec, mut options) = super::trace::session_args(&args.target);
+    // A profile has no use for the maps' memory.
+    options.map_refresh = None;
     options.limits.stacks = args.max_stacks as usize;
     options.mode = mode;
     if args.weight == Weight::Latency {

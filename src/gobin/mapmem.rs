@@ -2,7 +2,7 @@
 //! target (in user space, `/proc/PID/mem`) to tell a map's capacity and
 //! bytes, for both implementations. From DWARF when the binary has it,
 //! otherwise from a table that `tests/mapmem.rs` checks against each
-//! toolchain's DWARF ([`dwarf_facts`]). See docs/go-runtime.md §8.4.
+//! toolchain's DWARF ([`dwarf_facts`]). See docs/go-runtime.md §3.8.
 //!
 //! - classic (`runtime.hmap`, up to 1.23 and with `GOEXPERIMENT=noswissmap`):
 //!   `count`, `flags`, `B`, `noverflow`, `buckets`, `oldbuckets`,
@@ -27,6 +27,9 @@ pub struct HmapLayout {
     pub flags: u64,
     pub b: u64,
     pub noverflow: u64,
+    /// `hash0`: the hash seed, random and (all but surely) nonzero in a
+    /// live map; zeroed memory has none.
+    pub hash0: u64,
     pub buckets: u64,
     pub oldbuckets: u64,
     pub nevacuate: u64,
@@ -41,6 +44,8 @@ pub struct HmapLayout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SwissLayout {
     pub used: u64,
+    /// `seed`: the hash seed, random in a live map (see `HmapLayout::hash0`).
+    pub seed: u64,
     pub dir_ptr: u64,
     pub dir_len: u64,
     pub global_depth: u64,
@@ -80,6 +85,7 @@ pub const HMAP: HmapLayout = HmapLayout {
     flags: 8,
     b: 9,
     noverflow: 10,
+    hash0: 12,
     buckets: 16,
     oldbuckets: 24,
     nevacuate: 32,
@@ -92,6 +98,7 @@ pub const HMAP_1_24: HmapLayout = HmapLayout { size: 56, ..HMAP };
 
 pub const SWISS: SwissLayout = SwissLayout {
     used: 0,
+    seed: 8,
     dir_ptr: 16,
     dir_len: 24,
     global_depth: 32,
@@ -172,6 +179,7 @@ fn from_dwarf(dwarf: &Dwarf, imp: MapImpl) -> Option<MapLayout> {
             flags: m(HMAP_TYPES, &["flags"])?,
             b: m(HMAP_TYPES, &["B"])?,
             noverflow: m(HMAP_TYPES, &["noverflow"])?,
+            hash0: m(HMAP_TYPES, &["hash0"])?,
             buckets: m(HMAP_TYPES, &["buckets"])?,
             oldbuckets: m(HMAP_TYPES, &["oldbuckets"])?,
             nevacuate: m(HMAP_TYPES, &["nevacuate"])?,
@@ -182,6 +190,7 @@ fn from_dwarf(dwarf: &Dwarf, imp: MapImpl) -> Option<MapLayout> {
             let groups = m(&[SWISS_TABLE], &["groups"])?;
             MapLayout::Swiss(SwissLayout {
                 used: m(&[SWISS_MAP], &["used"])?,
+                seed: m(&[SWISS_MAP], &["seed"])?,
                 dir_ptr: m(&[SWISS_MAP], &["dirPtr"])?,
                 dir_len: m(&[SWISS_MAP], &["dirLen"])?,
                 global_depth: m(&[SWISS_MAP], &["globalDepth"])?,
@@ -227,6 +236,7 @@ pub fn dwarf_facts(elf: &super::elf::Elf, version: GoVersion, imp: MapImpl) -> V
             fact("hmap.count", m(HMAP_TYPES, &["count"]), HMAP.count),
             fact("hmap.flags", m(HMAP_TYPES, &["flags"]), HMAP.flags),
             fact("hmap.B", m(HMAP_TYPES, &["B"]), HMAP.b),
+            fact("hmap.hash0", m(HMAP_TYPES, &["hash0"]), HMAP.hash0),
             fact(
                 "hmap.noverflow",
                 m(HMAP_TYPES, &["noverflow"]),
@@ -255,6 +265,7 @@ pub fn dwarf_facts(elf: &super::elf::Elf, version: GoVersion, imp: MapImpl) -> V
             let inner = |name| Some(groups? + m(&[SWISS_GROUPS], &[name])?);
             vec![
                 fact("Map.used", m(&[SWISS_MAP], &["used"]), SWISS.used),
+                fact("Map.seed", m(&[SWISS_MAP], &["seed"]), SWISS.seed),
                 fact("Map.dirPtr", m(&[SWISS_MAP], &["dirPtr"]), SWISS.dir_ptr),
                 fact("Map.dirLen", m(&[SWISS_MAP], &["dirLen"]), SWISS.dir_len),
                 fact(
@@ -306,12 +317,12 @@ impl MapMemLayout {
     pub fn describe(&self) -> String {
         match self.layout {
             MapLayout::Hmap(h) => format!(
-                "hmap count+{} flags+{} B+{} noverflow+{} buckets+{} oldbuckets+{} nevacuate+{} size {}, maptype.bucketsize+{}",
-                h.count, h.flags, h.b, h.noverflow, h.buckets, h.oldbuckets, h.nevacuate, h.size, h.type_bucketsize
+                "hmap count+{} flags+{} B+{} noverflow+{} hash0+{} buckets+{} oldbuckets+{} nevacuate+{} size {}, maptype.bucketsize+{}",
+                h.count, h.flags, h.b, h.noverflow, h.hash0, h.buckets, h.oldbuckets, h.nevacuate, h.size, h.type_bucketsize
             ),
             MapLayout::Swiss(s) => format!(
-                "Map used+{} dirPtr+{} dirLen+{} globalDepth+{} size {}; table used+{} capacity+{} growthLeft+{} localDepth+{} index+{} groups+{} lengthMask+{} size {}; MapType.GroupSize+{}",
-                s.used, s.dir_ptr, s.dir_len, s.global_depth, s.size, s.table_used, s.table_capacity,
+                "Map used+{} seed+{} dirPtr+{} dirLen+{} globalDepth+{} size {}; table used+{} capacity+{} growthLeft+{} localDepth+{} index+{} groups+{} lengthMask+{} size {}; MapType.GroupSize+{}",
+                s.used, s.seed, s.dir_ptr, s.dir_len, s.global_depth, s.size, s.table_used, s.table_capacity,
                 s.table_growth_left, s.table_local_depth, s.table_index, s.table_groups,
                 s.table_length_mask, s.table_size, s.type_group_size
             ),

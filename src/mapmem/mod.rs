@@ -3,12 +3,12 @@
 //! nothing for it).
 //!
 //! [`MapWatch`] decides when a map is read: at its first delete, then at
-//! most once per [`MapWatch::interval`] while it is deleted from, and every
-//! [`MapWatch::refresh`] while it is watched (so a map freed since is seen
-//! gone); at most [`MAX_READS_PER_SEC`] readings a second and [`MAX_MAPS`]
-//! maps watched. The readings happen on a thread of their own ([`read`]),
-//! so that a slow one never holds up the records: a request that finds its
-//! queue full is dropped, and counted.
+//! most once a second while it is deleted from, and every `refresh` while it
+//! is watched (so a map freed since is seen gone); at most
+//! [`MAX_READS_PER_SEC`] readings a second and [`MAX_MAPS`] maps watched.
+//! The readings happen on a thread of their own ([`read`]), so that a slow
+//! one never holds up the records: a reading that cannot be asked for when
+//! due (queue full, budget spent) is asked for later, and counted.
 
 pub mod read;
 
@@ -32,6 +32,8 @@ pub const MAX_MAPS: usize = 4096;
 pub const MAX_READS_PER_SEC: u32 = 200;
 /// How long a map seen gone is not read again on the kernel's word alone.
 pub const GONE_FOR: Duration = Duration::from_secs(60);
+/// A map deleted from is read at most this often.
+const INTERVAL: Duration = Duration::from_secs(1);
 /// Requests waiting for the reading thread.
 const QUEUE: usize = 256;
 
@@ -40,32 +42,37 @@ struct Watched {
     type_ptr: u64,
     map_type: Arc<str>,
     pid: u32,
+    /// Tells this entry's readings from those of an entry it replaced.
+    generation: u64,
     /// The last delete from it.
     seen: Instant,
     /// The last reading asked for, and whether it is still to come back.
     asked: Option<Instant>,
     pending: bool,
+    /// A reading was due but could not be asked for (counted once).
+    deferred: bool,
     last: Option<MapSize>,
 }
 
 struct Request {
     map: u64,
     type_ptr: u64,
+    generation: u64,
 }
 
 pub struct MapWatch {
     requests: Option<SyncSender<Request>>,
-    results: Receiver<(u64, Reading)>,
+    results: Receiver<(Request, Reading)>,
     reader: Option<std::thread::JoinHandle<()>>,
     maps: HashMap<u64, Watched, FastHash>,
     /// Maps seen gone, and when (at most [`MAX_MAPS`]).
     gone: HashMap<u64, Instant, FastHash>,
-    interval: Duration,
     refresh: Duration,
     /// The reading budget: readings left in the current second.
     budget: (Instant, u32),
     last_refresh: Instant,
-    pub stats: MapMemoryTotals,
+    generations: u64,
+    stats: MapMemoryTotals,
 }
 
 impl MapWatch {
@@ -76,10 +83,10 @@ impl MapWatch {
         let reader = std::thread::Builder::new()
             .name("mdt-mapmem".into())
             .spawn(move || {
-                let mut memory = TargetMemory { pid, mem: None };
+                let mut memory = TargetMemory::new(pid);
                 for r in inbox {
                     let reading = memory.read(&layout, &r);
-                    if outbox.send((r.map, reading)).is_err() {
+                    if outbox.send((r, reading)).is_err() {
                         break;
                     }
                 }
@@ -90,10 +97,10 @@ impl MapWatch {
             reader: Some(reader),
             maps: HashMap::default(),
             gone: HashMap::default(),
-            interval: Duration::from_secs(1),
             refresh,
             budget: (Instant::now(), MAX_READS_PER_SEC),
             last_refresh: Instant::now(),
+            generations: 0,
             stats: MapMemoryTotals::default(),
         })
     }
@@ -137,21 +144,25 @@ impl MapWatch {
         match self.maps.get(&map).map(|w| w.type_ptr) {
             Some(known) if known == type_ptr => {}
             known => {
-                // New, or another map now lives at this address.
+                // New, or another map now lives at this address: its
+                // readings start afresh (a pending one is of the other).
                 let map_type = name()?;
                 if known.is_none() {
                     self.make_room();
                     self.stats.maps += 1;
                 }
+                self.generations += 1;
                 self.maps.insert(
                     map,
                     Watched {
                         type_ptr,
                         map_type,
                         pid,
+                        generation: self.generations,
                         seen: now,
                         asked: None,
                         pending: false,
+                        deferred: false,
                         last: None,
                     },
                 );
@@ -160,9 +171,7 @@ impl MapWatch {
         let w = self.maps.get_mut(&map)?;
         w.seen = now;
         let cap = w.last.map(|s| s.cap);
-        let due = !w.pending
-            && w.asked
-                .is_none_or(|t| now.duration_since(t) >= self.interval);
+        let due = !w.pending && w.asked.is_none_or(|t| now.duration_since(t) >= INTERVAL);
         if due {
             self.ask(map, now);
         }
@@ -172,12 +181,10 @@ impl MapWatch {
     /// Readings that came back, and refreshes that are due.
     pub fn poll(&mut self, now: Instant) -> Vec<MapMemory> {
         let mut out = Vec::new();
-        while let Ok((map, reading)) = self.results.try_recv() {
-            if let Some(m) = self.settle(map, reading) {
-                out.push(m);
-            }
+        while let Ok((request, reading)) = self.results.try_recv() {
+            out.extend(self.settle(request, reading));
         }
-        if now.duration_since(self.last_refresh) >= self.refresh.min(self.interval) {
+        if now.duration_since(self.last_refresh) >= self.refresh.min(INTERVAL) {
             self.last_refresh = now;
             let stale: Vec<u64> = self
                 .maps
@@ -203,12 +210,10 @@ impl MapWatch {
         let mut out = Vec::new();
         while self.maps.values().any(|w| w.pending) {
             let left = until.saturating_duration_since(Instant::now());
-            let Ok((map, reading)) = self.results.recv_timeout(left) else {
+            let Ok((request, reading)) = self.results.recv_timeout(left) else {
                 break;
             };
-            if let Some(m) = self.settle(map, reading) {
-                out.push(m);
-            }
+            out.extend(self.settle(request, reading));
         }
         if let Some(r) = self.reader.take() {
             if r.is_finished() {
@@ -226,6 +231,11 @@ impl MapWatch {
         }
     }
 
+    /// Maps watched (read or not yet).
+    pub fn watched(&self) -> usize {
+        self.maps.len()
+    }
+
     /// The maps as last read (gone ones are forgotten).
     pub fn sizes(&self) -> impl Iterator<Item = (u64, &Arc<str>, &MapSize)> {
         self.maps
@@ -233,15 +243,31 @@ impl MapWatch {
             .filter_map(|(&m, w)| Some((m, &w.map_type, w.last.as_ref()?)))
     }
 
-    fn settle(&mut self, map: u64, reading: Reading) -> Option<MapMemory> {
-        let w = self.maps.get_mut(&map)?;
+    /// A reading back from the thread: onto its map, or counted as unused
+    /// (the map was forgotten or replaced meanwhile, or the target exited).
+    fn settle(&mut self, r: Request, reading: Reading) -> Option<MapMemory> {
+        let current = self
+            .maps
+            .get(&r.map)
+            .is_some_and(|w| w.generation == r.generation);
+        if !current || reading == Reading::Unread {
+            if let Some(w) = self
+                .maps
+                .get_mut(&r.map)
+                .filter(|w| w.generation == r.generation)
+            {
+                w.pending = false;
+            }
+            self.stats.unread += 1;
+            return None;
+        }
+        let w = self.maps.get_mut(&r.map)?;
         w.pending = false;
         self.stats.readings += 1;
-        let ts_ns = wall_clock_ns();
         let mut m = MapMemory {
-            ts_ns,
+            ts_ns: wall_clock_ns(),
             pid: w.pid,
-            map,
+            map: r.map,
             map_type: w.map_type.clone(),
             size: None,
             gone: None,
@@ -254,21 +280,13 @@ impl MapWatch {
             Reading::Gone(why) => {
                 self.stats.gone += 1;
                 m.gone = Some(why);
-                self.maps.remove(&map);
+                self.maps.remove(&r.map);
                 if self.gone.len() >= MAX_MAPS {
                     self.gone.clear();
                 }
-                self.gone.insert(map, Instant::now());
-                if self.gone.len() >= MAX_MAPS {
-                    self.gone.clear();
-                }
-                self.gone.insert(map, Instant::now());
+                self.gone.insert(r.map, Instant::now());
             }
-            Reading::Unread => {
-                self.stats.readings -= 1;
-                self.stats.unread += 1;
-                return None;
-            }
+            Reading::Unread => unreachable!("handled above"),
         }
         Some(m)
     }
@@ -285,21 +303,27 @@ impl MapWatch {
         let Some(requests) = &self.requests else {
             return;
         };
-        if *left == 0 {
+        let sent = *left > 0
+            && match requests.try_send(Request {
+                map,
+                type_ptr: w.type_ptr,
+                generation: w.generation,
+            }) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => false,
+                Err(TrySendError::Disconnected(_)) => {
+                    self.requests = None;
+                    return;
+                }
+            };
+        if sent {
+            *left -= 1;
+            w.asked = Some(now);
+            w.pending = true;
+            w.deferred = false;
+        } else if !w.deferred {
+            w.deferred = true;
             self.stats.deferred += 1;
-            return;
-        }
-        match requests.try_send(Request {
-            map,
-            type_ptr: w.type_ptr,
-        }) {
-            Ok(()) => {
-                *left -= 1;
-                w.asked = Some(now);
-                w.pending = true;
-            }
-            Err(TrySendError::Full(_)) => self.stats.deferred += 1,
-            Err(TrySendError::Disconnected(_)) => self.requests = None,
         }
     }
 
@@ -324,9 +348,21 @@ impl MapWatch {
 struct TargetMemory {
     pid: i32,
     mem: Option<ProcessMemory>,
+    /// The process's start time (`/proc/PID/stat`), to reopen only the
+    /// same process (an exec keeps it; a new process with a reused pid
+    /// does not).
+    started: Option<u64>,
 }
 
 impl TargetMemory {
+    fn new(pid: i32) -> Self {
+        TargetMemory {
+            pid,
+            mem: None,
+            started: crate::process::start_time(pid),
+        }
+    }
+
     /// A reading that does not look like a map is made once more: the
     /// target may have been changing the map under the first. One that
     /// could not read the map type is made again on a fresh
@@ -334,6 +370,9 @@ impl TargetMemory {
     fn read(&mut self, layout: &MapMemLayout, r: &Request) -> Reading {
         for fresh in [false, true] {
             if fresh || self.mem.is_none() {
+                if self.started.is_none() || crate::process::start_time(self.pid) != self.started {
+                    return Reading::Unread;
+                }
                 self.mem = ProcessMemory::open(self.pid).ok();
             }
             let Some(mem) = &self.mem else {

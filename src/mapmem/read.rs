@@ -25,10 +25,10 @@ pub const SLOTS: u64 = 8;
 /// hashWriting, sameSizeGrow).
 const HMAP_FLAGS: u8 = 0x0f;
 const SAME_SIZE_GROW: u8 = 0x08;
-/// The largest `B` or directory a real map can have on a 48-bit address
-/// space, with room to spare.
+/// The largest `B`, and the largest directory (8 MiB to read; 2^30 slots
+/// at least), a real map can have, with room to spare.
 const MAX_B: u8 = 40;
-const MAX_DIRECTORY: u64 = 1 << 24;
+const MAX_DIRECTORY: u64 = 1 << 20;
 /// `maxTableCapacity`: a Swiss table never holds more slots.
 const MAX_TABLE_CAPACITY: u64 = 1024;
 /// `maxAvgGroupLoad` of 8 slots.
@@ -136,7 +136,13 @@ fn read_hmap(mem: &dyn Memory, l: &HmapLayout, map: u64, bucket: u64) -> Result<
     let buckets = field(l.buckets)?;
     let oldbuckets = field(l.oldbuckets)?;
     let nevacuate = field(l.nevacuate)?;
+    let hash0 = u32::from_le_bytes(
+        h.get(l.hash0 as usize..l.hash0 as usize + 4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or("header unreadable")?,
+    );
     check(count >= 0, "negative count")?;
+    check(hash0 != 0, "no hash seed (zeroed memory)")?;
     check(flags & !HMAP_FLAGS == 0, "unknown flags")?;
     check(b <= MAX_B, "implausible B")?;
     let nbuckets = 1u64 << b;
@@ -162,8 +168,12 @@ fn read_hmap(mem: &dyn Memory, l: &HmapLayout, map: u64, bucket: u64) -> Result<
             },
         });
     }
+    // The whole array must be there: its last bucket too.
+    let last = buckets
+        .checked_add((nbuckets - 1) * bucket)
+        .ok_or("buckets unreadable")?;
     check(
-        plausible_pointer(buckets) && readable(mem, buckets),
+        plausible_pointer(buckets) && readable(mem, buckets) && readable(mem, last),
         "buckets unreadable",
     )?;
     let old_buckets = if oldbuckets == 0 {
@@ -206,6 +216,7 @@ fn read_table(
     at: u64,
     index: u64,
     global_depth: u8,
+    group: u64,
 ) -> Result<Table> {
     check(plausible_pointer(at), "table pointer implausible")?;
     let t = mem
@@ -227,7 +238,13 @@ fn read_table(
         "table capacity implausible",
     )?;
     check(mask == cap / SLOTS - 1, "table groups implausible")?;
-    check(plausible_pointer(groups), "table groups implausible")?;
+    let last = groups
+        .checked_add(mask * group)
+        .ok_or("table groups unreadable")?;
+    check(
+        plausible_pointer(groups) && readable(mem, groups) && readable(mem, last),
+        "table groups unreadable",
+    )?;
     check(table.local_depth <= global_depth, "table depth implausible")?;
     check(t_index == index, "table not in its directory slot")?;
     check(
@@ -254,9 +271,11 @@ fn read_swiss(mem: &dyn Memory, l: &SwissLayout, map: u64, group: u64) -> Result
     let dir_ptr = field(l.dir_ptr)?;
     let dir_len = field(l.dir_len)?;
     let global_depth = u8_at(&h, l.global_depth).ok_or("header unreadable")?;
+    check(field(l.seed)? != 0, "no hash seed (zeroed memory)")?;
     if dir_len == 0 {
         // A small map: one group of 8 slots, or none before its first insert.
         check(used <= SLOTS, "more entries than slots")?;
+        check(global_depth == 0, "directory depth implausible")?;
         if dir_ptr == 0 {
             check(used == 0, "entries without a group")?;
         } else {
@@ -294,7 +313,7 @@ fn read_swiss(mem: &dyn Memory, l: &SwissLayout, map: u64, group: u64) -> Result
     let mut i = 0;
     while i < dir_len {
         let at = entry(i)?;
-        let t = read_table(mem, l, at, i, global_depth)?;
+        let t = read_table(mem, l, at, i, global_depth, group)?;
         // A table of local depth d fills 2^(global - d) directory entries in a row.
         let span = 1u64 << (global_depth - t.local_depth);
         for j in i..(i + span).min(dir_len) {
@@ -358,11 +377,12 @@ mod tests {
         h[0..8].copy_from_slice(&count.to_le_bytes());
         h[9] = b;
         h[10..12].copy_from_slice(&noverflow.to_le_bytes());
+        h[12..16].copy_from_slice(&0x5eed_u32.to_le_bytes());
         h[16..24].copy_from_slice(&buckets.to_le_bytes());
         h[24..32].copy_from_slice(&old.to_le_bytes());
         m.put(MAP, h);
-        m.words(0x30_0000, &[0; 4]);
-        m.words(0x40_0000, &[0; 4]);
+        m.put(0x30_0000, vec![0; 16 * 144]);
+        m.put(0x40_0000, vec![0; 16 * 144]);
         m
     }
 
@@ -392,6 +412,17 @@ mod tests {
         assert!(gone(&hmap(1, 0, 0, 0, 0)), "entries without buckets");
         assert!(gone(&hmap(1, 4, 0, 0x50_0000, 0)), "unmapped buckets");
         assert!(gone(&hmap(1, 60, 0, 0x30_0000, 0)), "B");
+        assert!(
+            gone(&hmap(1, 5, 0, 0x30_0000, 0)),
+            "32 buckets where 16 are"
+        );
+        let mut m = hmap(0, 0, 0, 0, 0);
+        m.put(MAP, vec![0; 48]);
+        assert_eq!(
+            read(&m, &layout, MAP, TYPE),
+            Reading::Gone("no hash seed (zeroed memory)"),
+            "zeroed memory is not an empty map"
+        );
         let mut m = hmap(1, 4, 0, 0x30_0000, 0);
         m.0.remove(&MAP);
         assert_eq!(
@@ -413,13 +444,14 @@ mod tests {
             MAP,
             &[
                 used_per_table * tables,
-                0,
+                0x5eed,
                 dir,
                 dir_len,
                 u64::from(depth),
                 0,
             ],
         );
+        m.put(0x50_0000, vec![0; (capacity / 8 * 136) as usize]);
         let span = dir_len / tables;
         let local = depth - span.trailing_zeros() as u8;
         let mut entries = vec![];
@@ -459,6 +491,12 @@ mod tests {
         let mut m = swiss(10, 1024, 2, 2);
         m.words(MAP, &[u64::MAX; 6]);
         assert!(gone(&m), "filled with ones");
+        let mut m = swiss(10, 1024, 2, 2);
+        m.words(MAP, &[0; 6]);
+        assert!(gone(&m), "zeroed: not an empty small map");
+        let mut m = swiss(10, 1024, 2, 2);
+        m.put(0x50_0000, vec![0; 64]);
+        assert!(gone(&m), "groups cut short");
         let mut m = swiss(10, 1024, 2, 2);
         m.words(0x40_0000, &[10 | 1000 << 16, 0, 0x50_0000, 124]);
         assert!(gone(&m), "capacity not a power of two");

@@ -11,6 +11,16 @@ pub use watch::ProcessWatch;
 
 use anyhow::{bail, Result};
 
+/// When process `pid` started (`/proc/PID/stat` field 22, in clock ticks
+/// since boot): the same across an exec, different for another process
+/// that got the pid later. None once it is gone.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// `/proc/PID/exe` of a live process, with one-line errors for a missing
 /// process or a missing privilege.
 pub fn exe_of(pid: i32) -> Result<PathBuf> {
@@ -144,5 +154,13 @@ mod tests {
             missing_capabilities(0xa80425fb),
             ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE"]
         );
+    }
+    #[test]
+    fn a_process_has_a_start_time_and_keeps_it() {
+        let me = std::process::id() as i32;
+        let t = start_time(me).expect("our own start time");
+        assert!(t > 0);
+        assert_eq!(start_time(me), Some(t));
+        assert_eq!(start_time(i32::MAX), None);
     }
 }

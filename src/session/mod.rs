@@ -38,7 +38,7 @@ use crate::gobin::image::Image;
 use crate::gobin::GoBinary;
 use crate::mapmem::MapWatch;
 use crate::output::{FunctionCount, Sink, Summary};
-use crate::probes::{EventReader, ProbeConfig, ProbeKind, Probes, Record};
+use crate::probes::{EventReader, ProbeConfig, ProbeKind, Probes, Record, SiteKey};
 use crate::process::launch;
 use crate::process::{self, ProcessWatch};
 
@@ -85,6 +85,9 @@ pub struct Session {
     /// the exact counters (moved into the pump while running).
     observer: Option<Box<dyn Observer + Send>>,
     observed: Option<Instant>,
+    /// Hits per call site at the last observation: a site whose count did
+    /// not grow names no map deleted from since.
+    site_hits: std::collections::HashMap<SiteKey, u64, crate::bounded::FastHash>,
     /// When the exit points are armed.
     latency: LatencyClock,
 }
@@ -233,6 +236,7 @@ impl Session {
             live: None,
             observer: None,
             observed: None,
+            site_hits: Default::default(),
             latency,
         })
     }
@@ -337,6 +341,7 @@ impl Session {
             .unwrap_or_default();
         let mut obs = Observation {
             maps: &maps,
+            maps_watched: watch.as_ref().map_or(0, |w| w.watched()),
             elapsed: self.started.elapsed(),
             sites: &sites,
             latency: &latency,
@@ -355,6 +360,10 @@ impl Session {
             let now = Instant::now();
             let pid = self.pid() as u32;
             for (key, count) in &sites {
+                let before = self.site_hits.insert(*key, count.hits);
+                if before.is_some_and(|b| b >= count.hits) {
+                    continue;
+                }
                 for map in count.maps() {
                     let ty = key.map_type_ptr;
                     watch.saw_map(map, ty, || decoder.map_type_name(ty), pid, now);

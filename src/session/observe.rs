@@ -52,6 +52,8 @@ pub struct Observation<'a> {
     /// The maps watched (`crate::mapmem`), as last read: (address, map
     /// type, size).
     pub maps: &'a [(u64, Arc<str>, MapSize)],
+    /// Maps watched, read or not yet.
+    pub maps_watched: usize,
 }
 
 /// Sees the records and the exact counters of a running session (metrics,

@@ -224,12 +224,14 @@ impl Alerts {
         } else {
             format!("estimated from records at --sample {}", n.sample_rate)
         };
+        // A memory rule's threshold text has its operators already.
+        let op = match r.measure {
+            Measure::Memory(_) => String::new(),
+            _ => format!("{} ", r.op.symbol()),
+        };
         facts.push((
             "value".into(),
-            format!(
-                "{value} {unit} (threshold {} {threshold}) · {how}",
-                r.op.symbol(),
-            ),
+            format!("{value} {unit} (threshold {op}{threshold}) · {how}"),
         ));
         for t in &n.top_stacks {
             facts.push(("top".into(), format!("{}× {}", group(t.count), t.caller)));

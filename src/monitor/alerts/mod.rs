@@ -105,6 +105,7 @@ impl Notice {
     /// The alert as one JSON object (stream record, webhook body, exec input).
     pub fn to_json(&self) -> Value {
         let r = &self.rule;
+        let memory = matches!(r.measure, Measure::Memory(_));
         let mut group = serde_json::Map::new();
         group.insert(self.group.0.name().into(), self.group.1.clone().into());
         for (k, v) in &self.context {
@@ -122,8 +123,9 @@ impl Notice {
             "unit": r.unit(),
             "value_text": self.value_text(),
             "threshold_text": r.threshold_text(),
-            "window": r.window_text(),
-            "window_seconds": r.window.as_secs_f64(),
+            // A memory rule reads the maps as they are: no window.
+            "window": (!memory).then(|| r.window_text()),
+            "window_seconds": (!memory).then(|| r.window.as_secs_f64()),
             "exact": self.exact,
             "sample_rate": self.sample_rate,
             "fired_at": rfc3339(self.fired_at),

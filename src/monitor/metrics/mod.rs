@@ -256,8 +256,14 @@ impl MapMemoryGauges {
         for v in [&self.cap, &self.bytes, &self.len] {
             v.reset();
         }
+        // Past the bound, the last series kept is "other".
+        let keep = if rows.len() > self.max_series {
+            self.max_series.saturating_sub(1)
+        } else {
+            rows.len()
+        };
         for (i, (ty, sums)) in rows.into_iter().enumerate() {
-            if i + 1 >= self.max_series && i > 0 {
+            if i >= keep {
                 let o = other.get_or_insert_default();
                 o.0 += sums.0;
                 o.1 += sums.1;
@@ -269,7 +275,6 @@ impl MapMemoryGauges {
         if let Some(o) = other {
             self.put("other", o);
         }
-        self.watched.set(maps.len() as i64);
     }
 
     fn put(&self, ty: &str, (cap, bytes, len): (u64, u64, u64)) {
@@ -410,6 +415,7 @@ impl Metrics {
         self.attached.set(obs.attached as i64);
         self.target_up.set(i64::from(obs.target_up));
         self.map_memory.set(obs.maps);
+        self.map_memory.watched.set(obs.maps_watched as i64);
         if let Some(b) = board {
             raise(&self.alerts_fired, b.fired.load(Ordering::Relaxed));
             raise(&self.delivery_failures, b.failed.load(Ordering::Relaxed));

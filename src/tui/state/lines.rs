@@ -434,7 +434,12 @@ pub fn sort_callers(lines: &mut [CallerLine], sort: Sort) {
 }
 
 pub fn sort_maps(lines: &mut [MapLine], sort: Sort) {
+    let memory_column = matches!(sort.column, Column::Cap | Column::Bytes | Column::Fill);
     lines.sort_by(|a, b| {
+        // By a memory column, the maps not read (yet, or gone) go last either way.
+        if memory_column && a.memory.is_some() != b.memory.is_some() {
+            return b.memory.is_some().cmp(&a.memory.is_some());
+        }
         let natural = match sort.column {
             Column::Map => a.addr.cmp(&b.addr),
             Column::Type => a.map_type.cmp(&b.map_type),
