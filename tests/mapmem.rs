@@ -160,7 +160,7 @@ fn trace(ctx: &str, bin: &Path, fields: &[&str]) -> (Vec<Value>, BTreeMap<String
         .arg("-trigger-file")
         .arg(&trigger)
         .env_remove("MAP_DELETE_TRACER_SAMPLING_RATE");
-    let mut p = Proc::spawn(&format!("{ctx}: mdt trace"), cmd, Stdio::null());
+    let p = Proc::spawn(&format!("{ctx}: mdt trace"), cmd, Stdio::null());
     let maps = || -> Vec<Value> {
         std::fs::read_to_string(&out)
             .unwrap_or_default()
@@ -214,14 +214,7 @@ fn trace(ctx: &str, bin: &Path, fields: &[&str]) -> (Vec<Value>, BTreeMap<String
             break;
         }
     }
-    std::fs::write(&hold, "").unwrap();
-    let f = p.finish(RUN_TIMEOUT, "tracing the mapmem fixture");
-    assert!(
-        f.status.success(),
-        "{ctx}: mdt exited {}; stderr:\n{}",
-        f.status,
-        f.stderr
-    );
+    release(ctx, &hold, p);
     let want = common::read_json_lines(&expect)
         .into_iter()
         .map(|t| (t["name"].as_str().unwrap().to_string(), t))
@@ -232,6 +225,18 @@ fn trace(ctx: &str, bin: &Path, fields: &[&str]) -> (Vec<Value>, BTreeMap<String
 /// Fires for "big" (40000 entries grown, 10 left, over 1 MiB), and for "cleared" where it
 /// holds over 1 MiB; "str" is 6% full, the others small.
 const BLOAT_RULE: &str = "fill(map) < 5% and bytes(map) > 1MiB";
+
+/// Lets the fixture end (`-hold-file`), and checks that mdt ended well with it.
+fn release(ctx: &str, hold: &Path, mut p: Proc) {
+    std::fs::write(hold, "").unwrap();
+    let f = p.finish(RUN_TIMEOUT, "tracing the mapmem fixture");
+    assert!(
+        f.status.success(),
+        "{ctx}: mdt exited {}; stderr:\n{}",
+        f.status,
+        f.stderr
+    );
+}
 
 /// The fields of a `map` record the fixture also knows.
 const HMAP_FIELDS: &[&str] = &["len", "cap", "bytes", "buckets", "overflow", "old_buckets"];
@@ -455,7 +460,7 @@ fn metrics_sum_the_maps_without_records() {
         .arg(&trigger)
         .arg("-hold-file")
         .arg(&hold);
-        let mut p = Proc::spawn(&format!("{ctx}: mdt"), cmd, Stdio::null());
+        let p = Proc::spawn(&format!("{ctx}: mdt"), cmd, Stdio::null());
         let url = format!("http://{addr}/metrics");
         poll(Duration::from_secs(60), &format!("{ctx}: {url}"), || {
             let want: BTreeMap<String, Value> = std::fs::read_to_string(&expect)
@@ -506,13 +511,6 @@ fn metrics_sum_the_maps_without_records() {
             }
             Ok(())
         });
-        std::fs::write(&hold, "").unwrap();
-        let f = p.finish(RUN_TIMEOUT, "tracing the mapmem fixture");
-        assert!(
-            f.status.success(),
-            "{ctx}: mdt exited {}; stderr:\n{}",
-            f.status,
-            f.stderr
-        );
+        release(&ctx, &hold, p);
     });
 }

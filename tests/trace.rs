@@ -156,10 +156,24 @@ fn parse_output(text: &str, ctx: &str) -> (Vec<Value>, Value) {
         assert!(
             matches!(
                 r["type"].as_str(),
-                Some("delete" | "clear" | "lost" | "summary")
+                Some("delete" | "clear" | "lost" | "summary" | "map")
             ),
             "{ctx}: record without a known type: {r}"
         );
+        // A map's memory (tests/mapmem.rs checks the numbers): a map of a record
+        // (deletes come before its first reading), gone or with its slots.
+        if r["type"] == "map" {
+            let named = records
+                .iter()
+                .any(|d| (d["type"] == "delete" || d["type"] == "clear") && d["map"] == r["map"]);
+            let sane = r["gone"] == true
+                || r["cap"]
+                    .as_u64()
+                    .zip(r["len"].as_u64())
+                    .is_some_and(|(c, l)| l <= c)
+                    && r["bytes"].as_u64().is_some_and(|b| b > 0);
+            assert!(named && sane, "{ctx}: map record: {r}");
+        }
     }
     (records, last)
 }

@@ -30,7 +30,7 @@ use self::read::Reading;
 pub const MAX_MAPS: usize = 4096;
 /// Readings a second, all maps together.
 pub const MAX_READS_PER_SEC: u32 = 200;
-/// How long a map seen gone is not read again on the kernel's word alone.
+/// How long an address whose map was seen gone is not read again.
 pub const GONE_FOR: Duration = Duration::from_secs(60);
 /// A map deleted from is read at most this often.
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -108,9 +108,6 @@ impl MapWatch {
     /// A delete or clear from `ev.map`: asks for a reading when one is due;
     /// returns the map's capacity as last read.
     pub fn saw(&mut self, ev: &Event, now: Instant) -> Option<u64> {
-        // A record is news: a map seen gone at this address has been
-        // replaced by another.
-        self.gone.remove(&ev.map);
         self.saw_map(
             ev.map,
             ev.map_type_ptr,
@@ -122,8 +119,10 @@ impl MapWatch {
 
     /// A delete or clear from `map` (of the type at `type_ptr`, named by
     /// `name`, in process `pid`), seen in a record or the kernel's counts.
-    /// The kernel's counts keep naming a map after its last delete: one
-    /// seen gone in the last [`GONE_FOR`] is left alone.
+    /// An address whose map was seen gone in the last [`GONE_FOR`] is left
+    /// alone: the kernel's counts keep naming a map after its last delete,
+    /// and short-lived maps (a map per request, or on a goroutine's stack)
+    /// come and go at a few addresses many times a second.
     pub fn saw_map(
         &mut self,
         map: u64,

@@ -775,52 +775,10 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
                 }
                 _ => {}
             }
-            if p.peek().0 == Tok::Eq {
-                p.next();
-                match p.next() {
-                    (Tok::Str(v), col) => {
-                        if dim == Dim::Map && parse_address(&v).is_none() {
-                            return p.fail(
-                                col,
-                                format!(
-                                    "map=\"{v}\": expected a map address such as \"0xc000012345\""
-                                ),
-                            );
-                        }
-                        filters.push((dim, v));
-                    }
-                    (tok, col) => {
-                        return p.fail(
-                            col,
-                            format!(
-                                "expected a quoted value after '{}=', found {}",
-                                dim.name(),
-                                tok.describe()
-                            ),
-                        )
-                    }
-                }
-            } else if let Some(g) = group {
-                return p.fail(
-                    col,
-                    format!(
-                        "a rule groups by one dimension: already grouped by {}",
-                        g.name()
-                    ),
-                );
-            } else {
-                group = Some(dim);
-            }
+            group_or_filter(&mut p, dim, col, &mut group, &mut filters)?;
         }
-        match p.next() {
-            (Tok::Comma, _) => continue,
-            (Tok::RParen, _) => break,
-            (tok, col) => {
-                return p.fail(
-                    col,
-                    format!("expected ',' or ')', found {}", tok.describe()),
-                )
-            }
+        if !more_items(&mut p)? {
+            break;
         }
     }
     // Only op=...: a latency rule, whose histograms are per map type.
@@ -920,6 +878,63 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
         window,
         min,
     })
+}
+
+/// After a dimension: `="value"` makes it a filter, else it is the group
+/// (one at most).
+fn group_or_filter(
+    p: &mut Parser,
+    dim: Dim,
+    col: usize,
+    group: &mut Option<Dim>,
+    filters: &mut Vec<(Dim, String)>,
+) -> Result<(), RuleError> {
+    if p.peek().0 != Tok::Eq {
+        if let Some(g) = group {
+            return p.fail(
+                col,
+                format!(
+                    "a rule groups by one dimension: already grouped by {}",
+                    g.name()
+                ),
+            );
+        }
+        *group = Some(dim);
+        return Ok(());
+    }
+    p.next();
+    match p.next() {
+        (Tok::Str(v), vcol) => {
+            if dim == Dim::Map && parse_address(&v).is_none() {
+                return p.fail(
+                    vcol,
+                    format!("map=\"{v}\": expected a map address such as \"0xc000012345\""),
+                );
+            }
+            filters.push((dim, v));
+            Ok(())
+        }
+        (tok, vcol) => p.fail(
+            vcol,
+            format!(
+                "expected a quoted value after '{}=', found {}",
+                dim.name(),
+                tok.describe()
+            ),
+        ),
+    }
+}
+
+/// After an item: `,` (another follows) or `)` (the list ends).
+fn more_items(p: &mut Parser) -> Result<bool, RuleError> {
+    match p.next() {
+        (Tok::Comma, _) => Ok(true),
+        (Tok::RParen, _) => Ok(false),
+        (tok, col) => p.fail(
+            col,
+            format!("expected ',' or ')', found {}", tok.describe()),
+        ),
+    }
 }
 
 /// A memory rule: `gauge(items) op threshold { and gauge(items) op threshold }`,
@@ -1048,49 +1063,9 @@ fn memory_items(
                 )
             }
         };
-        if p.peek().0 == Tok::Eq {
-            p.next();
-            match p.next() {
-                (Tok::Str(v), vcol) => {
-                    if dim == Dim::Map && parse_address(&v).is_none() {
-                        return p.fail(
-                            vcol,
-                            format!("map=\"{v}\": expected a map address such as \"0xc000012345\""),
-                        );
-                    }
-                    filters.push((dim, v));
-                }
-                (tok, vcol) => {
-                    return p.fail(
-                        vcol,
-                        format!(
-                            "expected a quoted value after '{}=', found {}",
-                            dim.name(),
-                            tok.describe()
-                        ),
-                    )
-                }
-            }
-        } else if let Some(g) = &group {
-            return p.fail(
-                col,
-                format!(
-                    "a rule groups by one dimension: already grouped by {}",
-                    Dim::name(g)
-                ),
-            );
-        } else {
-            group = Some(dim);
-        }
-        match p.next() {
-            (Tok::Comma, _) => continue,
-            (Tok::RParen, _) => break,
-            (tok, col) => {
-                return p.fail(
-                    col,
-                    format!("expected ',' or ')', found {}", tok.describe()),
-                )
-            }
+        group_or_filter(p, dim, col, &mut group, &mut filters)?;
+        if !more_items(p)? {
+            break;
         }
     }
     let group = group
