@@ -3,7 +3,7 @@
 the "Where mdt's cost goes" tables of docs/performance.md.
 
     python3 bench/variants.py --mdt now=target/release/mdt --mdt old=/tmp/mdt-old \\
-        --mdt 'sampled=target/release/mdt --sample 0.01' [--reps 5] [--phase-ms 1000]
+        --mdt 'sampled=target/release/mdt --sample 0.01' [--reps 5] [--phase-ms 1000] [--metrics]
 
 Every --mdt is LABEL=PATH [EXTRA ARGS...]; each repetition runs the floor (bpftrace `{ }` on
 the instruction mdt probes) and every variant once, in a rotating order. Prints the median CPU
@@ -31,6 +31,9 @@ def main():
     ap.add_argument("--key", choices=["string", "int64", "struct"], default="string")
     ap.add_argument("--depth", type=int, default=20)
     ap.add_argument("--no-prog-time", action="store_true", help="skip the bpf_stats phases")
+    ap.add_argument("--metrics", action="store_true",
+                    help="run each variant as `mdt trace --quiet --prometheus` (no records) "
+                         "instead of `mdt trace --json`")
     args = ap.parse_args()
     if os.geteuid() != 0:
         bench.die("needs root (uprobes, BPF)")
@@ -53,8 +56,12 @@ def main():
     workload = bench.Workload(binary, args.key, args.depth)
     configs = [("nothing", bench.Nothing()),
                ("floor", bench.Bpftrace(binary, "{ }", "empty uprobe (floor)"))]
-    configs += [(label, bench.Mdt(path, workload.pid, extra, label))
-                for label, path, extra in variants]
+    if args.metrics:
+        configs += [(label, bench.MdtMetrics(path, workload.pid, label, extra))
+                    for label, path, extra in variants]
+    else:
+        configs += [(label, bench.Mdt(path, workload.pid, extra, label))
+                    for label, path, extra in variants]
     results = {k: [] for k, _ in configs}
     prog = {}
     try:
