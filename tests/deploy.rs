@@ -1,6 +1,8 @@
 //! The deployment files (`deploy/`): the Prometheus rules parse (`promtool check rules`), do
 //! what their unit tests say (`promtool test rules`: sample series in, the alerts and recorded
-//! values expected out), and read only metrics mdt exports (the table of docs/monitoring.md).
+//! values expected out), and read only metrics mdt exports (the table of docs/monitoring.md);
+//! the Grafana dashboard (`deploy/grafana/mdt.json`) is JSON whose queries are valid PromQL
+//! (checked by promtool) over those metrics.
 //!
 //! Needs `promtool` (Debian's `prometheus`, installed by scripts/install-deps.sh): without it
 //! the promtool checks are skipped, unless `CI=true`.
@@ -71,6 +73,26 @@ fn exported() -> BTreeSet<String> {
     names
 }
 
+/// mdt's metric names in `text` (PromQL, or YAML holding it): words that start like
+/// them, recorded series (with a `:`) left out.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut used = BTreeSet::new();
+    let mut word = String::new();
+    for c in text.chars().chain([' ']) {
+        if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+            continue;
+        }
+        let w = std::mem::take(&mut word);
+        let metric =
+            w.starts_with("go_map_") || w.starts_with("map_delete_") || w.starts_with("mdt_");
+        if metric && !w.contains(':') {
+            used.insert(w);
+        }
+    }
+    used
+}
+
 #[test]
 fn the_rules_read_metrics_mdt_exports() {
     let rules = std::fs::read_to_string(deploy("prometheus/rules.yml")).unwrap();
@@ -80,29 +102,70 @@ fn the_rules_read_metrics_mdt_exports() {
             && exported.contains("map_delete_duration_seconds_bucket"),
         "{exported:?}"
     );
-    let mut used = BTreeSet::new();
-    for line in rules.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
-        let expr = line.strip_prefix("expr:").unwrap_or(line);
-        let mut word = String::new();
-        for c in expr.chars().chain([' ']) {
-            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
-                word.push(c);
-                continue;
-            }
-            let w = std::mem::take(&mut word);
-            let metric =
-                w.starts_with("go_map_") || w.starts_with("map_delete_") || w.starts_with("mdt_");
-            // Label values and annotation text are quoted; metric names are followed by
-            // `{`, `[`, `)` or a space in the expressions.
-            if metric && !w.contains(':') {
-                used.insert(w);
-            }
-        }
-    }
+    let code: String = rules
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let used = metric_names(&code);
     assert!(used.len() >= 8, "{used:?}");
     let unknown: Vec<_> = used.difference(&exported).collect();
     assert!(
         unknown.is_empty(),
         "rules.yml reads metrics mdt does not export: {unknown:?}"
+    );
+}
+
+/// The dashboard's queries: (panel title, expression).
+fn dashboard_queries() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(deploy("grafana/mdt.json")).unwrap();
+    let d: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    assert!(d["title"].is_string() && d["uid"].is_string(), "{d}");
+    let mut out = Vec::new();
+    for p in d["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().expect("targets") {
+            let expr = t["expr"].as_str().expect("expr").to_string();
+            out.push((p["title"].as_str().unwrap_or("").to_string(), expr));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_reads_metrics_mdt_exports_in_valid_promql() {
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 8, "{queries:?}");
+    let exported = exported();
+    for (title, expr) in &queries {
+        let unknown: Vec<_> = metric_names(expr)
+            .into_iter()
+            .filter(|m| !exported.contains(m))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{title}: {expr} reads {unknown:?}, which mdt does not export"
+        );
+    }
+    // promtool parses PromQL only in rules: one recording rule per query (Grafana's
+    // $__rate_interval as 5m).
+    let Some(promtool) = promtool() else { return };
+    let dir = common::Scratch::new("deploy-dashboard");
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, (_, expr)) in queries.iter().enumerate() {
+        let expr = expr.replace("$__rate_interval", "5m").replace('\'', "''");
+        rules += &format!("      - record: dashboard:query{i}\n        expr: '{expr}'\n");
+    }
+    let file = dir.path("dashboard-rules.yml");
+    std::fs::write(&file, rules).unwrap();
+    let out = Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the dashboard's queries:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
