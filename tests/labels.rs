@@ -37,16 +37,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 /// What a record holds at most (`MDT_MAX_LABELS`).
 const MAX_LABELS: usize = 16;
 
-fn for_jobs(test: &str, jobs: Vec<(Toolchain, Variant)>, f: impl Fn(&Toolchain, Variant) + Sync) {
-    let workers = common::parallel::workers_from_env("MDT_TRACE_TEST_THREADS", 6);
-    common::parallel::run_all(
-        test,
-        &jobs,
-        workers,
-        |(tc, v)| format!("{tc} {v}"),
-        |(tc, v)| f(tc, *v),
-    );
-}
+use common::for_jobs;
 
 fn plain_jobs() -> Vec<(Toolchain, Variant)> {
     common::toolchains()

@@ -39,16 +39,7 @@ fn mdt_bin() -> &'static Path {
     common::private_mdt("mapmem")
 }
 
-fn for_jobs(test: &str, jobs: Vec<(Toolchain, Variant)>, f: impl Fn(&Toolchain, Variant) + Sync) {
-    let workers = common::parallel::workers_from_env("MDT_TRACE_TEST_THREADS", 6);
-    common::parallel::run_all(
-        test,
-        &jobs,
-        workers,
-        |(tc, v)| format!("{tc} {v}"),
-        |(tc, v)| f(tc, *v),
-    );
-}
+use common::for_jobs;
 
 /// Every toolchain's plain build, and the noswissmap builds (classic maps on 1.24, 1.25).
 fn jobs() -> Vec<(Toolchain, Variant)> {

@@ -129,21 +129,28 @@ pub fn short_bytes(n: u64) -> String {
     }
 }
 
+/// A Swiss map's size of one table with `tombstones`, for the unit tests of
+/// the modules that read sizes.
+#[cfg(test)]
+pub(crate) fn swiss_size(len: u64, cap: u64, bytes: u64, tombstones: u64) -> MapSize {
+    MapSize {
+        len,
+        cap,
+        bytes,
+        shape: MapShape::Swiss {
+            tables: 1,
+            directory: 1,
+            tombstones,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn size(len: u64, cap: u64, bytes: u64) -> MapSize {
-        MapSize {
-            len,
-            cap,
-            bytes,
-            shape: MapShape::Swiss {
-                tables: 1,
-                directory: 1,
-                tombstones: 0,
-            },
-        }
+        swiss_size(len, cap, bytes, 0)
     }
 
     #[test]

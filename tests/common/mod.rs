@@ -509,6 +509,23 @@ fn write_atomic(path: &Path, data: &[u8], mode: u32) {
         .unwrap_or_else(|e| panic!("rename {} -> {}: {e}", tmp.display(), path.display()));
 }
 
+/// Runs `f` for every (toolchain, variant) job, on `MDT_TRACE_TEST_THREADS` threads (6 by
+/// default): [`parallel::run_all`], each job labelled `go1.24 plain`.
+pub fn for_jobs(
+    test: &str,
+    jobs: Vec<(Toolchain, Variant)>,
+    f: impl Fn(&Toolchain, Variant) + Sync,
+) {
+    let workers = parallel::workers_from_env("MDT_TRACE_TEST_THREADS", 6);
+    parallel::run_all(
+        test,
+        &jobs,
+        workers,
+        |(tc, v)| format!("{tc} {v}"),
+        |(tc, v)| f(tc, *v),
+    );
+}
+
 /// Build `fixtures/<name>` with `tc` as `variant`, returning the path of the executable,
 /// `target/fixtures/<go-short>/<variant>/<name>`. Cached: rebuilt only when the sources, the
 /// toolchain or the flags change. Safe to call concurrently from threads and processes.

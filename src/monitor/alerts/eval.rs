@@ -1158,20 +1158,11 @@ mod tests {
 #[cfg(test)]
 mod memory_tests {
     use super::*;
-    use crate::events::mapmem::{MapShape, MapSize};
+    use crate::events::mapmem::MapSize;
     use crate::monitor::alerts::rule::parse;
 
     fn size(len: u64, cap: u64, bytes: u64) -> MapSize {
-        MapSize {
-            len,
-            cap,
-            bytes,
-            shape: MapShape::Swiss {
-                tables: 1,
-                directory: 1,
-                tombstones: 7,
-            },
-        }
+        crate::events::mapmem::swiss_size(len, cap, bytes, 7)
     }
 
     #[test]

@@ -1507,7 +1507,7 @@ mod tests {
     }
 
     #[track_caller]
-    fn fails_at(src: &str, marker: &str, says: &str) {
+    pub(super) fn fails_at(src: &str, marker: &str, says: &str) {
         let e = parse(src).unwrap_err();
         assert_eq!(e.column, at(src, marker), "{src}: {e}");
         assert!(e.message.contains(says), "{src}: {e}");
@@ -1646,6 +1646,7 @@ mod tests {
 
 #[cfg(test)]
 mod memory_tests {
+    use super::tests::fails_at;
     use super::*;
 
     #[test]
@@ -1686,13 +1687,6 @@ mod memory_tests {
         let r = parse("tombstones(map_type) > 10000 and fill(map_type) <= 0.5").unwrap();
         assert_eq!(r.group, Dim::MapType);
         assert_eq!(r.unit(), "tombstones");
-    }
-
-    #[track_caller]
-    fn fails_at(src: &str, marker: &str, says: &str) {
-        let e = parse(src).unwrap_err();
-        assert_eq!(e.column, src.rfind(marker).unwrap() + 1, "{src}: {e}");
-        assert!(e.message.contains(says), "{src}: {e}");
     }
 
     #[test]
