@@ -19,8 +19,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use common::{
-    build_fixture, matrix, note, output_retrying, toolchains, truth, unstripped_twin, Toolchain,
-    Variant,
+    build_fixture, matrix, note, output_retrying, toolchains, truth, truth_funcs, unstripped_twin,
+    Toolchain, Variant,
 };
 use serde_json::Value;
 
@@ -597,7 +597,68 @@ fn check_item(tc: &Toolchain, variant: Variant) -> Vec<String> {
     for f in report["functions"].as_array().into_iter().flatten() {
         check_function(&mut p, &it, f);
     }
+    check_fatal(&mut p, &it, &report);
     p.list
+}
+
+/// `runtime.fatal` (where map misuse kills the program): its address and file offset are the
+/// symbol table's (Go's debug/gosym, on the unstripped twin), its first instruction is
+/// objdump's, emulated exactly when it is a PUSH; on Swiss-map builds
+/// `internal/runtime/maps.fatal` calls it, as objdump shows.
+fn check_fatal(p: &mut Problems, it: &Item, r: &Value) {
+    let f = &r["fatal"];
+    if !f.is_object() {
+        p.check(false, || format!("no fatal: {f}"));
+        return;
+    }
+    const MAPS_FATAL: &str = "internal/runtime/maps.fatal";
+    let truth = truth_funcs(&it.twin, &["runtime.fatal", MAPS_FATAL]);
+    let fatal = &truth["funcs"]["runtime.fatal"];
+    let addr = u64_of(f, "address");
+    p.eq("fatal address", addr, u64_of(fatal, "addr"));
+    p.eq(
+        "fatal file offset",
+        u64_of(f, "file_offset"),
+        u64_of(fatal, "file_offset"),
+    );
+    let first = objdump(&it.twin, addr, addr + 16);
+    let objdump_mnemonic = first
+        .first()
+        .map(|i| i.mnemonic.trim_end_matches('q').to_string());
+    let mdt_mnemonic = f["first_instruction"]
+        .as_str()
+        .and_then(|t| t.split_whitespace().next())
+        .map(str::to_string);
+    p.eq(
+        "fatal first instruction",
+        mdt_mnemonic,
+        objdump_mnemonic.clone(),
+    );
+    p.eq(
+        "fatal first instruction emulated",
+        f["emulated"].as_bool(),
+        Some(objdump_mnemonic.as_deref() == Some("push")),
+    );
+    let maps = &truth["funcs"][MAPS_FATAL];
+    if it.tc.swiss(it.variant) {
+        let start = u64_of(maps, "addr");
+        let code = objdump(&it.twin, start, start + u64_of(maps, "size"));
+        let calls = code
+            .iter()
+            .any(|i| i.branch_target() == Some("runtime.fatal"));
+        p.check(calls, || {
+            format!("{MAPS_FATAL} does not call runtime.fatal (objdump)")
+        });
+        p.eq(
+            "maps.fatal calls runtime.fatal",
+            f["maps_fatal_calls_it"].as_bool(),
+            Some(true),
+        );
+    } else {
+        p.check(f["maps_fatal_calls_it"] != false, || {
+            format!("maps_fatal_calls_it: {f}")
+        });
+    }
 }
 
 /// Runs `f` on every item of the matrix, one thread per toolchain; returns all problems.

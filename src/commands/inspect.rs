@@ -90,6 +90,7 @@ pub fn report(b: &GoBinary) -> String {
         },
     );
     line("labels", labels_line(b));
+    line("fatal", fatal_line(b));
     line(
         "map memory",
         b.map_memory.as_ref().map_or_else(
@@ -190,6 +191,27 @@ fn source_name(source: LayoutSource) -> &'static str {
         LayoutSource::MachineCode => "the machine code of runtime/pprof.runtime_setProfLabel",
         LayoutSource::VersionTable => "the table of Go releases",
     }
+}
+
+/// Where the program dies of map misuse.
+fn fatal_line(b: &GoBinary) -> String {
+    let Some(f) = &b.fatal else {
+        return "runtime.fatal not found".into();
+    };
+    let how = if f.emulated {
+        "emulated"
+    } else {
+        "single-stepped"
+    };
+    let maps = match f.maps_fatal_calls_it {
+        Some(true) => ", called by internal/runtime/maps.fatal",
+        Some(false) => ", NOT called by internal/runtime/maps.fatal",
+        None => "",
+    };
+    format!(
+        "runtime.fatal at {:#x} (file offset {:#x}), first instruction `{}` ({how}){maps}",
+        f.address, f.file_offset, f.first_instruction
+    )
 }
 
 /// Where goroutine labels are read, or why they are not.

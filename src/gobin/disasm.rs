@@ -94,6 +94,20 @@ pub fn analyze_x86_64(code: &[u8], entry: u64) -> Result<CodeFacts> {
     Ok(facts)
 }
 
+/// The mnemonic of the first instruction of `code` (at `entry`), lower case
+/// (`push`, `sub`), and whether the kernel emulates it.
+pub fn first_instruction(code: &[u8], entry: u64) -> Option<(String, bool)> {
+    let mut decoder = Decoder::with_ip(64, code, entry, DecoderOptions::NONE);
+    let i = decoder.can_decode().then(|| decoder.decode())?;
+    if i.is_invalid() {
+        return None;
+    }
+    Some((
+        format!("{:?}", i.mnemonic()).to_lowercase(),
+        kernel_emulates(&i),
+    ))
+}
+
 /// Whether the x86-64 uprobe code emulates `i` rather than single-stepping a
 /// copy of it (arch/x86/kernel/uprobes.c: `branch_setup_xol_ops` for relative
 /// CALL, JMP and Jcc, `push_setup_xol_ops` for PUSH reg, and NOPs).

@@ -10,6 +10,7 @@ pub mod buildinfo;
 pub mod bytes;
 pub mod disasm;
 pub mod elf;
+pub mod fatal;
 pub mod funcs;
 pub mod gotype;
 pub mod image;
@@ -141,6 +142,9 @@ pub struct GoBinary {
     /// Where goroutines' pprof labels are; None when `runtime/pprof` is not
     /// linked (no labels can be set) or the offset is unknown.
     pub labels: Option<labels::LabelLayout>,
+    /// Where the program dies of map misuse (`runtime.fatal`); None when not
+    /// found.
+    pub fatal: Option<fatal::FatalFunc>,
     /// How a map's capacity and bytes are read from its header; None when
     /// neither DWARF nor the table knows this release.
     pub map_memory: Option<mapmem::MapMemLayout>,
@@ -212,6 +216,13 @@ impl GoBinary {
         // A version range is not enough for the table.
         let map_memory = mapmem::find(dwarf_info.as_ref(), version, map_impl)
             .filter(|l| exact || l.source == layout::LayoutSource::Dwarf);
+        let fatal = fatal::find(
+            &elf,
+            &pclntab,
+            text_base,
+            names.fatal.as_ref(),
+            names.maps_fatal.as_ref(),
+        );
         let (gnu, go) = elf.build_ids();
         Ok(GoBinary {
             path: path.to_path_buf(),
@@ -235,6 +246,7 @@ impl GoBinary {
             link_base: elf.link_base(),
             layout,
             labels,
+            fatal,
             map_memory,
             functions,
             absent,
@@ -335,6 +347,8 @@ fn text_base(
 struct FuncIndex<'a> {
     found: Vec<(&'static funcs::Spec, pclntab::Func<'a>)>,
     set_prof_label: Option<pclntab::Func<'a>>,
+    fatal: Option<pclntab::Func<'a>>,
+    maps_fatal: Option<pclntab::Func<'a>>,
     has_swiss_map: bool,
     has_race_runtime: bool,
     has_cgo_runtime: bool,
@@ -345,6 +359,8 @@ impl<'a> FuncIndex<'a> {
         let mut index = FuncIndex {
             found: Vec::new(),
             set_prof_label: None,
+            fatal: None,
+            maps_fatal: None,
             has_swiss_map: false,
             has_race_runtime: false,
             has_cgo_runtime: false,
@@ -359,6 +375,12 @@ impl<'a> FuncIndex<'a> {
             }
             if func.name == labels::SET_PROF_LABEL && index.set_prof_label.is_none() {
                 index.set_prof_label = Some(func.clone());
+            }
+            if func.name == fatal::FATAL && index.fatal.is_none() {
+                index.fatal = Some(func.clone());
+            }
+            if func.name == fatal::MAPS_FATAL && index.maps_fatal.is_none() {
+                index.maps_fatal = Some(func.clone());
             }
             index.has_swiss_map |= func.name.starts_with("internal/runtime/maps.(*Map).");
             // Defined only by race_amd64.s / race_arm64.s (build tag race).
