@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{for_jobs, Toolchain, Variant};
+use common::for_jobs;
 
 const MODES: &[(&str, &str)] = &[
     ("writes", "fatal error: concurrent map writes"),
@@ -19,17 +19,7 @@ const MODES: &[(&str, &str)] = &[
     ),
 ];
 
-fn jobs() -> Vec<(Toolchain, Variant)> {
-    let mut jobs = Vec::new();
-    for tc in common::toolchains() {
-        for v in [Variant::Plain, Variant::NoSwiss] {
-            if v.supported_by(&tc) {
-                jobs.push((tc.clone(), v));
-            }
-        }
-    }
-    jobs
-}
+use common::plain_and_noswiss_jobs as jobs;
 
 #[test]
 fn each_mode_dies_of_its_map_error() {

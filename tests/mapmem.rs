@@ -30,7 +30,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::proc::Proc;
-use common::{Scratch, Toolchain, Variant};
+use common::{Scratch, Variant};
 use serde_json::Value;
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -41,18 +41,7 @@ fn mdt_bin() -> &'static Path {
 
 use common::for_jobs;
 
-/// Every toolchain's plain build, and the noswissmap builds (classic maps on 1.24, 1.25).
-fn jobs() -> Vec<(Toolchain, Variant)> {
-    let mut jobs = Vec::new();
-    for tc in common::toolchains() {
-        for v in [Variant::Plain, Variant::NoSwiss] {
-            if v.supported_by(&tc) {
-                jobs.push((tc.clone(), v));
-            }
-        }
-    }
-    jobs
-}
+use common::plain_and_noswiss_jobs as jobs;
 
 #[test]
 fn map_layout_facts_are_the_binarys() {

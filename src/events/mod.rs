@@ -95,6 +95,13 @@ impl Event {
     }
 }
 
+/// The wall clock now, nanoseconds since the Unix epoch (as `Event::ts_ns`).
+pub fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// A duration for people, compact: `850ns`, `12µs`, `3.4ms`, `1s` (one decimal under
 /// 10 of a unit, when there is one). `u64::MAX` (a quantile past the last
 /// latency bucket) is `>1s`.

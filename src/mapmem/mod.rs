@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::bounded::FastHash;
 use crate::events::mapmem::{MapMemory, MapMemoryTotals, MapSize};
-use crate::events::Event;
+use crate::events::{wall_clock_ns, Event};
 use crate::gobin::mapmem::MapMemLayout;
 use crate::process::memory::ProcessMemory;
 
@@ -202,7 +202,8 @@ impl MapWatch {
         out
     }
 
-    /// Waits (at most `timeout`) for the readings asked for, and returns them.
+    /// Waits (at most `timeout`) for the readings asked for, and returns
+    /// them; the ones still out then are counted as unread.
     pub fn finish(&mut self, timeout: Duration) -> Vec<MapMemory> {
         self.requests = None;
         let until = Instant::now() + timeout;
@@ -213,6 +214,11 @@ impl MapWatch {
                 break;
             };
             out.extend(self.settle(request, reading));
+        }
+        // Readings still out when the wait ends are not made: counted.
+        for w in self.maps.values_mut().filter(|w| w.pending) {
+            w.pending = false;
+            self.stats.unread += 1;
         }
         if let Some(r) = self.reader.take() {
             if r.is_finished() {
@@ -245,23 +251,16 @@ impl MapWatch {
     /// A reading back from the thread: onto its map, or counted as unused
     /// (the map was forgotten or replaced meanwhile, or the target exited).
     fn settle(&mut self, r: Request, reading: Reading) -> Option<MapMemory> {
-        let current = self
-            .maps
-            .get(&r.map)
-            .is_some_and(|w| w.generation == r.generation);
-        if !current || reading == Reading::Unread {
-            if let Some(w) = self
-                .maps
-                .get_mut(&r.map)
-                .filter(|w| w.generation == r.generation)
-            {
-                w.pending = false;
-            }
+        let current = self.maps.get_mut(&r.map);
+        let Some(w) = current.filter(|w| w.generation == r.generation) else {
+            self.stats.unread += 1;
+            return None;
+        };
+        w.pending = false;
+        if reading == Reading::Unread {
             self.stats.unread += 1;
             return None;
         }
-        let w = self.maps.get_mut(&r.map)?;
-        w.pending = false;
         self.stats.readings += 1;
         let mut m = MapMemory {
             ts_ns: wall_clock_ns(),
@@ -389,10 +388,4 @@ impl TargetMemory {
         }
         Reading::Unread
     }
-}
-
-fn wall_clock_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -5,6 +5,7 @@
 //! as data.
 
 use crate::events::mapmem::{MapShape, MapSize};
+use crate::gobin::bytes::{u16_at, u32_at, u64_at, u8_at};
 use crate::gobin::mapmem::{HmapLayout, MapLayout, SwissLayout};
 
 /// Where a reading gets its bytes: the target's memory (a trait, so that
@@ -48,20 +49,6 @@ pub enum Reading {
     /// data, mapped as long as the process lives, so the target is gone
     /// (or exiting). Says nothing of the map.
     Unread,
-}
-
-fn u64_at(b: &[u8], off: u64) -> Option<u64> {
-    let off = usize::try_from(off).ok()?;
-    Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
-}
-
-fn u16_at(b: &[u8], off: u64) -> Option<u16> {
-    let off = usize::try_from(off).ok()?;
-    Some(u16::from_le_bytes(b.get(off..off + 2)?.try_into().ok()?))
-}
-
-fn u8_at(b: &[u8], off: u64) -> Option<u8> {
-    b.get(usize::try_from(off).ok()?).copied()
 }
 
 /// Reads the map at `map` of the type at `map_type`.
@@ -136,11 +123,7 @@ fn read_hmap(mem: &dyn Memory, l: &HmapLayout, map: u64, bucket: u64) -> Result<
     let buckets = field(l.buckets)?;
     let oldbuckets = field(l.oldbuckets)?;
     let nevacuate = field(l.nevacuate)?;
-    let hash0 = u32::from_le_bytes(
-        h.get(l.hash0 as usize..l.hash0 as usize + 4)
-            .and_then(|b| b.try_into().ok())
-            .ok_or("header unreadable")?,
-    );
+    let hash0 = u32_at(&h, l.hash0).ok_or("header unreadable")?;
     check(count >= 0, "negative count")?;
     check(hash0 != 0, "no hash seed (zeroed memory)")?;
     check(flags & !HMAP_FLAGS == 0, "unknown flags")?;

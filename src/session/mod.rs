@@ -423,6 +423,7 @@ impl Session {
             observer: self.observer.take(),
             joiner: Default::default(),
             maps: self.map_watch(),
+            maps_clock: Instant::now(),
         });
         let reader = EventReader::new(&self.probes, |record: Record<'_>| {
             pump.borrow_mut().handle(record)

@@ -13,8 +13,9 @@ use crate::mapmem::MapWatch;
 use crate::output::Sink;
 use crate::probes::{MdtEvent, Record};
 
-/// How long the end of a session waits for the map readings asked for.
-const MAP_FINISH: Duration = Duration::from_millis(300);
+/// How long the end of a session waits for the map readings asked for
+/// (a reading takes a few ms; the stop must stay within a second).
+const MAP_FINISH: Duration = Duration::from_millis(100);
 
 /// Decodes, filters and writes events; remembers the first output error
 /// (a closed pipe ends the session instead of failing it).
@@ -39,6 +40,9 @@ pub(super) struct Pump<'s> {
     /// Reads the memory of the maps deleted from (None: not asked, or
     /// not known how for this binary).
     pub(super) maps: Option<MapWatch>,
+    /// The time the map watch goes by, taken at each drain ([`Pump::poll_maps`])
+    /// rather than per record: its intervals are a second long.
+    pub(super) maps_clock: Instant,
 }
 
 impl Pump<'_> {
@@ -112,7 +116,7 @@ impl Pump<'_> {
             return false;
         }
         if let Some(maps) = &mut self.maps {
-            event.map_cap = maps.saw(&event, Instant::now());
+            event.map_cap = maps.saw(&event, self.maps_clock);
         }
         if let Some(observer) = &mut self.observer {
             observer.event(&event);
@@ -139,7 +143,8 @@ impl Pump<'_> {
     /// Writes the map readings that came back, and asks for the ones due.
     pub(super) fn poll_maps(&mut self) {
         let Some(maps) = &mut self.maps else { return };
-        let readings = maps.poll(Instant::now());
+        self.maps_clock = Instant::now();
+        let readings = maps.poll(self.maps_clock);
         self.write_maps(readings);
     }
 

@@ -29,7 +29,7 @@ pub mod view;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossterm::event::{self, Event as TermEvent, KeyEventKind};
@@ -38,7 +38,7 @@ use self::app::{App, Effect, Ended, TargetInfo, Totals};
 use self::state::Stats;
 use self::terminal::TerminalGuard;
 use self::view::Theme;
-use crate::events::Event;
+use crate::events::{wall_clock_ns, Event};
 use crate::gobin::MapImpl;
 use crate::monitor::alerts::AlertBoard;
 use crate::output::{Sink, Summary};
@@ -119,12 +119,6 @@ impl Sink for TuiSink {
     }
 }
 
-fn wall_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 fn live_totals(live: &LiveTotals) -> Totals {
     Totals {
         deletes: live.deletes.load(Ordering::Relaxed),
@@ -191,7 +185,7 @@ pub fn run(
             Latency::Always => Some(1.0),
             Latency::Windows { fraction } => Some(fraction),
         },
-        attached_ns: wall_ns(),
+        attached_ns: wall_clock_ns(),
     };
     let live = session.live_totals();
     let watch = session.process_watch();
@@ -280,7 +274,7 @@ fn ui_main(
                 Some(End::Banner(ended, totals)) => {
                     // The exit may have been seen (with its status) already.
                     if !matches!(app.ended, Some(Ended::Exited(Some(_)))) {
-                        app.finish(ended, wall_ns());
+                        app.finish(ended, wall_clock_ns());
                     }
                     final_totals = Some(totals);
                     ended_at.get_or_insert_with(Instant::now);
@@ -292,14 +286,14 @@ fn ui_main(
         // session still detaches its probes.
         if let (None, Some(w)) = (app.ended, &watch) {
             if w.exited() {
-                app.finish(Ended::Exited(w.status()), wall_ns());
+                app.finish(Ended::Exited(w.status()), wall_clock_ns());
                 ended_at = Some(Instant::now());
             }
         }
         if let (Some(Ended::Exited(None)), Some(w), Some(at)) = (app.ended, &watch, ended_at) {
             if at.elapsed() < EXIT_STATUS_WAIT {
                 if let Some(status) = w.status() {
-                    app.finish(Ended::Exited(Some(status)), wall_ns());
+                    app.finish(Ended::Exited(Some(status)), wall_clock_ns());
                 }
             }
         }
@@ -334,7 +328,7 @@ fn ui_main(
         let now = Instant::now();
         if dirty || now >= next_frame {
             let counters = final_totals.unwrap_or_else(|| live_totals(live));
-            app.refresh(&shared.stats(), Some(counters), wall_ns());
+            app.refresh(&shared.stats(), Some(counters), wall_clock_ns());
             guard.terminal.draw(|f| view::draw(f, &mut app, &theme))?;
             // For the end-to-end test of the panic path (debug builds only).
             #[cfg(debug_assertions)]

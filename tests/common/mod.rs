@@ -509,6 +509,19 @@ fn write_atomic(path: &Path, data: &[u8], mode: u32) {
         .unwrap_or_else(|e| panic!("rename {} -> {}: {e}", tmp.display(), path.display()));
 }
 
+/// Every toolchain's plain build, and the noswissmap builds (classic maps on 1.24, 1.25).
+pub fn plain_and_noswiss_jobs() -> Vec<(Toolchain, Variant)> {
+    let mut jobs = Vec::new();
+    for tc in toolchains() {
+        for v in [Variant::Plain, Variant::NoSwiss] {
+            if v.supported_by(&tc) {
+                jobs.push((tc.clone(), v));
+            }
+        }
+    }
+    jobs
+}
+
 /// Runs `f` for every (toolchain, variant) job, on `MDT_TRACE_TEST_THREADS` threads (6 by
 /// default): [`parallel::run_all`], each job labelled `go1.24 plain`.
 pub fn for_jobs(
