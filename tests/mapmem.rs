@@ -19,6 +19,9 @@
 //!   come from the kernel's per-call-site counts): `go_map_capacity_slots`, `go_map_bytes`
 //!   and `go_map_len` of each map type are the fixture's numbers.
 //!
+//! * `map_memory_mistakes_are_one_line`: a memory rule beside `--no-map-memory`, a
+//!   `--map-refresh` of 0s, a memory rule on two sets of maps: one line each, non-zero exit.
+//!
 //! Needs root and BPF for the second: without them it is skipped, unless `CI=true`.
 
 mod common;
@@ -493,4 +496,30 @@ fn metrics_sum_the_maps_without_records() {
         });
         release(&ctx, &hold, p);
     });
+}
+
+#[test]
+fn map_memory_mistakes_are_one_line() {
+    use monitor_common::expect_one_line_error;
+    // A memory rule needs the maps' memory.
+    expect_one_line_error(
+        &["trace", "-p", "1", "--no-map-memory", "--alert", BLOAT_RULE],
+        &["--no-map-memory", "drop --no-map-memory"],
+    );
+    // A refresh of nothing.
+    expect_one_line_error(
+        &["trace", "-p", "1", "--map-refresh", "0s"],
+        &["--map-refresh", "longer than 0s"],
+    );
+    // Memory rules at the column of their mistake.
+    expect_one_line_error(
+        &[
+            "trace",
+            "-p",
+            "1",
+            "--alert",
+            "fill(map) < 5% and bytes(map_type) > 1MiB",
+        ],
+        &["column 25", "same maps"],
+    );
 }
