@@ -117,6 +117,22 @@ struct mdt_label mdt_label_btf_anchor;
 enum mdt_label_flags mdt_label_flags_btf_anchor;
 enum mdt_labels_flags mdt_labels_flags_btf_anchor;
 enum mdt_label_store mdt_label_store_btf_anchor;
+struct mdt_fatal mdt_fatal_btf_anchor;
+enum mdt_fatal_flags mdt_fatal_flags_btf_anchor;
+struct mdt_thread mdt_thread_btf_anchor;
+struct mdt_window mdt_window_btf_anchor;
+
+/*
+ * Crash forensics, set by user space: mdt_fatal_hold is 1 while it can
+ * resume a process the fatal probe stops (it clears it before it stops
+ * reading); mdt_fatal_stopped is set by the first fatal probe of the
+ * process, so that a second goroutine dying at the same time does not
+ * stop it again after user space resumed it.
+ */
+volatile __u32 mdt_fatal_hold = 0;
+__u64 mdt_fatal_stopped = 0;
+/* SIGSTOPs sent: user space resumes the process at the end whatever it read. */
+__u64 mdt_fatal_holds = 0;
 
 /* Hits per attach point (index = probe id). Exact: never sampled. */
 struct {
@@ -285,6 +301,20 @@ struct plan_item {
 	__u32 stride;
 	__u32 what;
 };
+
+/* Crash forensics: fatal records (their own ring, see mdt.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 17);
+} fatals SEC(".maps");
+
+/* Crash forensics: deletes and clears by time, per CPU (see mdt.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mdt_window);
+} windows SEC(".maps");
 
 /*
  * Per-CPU scratch space: the event is built here (too big for the 512-byte
@@ -1475,6 +1505,36 @@ static __always_inline void pending_of_unsampled(struct pt_regs *ctx, struct pen
 		p->len_fault = 1;
 }
 
+/*
+ * Crash forensics: this hit in this CPU's counts by time. A slot is
+ * rewritten by the first hit of its bucket (once per 4 ms per CPU), not
+ * per hit.
+ */
+static __always_inline void count_in_window(__u8 kind)
+{
+	__u32 zero = 0;
+	struct mdt_window *w;
+	__u64 epoch;
+	__u32 i;
+
+	if (!mdt_cfg.windows)
+		return;
+	w = bpf_map_lookup_elem(&windows, &zero);
+	if (!w)
+		return;
+	epoch = bpf_ktime_get_ns() >> MDT_WINDOW_SHIFT;
+	i = epoch & (MDT_WINDOW_BUCKETS - 1);
+	if (w->epoch[i] != epoch) {
+		w->deletes_at[i] = w->deletes;
+		w->clears_at[i] = w->clears;
+		w->epoch[i] = epoch;
+	}
+	if (is_clear(kind))
+		__sync_fetch_and_add(&w->clears, 1);
+	else
+		__sync_fetch_and_add(&w->deletes, 1);
+}
+
 /* The probe body, shared by the two attach flavours below. */
 static __always_inline int on_delete(struct pt_regs *ctx)
 {
@@ -1506,6 +1566,7 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 		return 0;
 	}
 	seq = count_hit(id);
+	count_in_window(kind);
 	latency = mdt_cfg.exits && mdt_exits_armed && mdt_cfg.probes[id].has_exits;
 	if (latency)
 		__builtin_memset(&pend, 0, sizeof(pend));
@@ -1758,4 +1819,173 @@ SEC("uprobe.multi")
 int mdt_map_return_multi(struct pt_regs *ctx)
 {
 	return on_return(ctx);
+}
+
+/*
+ * Crash forensics. runtime.fatal(s string) is where a Go program dies of
+ * map misuse ("concurrent map writes", ...; docs/go-runtime.md §8.2): the
+ * message is in AX (data) and BX (length) at its entry, and the probe sits
+ * there, before its frame setup, as the stack walk needs. The record goes
+ * out before the process can die (BPF_RB_FORCE_WAKEUP), and the first one
+ * of the process stops it (SIGSTOP, delivered as the probe returns to user
+ * mode, so this thread stops before runtime.fatal runs) for user space to
+ * read its other threads' registers (mdt_threads) and resume it.
+ */
+
+/* What a fatal probe sums over the CPUs' windows (bpf_loop's context). */
+struct window_sum {
+	__u64 first; /* the window's first bucket */
+	__u64 last;  /* the bucket of the probe */
+	__u64 deletes;
+	__u64 clears;
+};
+
+static long sum_cpu_window(__u64 cpu, struct window_sum *ws)
+{
+	__u32 zero = 0;
+	struct mdt_window *w = bpf_map_lookup_percpu_elem(&windows, &zero, cpu);
+
+	if (!w)
+		return 1;
+	/* The first bucket of the window this CPU had a hit in. */
+	for (__u32 k = 0; k < MDT_WINDOW_BUCKETS; k++) {
+		__u64 epoch = ws->first + k;
+		__u32 i = epoch & (MDT_WINDOW_BUCKETS - 1);
+
+		if (epoch > ws->last)
+			break;
+		if (w->epoch[i] == epoch) {
+			ws->deletes += w->deletes - w->deletes_at[i];
+			ws->clears += w->clears - w->clears_at[i];
+			break;
+		}
+	}
+	return 0;
+}
+
+static __always_inline void count_window(struct mdt_fatal *f, __u64 now)
+{
+	struct window_sum ws = {};
+	__u64 window = mdt_cfg.fatal_window_ns;
+
+	if (!mdt_cfg.windows)
+		return;
+	if (window > now)
+		window = now;
+	ws.first = (now - window) >> MDT_WINDOW_SHIFT;
+	ws.last = now >> MDT_WINDOW_SHIFT;
+	bpf_loop(mdt_cfg.nr_cpus < MDT_MAX_CPUS ? mdt_cfg.nr_cpus : MDT_MAX_CPUS, sum_cpu_window,
+		 &ws, 0);
+	f->window_start_ns = ws.first << MDT_WINDOW_SHIFT;
+	f->window_deletes = ws.deletes;
+	f->window_clears = ws.clears;
+}
+
+/* Stop the process, once: see mdt_fatal_hold. */
+static __always_inline void hold(struct mdt_fatal *f)
+{
+	if (__sync_val_compare_and_swap(&mdt_fatal_stopped, 0, 1) != 0) {
+		f->flags |= MDT_FATAL_NOT_FIRST;
+		return;
+	}
+	if (!mdt_fatal_hold)
+		return;
+	if (bpf_send_signal(19 /* SIGSTOP */)) {
+		f->flags |= MDT_FATAL_HOLD_FAILED;
+		return;
+	}
+	f->flags |= MDT_FATAL_HELD;
+	__sync_fetch_and_add(&mdt_fatal_holds, 1);
+}
+
+SEC("uprobe")
+int mdt_fatal(struct pt_regs *ctx)
+{
+	__u32 zero = 0, n;
+	struct task_struct *task;
+	struct mdt_fatal *f;
+	struct scratch *s;
+	__u64 len, now;
+
+	now = bpf_ktime_get_ns();
+	s = bpf_map_lookup_elem(&scratch_space, &zero);
+	if (!s)
+		return 0;
+	f = bpf_ringbuf_reserve(&fatals, sizeof(*f), 0);
+	if (!f) {
+		/* Not stopped either: no record would tell user space to
+		 * resume it. */
+		count(&stats, MDT_STAT_FATALS_LOST);
+		return 0;
+	}
+	__builtin_memset(f, 0, offsetof(struct mdt_fatal, stack));
+	task = bpf_get_current_task_btf();
+	f->pid = task->tgid;
+	f->tid = task->pid;
+	f->ts_ns = now;
+
+	s->ev.flags = 0;
+	s->ev.goid = 0;
+	s->ev.labels = 0;
+	s->ev.labels_flags = 0;
+	s->ev.labels_n = 0;
+	read_g(s, GO_G(ctx));
+	f->goid = s->ev.goid;
+	if (s->ev.flags & MDT_EV_GOID_FAULT)
+		f->flags |= MDT_FATAL_GOID_FAULT;
+
+	len = GO_ARG1(ctx);
+	f->msg_len = len > 0xffffffff ? 0xffffffff : len;
+	n = len < MDT_MAX_FATAL_MSG ? len : MDT_MAX_FATAL_MSG;
+	barrier_var(n);
+	if (n > MDT_MAX_FATAL_MSG) /* for the verifier */
+		n = MDT_MAX_FATAL_MSG;
+	if (n && bpf_probe_read_user(f->msg, n, (const void *)GO_ARG0(ctx)))
+		f->flags |= MDT_FATAL_MSG_FAULT;
+
+	mdt_walk_stack(s, GO_PC(ctx), GO_SP(ctx), GO_FP(ctx));
+	n = s->ev.stack_depth;
+	if (n > MDT_MAX_STACK_DEPTH)
+		n = MDT_MAX_STACK_DEPTH;
+	f->stack_depth = n;
+	if (s->ev.flags & MDT_EV_STACK_TRUNCATED)
+		f->flags |= MDT_FATAL_STACK_TRUNCATED;
+	bpf_probe_read_kernel(f->stack, sizeof(f->stack), s->ev.stack);
+
+	f->labels_n = read_labels(s, f->label_room);
+	f->labels = s->ev.labels;
+	f->labels_flags = s->ev.labels_flags;
+
+	count_window(f, now);
+	hold(f);
+	bpf_ringbuf_submit(f, BPF_RB_FORCE_WAKEUP);
+	return 0;
+}
+
+/*
+ * Crash forensics: the user registers of each thread of mdt_threads_of,
+ * one struct mdt_thread per thread (read by user space while the process
+ * is stopped: then they are what each thread was running).
+ */
+SEC("iter/task")
+int mdt_threads(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct mdt_thread t = {};
+	struct pt_regs *regs;
+
+	if (!task || !mdt_cfg.target_tgid || task->tgid != mdt_cfg.target_tgid)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (!regs)
+		return 0;
+	t.tid = task->pid;
+	t.state = task->__state;
+	t.ip = BPF_CORE_READ(regs, ip);
+	t.sp = BPF_CORE_READ(regs, sp);
+	t.bp = BPF_CORE_READ(regs, bp);
+	t.r14 = BPF_CORE_READ(regs, r14);
+	t.fsbase = BPF_CORE_READ(task, thread.fsbase);
+	bpf_seq_write(ctx->meta->seq, &t, sizeof(t));
+	return 0;
 }

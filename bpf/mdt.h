@@ -68,6 +68,16 @@ enum mdt_limits {
 	MDT_MAX_LABEL_BUCKETS = 8,
 	/* --labels KEY,...: keys the probe keeps (by length and first bytes). */
 	MDT_MAX_LABEL_KEYS = 8,
+	/* Crash forensics: bytes of a fatal error's message a record holds. */
+	MDT_MAX_FATAL_MSG = 128,
+	/* Crash forensics: the kernel counts deletes and clears per CPU by
+	 * time, in buckets of 2^MDT_WINDOW_SHIFT ns (4.19 ms), the last
+	 * MDT_WINDOW_BUCKETS of them (1.07 s): the counts of any window up to
+	 * a second before a crash, exactly. */
+	MDT_WINDOW_SHIFT = 22,
+	MDT_WINDOW_BUCKETS = 256, /* a power of two */
+	/* CPUs whose window counts a fatal probe sums, at most. */
+	MDT_MAX_CPUS = 4096,
 };
 
 /*
@@ -242,8 +252,11 @@ enum mdt_stat {
 	 * is not a delete. */
 	MDT_STAT_EXITS_SENT = 9,
 	MDT_STAT_EXITS_LOST = 10,
+	/* Crash forensics: a fatal record that did not fit in "fatals" (the
+	 * process was then not stopped either). */
+	MDT_STAT_FATALS_LOST = 11,
 	/* Number of slots (size of the "stats" array). */
-	MDT_STAT__COUNT = 11,
+	MDT_STAT__COUNT = 12,
 };
 
 /*
@@ -420,6 +433,91 @@ enum mdt_exit_flags {
 	MDT_EXIT_LEN_FAULT = 2,
 };
 
+/*
+ * Crash forensics: the record of the probe on runtime.fatal, where a Go
+ * program dies of map misuse ("concurrent map writes"), sent to the
+ * "fatals" ring (a ring of its own: never lost behind a full ring of
+ * deletes, and read first).
+ */
+struct mdt_fatal {
+	/* bpf_ktime_get_ns() at the probe. */
+	__u64 ts_ns;
+	__u32 pid;
+	__u32 tid;
+	/* As in mdt_event; 0 with MDT_FATAL_GOID_FAULT. */
+	__u64 goid;
+	/* The kernel's counts of deletes and clears, every goroutine's, from
+	 * window_start_ns (a bucket's start, at most mdt_config.
+	 * fatal_window_ns + 4.19 ms before ts_ns) to the probe. */
+	__u64 window_start_ns;
+	__u64 window_deletes;
+	__u64 window_clears;
+	/* The message's full length; its first MDT_MAX_FATAL_MSG bytes are
+	 * in msg[]. */
+	__u32 msg_len;
+	/* As in mdt_event: stack[0] = runtime.fatal's entry (run time). */
+	__u16 stack_depth;
+	/* enum mdt_fatal_flags. */
+	__u8 flags;
+	/* As in mdt_event: the goroutine's labels, in label_room. */
+	__u8 labels;
+	__u8 labels_flags;
+	__u8 __pad;
+	__u16 labels_n;
+	__u32 __pad2;
+	__u64 stack[MDT_MAX_STACK_DEPTH];
+	__u8 msg[MDT_MAX_FATAL_MSG];
+	__u8 label_room[MDT_LABEL_AREA];
+};
+
+enum mdt_fatal_flags {
+	/* The probe stopped the process (SIGSTOP) for user space to see what
+	 * its other threads were running; user space resumes it (SIGCONT). */
+	MDT_FATAL_HELD = 1,
+	/* Not the process's first fatal error: another goroutine's, which
+	 * tripped at the same time (the first one's record holds the stop). */
+	MDT_FATAL_NOT_FIRST = 2,
+	MDT_FATAL_GOID_FAULT = 4,
+	/* Reading the message failed: msg[] is empty. */
+	MDT_FATAL_MSG_FAULT = 8,
+	MDT_FATAL_STACK_TRUNCATED = 16,
+	/* Stopping the process was asked for and failed: no `running`. */
+	MDT_FATAL_HOLD_FAILED = 32,
+};
+
+/*
+ * Crash forensics: one thread of the target as the "mdt_threads" task
+ * iterator sees it while the process is stopped: its user registers as
+ * saved at its last kernel entry (exact for a stopped thread).
+ */
+struct mdt_thread {
+	__u32 tid;
+	/* task_struct.__state (TASK_STOPPED = 4, TASK_TRACED = 8). */
+	__u32 state;
+	__u64 ip;
+	__u64 sp;
+	__u64 bp;
+	/* Go's g in ABIInternal code. */
+	__u64 r14;
+	/* The thread's TLS base (Go's g is at a fixed offset from it). */
+	__u64 fsbase;
+};
+
+/*
+ * Crash forensics: this CPU's deletes and clears, counted by time (the
+ * "windows" per-CPU array). The counts are cumulative; slot i remembers,
+ * for bucket epoch[i] (ts >> MDT_WINDOW_SHIFT, i = epoch % BUCKETS), the
+ * counts just before that bucket's first hit, so the hits since any bucket
+ * are the counts now minus the ones of the first slot at or after it.
+ */
+struct mdt_window {
+	__u64 deletes;
+	__u64 clears;
+	__u64 epoch[MDT_WINDOW_BUCKETS];
+	__u64 deletes_at[MDT_WINDOW_BUCKETS];
+	__u64 clears_at[MDT_WINDOW_BUCKETS];
+};
+
 /* Per-attach-point configuration, indexed by the probe id. */
 struct mdt_probe_cfg {
 	/* enum mdt_kind: how to read this function's arguments. */
@@ -548,6 +646,12 @@ struct mdt_config {
 	__u32 label_keys;
 	__u16 label_key_len[MDT_MAX_LABEL_KEYS];
 	__u64 label_key_head[MDT_MAX_LABEL_KEYS];
+	/* Crash forensics: 1 = count deletes by time ("windows"); the window
+	 * a fatal record counts (ns, < MDT_WINDOW_BUCKETS - 1 buckets); the
+	 * CPUs to sum (num_possible_cpus). */
+	__u32 windows;
+	__u32 nr_cpus;
+	__u64 fatal_window_ns;
 	/* Per attach point (index = probe id). */
 	struct mdt_probe_cfg probes[MDT_MAX_PROBES];
 };
@@ -610,7 +714,11 @@ _Static_assert(sizeof(struct mdt_outcome) == 32, "mdt_outcome layout changed");
 _Static_assert(sizeof(struct mdt_site_count) == 40, "mdt_site_count layout changed");
 _Static_assert(sizeof(struct mdt_latency_key) == 16, "mdt_latency_key layout changed");
 _Static_assert(sizeof(struct mdt_label) == 4, "mdt_label layout changed");
-_Static_assert(sizeof(struct mdt_config) == 168 + 8 * MDT_MAX_PROBES,
+_Static_assert(sizeof(struct mdt_thread) == 48, "mdt_thread layout changed");
+_Static_assert(sizeof(struct mdt_fatal) ==
+		       64 + 8 * MDT_MAX_STACK_DEPTH + MDT_MAX_FATAL_MSG + MDT_LABEL_AREA,
+	       "mdt_fatal layout changed");
+_Static_assert(sizeof(struct mdt_config) == 184 + 8 * MDT_MAX_PROBES,
 	       "mdt_config layout changed");
 
 #endif /* __MDT_H */

@@ -21,6 +21,11 @@
  *     BPF_F_INDEX_MASK/BPF_F_CURRENT_CPU, BPF_RB_NO_WAKEUP/BPF_RB_FORCE_WAKEUP,
  *     BPF_RB_AVAIL_DATA/..., and BPF_F_USER_STACK/BPF_F_SKIP_FIELD_MASK/...
  *
+ * and, written by hand with only the fields mdt reads (CO-RE finds them by
+ * name in the running kernel): struct task_struct (__state, pid, tgid,
+ * thread.fsbase), struct thread_struct, and the task iterator's context
+ * (struct bpf_iter_meta, struct bpf_iter__task).
+ *
  * struct pt_regs is declared under preserve_access_index, like in a full
  * vmlinux.h, so field accesses (and BPF_CORE_READ) are CO-RE relocated
  * against the running kernel's BTF. If you need another kernel type, copy
@@ -110,9 +115,25 @@ struct fred_ss {
 };
 
 /* Only the fields mdt reads; CO-RE places them by the running kernel's BTF. */
+struct thread_struct {
+	long unsigned int fsbase;
+} __attribute__((preserve_access_index));
 struct task_struct {
+	unsigned int __state;
 	int pid;
 	int tgid;
+	struct thread_struct thread;
+} __attribute__((preserve_access_index));
+/* The context of a task iterator ("iter/task"). */
+struct seq_file;
+struct bpf_iter_meta {
+	struct seq_file *seq;
+	u64 session_id;
+	u64 seq_num;
+} __attribute__((preserve_access_index));
+struct bpf_iter__task {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
 } __attribute__((preserve_access_index));
 
 struct pt_regs {

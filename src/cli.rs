@@ -186,6 +186,23 @@ pub struct TargetArgs {
           help_heading = "Map memory")]
     pub map_refresh: Duration,
 
+    /// When the target dies of a fatal error ("concurrent map writes"),
+    /// do not stop it for the moment it takes to read what its other
+    /// threads were running (the `fatal` record then has no `running`).
+    #[arg(long, help_heading = "Crash forensics")]
+    pub no_hold: bool,
+
+    /// The window before a fatal error whose deletes and clears the
+    /// `fatal` record counts (exactly, in the kernel) and lists (at most
+    /// 1s).
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_fatal_window,
+          help_heading = "Crash forensics")]
+    pub fatal_window: Duration,
+
+    /// No probe on the runtime's fatal errors at all.
+    #[arg(long, help_heading = "Crash forensics", conflicts_with_all = ["no_hold"])]
+    pub no_forensics: bool,
+
     /// The program to start and trace from its first instruction, after `--`.
     #[arg(last = true, value_name = "CMD", num_args = 1..)]
     pub command: Vec<OsString>,
@@ -358,6 +375,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try 30s, 5m or 1h)"))?;
     if d.is_zero() {
         return Err("must be longer than 0s".into());
+    }
+    Ok(d)
+}
+
+fn parse_fatal_window(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > Duration::from_secs(1) {
+        return Err("must be at most 1s (the kernel counts deletes by time for a second)".into());
     }
     Ok(d)
 }

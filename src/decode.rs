@@ -174,6 +174,26 @@ impl Decoder {
 }
 
 impl Decoder {
+    /// Names a stack that is not a delete's (crash forensics): `anchor` is
+    /// a run-time pc of it and that pc's link-time address (runtime.fatal's
+    /// entry), which give the load bias if no record has yet.
+    pub fn name_stack(&mut self, stack: &[u64], anchor: (u64, u64)) -> Stack {
+        self.namer(Some(anchor.0), anchor.1).symbolizer.stack(stack)
+    }
+
+    /// Labels as the options keep them (as for a record).
+    pub fn labels(
+        &self,
+        raw: &crate::probes::record::RawLabels<'_>,
+    ) -> Option<Arc<crate::events::Labels>> {
+        self.options.labels.labels_of(raw)
+    }
+
+    /// A BPF timestamp (the monotonic clock) as wall-clock nanoseconds.
+    pub fn wall_ns(&self, monotonic_ns: u64) -> u64 {
+        (i128::from(monotonic_ns) + self.clock_offset_ns).max(0) as u64
+    }
+
     /// The name of a map type, once the decoder knows the load bias (it
     /// has named a record or a site); `None` before.
     pub fn map_type_name(&mut self, map_type_ptr: u64) -> Option<Arc<str>> {

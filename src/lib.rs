@@ -16,6 +16,8 @@
 //! - [`decode`]: turn the probes' records into events;
 //! - [`mapmem`]: read the capacity and bytes of the maps deleted from,
 //!   from the target's memory;
+//! - [`forensics`]: when the target dies of a fatal error, who was racing
+//!   (what its other threads ran, the deletes just before);
 //! - [`output`]: where records go (JSON lines, text, flame graphs);
 //! - [`session`]: runs the pipeline for a target until it stops;
 //! - [`monitor`]: metrics and alerts, observers of the exact counts;
@@ -29,6 +31,7 @@ pub mod commands;
 pub mod decode;
 pub mod docs;
 pub mod events;
+pub mod forensics;
 pub mod gobin;
 pub mod mapmem;
 pub mod monitor;

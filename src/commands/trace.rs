@@ -192,6 +192,8 @@ pub fn session_args(t: &TargetArgs) -> (TargetSpec, Options) {
         label_bytes: t.label_bytes,
         read_labels: !t.no_labels,
         map_refresh: (!t.no_map_memory).then_some(t.map_refresh),
+        fatal_window: (!t.no_forensics).then_some(t.fatal_window),
+        fatal_hold: !t.no_hold,
     };
     (spec, options)
 }

@@ -2,6 +2,7 @@
 //! from the BPF record and named (map type, key, stack). JSON, text, the
 //! TUI, flame graphs and metrics all start from [`Event`].
 
+pub mod fatal;
 pub mod gofmt;
 pub mod key;
 pub mod labels;
@@ -87,12 +88,29 @@ impl Event {
 
     /// `function file:line` of the caller, or `?` when unknown.
     pub fn caller_label(&self) -> String {
-        match self.caller_frame() {
-            Some(f) if f.is_named() => format!("{} {}:{}", f.func, f.file, f.line),
-            Some(f) => f.func.to_string(),
-            None => "?".into(),
-        }
+        frame_label(self.caller_frame())
     }
+}
+
+/// `function file:line` of a frame, or `?` when there is none.
+pub fn frame_label(frame: Option<&Frame>) -> String {
+    match frame {
+        Some(f) if f.is_named() => format!("{} {}:{}", f.func, f.file, f.line),
+        Some(f) => f.func.to_string(),
+        None => "?".into(),
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of the probes' timestamps
+/// (`bpf_ktime_get_ns`).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to the valid pointer given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The wall clock now, nanoseconds since the Unix epoch (as `Event::ts_ns`).

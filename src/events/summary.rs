@@ -60,6 +60,10 @@ pub struct Summary {
     /// The maps' memory (`mapmem`): what was read; None when not read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub map_memory: Option<super::mapmem::MapMemoryTotals>,
+    /// Crash forensics: `fatal` records written (one per death of the
+    /// target); None when the fatal probe was not attached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fatal_errors: Option<u64>,
     /// How the launched program ended (launch mode), or that the target exited.
     pub target_exit: Option<String>,
     #[serde(skip)]

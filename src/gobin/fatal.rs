@@ -13,6 +13,15 @@ use super::elf::{Arch, Elf};
 use super::pclntab::{Func, Pclntab};
 
 pub const FATAL: &str = "runtime.fatal";
+
+/// Where the thread a goroutine runs on is found from its g, and that
+/// thread's scheduler goroutine: `runtime.g.m` (after `stack`, two stack
+/// guards, `_panic` and `_defer`) and `runtime.m.g0` (its first field),
+/// the same in every release 1.19 to 1.27 (the runtime's assembly uses
+/// them: g_m, m_g0); checked against DWARF by tests/inspect.rs. With
+/// `g.stack` at 0 (lo, hi), they tell a real g from a stale register.
+pub const G_M_OFFSET: u64 = 48;
+pub const M_G0_OFFSET: u64 = 0;
 pub const MAPS_FATAL: &str = "internal/runtime/maps.fatal";
 
 #[derive(Debug, Clone, Serialize)]

@@ -11,8 +11,9 @@ use serde_json::json;
 use crate::bounded::Cache;
 
 use super::{Sink, Summary};
+use crate::events::fatal::Fatal;
 use crate::events::mapmem::MapMemory;
-use crate::events::{Event, Frame, KeyValue, Labels, Role};
+use crate::events::{frame_label, Event, Frame, KeyValue, Labels, Role, Stack};
 
 pub struct JsonSink<W: Write> {
     out: W,
@@ -275,6 +276,105 @@ pub fn map_record(m: &MapMemory) -> serde_json::Value {
     v
 }
 
+/// A delete or clear record as a value, caller and stack included (the
+/// recent deletes of a `fatal` record).
+fn event_value(ev: &Event) -> serde_json::Value {
+    let mut v = serde_json::to_value(Record::of(ev)).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("caller".into(), ev.caller_label().into());
+        obj.insert("stack".into(), json!(ev.stack));
+    }
+    v
+}
+
+/// `caller` and `stack` of a stack that is not a delete's.
+fn stack_fields(stack: &Stack, caller: Option<usize>) -> serde_json::Value {
+    json!({
+        "caller": frame_label(caller.and_then(|i| stack.get(i))),
+        "stack": stack,
+    })
+}
+
+fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    if let (Some(a), serde_json::Value::Object(b)) = (into.as_object_mut(), from) {
+        a.extend(b);
+    }
+}
+
+/// A `fatal` record: the target died of a fatal error (docs/json.md).
+pub fn fatal_record(f: &Fatal) -> serde_json::Value {
+    let mut v = json!({
+        "type": "fatal",
+        "ts": rfc3339_nanos(f.ts_ns),
+        "ts_ns": f.ts_ns,
+        "pid": f.pid,
+        "tid": f.tid,
+        "goid": f.goid,
+        "message": f.message,
+        "map_misuse": f.is_map_misuse(),
+    });
+    if let Some(l) = &f.labels {
+        merge(
+            &mut v,
+            json!({"labels": &**l, "labels_truncated": l.truncated}),
+        );
+    }
+    merge(&mut v, stack_fields(&f.stack, f.caller));
+    if let Some(m) = &f.map {
+        merge(
+            &mut v,
+            json!({"map": format!("{:#x}", m.addr), "map_type": &*m.map_type}),
+        );
+    }
+    let r = &f.running;
+    let goroutines: Vec<_> = r
+        .goroutines
+        .iter()
+        .map(|g| {
+            let mut v = json!({"tid": g.tid, "goid": g.goid, "system_stack": g.system_stack});
+            merge(&mut v, stack_fields(&g.stack, g.caller));
+            v
+        })
+        .collect();
+    let mut running = json!({
+        "held": r.held,
+        "held_us": r.held_ns.map(|ns| ns / 1000),
+        "threads": r.threads,
+        "stopped": r.stopped,
+        "goroutines": goroutines,
+    });
+    if let Some(why) = &r.unavailable {
+        merge(&mut running, json!({"unavailable": why}));
+    }
+    let w = &f.recent;
+    let recent = json!({
+        "since": rfc3339_nanos(w.since_ns),
+        "since_ns": w.since_ns,
+        "window_ns": f.ts_ns.saturating_sub(w.since_ns),
+        "kernel_deletes": w.deletes,
+        "kernel_clears": w.clears,
+        "received": w.received,
+        "on_map": w.on_map,
+        "listed": w.events.len(),
+        "more": w.more,
+        "events": w.events.iter().map(event_value).collect::<Vec<_>>(),
+    });
+    let also: Vec<_> = f
+        .also
+        .iter()
+        .map(|a| {
+            let mut v = json!({"tid": a.tid, "goid": a.goid, "message": a.message});
+            merge(&mut v, stack_fields(&a.stack, a.caller));
+            v
+        })
+        .collect();
+    merge(
+        &mut v,
+        json!({"running": running, "recent": recent, "also": also}),
+    );
+    v
+}
+
 pub fn rfc3339_nanos(ts_ns: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ts_ns);
     humantime::format_rfc3339_nanos(t).to_string()
@@ -294,6 +394,12 @@ impl<W: Write> Sink for JsonSink<W> {
 
     fn map(&mut self, m: &MapMemory) -> io::Result<()> {
         self.line(&map_record(m))
+    }
+
+    fn fatal(&mut self, f: &Fatal) -> io::Result<()> {
+        self.write_alerts()?;
+        self.line(&fatal_record(f))?;
+        self.out.flush()
     }
 
     fn lost(&mut self, count: u64, total: u64) -> io::Result<()> {

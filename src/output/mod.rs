@@ -19,6 +19,10 @@ pub trait Sink {
     fn map(&mut self, _m: &crate::events::mapmem::MapMemory) -> io::Result<()> {
         Ok(())
     }
+    /// The target died of a fatal error (crash forensics): one per death.
+    fn fatal(&mut self, _f: &crate::events::fatal::Fatal) -> io::Result<()> {
+        Ok(())
+    }
     fn summary(&mut self, summary: &Summary) -> io::Result<()>;
     /// Called after each batch, so a pipe sees records promptly.
     fn flush(&mut self) -> io::Result<()>;

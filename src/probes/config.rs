@@ -14,6 +14,15 @@ use crate::gobin::labels::LabelStore;
 /// Bytes of `runtime.g` the probe reads in one go (`MDT_G_HEAD_BYTES`).
 const G_HEAD_BYTES: usize = types::mdt_limits::MDT_G_HEAD_BYTES.0 as usize;
 
+/// The longest window the kernel's counts by time cover whole: all the
+/// buckets but the one being filled (`MDT_WINDOW_BUCKETS` of
+/// 2^`MDT_WINDOW_SHIFT` ns), rounded down to a millisecond.
+pub const MAX_FATAL_WINDOW_NS: u64 = {
+    let bucket = 1u64 << types::mdt_limits::MDT_WINDOW_SHIFT.0;
+    let span = bucket * (types::mdt_limits::MDT_WINDOW_BUCKETS.0 as u64 - 2);
+    span / 1_000_000 * 1_000_000
+};
+
 /// How the Go register arguments are laid out at an attach point
 /// (`enum mdt_kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,6 +154,10 @@ pub struct ProbeConfig {
     /// where the kernel does not filter the links by process itself (see
     /// `mdt_config.check_tgid`); costs a helper call per hit.
     pub check_tgid: bool,
+    /// Crash forensics: the window before a fatal error whose deletes the
+    /// kernel counts (`--fatal-window`, < 1.07 s); None: deletes are not
+    /// counted by time.
+    pub fatal_window_ns: Option<u64>,
 }
 
 impl Default for ProbeConfig {
@@ -173,6 +186,7 @@ impl Default for ProbeConfig {
             label_bytes: 64,
             label_keys: Vec::new(),
             check_tgid: true,
+            fatal_window_ns: None,
         }
     }
 }
@@ -221,8 +235,17 @@ impl ProbeConfig {
             },
             label_bytes: self.label_bytes.min(MAX_LABEL_BYTES as u32),
             label_keys: self.label_keys.len() as u32,
+            windows: u32::from(self.fatal_window_ns.is_some()),
+            nr_cpus: libbpf_rs::num_possible_cpus().unwrap_or(1).max(1) as u32,
+            fatal_window_ns: self.fatal_window_ns.unwrap_or(0),
             ..MdtConfig::default()
         };
+        if raw.fatal_window_ns > MAX_FATAL_WINDOW_NS {
+            bail!(
+                "the window before a fatal error is at most {} ms",
+                MAX_FATAL_WINDOW_NS / 1_000_000
+            );
+        }
         if self.label_keys.len() > MAX_LABEL_KEYS {
             bail!(
                 "--labels: at most {MAX_LABEL_KEYS} keys, {} given",

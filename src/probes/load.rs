@@ -26,6 +26,10 @@ pub struct Probes {
     multi: bool,
     /// Attach points armed (not links: one uprobe.multi link arms many).
     armed: usize,
+    /// Crash forensics: the probe on runtime.fatal.
+    pub(super) fatal_link: Option<Link>,
+    /// Crash forensics was asked for and the program has it.
+    pub(super) forensics: bool,
     /// The program samples (rate < 1): it counts the hits it keeps.
     pub(super) samples: bool,
 }
@@ -145,6 +149,15 @@ impl Probes {
         open.progs
             .mdt_map_return_multi
             .set_autoload(exits && cfg.multi);
+        let forensics = cfg.fatal_window_ns.is_some();
+        open.progs.mdt_fatal.set_autoload(forensics);
+        open.progs.mdt_threads.set_autoload(forensics);
+        if !forensics {
+            open.maps
+                .fatals
+                .set_max_entries(4096)
+                .map_err(|e| bpf_error(e, "sizing the fatal-error ring"))?;
+        }
         let skel = open.load().map_err(|e| {
             bpf_error(
                 e,
@@ -159,6 +172,8 @@ impl Probes {
             n_probes: cfg.probes.len(),
             multi: cfg.multi,
             armed: 0,
+            fatal_link: None,
+            forensics,
             samples,
         })
     }
@@ -417,6 +432,7 @@ impl Probes {
     /// Detaches every uprobe (the maps stay readable).
     pub fn detach_all(&mut self) {
         self.set_exits_flag(false);
+        self.fatal_link = None;
         self.links.clear();
         self.exit_links.clear();
         self.armed = 0;

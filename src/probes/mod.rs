@@ -41,6 +41,7 @@
 
 pub mod config;
 pub mod counters;
+pub mod fatal;
 pub mod load;
 pub mod reader;
 pub mod record;
@@ -49,6 +50,7 @@ pub mod stacks;
 
 pub use self::config::{sample_threshold, ProbeConfig, ProbeKind};
 pub use self::counters::{AggKey, Histogram, Outcomes, SiteCount, SiteKey, Stats};
+pub use self::fatal::ThreadLister;
 pub use self::load::Probes;
 pub use self::reader::{EventReader, Record};
 pub use self::stacks::StackTable;
@@ -65,6 +67,13 @@ pub type MdtConfig = types::mdt_config;
 pub type MdtProbeCfg = types::mdt_probe_cfg;
 /// The record of a call's return (`struct mdt_exit`), joined to its entry's.
 pub type MdtExit = types::mdt_exit;
+/// The record of the probe on `runtime.fatal` (`struct mdt_fatal`).
+pub type MdtFatal = types::mdt_fatal;
+/// One thread's registers, from the task iterator (`struct mdt_thread`).
+pub type MdtThread = types::mdt_thread;
+
+/// Bytes of a fatal error's message a record holds (`MDT_MAX_FATAL_MSG`).
+pub const MAX_FATAL_MSG: usize = types::mdt_limits::MDT_MAX_FATAL_MSG.0 as usize;
 
 /// Key bytes carried by an event (`MDT_MAX_KEY_BYTES`).
 pub const MAX_KEY_BYTES: usize = types::mdt_limits::MDT_MAX_KEY_BYTES.0 as usize;
@@ -178,7 +187,10 @@ const _: () =
 const _: () = assert!(std::mem::offset_of!(MdtEvent, stack) == 88);
 const _: () = assert!(size_of::<types::mdt_label>() == 4);
 const _: () = assert!(size_of::<MdtProbeCfg>() == 8);
-const _: () = assert!(size_of::<MdtConfig>() == 168 + 8 * MAX_PROBES);
+const _: () = assert!(size_of::<MdtConfig>() == 184 + 8 * MAX_PROBES);
+const _: () = assert!(size_of::<MdtThread>() == 48);
+const _: () =
+    assert!(size_of::<MdtFatal>() == 64 + 8 * MAX_STACK_DEPTH + MAX_FATAL_MSG + LABEL_AREA);
 const _: () = assert!(size_of::<MdtExit>() == 40);
 const _: () = assert!(size_of::<types::mdt_outcome>() == 32);
 const _: () = assert!(size_of::<types::mdt_site_count>() == 40);

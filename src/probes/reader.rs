@@ -12,7 +12,10 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, RingBuffer, RingBufferBuilder};
 
 use super::stacks::{slot_of, StackTable};
-use super::{MdtEvent, MdtExit, Probes};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::{MdtEvent, MdtExit, MdtFatal, Probes};
 
 /// One record of the ring: a call's entry (the event) or, with the exit
 /// probes armed, its return (joined to the entry by the session).
@@ -20,6 +23,9 @@ use super::{MdtEvent, MdtExit, Probes};
 pub enum Record<'a> {
     Event(&'a MdtEvent),
     Exit(&'a MdtExit),
+    /// The target is dying of a fatal error (crash forensics); with
+    /// `MDT_FATAL_HELD`, it is stopped until the session resumes it.
+    Fatal(&'a MdtFatal),
 }
 
 /// What the reader has taken from the ring, counted as it goes.
@@ -52,7 +58,7 @@ impl<'cb> EventReader<'cb> {
     /// record, from [`EventReader::consume_batch`]. It does not borrow
     /// `probes` (it owns its own mapping of the ring and a handle of the
     /// kernel's stack memory).
-    pub fn new<F>(probes: &Probes, mut on_record: F) -> Result<Self>
+    pub fn new<F>(probes: &Probes, on_record: F) -> Result<Self>
     where
         F: FnMut(Record<'_>) + 'cb,
     {
@@ -61,9 +67,22 @@ impl<'cb> EventReader<'cb> {
         let sent_stacks = MapHandle::try_from(&probes.skel.maps.sent_stacks)
             .context("opening the kernel's stack memory")?;
         let mut stacks = StackTable::default();
+        let on_record = Rc::new(RefCell::new(on_record));
+        let on_fatal = on_record.clone();
         let mut builder = RingBufferBuilder::new();
+        // The fatal ring first: a dying target is held until its record is
+        // handled, and consume_batch reads the rings in this order.
+        builder
+            .add(&probes.skel.maps.fatals, move |data: &[u8]| {
+                if let Some(f) = MdtFatal::from_record(data) {
+                    (on_fatal.borrow_mut())(Record::Fatal(&f));
+                }
+                0
+            })
+            .context("setting up the fatal-error ring consumer")?;
         builder
             .add(&probes.skel.maps.events, move |data: &[u8]| {
+                let mut on_record = on_record.borrow_mut();
                 if data.len() == std::mem::size_of::<MdtExit>() {
                     in_cb.exits.fetch_add(1, Ordering::Relaxed);
                     on_record(Record::Exit(&MdtExit::from_record(data)));

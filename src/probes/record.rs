@@ -172,42 +172,12 @@ impl MdtEvent {
     /// left out and makes the set incomplete, as do labels the record had
     /// no room for.
     pub fn labels(&self) -> RawLabels<'_> {
-        use super::skel::types::{mdt_label_flags as lf, mdt_labels_flags as sf};
-        const HEADER: usize = std::mem::size_of::<super::skel::types::mdt_label>();
-        let flags = u32::from(self.labels_flags);
-        let mut out = RawLabels {
-            pairs: Vec::with_capacity(usize::from(self.labels)),
-            complete: flags & (sf::MDT_LABELS_MORE.0 | sf::MDT_LABELS_FAULT.0) == 0,
-        };
-        let area = &self.label_room[..usize::from(self.labels_n).min(LABEL_AREA)];
-        let mut at = 0;
-        for _ in 0..self.labels {
-            let Some(h) = area.get(at..at + HEADER) else {
-                out.complete = false;
-                break;
-            };
-            let (kn, vn, lflags) = (usize::from(h[0]), usize::from(h[1]), u32::from(h[2]));
-            let start = at + HEADER;
-            let (Some(key), Some(value)) = (
-                area.get(start..start + kn),
-                area.get(start + kn..start + kn + vn),
-            ) else {
-                out.complete = false;
-                break;
-            };
-            at = start + kn + vn;
-            if lflags & lf::MDT_LABEL_FAULT.0 != 0 {
-                out.complete = false;
-                continue;
-            }
-            out.pairs.push(RawLabel {
-                key,
-                value,
-                key_cut: lflags & lf::MDT_LABEL_KEY_CUT.0 != 0,
-                value_cut: lflags & lf::MDT_LABEL_VALUE_CUT.0 != 0,
-            });
-        }
-        out
+        decode_labels(
+            self.labels,
+            self.labels_flags,
+            self.labels_n,
+            &self.label_room,
+        )
     }
 
     /// The record's stack could not be put back together (user space no
@@ -222,6 +192,48 @@ impl MdtEvent {
     pub fn key_is_string(&self) -> bool {
         self.has_flag(mdt_event_flags::MDT_EV_KEY_STRING)
     }
+}
+
+/// `count` labels (`struct mdt_label` each) in the first `n` bytes of
+/// `room`, as the probe copied them (`flags`: enum mdt_labels_flags): of an
+/// event or of a fatal record.
+pub(super) fn decode_labels(count: u8, flags: u8, n: u16, room: &[u8]) -> RawLabels<'_> {
+    use super::skel::types::{mdt_label_flags as lf, mdt_labels_flags as sf};
+    const HEADER: usize = std::mem::size_of::<super::skel::types::mdt_label>();
+    let flags = u32::from(flags);
+    let mut out = RawLabels {
+        pairs: Vec::with_capacity(usize::from(count)),
+        complete: flags & (sf::MDT_LABELS_MORE.0 | sf::MDT_LABELS_FAULT.0) == 0,
+    };
+    let area = &room[..usize::from(n).min(LABEL_AREA).min(room.len())];
+    let mut at = 0;
+    for _ in 0..count {
+        let Some(h) = area.get(at..at + HEADER) else {
+            out.complete = false;
+            break;
+        };
+        let (kn, vn, lflags) = (usize::from(h[0]), usize::from(h[1]), u32::from(h[2]));
+        let start = at + HEADER;
+        let (Some(key), Some(value)) = (
+            area.get(start..start + kn),
+            area.get(start + kn..start + kn + vn),
+        ) else {
+            out.complete = false;
+            break;
+        };
+        at = start + kn + vn;
+        if lflags & lf::MDT_LABEL_FAULT.0 != 0 {
+            out.complete = false;
+            continue;
+        }
+        out.pairs.push(RawLabel {
+            key,
+            value,
+            key_cut: lflags & lf::MDT_LABEL_KEY_CUT.0 != 0,
+            value_cut: lflags & lf::MDT_LABEL_VALUE_CUT.0 != 0,
+        });
+    }
+    out
 }
 
 /// The labels of one record, as the probe copied them.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 pub mod launch;
 pub mod memory;
+pub mod stop;
 pub mod watch;
 
 pub use watch::ProcessWatch;

@@ -42,17 +42,8 @@ use crate::probes::{EventReader, ProbeConfig, ProbeKind, Probes, Record, SiteKey
 use crate::process::launch;
 use crate::process::{self, ProcessWatch};
 
-/// CLOCK_MONOTONIC in nanoseconds: the clock of the probes' timestamps
-/// (`bpf_ktime_get_ns`).
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec to the valid pointer given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
-}
+use crate::events::monotonic_ns;
+use crate::forensics::Forensics;
 
 /// How often the ring buffer is drained when the kernel does not wake us:
 /// the bound on how late a record reaches a pipe.
@@ -90,6 +81,8 @@ pub struct Session {
     site_hits: std::collections::HashMap<SiteKey, u64, crate::bounded::FastHash>,
     /// When the exit points are armed.
     latency: LatencyClock,
+    /// Crash forensics (moved into the pump while running).
+    forensics: Option<Forensics>,
 }
 
 /// Why the session stopped.
@@ -195,6 +188,10 @@ impl Session {
                 .map(|l| (l.offset as u32, l.store)),
             label_bytes: options.label_bytes,
             label_keys: options.labels.probe_keys(),
+            fatal_window_ns: options
+                .fatal_window
+                .filter(|_| binary.fatal.is_some() && process::kernel_at_least(5, 19))
+                .map(|d| d.as_nanos() as u64),
             ringbuf_bytes: match options.mode {
                 Mode::Records { .. } => options.limits.buffer_bytes,
                 // Nothing is sent: the smallest ring the kernel allows.
@@ -218,6 +215,7 @@ impl Session {
             &exit_offsets,
             target.pid() as u32,
         )?;
+        let forensics = arm_forensics(&mut probes, &binary, &attach_path, &target, &options);
         let mut latency = LatencyClock::new(options.latency);
         latency.start(&mut probes)?;
         let attach_time = started.elapsed();
@@ -238,6 +236,7 @@ impl Session {
             observed: None,
             site_hits: Default::default(),
             latency,
+            forensics,
         })
     }
 
@@ -424,6 +423,7 @@ impl Session {
             joiner: Default::default(),
             maps: self.map_watch(),
             maps_clock: Instant::now(),
+            forensics: self.forensics.take(),
         });
         let reader = EventReader::new(&self.probes, |record: Record<'_>| {
             pump.borrow_mut().handle(record)
@@ -451,6 +451,7 @@ impl Session {
                     pump.borrow_mut().expire(Some(read_from));
                 }
                 pump.borrow_mut().poll_maps();
+                pump.borrow_mut().poll_fatal(false);
                 pump.borrow_mut().flush();
                 self.latency.tick(&mut self.probes);
                 self.publish_live();
@@ -463,12 +464,15 @@ impl Session {
         // Stop the probes first, then drain, so the totals and the records
         // describe the same set of deletes.
         self.latency.stop();
+        self.probes.set_fatal_hold(false);
         self.probes.detach_all();
         let drain_until = Instant::now() + STOP_DRAIN;
         while Instant::now() < drain_until && reader.consume_batch(BATCH)? == BATCH {}
         // Calls still waiting for an exit will not see it now.
         pump.borrow_mut().expire(None);
         pump.borrow_mut().finish_maps();
+        pump.borrow_mut().poll_fatal(true);
+        self.release_if_held();
         let stats = self.probes.stats()?;
         let unread = stats.submitted.saturating_sub(reader.received());
         let exits_unread = stats.exits_sent.saturating_sub(reader.exits_received());
@@ -485,10 +489,19 @@ impl Session {
         summary.records = pump.records;
         summary.unmatched = pump.unmatched;
         summary.map_memory = pump.maps.as_ref().map(MapWatch::totals);
+        summary.fatal_errors = pump.forensics.as_ref().map(|f| f.reported);
         if pump.output_error.is_none() {
             let _ = pump.sink.summary(&summary);
         }
         Ok(summary)
+    }
+
+    /// A last safety: if the fatal probe stopped the target and no record
+    /// of it was read (it could not be), let the target go on.
+    fn release_if_held(&mut self) {
+        if self.probes.fatal_stopped() && !self.target.exited() {
+            crate::process::stop::resume(self.pid());
+        }
     }
 
     /// Records that did not reach user space so far: the ones the kernel
@@ -648,6 +661,7 @@ impl Session {
             outcomes: self.outcome_totals()?,
             unmatched: 0,
             map_memory: None,
+            fatal_errors: None,
             target_exit,
             exit_status,
         })
@@ -689,6 +703,48 @@ impl Session {
         }
         summary.exit_status = launch::wait_blocking(pid);
     }
+}
+
+/// Crash forensics: the probe on runtime.fatal attached (where the binary
+/// has it and the program was loaded with it), allowed to stop the target
+/// if asked. A failure costs the forensics, not the session.
+fn arm_forensics(
+    probes: &mut Probes,
+    binary: &GoBinary,
+    attach_path: &std::path::Path,
+    target: &Target,
+    options: &Options,
+) -> Option<Forensics> {
+    let fatal = binary.fatal.as_ref()?;
+    let window = options.fatal_window?;
+    if !probes.has_forensics() {
+        return None;
+    }
+    let pid = target.pid();
+    if let Err(e) = probes.attach_fatal(attach_path, fatal.file_offset, pid as u32) {
+        eprintln!("mdt: crash forensics off: {e:#}");
+        return None;
+    }
+    probes.set_fatal_hold(options.fatal_hold);
+    let lister = if options.fatal_hold {
+        match probes.thread_lister() {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("mdt: crash forensics without the other threads: {e:#}");
+                probes.set_fatal_hold(false);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Some(Forensics::new(
+        pid,
+        lister,
+        binary.layout.map_or(0, |l| l.goid_offset),
+        fatal.address,
+        window.as_nanos() as u64,
+    ))
 }
 
 /// Refuses binaries mdt cannot trace correctly, with what to do.

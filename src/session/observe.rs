@@ -61,6 +61,8 @@ pub struct Observation<'a> {
 pub trait Observer {
     /// Every record that passed the filters, before the sink gets it.
     fn event(&mut self, _ev: &Event) {}
+    /// The target died of a fatal error (crash forensics).
+    fn fatal(&mut self, _f: &crate::events::fatal::Fatal) {}
     /// The exact counters, about every [`OBSERVE_INTERVAL`].
     fn observe(&mut self, obs: &mut Observation<'_>);
 }

@@ -37,6 +37,11 @@ pub struct Options {
     /// Read the memory of the maps deleted from, every `map_refresh` at
     /// least (`crate::mapmem`); None: not at all.
     pub map_refresh: Option<Duration>,
+    /// Crash forensics: the window before a fatal error whose deletes are
+    /// counted and listed; None: no fatal probe.
+    pub fatal_window: Option<Duration>,
+    /// Stop the dying target to see what its other threads were running.
+    pub fatal_hold: bool,
 }
 
 /// The exit points (outcome and duration of each call) cost a second

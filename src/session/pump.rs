@@ -9,6 +9,7 @@ use super::{Observer, Options};
 use crate::decode::Decoder;
 use crate::events::mapmem::MapMemory;
 use crate::events::Event;
+use crate::forensics::Forensics;
 use crate::mapmem::MapWatch;
 use crate::output::Sink;
 use crate::probes::{MdtEvent, Record};
@@ -43,6 +44,8 @@ pub(super) struct Pump<'s> {
     /// The time the map watch goes by, taken at each drain ([`Pump::poll_maps`])
     /// rather than per record: its intervals are a second long.
     pub(super) maps_clock: Instant,
+    /// Crash forensics (None: no fatal probe).
+    pub(super) forensics: Option<Forensics>,
 }
 
 impl Pump<'_> {
@@ -53,6 +56,29 @@ impl Pump<'_> {
                 if let Some(event) = self.joiner.complete(exit) {
                     let _ = self.deliver(event);
                 }
+            }
+            Record::Fatal(raw) => {
+                if let Some(f) = &mut self.forensics {
+                    f.fatal(raw);
+                }
+            }
+        }
+    }
+
+    /// Writes the fatal error once it is due (`done`: tracing stopped).
+    pub(super) fn poll_fatal(&mut self, done: bool) {
+        let Some(forensics) = &mut self.forensics else {
+            return;
+        };
+        let Some(fatal) = forensics.due(&mut self.decoder, done) else {
+            return;
+        };
+        if let Some(observer) = &mut self.observer {
+            observer.fatal(&fatal);
+        }
+        if self.output_error.is_none() {
+            if let Err(e) = self.sink.fatal(&fatal) {
+                self.output_error = Some(e);
             }
         }
     }
@@ -117,6 +143,9 @@ impl Pump<'_> {
         }
         if let Some(maps) = &mut self.maps {
             event.map_cap = maps.saw(&event, self.maps_clock);
+        }
+        if let Some(forensics) = &mut self.forensics {
+            forensics.saw(&event);
         }
         if let Some(observer) = &mut self.observer {
             observer.event(&event);

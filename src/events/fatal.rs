@@ -1,0 +1,106 @@
+//! A fatal error of the target (crash forensics, `crate::forensics`): the
+//! goroutine that died and what it died of, and the other party of the
+//! race, from two sources: the goroutines the other threads were running
+//! at that instant, and the deletes and clears mdt received just before.
+
+use std::sync::Arc;
+
+use super::{Event, Labels, Stack};
+
+/// Messages of the runtime's unrecoverable map errors start so.
+const MAP_MISUSE: &str = "concurrent map ";
+
+/// One fatal error, reported once per process death.
+#[derive(Debug, Clone)]
+pub struct Fatal {
+    /// Wall-clock time of the probe, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub goid: Option<u64>,
+    /// As the runtime prints it after "fatal error: ".
+    pub message: String,
+    pub labels: Option<Arc<Labels>>,
+    /// Innermost first: runtime.fatal, then what called it.
+    pub stack: Stack,
+    /// Index in `stack` of the first frame outside the Go runtime.
+    pub caller: Option<usize>,
+    /// The map the goroutine was deleting from when it died (when that is
+    /// what it was doing and mdt has the record of that delete).
+    pub map: Option<FatalMap>,
+    pub running: Running,
+    pub recent: Recent,
+    /// Other goroutines that died of a fatal error at the same time (Go
+    /// 1.23 and older often print two "fatal error" lines).
+    pub also: Vec<AlsoFatal>,
+}
+
+impl Fatal {
+    /// One of the runtime's map errors ("concurrent map writes", ...).
+    pub fn is_map_misuse(&self) -> bool {
+        self.message.starts_with(MAP_MISUSE)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FatalMap {
+    pub addr: u64,
+    pub map_type: Arc<str>,
+}
+
+/// The other threads at the instant of the fatal error.
+#[derive(Debug, Clone, Default)]
+pub struct Running {
+    /// The process was stopped to look (else `unavailable` says why not).
+    pub held: bool,
+    /// From the probe to the process resumed, nanoseconds.
+    pub held_ns: Option<u64>,
+    /// Threads the process had, and how many of them were seen stopped.
+    pub threads: u32,
+    pub stopped: u32,
+    pub goroutines: Vec<RunningGoroutine>,
+    pub unavailable: Option<String>,
+}
+
+/// What one other thread was running.
+#[derive(Debug, Clone)]
+pub struct RunningGoroutine {
+    pub tid: u32,
+    /// None on the thread's system stack (g0: the scheduler, idle, or a
+    /// runtime call), or when its g could not be read.
+    pub goid: Option<u64>,
+    pub system_stack: bool,
+    /// Innermost first, from its registers and its frame pointers.
+    pub stack: Stack,
+    pub caller: Option<usize>,
+}
+
+/// The deletes and clears just before the fatal error.
+#[derive(Debug, Clone, Default)]
+pub struct Recent {
+    /// Wall-clock start of the window (the fatal error ends it).
+    pub since_ns: u64,
+    /// What the kernel counted in the window, exactly (every goroutine's,
+    /// on every map, sampled or not).
+    pub deletes: u64,
+    pub clears: u64,
+    /// Records mdt received in the window (every goroutine's).
+    pub received: u64,
+    /// `events` are only those on the fatal error's map.
+    pub on_map: bool,
+    /// Other goroutines' records in the window, newest first, at most
+    /// `crate::forensics::MAX_LISTED`.
+    pub events: Vec<Event>,
+    /// Records that matched but were not listed (past the bound).
+    pub more: u64,
+}
+
+/// A second goroutine's fatal error, at the same time.
+#[derive(Debug, Clone)]
+pub struct AlsoFatal {
+    pub tid: u32,
+    pub goid: Option<u64>,
+    pub message: String,
+    pub stack: Stack,
+    pub caller: Option<usize>,
+}

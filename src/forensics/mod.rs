@@ -1,0 +1,270 @@
+//! Crash forensics: when the target dies of a fatal error ("fatal error:
+//! concurrent map writes"), who was racing. The probe on `runtime.fatal`
+//! sends its record and stops the process; [`running`] reads what the
+//! other threads were running and lets it go on; the deletes mdt received
+//! just before are kept here. One [`Fatal`] per process death comes out,
+//! once the goroutines that died at the same time have had their say.
+
+pub mod running;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::decode::Decoder;
+use crate::events::fatal::{AlsoFatal, Fatal, FatalMap, Recent, Running, RunningGoroutine};
+use crate::events::{is_runtime_internal, Event, Stack};
+use crate::probes::skel::types::mdt_fatal_flags as ff;
+use crate::probes::{MdtFatal, ThreadLister};
+use crate::process::memory::ProcessMemory;
+
+use self::running::RawRunning;
+
+/// Records kept for the window before a fatal error, at most (and none
+/// older than the longest window).
+pub const MAX_RECENT: usize = 4096;
+/// Other goroutines' records a fatal record lists, at most.
+pub const MAX_LISTED: usize = 32;
+/// How long a fatal error waits for another goroutine's at the same time
+/// (and for the records still in the ring from before it).
+const MERGE_WAIT: Duration = Duration::from_millis(150);
+/// A delete's record is the dying goroutine's last act if it is this
+/// close before the fatal error.
+const LAST_ACT_NS: u64 = 5_000_000;
+
+pub struct Forensics {
+    lister: Option<ThreadLister>,
+    pid: i32,
+    /// Opened at the first fatal error (the process is stopped then):
+    /// opened earlier, a launched program's would be of the process before
+    /// its exec.
+    mem: Option<ProcessMemory>,
+    goid_offset: u64,
+    /// Link-time address of runtime.fatal's entry (stack[0] of a record).
+    fatal_va: u64,
+    window_ns: u64,
+    recent: VecDeque<Event>,
+    pending: Option<Pending>,
+    /// Fatal records of goroutines dying beside the first one, before it.
+    early: Vec<Box<MdtFatal>>,
+    /// Fatal records seen, and written.
+    pub seen: u64,
+    pub reported: u64,
+}
+
+struct Pending {
+    raw: Box<MdtFatal>,
+    running: RawRunning,
+    also: Vec<Box<MdtFatal>>,
+    at: Instant,
+}
+
+impl Forensics {
+    pub fn new(
+        pid: i32,
+        lister: Option<ThreadLister>,
+        goid_offset: u64,
+        fatal_va: u64,
+        window_ns: u64,
+    ) -> Self {
+        Forensics {
+            lister,
+            pid,
+            mem: None,
+            goid_offset,
+            fatal_va,
+            window_ns,
+            recent: VecDeque::new(),
+            pending: None,
+            early: Vec::new(),
+            seen: 0,
+            reported: 0,
+        }
+    }
+
+    /// A record delivered: kept for the window of a fatal error to come.
+    pub fn saw(&mut self, ev: &Event) {
+        let oldest = ev.ts_ns.saturating_sub(self.window_ns + 10_000_000);
+        while self
+            .recent
+            .front()
+            .is_some_and(|e| e.ts_ns < oldest || self.recent.len() >= MAX_RECENT)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(ev.clone());
+    }
+
+    /// A fatal record: the first one of the process is looked into at once
+    /// (the process is stopped until then); the others join it.
+    pub fn fatal(&mut self, raw: &MdtFatal) {
+        self.seen += 1;
+        let raw = Box::new(*raw);
+        if let Some(p) = &mut self.pending {
+            p.also.push(raw);
+            return;
+        }
+        if raw.has(ff::MDT_FATAL_NOT_FIRST) {
+            self.early.push(raw);
+            return;
+        }
+        if self.mem.is_none() {
+            self.mem = ProcessMemory::open(self.pid).ok();
+        }
+        let running = running::capture(
+            &raw,
+            self.lister.as_ref(),
+            self.mem.as_ref(),
+            self.goid_offset,
+        );
+        self.pending = Some(Pending {
+            raw,
+            running,
+            also: std::mem::take(&mut self.early),
+            at: Instant::now(),
+        });
+    }
+
+    /// The fatal error, once it has waited for the others (or with `done`:
+    /// tracing has stopped, nothing more will come).
+    pub fn due(&mut self, decoder: &mut Decoder, done: bool) -> Option<Fatal> {
+        if done && self.pending.is_none() && !self.early.is_empty() {
+            // The first record was lost: the earliest other one stands in.
+            let mut early = std::mem::take(&mut self.early);
+            early.sort_by_key(|f| f.ts_ns);
+            let raw = early.remove(0);
+            self.pending = Some(Pending {
+                running: RawRunning {
+                    unavailable: Some("the first fatal record was lost".into()),
+                    ..RawRunning::default()
+                },
+                raw,
+                also: early,
+                at: Instant::now(),
+            });
+        }
+        if !done && self.pending.as_ref()?.at.elapsed() < MERGE_WAIT {
+            return None;
+        }
+        let p = self.pending.take()?;
+        self.reported += 1;
+        Some(self.report(p, decoder))
+    }
+
+    fn report(&self, p: Pending, decoder: &mut Decoder) -> Fatal {
+        let raw = &p.raw;
+        let (stack, caller) = self.name(decoder, raw.stack());
+        let ts_ns = decoder.wall_ns(raw.ts_ns);
+        let goid = raw.goid();
+        let map = self.last_map(goid, ts_ns, &stack);
+        Fatal {
+            ts_ns,
+            pid: raw.pid,
+            tid: raw.tid,
+            goid,
+            message: raw.message(),
+            labels: decoder.labels(&raw.labels()),
+            stack,
+            caller,
+            recent: self.recent(decoder, raw, ts_ns, map.as_ref()),
+            map,
+            running: self.running(decoder, &p.running),
+            also: p
+                .also
+                .iter()
+                .map(|a| {
+                    let (stack, caller) = self.name(decoder, a.stack());
+                    AlsoFatal {
+                        tid: a.tid,
+                        goid: a.goid(),
+                        message: a.message(),
+                        stack,
+                        caller,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// A stack named, and its first frame outside the runtime.
+    fn name(&self, decoder: &mut Decoder, pcs: &[u64]) -> (Stack, Option<usize>) {
+        let Some(&first) = pcs.first() else {
+            return (Stack::default(), None);
+        };
+        let stack = decoder.name_stack(pcs, (first, self.fatal_va));
+        let caller = stack.iter().position(|f| !is_runtime_internal(&f.func));
+        (stack, caller)
+    }
+
+    /// The map of the dying goroutine's last delete, if that delete is
+    /// what it died in (its function is on the stack of the fatal error).
+    fn last_map(&self, goid: Option<u64>, ts_ns: u64, stack: &Stack) -> Option<FatalMap> {
+        let goid = goid?;
+        let last = self
+            .recent
+            .iter()
+            .rev()
+            .filter(|e| e.ts_ns <= ts_ns)
+            .find(|e| e.goid == Some(goid))?;
+        let in_it = stack.iter().any(|f| *f.func == *last.func);
+        (in_it && ts_ns - last.ts_ns <= LAST_ACT_NS).then(|| FatalMap {
+            addr: last.map,
+            map_type: last.map_type.clone(),
+        })
+    }
+
+    fn recent(
+        &self,
+        decoder: &Decoder,
+        raw: &MdtFatal,
+        ts_ns: u64,
+        map: Option<&FatalMap>,
+    ) -> Recent {
+        let since_ns = decoder.wall_ns(raw.window_start_ns);
+        let in_window: Vec<&Event> = self
+            .recent
+            .iter()
+            .filter(|e| (since_ns..=ts_ns).contains(&e.ts_ns))
+            .collect();
+        let mut listed: Vec<&Event> = in_window
+            .iter()
+            .copied()
+            .filter(|e| e.goid != raw.goid() || e.goid.is_none())
+            .filter(|e| map.is_none_or(|m| e.map == m.addr))
+            .collect();
+        listed.reverse();
+        let more = listed.len().saturating_sub(MAX_LISTED) as u64;
+        Recent {
+            since_ns,
+            deletes: raw.window_deletes,
+            clears: raw.window_clears,
+            received: in_window.len() as u64,
+            on_map: map.is_some(),
+            events: listed.into_iter().take(MAX_LISTED).cloned().collect(),
+            more,
+        }
+    }
+
+    fn running(&self, decoder: &mut Decoder, r: &RawRunning) -> Running {
+        Running {
+            held: r.held,
+            held_ns: r.held_ns,
+            threads: r.threads,
+            stopped: r.stopped,
+            goroutines: r
+                .list
+                .iter()
+                .map(|t| {
+                    let (stack, caller) = self.name(decoder, &t.pcs);
+                    RunningGoroutine {
+                        tid: t.tid,
+                        goid: t.goid,
+                        system_stack: t.system_stack,
+                        stack,
+                        caller,
+                    }
+                })
+                .collect(),
+            unavailable: r.unavailable.clone(),
+        }
+    }
+}
