@@ -1510,19 +1510,20 @@ static __always_inline void pending_of_unsampled(struct pt_regs *ctx, struct pen
  * rewritten by the first hit of its bucket (once per 4 ms per CPU), not
  * per hit.
  */
-static __always_inline void count_in_window(__u8 kind)
+static __always_inline __u64 count_in_window(__u8 kind)
 {
 	__u32 zero = 0;
 	struct mdt_window *w;
-	__u64 epoch;
+	__u64 now, epoch;
 	__u32 i;
 
 	if (!mdt_cfg.windows)
-		return;
+		return 0;
 	w = bpf_map_lookup_elem(&windows, &zero);
 	if (!w)
-		return;
-	epoch = bpf_ktime_get_ns() >> MDT_WINDOW_SHIFT;
+		return 0;
+	now = bpf_ktime_get_ns();
+	epoch = now >> MDT_WINDOW_SHIFT;
 	i = epoch & (MDT_WINDOW_BUCKETS - 1);
 	if (w->epoch[i] != epoch) {
 		w->deletes_at[i] = w->deletes;
@@ -1533,6 +1534,7 @@ static __always_inline void count_in_window(__u8 kind)
 		__sync_fetch_and_add(&w->clears, 1);
 	else
 		__sync_fetch_and_add(&w->deletes, 1);
+	return now;
 }
 
 /* The probe body, shared by the two attach flavours below. */
@@ -1544,7 +1546,7 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	struct pending pend;
 	struct task_struct *task;
 	bool latency;
-	__u64 seq, g, ts;
+	__u64 seq, g, ts, counted_at;
 	__u32 words, key_n, labels_n;
 	struct mdt_event *e;
 	__u64 seen;
@@ -1566,7 +1568,9 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 		return 0;
 	}
 	seq = count_hit(id);
-	count_in_window(kind);
+	/* The record's time is the one its hit was counted by time at, so a
+	 * record is in a fatal error's window iff the window counted it. */
+	counted_at = count_in_window(kind);
 	latency = mdt_cfg.exits && mdt_exits_armed && mdt_cfg.probes[id].has_exits;
 	if (latency)
 		__builtin_memset(&pend, 0, sizeof(pend));
@@ -1643,7 +1647,7 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	/* One clock reading for the record and its pending entry (not read
 	 * back from the per-CPU scratch, which a preempting probe may reuse):
 	 * the exit record names its entry by it. */
-	ts = bpf_ktime_get_ns();
+	ts = counted_at ? counted_at : bpf_ktime_get_ns();
 	e->ts_ns = ts;
 	pend.ts_ns = ts;
 	pend.sent = submit(s, words, key_n);

@@ -1,14 +1,19 @@
-//! The crash fixture (fixtures/crash), groundwork for crash forensics: on every toolchain of
-//! the matrix, each mode really dies of its map error, with the runtime's own exit status (2)
-//! and crash text, within seconds. No BPF: this checks the fixture, which the forensics tests
-//! will trace.
+//! Crash forensics against the crash fixture (fixtures/crash), on every toolchain of the
+//! matrix: each mode really dies of its map error, with the runtime's own exit status (2) and
+//! crash text, traced or not; traced by mdt (launched, and with -p), it gets exactly one
+//! `fatal` record naming the goroutine that died, with the other goroutine of the race in
+//! `running` (or, the deleter, in `recent`), and the kernel's count of deletes in the window
+//! equal to the delete records mdt wrote in it.
 
 mod common;
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::for_jobs;
+use common::proc::Proc;
+use common::{for_jobs, Scratch};
+use serde_json::Value;
 
 const MODES: &[(&str, &str)] = &[
     ("writes", "fatal error: concurrent map writes"),
@@ -53,5 +58,320 @@ fn each_mode_dies_of_its_map_error() {
                 t0.elapsed()
             );
         }
+    });
+}
+
+/// The fixture's deleter (reader, iterator) rests this long after each operation: a debug
+/// build of mdt beside the other jobs reads all its records (the race still comes at once).
+const PACE: &str = "200us";
+
+/// The fixture's goroutines, and the source line of the map operation each repeats.
+const GOROUTINES: &[(&str, &str)] = &[
+    ("main.deleter", "delete(m, i&1023)"),
+    ("main.assigner", "m[i&1023] = i"),
+    ("main.reader", "sink += m[i&1023]"),
+    ("main.iterator", "for k := range m"),
+];
+
+/// The line of `needle` in the fixture's source (1-based).
+fn line_of(needle: &str) -> u64 {
+    let src = std::fs::read_to_string(common::repo_root().join("fixtures/crash/main.go")).unwrap();
+    src.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in fixtures/crash/main.go")) as u64
+        + 1
+}
+
+/// The fixture goroutine a stack runs (its frame), if any.
+fn fixture_frame(stack: &Value) -> Option<(&str, u64)> {
+    stack.as_array()?.iter().find_map(|f| {
+        let func = f["func"].as_str()?;
+        GOROUTINES
+            .iter()
+            .any(|(g, _)| *g == func)
+            .then(|| (func, f["line"].as_u64().unwrap_or(0)))
+    })
+}
+
+fn mdt_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_mdt"))
+}
+
+struct Traced {
+    records: Vec<Value>,
+    target_status: Option<i32>,
+    target_stderr: String,
+}
+
+/// The fixture in `mode`, launched by mdt.
+fn launched(ctx: &str, bin: &Path, mode: &str, dir: &Scratch) -> Traced {
+    let out = dir.path("launch.json");
+    let mut cmd = Command::new(mdt_bin());
+    cmd.args(["trace", "--json", "-o"])
+        .arg(&out)
+        .arg("--")
+        .arg(bin)
+        .args(["-mode", mode, "-pace", PACE]);
+    let mut p = Proc::spawn(&format!("{ctx}: mdt trace --"), cmd, Stdio::null());
+    let f = p.finish(Duration::from_secs(60), "the crash");
+    Traced {
+        records: common::read_json_lines(&out),
+        // Launched, mdt exits with the program's status and passes its stderr on.
+        target_status: f.status.code(),
+        target_stderr: f.stderr,
+    }
+}
+
+/// The fixture in `mode`, started apart and traced with -p; it is reaped only after mdt
+/// ended (mdt reads its status from the zombie).
+fn attached(ctx: &str, bin: &Path, mode: &str, dir: &Scratch) -> Traced {
+    let out = dir.path("pid.json");
+    let go = dir.path("go");
+    let mut target = Command::new(bin);
+    target
+        .args(["-mode", mode, "-pace", PACE, "-wait-file"])
+        .arg(&go);
+    let mut t = Proc::spawn(&format!("{ctx}: crash"), target, Stdio::null());
+    assert!(
+        t.stderr
+            .wait_for(Duration::from_secs(30), |s| s.contains("crash ready")),
+        "{ctx}: the fixture did not start"
+    );
+    let mut cmd = Command::new(mdt_bin());
+    cmd.args(["trace", "--json", "-p", &t.pid().to_string(), "-o"])
+        .arg(&out);
+    let mut m = Proc::spawn(&format!("{ctx}: mdt trace -p"), cmd, Stdio::null());
+    m.wait_announce();
+    std::fs::write(&go, "").unwrap();
+    let f = m.finish(Duration::from_secs(60), "the crash");
+    assert!(
+        f.status.success(),
+        "{ctx}: mdt -p: {}\n{}",
+        f.status,
+        f.stderr
+    );
+    let tf = t.finish(Duration::from_secs(30), "the crash");
+    Traced {
+        records: common::read_json_lines(&out),
+        target_status: tf.status.code(),
+        target_stderr: tf.stderr,
+    }
+}
+
+fn check_forensics(ctx: &str, mode: &str, message: &str, t: &Traced) {
+    // Records without their stacks and recent deletes: a failure's message stays short.
+    let brief = |r: &Value| {
+        let mut r = r.clone();
+        if let Some(o) = r.as_object_mut() {
+            o.remove("stack");
+            if let Some(gs) = o
+                .get_mut("running")
+                .and_then(|r| r["goroutines"].as_array_mut())
+            {
+                for g in gs {
+                    g.as_object_mut().map(|g| g.remove("stack"));
+                }
+            }
+            if let Some(w) = o.get_mut("recent").and_then(|w| w.as_object_mut()) {
+                w.remove("events");
+            }
+        }
+        r.to_string()
+    };
+    let all = || {
+        let fatal: Vec<String> = t
+            .records
+            .iter()
+            .filter(|r| r["type"] != "delete")
+            .map(brief)
+            .collect();
+        fatal.join("\n")
+    };
+    assert_eq!(
+        t.target_status,
+        Some(2),
+        "{ctx}: target status\n{}",
+        t.target_stderr
+    );
+    let first = t
+        .target_stderr
+        .lines()
+        .find(|l| l.starts_with("fatal error:"));
+    assert_eq!(
+        first,
+        Some(message),
+        "{ctx}: crash text\n{}",
+        t.target_stderr
+    );
+
+    let fatals: Vec<&Value> = t.records.iter().filter(|r| r["type"] == "fatal").collect();
+    assert_eq!(fatals.len(), 1, "{ctx}: fatal records\n{}", all());
+    let f = fatals[0];
+    let fb = brief(f);
+    let summary = t
+        .records
+        .iter()
+        .find(|r| r["type"] == "summary")
+        .expect("a summary");
+    assert_eq!(summary["target_exit"], "exit status 2", "{ctx}: {summary}");
+    assert_eq!(summary["fatal_errors"], 1, "{ctx}: {summary}");
+    assert_eq!(
+        f["message"],
+        message.trim_start_matches("fatal error: "),
+        "{ctx}: {fb}"
+    );
+    assert_eq!(f["map_misuse"], true, "{ctx}");
+    assert!(
+        f["goid"].as_u64().is_some_and(|g| g > 0),
+        "{ctx}: goid {fb}"
+    );
+    assert_eq!(f["stack"][0]["func"], "runtime.fatal", "{ctx}: {fb}");
+
+    // The goroutine that died is one of the two of the race, at its map operation's line.
+    let (died, died_line) = fixture_frame(&f["stack"]).unwrap_or_else(|| panic!("{ctx}: {fb}"));
+    let other = match (mode, died) {
+        ("writes", "main.deleter") => "main.assigner",
+        ("writes", "main.assigner") => "main.deleter",
+        ("read", "main.reader") | ("iterate", "main.iterator") => "main.assigner",
+        ("read", "main.assigner") => "main.reader",
+        ("iterate", "main.assigner") => "main.iterator",
+        _ => panic!("{ctx}: {died} died in mode {mode}"),
+    };
+    let op_line = |g: &str| line_of(GOROUTINES.iter().find(|(n, _)| *n == g).unwrap().1);
+    assert_eq!(died_line, op_line(died), "{ctx}: line of {died}");
+    assert!(
+        f["caller"].as_str().unwrap().starts_with(died),
+        "{ctx}: caller {}",
+        f["caller"]
+    );
+    // The map, when the goroutine died deleting (its delete's record names it).
+    if died == "main.deleter" {
+        assert_eq!(f["map_type"], "map[int64]int64", "{ctx}: {fb}");
+        assert!(
+            f["map"].as_str().is_some_and(|m| m.starts_with("0x")),
+            "{ctx}"
+        );
+    }
+
+    // running: the process was held, every thread seen stopped, the other goroutine there
+    // (within its function: stopped at any instruction of its loop).
+    let r = &f["running"];
+    assert_eq!(r["held"], true, "{ctx}: {r}");
+    assert!(r["held_us"].as_u64().is_some(), "{ctx}: {r}");
+    assert_eq!(r["threads"], r["stopped"], "{ctx}: {r}");
+    let in_running = r["goroutines"].as_array().unwrap().iter().find_map(|g| {
+        let (func, line) = fixture_frame(&g["stack"])?;
+        (func == other).then_some((g, line))
+    });
+    // recent: the kernel's count of the window is the delete records mdt wrote in it.
+    let w = &f["recent"];
+    let (since, until) = (
+        w["since_ns"].as_u64().unwrap(),
+        f["ts_ns"].as_u64().unwrap(),
+    );
+    assert!(
+        until - since >= 100_000_000 && until - since < 110_000_000,
+        "{ctx}: {}",
+        all()
+    );
+    let written = t
+        .records
+        .iter()
+        .filter(|r| r["type"] == "delete")
+        .filter(|r| (since..=until).contains(&r["ts_ns"].as_u64().unwrap()))
+        .count() as u64;
+    assert_eq!(summary["lost"], 0, "{ctx}");
+    assert_eq!(
+        w["kernel_deletes"].as_u64(),
+        Some(written),
+        "{ctx}: {}",
+        all()
+    );
+    assert_eq!(w["received"].as_u64(), Some(written), "{ctx}: {}", all());
+    assert_eq!(w["received_complete"], true, "{ctx}");
+    for e in w["events"].as_array().unwrap() {
+        assert_ne!(
+            e["goid"], f["goid"],
+            "{ctx}: the dying goroutine's own delete listed"
+        );
+    }
+    let in_recent = w["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| fixture_frame(&e["stack"]) == Some(("main.deleter", op_line("main.deleter"))));
+    match in_running {
+        Some((g, line)) => {
+            assert!(g["goid"].as_u64().is_some_and(|id| id > 0), "{ctx}: {g}");
+            assert_ne!(g["goid"], f["goid"], "{ctx}");
+            assert!(
+                g["caller"].as_str().unwrap().starts_with(other),
+                "{ctx}: {g}"
+            );
+            // Its function's lines: from its func line to the loop's end.
+            let start = line_of(&format!("func {}()", other.trim_start_matches("main.")));
+            assert!(
+                (start..=start + 6).contains(&line),
+                "{ctx}: {other} at line {line}"
+            );
+        }
+        None => assert!(
+            other == "main.deleter" && in_recent,
+            "{ctx}: {other} neither running nor among the recent deletes\n{}",
+            all()
+        ),
+    }
+    // A second goroutine that died at once is named in the same record.
+    for a in f["also"].as_array().unwrap() {
+        assert!(
+            a["message"].as_str().unwrap().starts_with("concurrent map"),
+            "{ctx}: {a}"
+        );
+    }
+}
+
+#[test]
+fn a_fatal_record_names_both_sides_of_the_race() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    for_jobs(
+        "a_fatal_record_names_both_sides_of_the_race",
+        jobs(),
+        |tc, v| {
+            let bin = common::build_fixture("crash", tc, v);
+            for (mode, message) in MODES {
+                let dir = Scratch::new("crash");
+                let ctx = format!("{tc} {v} {mode} launched");
+                check_forensics(&ctx, mode, message, &launched(&ctx, &bin, mode, &dir));
+                let ctx = format!("{tc} {v} {mode} -p");
+                check_forensics(&ctx, mode, message, &attached(&ctx, &bin, mode, &dir));
+            }
+        },
+    );
+}
+
+#[test]
+fn a_program_that_does_not_crash_gets_no_fatal_record() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let jobs: Vec<_> = jobs().into_iter().take(1).collect();
+    for_jobs("no_fatal_record", jobs, |tc, v| {
+        let bin = common::build_fixture("deletes", tc, v);
+        let dir = Scratch::new("nocrash");
+        let out = dir.path("out.json");
+        let mut cmd = Command::new(mdt_bin());
+        cmd.args(["trace", "--json", "-o"])
+            .arg(&out)
+            .arg("--")
+            .arg(&bin);
+        let mut p = Proc::spawn(&format!("{tc} {v}: mdt trace"), cmd, Stdio::null());
+        p.finish_ok(Duration::from_secs(60), "the fixture");
+        let records = common::read_json_lines(&out);
+        assert!(records.iter().all(|r| r["type"] != "fatal"));
+        let summary = records.iter().find(|r| r["type"] == "summary").unwrap();
+        assert_eq!(summary["fatal_errors"], 0, "{summary}");
+        assert_eq!(summary["target_exit"], "exit status 0", "{summary}");
     });
 }

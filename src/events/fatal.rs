@@ -84,8 +84,11 @@ pub struct Recent {
     /// on every map, sampled or not).
     pub deletes: u64,
     pub clears: u64,
-    /// Records mdt received in the window (every goroutine's).
+    /// Records mdt received in the window (every goroutine's), all of
+    /// them unless `received_complete` is false (more than
+    /// `crate::forensics::MAX_COUNTED`).
     pub received: u64,
+    pub received_complete: bool,
     /// `events` are only those on the fatal error's map.
     pub on_map: bool,
     /// Other goroutines' records in the window, newest first, at most

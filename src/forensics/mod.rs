@@ -22,14 +22,18 @@ use self::running::RawRunning;
 /// Records kept for the window before a fatal error, at most (and none
 /// older than the longest window).
 pub const MAX_RECENT: usize = 4096;
+/// Records counted in the window before a fatal error, at most (a
+/// million deletes a second for a second).
+pub const MAX_COUNTED: usize = 1 << 20;
 /// Other goroutines' records a fatal record lists, at most.
 pub const MAX_LISTED: usize = 32;
 /// How long a fatal error waits for another goroutine's at the same time
 /// (and for the records still in the ring from before it).
 const MERGE_WAIT: Duration = Duration::from_millis(150);
 /// A delete's record is the dying goroutine's last act if it is this
-/// close before the fatal error.
-const LAST_ACT_NS: u64 = 5_000_000;
+/// close before the fatal error (a loaded machine may hold a thread off
+/// its CPU for a while between the two).
+const LAST_ACT_NS: u64 = 100_000_000;
 
 pub struct Forensics {
     lister: Option<ThreadLister>,
@@ -43,6 +47,11 @@ pub struct Forensics {
     fatal_va: u64,
     window_ns: u64,
     recent: VecDeque<Event>,
+    /// The times of the records of the last window (more than `recent`
+    /// keeps), to count them; at most MAX_COUNTED.
+    times: VecDeque<u64>,
+    /// `times` dropped one younger than a window.
+    times_cut: Option<u64>,
     pending: Option<Pending>,
     /// Fatal records of goroutines dying beside the first one, before it.
     early: Vec<Box<MdtFatal>>,
@@ -74,6 +83,8 @@ impl Forensics {
             fatal_va,
             window_ns,
             recent: VecDeque::new(),
+            times: VecDeque::new(),
+            times_cut: None,
             pending: None,
             early: Vec::new(),
             seen: 0,
@@ -92,6 +103,13 @@ impl Forensics {
             self.recent.pop_front();
         }
         self.recent.push_back(ev.clone());
+        while self.times.front().is_some_and(|&t| t < oldest) {
+            self.times.pop_front();
+        }
+        if self.times.len() >= MAX_COUNTED {
+            self.times_cut = self.times.pop_front();
+        }
+        self.times.push_back(ev.ts_ns);
     }
 
     /// A fatal record: the first one of the process is looked into at once
@@ -196,7 +214,8 @@ impl Forensics {
     }
 
     /// The map of the dying goroutine's last delete, if that delete is
-    /// what it died in (its function is on the stack of the fatal error).
+    /// the call it died in: its function is on the fatal error's stack,
+    /// called from the same place.
     fn last_map(&self, goid: Option<u64>, ts_ns: u64, stack: &Stack) -> Option<FatalMap> {
         let goid = goid?;
         let last = self
@@ -205,8 +224,15 @@ impl Forensics {
             .rev()
             .filter(|e| e.ts_ns <= ts_ns)
             .find(|e| e.goid == Some(goid))?;
-        let in_it = stack.iter().any(|f| *f.func == *last.func);
-        (in_it && ts_ns - last.ts_ns <= LAST_ACT_NS).then(|| FatalMap {
+        let at = stack.iter().position(|f| *f.func == *last.func)?;
+        let from = |s: &Stack, i: usize| s.iter().skip(i + 1).find(|f| !f.inlined).map(|f| f.addr);
+        let same_call = from(stack, at)
+            == last
+                .stack
+                .iter()
+                .position(|f| *f.func == *last.func)
+                .and_then(|i| from(&last.stack, i));
+        (same_call && ts_ns - last.ts_ns <= LAST_ACT_NS).then(|| FatalMap {
             addr: last.map,
             map_type: last.map_type.clone(),
         })
@@ -220,6 +246,8 @@ impl Forensics {
         map: Option<&FatalMap>,
     ) -> Recent {
         let since_ns = decoder.wall_ns(raw.window_start_ns);
+        let window = since_ns..=ts_ns;
+        let received = self.times.iter().filter(|t| window.contains(t)).count() as u64;
         let in_window: Vec<&Event> = self
             .recent
             .iter()
@@ -237,7 +265,8 @@ impl Forensics {
             since_ns,
             deletes: raw.window_deletes,
             clears: raw.window_clears,
-            received: in_window.len() as u64,
+            received,
+            received_complete: self.times_cut.is_none_or(|t| t < since_ns),
             on_map: map.is_some(),
             events: listed.into_iter().take(MAX_LISTED).cloned().collect(),
             more,

@@ -354,6 +354,7 @@ pub fn fatal_record(f: &Fatal) -> serde_json::Value {
         "kernel_deletes": w.deletes,
         "kernel_clears": w.clears,
         "received": w.received,
+        "received_complete": w.received_complete,
         "on_map": w.on_map,
         "listed": w.events.len(),
         "more": w.more,

@@ -451,7 +451,10 @@ impl Session {
                     pump.borrow_mut().expire(Some(read_from));
                 }
                 pump.borrow_mut().poll_maps();
-                pump.borrow_mut().poll_fatal(false);
+                if caught_up {
+                    // Every record from before a fatal error has been read.
+                    pump.borrow_mut().poll_fatal(false);
+                }
                 pump.borrow_mut().flush();
                 self.latency.tick(&mut self.probes);
                 self.publish_live();
