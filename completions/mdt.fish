@@ -45,6 +45,7 @@ complete -c mdt -n "__fish_mdt_using_subcommand trace" -l label-bytes -d 'Bytes 
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l labels -d 'Keep only these goroutine labels (e.g. tenant,endpoint)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l label-filter -d 'Keep only deletes whose goroutine has label KEY matching REGEX (e.g. tenant=^t1$)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l map-refresh -d 'How often each map watched is read again even when nothing deletes from it (a map freed since is then reported gone). A map deleted from is read at most once a second' -r
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l fatal-window -d 'The window before a fatal error whose deletes and clears the `fatal` record counts (exactly, in the kernel) and lists (at most 1s)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -s o -l output -d 'Write the records to FILE instead of standard output' -r -F
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l buffer-size -d 'Size of the kernel\'s buffer of records (a power of two, e.g. 4M, 32M, 256M): a larger one absorbs longer bursts before records are lost' -r
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l max-stacks -d 'Distinct stacks kept symbolized and rendered (more: faster on a program with many hot stacks, at ~2 KB each)' -r
@@ -65,6 +66,8 @@ complete -c mdt -n "__fish_mdt_using_subcommand trace" -l redact-keys -d 'Replac
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l redact-labels -d 'Replace label values by a stable hash (as --redact-keys does keys)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l no-labels -d 'Do not read goroutine labels at all (the probe then reads less of each goroutine; docs/performance.md)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l no-map-memory -d 'Do not read the memory of the maps deleted from (their capacity, bytes and fill: `map` records, `map_cap`, the Maps view\'s CAP, BYTES and FILL, the go_map_bytes metrics). `mdt flame` never does'
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l no-hold -d 'When the target dies of a fatal error ("concurrent map writes"), do not stop it for the moment it takes to read what its other threads were running (the `fatal` record then has no `running`)'
+complete -c mdt -n "__fish_mdt_using_subcommand trace" -l no-forensics -d 'No probe on the runtime\'s fatal errors at all'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l json -d 'One JSON object per line (schema: docs/json.md)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l no-tui -d 'Print one line per delete even on a terminal (no interactive UI)'
 complete -c mdt -n "__fish_mdt_using_subcommand trace" -l latency -d 'Measure what each call did (removed an entry, or the key was absent) and how long it took, with a probe on each exit of the runtime function: a second, single-stepped trap per call (docs/performance.md)'
@@ -83,6 +86,7 @@ complete -c mdt -n "__fish_mdt_using_subcommand flame" -l label-bytes -d 'Bytes 
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l labels -d 'Keep only these goroutine labels (e.g. tenant,endpoint)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l label-filter -d 'Keep only deletes whose goroutine has label KEY matching REGEX (e.g. tenant=^t1$)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l map-refresh -d 'How often each map watched is read again even when nothing deletes from it (a map freed since is then reported gone). A map deleted from is read at most once a second' -r
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l fatal-window -d 'The window before a fatal error whose deletes and clears the `fatal` record counts (exactly, in the kernel) and lists (at most 1s)' -r
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -s o -l output -d 'Output file; repeat for several (format from the extension: .svg, .folded/.txt, .pb.gz/.pprof). Default: deletes.svg' -r -F
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l format -d 'Output format, whatever the file names say' -r -f -a "svg\t''
 folded\t''
@@ -98,6 +102,8 @@ complete -c mdt -n "__fish_mdt_using_subcommand flame" -l redact-keys -d 'Replac
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l redact-labels -d 'Replace label values by a stable hash (as --redact-keys does keys)'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l no-labels -d 'Do not read goroutine labels at all (the probe then reads less of each goroutine; docs/performance.md)'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l no-map-memory -d 'Do not read the memory of the maps deleted from (their capacity, bytes and fill: `map` records, `map_cap`, the Maps view\'s CAP, BYTES and FILL, the go_map_bytes metrics). `mdt flame` never does'
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l no-hold -d 'When the target dies of a fatal error ("concurrent map writes"), do not stop it for the moment it takes to read what its other threads were running (the `fatal` record then has no `running`)'
+complete -c mdt -n "__fish_mdt_using_subcommand flame" -l no-forensics -d 'No probe on the runtime\'s fatal errors at all'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l inverted -d 'Icicle graph: the deletes on top, their callers below'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -l runtime-frames -d 'Keep the Go runtime frames above the delete (by default the delete function is the leaf, right above the code that called it)'
 complete -c mdt -n "__fish_mdt_using_subcommand flame" -s h -l help -d 'Print help (see more with \'--help\')'

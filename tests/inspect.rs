@@ -314,6 +314,20 @@ fn check_layout(p: &mut Problems, it: &Item, r: &Value) {
         "dwarf"
     };
     p.eq("layout.source", layout["source"].as_str(), Some(source));
+    // Crash forensics tells a goroutine's g from its thread's g0 by g.m and m.g0.
+    if !it.variant.is_stripped() {
+        use mdt::gobin::fatal::{G_M_OFFSET, M_G0_OFFSET};
+        p.eq(
+            "runtime.g.m",
+            it.truth["g_m_offset"].as_u64(),
+            Some(G_M_OFFSET),
+        );
+        p.eq(
+            "runtime.m.g0",
+            it.truth["m_g0_offset"].as_u64(),
+            Some(M_G0_OFFSET),
+        );
+    }
     // The type descriptor offsets mdt reads keys and type names by, from
     // Go's own DWARF reader, and from mdt's (for `mdt inspect`).
     if !it.variant.is_stripped() {

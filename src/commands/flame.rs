@@ -130,9 +130,13 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i
         }
         last = (elapsed, total);
     };
-    let (summary, counts) = session.run_aggregate(&signals, &mut progress)?;
+    let (summary, counts, fatal) = session.run_aggregate(&signals, &mut progress)?;
     if show_progress {
         eprint!("\r\x1b[K");
+    }
+    // The target died of a fatal error: the report, the outputs as usual.
+    for line in fatal.iter().flat_map(|f| f.report_lines()) {
+        eprintln!("mdt: {line}");
     }
     let mut profile = Profile {
         duration_ns: summary.duration.as_nanos() as u64,

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{Event, Labels, Stack};
+use super::{frame_label, Event, Labels, Stack};
 
 /// Messages of the runtime's unrecoverable map errors start so.
 const MAP_MISUSE: &str = "concurrent map ";
@@ -39,6 +39,84 @@ impl Fatal {
     /// One of the runtime's map errors ("concurrent map writes", ...).
     pub fn is_map_misuse(&self) -> bool {
         self.message.starts_with(MAP_MISUSE)
+    }
+
+    /// The report for people (text output, `mdt flame`'s stderr, the TUI's
+    /// crash view): what died, then each source of the other party.
+    pub fn report_lines(&self) -> Vec<String> {
+        let goid = |g: Option<u64>| g.map_or("?".into(), |g| g.to_string());
+        let mut out = vec![format!(
+            "FATAL fatal error: {} (pid {}, tid {}, goroutine {}){}",
+            self.message,
+            self.pid,
+            self.tid,
+            goid(self.goid),
+            self.map.as_ref().map_or(String::new(), |m| format!(
+                " on map {:#x} {}",
+                m.addr, m.map_type
+            ))
+        )];
+        if let Some(l) = &self.labels {
+            out.push(format!("  labels: {}", l.text()));
+        }
+        push_stack(&mut out, "  ", &self.stack);
+        for a in &self.also {
+            out.push(format!(
+                "  also: goroutine {} (tid {}): {} at {}",
+                goid(a.goid),
+                a.tid,
+                a.message,
+                frame_label(a.caller.and_then(|i| a.stack.get(i)))
+            ));
+        }
+        let r = &self.running;
+        match &r.unavailable {
+            Some(why) => out.push(format!("running on the other threads: unknown ({why})")),
+            None => out.push(format!(
+                "running on the other threads ({} of {} stopped, held {}):",
+                r.stopped,
+                r.threads,
+                r.held_ns.map_or("?".into(), super::short_duration)
+            )),
+        }
+        for g in &r.goroutines {
+            let who = if g.system_stack {
+                "system stack".to_string()
+            } else {
+                format!("goroutine {}", goid(g.goid))
+            };
+            out.push(format!("  tid {} {who}:", g.tid));
+            push_stack(&mut out, "    ", &g.stack);
+        }
+        let w = &self.recent;
+        out.push(format!(
+            "recent deletes in the {} before: {} deletes and {} clears (kernel, exact), {} records received; {} of other goroutines{}:",
+            super::short_duration(self.ts_ns.saturating_sub(w.since_ns)),
+            w.deletes,
+            w.clears,
+            w.received,
+            w.events.len() as u64 + w.more,
+            if w.on_map { " on that map" } else { "" }
+        ));
+        for e in &w.events {
+            out.push(format!(
+                "  goroutine {} {} {} at {}",
+                goid(e.goid),
+                e.func,
+                e.map_type,
+                e.caller_label()
+            ));
+        }
+        if w.more > 0 {
+            out.push(format!("  ... {} more", w.more));
+        }
+        out
+    }
+}
+
+fn push_stack(out: &mut Vec<String>, indent: &str, stack: &Stack) {
+    for f in stack.iter() {
+        out.push(format!("{indent}{}", frame_label(Some(f))));
     }
 }
 

@@ -152,7 +152,11 @@ impl Summary {
             .target_exit
             .as_ref()
             .map_or(String::new(), |t| format!("; target: {t}"));
-        format!("{head}; {records}{outcomes}{target}")
+        let fatal = match self.fatal_errors {
+            Some(n) if n > 0 => format!("; {n} fatal error (see FATAL above)"),
+            _ => String::new(),
+        };
+        format!("{head}; {records}{outcomes}{target}{fatal}")
     }
 }
 

@@ -55,6 +55,12 @@ impl Observer for Monitor {
         }
     }
 
+    fn fatal(&mut self, f: &crate::events::fatal::Fatal) {
+        if let Some(m) = &mut self.metrics {
+            m.fatal(f);
+        }
+    }
+
     fn observe(&mut self, obs: &mut Observation<'_>) {
         let deltas = self.sites.update(obs);
         let latency = self.latencies.update(obs);

@@ -86,6 +86,13 @@ impl<W: Write> Sink for TextSink<W> {
         )
     }
 
+    fn fatal(&mut self, f: &crate::events::fatal::Fatal) -> io::Result<()> {
+        for line in f.report_lines() {
+            writeln!(self.out, "{line}")?;
+        }
+        self.out.flush()
+    }
+
     fn summary(&mut self, s: &Summary) -> io::Result<()> {
         writeln!(self.out, "--")?;
         writeln!(self.out, "{}", s.line())?;

@@ -82,9 +82,18 @@ impl ProcessWatch {
         n > 0 && pfd.revents & libc::POLLIN != 0
     }
 
-    /// The exit status, if the process has exited and it can be read.
+    /// The exit status, if the process has exited and it can be read. Its
+    /// parent may reap it between the two reads (the pidfd has no exit
+    /// info yet, the zombie is gone): asked again, a little while.
     pub fn status(&self) -> Option<ExitStatus> {
-        self.pidfd_status().or_else(|| self.zombie_status())
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        loop {
+            let status = self.pidfd_status().or_else(|| self.zombie_status());
+            if status.is_some() || !self.exited() || std::time::Instant::now() >= until {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     fn pidfd_status(&self) -> Option<ExitStatus> {

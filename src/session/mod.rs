@@ -42,6 +42,7 @@ use crate::probes::{EventReader, ProbeConfig, ProbeKind, Probes, Record, SiteKey
 use crate::process::launch;
 use crate::process::{self, ProcessWatch};
 
+use crate::events::fatal::Fatal;
 use crate::events::monotonic_ns;
 use crate::forensics::Forensics;
 
@@ -551,12 +552,20 @@ impl Session {
         mut self,
         signals: &Signals,
         progress: &mut dyn FnMut(Duration, u64),
-    ) -> Result<(Summary, Vec<StackCount>)> {
+    ) -> Result<(Summary, Vec<StackCount>, Option<Fatal>)> {
         let deadline = self.options.duration.map(|d| self.started + d);
         let mut last_progress = Instant::now();
         let mut forwarded = 0;
+        // No records: the ring is read for the fatal records alone.
+        let forensics = RefCell::new(self.forensics.take());
+        let reader = EventReader::new(&self.probes, |record: Record<'_>| {
+            if let (Record::Fatal(raw), Some(f)) = (record, forensics.borrow_mut().as_mut()) {
+                f.fatal(raw);
+            }
+        })?;
         let reason = loop {
-            std::thread::sleep(DRAIN_INTERVAL);
+            reader.wait(DRAIN_INTERVAL)?;
+            reader.consume_batch(BATCH)?;
             if last_progress.elapsed() >= Duration::from_secs(1) {
                 last_progress = Instant::now();
                 let total = self.probes.hit_counts()?.iter().sum();
@@ -567,7 +576,11 @@ impl Session {
             }
         };
         self.latency.stop();
+        self.probes.set_fatal_hold(false);
         self.probes.detach_all();
+        reader.consume_batch(BATCH)?;
+        drop(reader);
+        self.release_if_held();
         let stats = self.probes.stats()?;
         let durations = if self.probes.has_exits() {
             self.probes.stack_durations()?
@@ -602,7 +615,10 @@ impl Session {
         }
         let mut summary = self.summary(0, stats.agg_full, reason)?;
         summary.records = counts.iter().map(|c| c.count).sum();
-        Ok((summary, counts))
+        let mut forensics = forensics.into_inner();
+        let fatal = forensics.as_mut().and_then(|f| f.due(&mut decoder, true));
+        summary.fatal_errors = forensics.as_ref().map(|f| f.reported);
+        Ok((summary, counts, fatal))
     }
 
     fn summary(&mut self, filtered_out: u64, lost: u64, reason: StopReason) -> Result<Summary> {

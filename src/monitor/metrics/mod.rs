@@ -15,6 +15,7 @@
 //! | `map_delete_by_caller` | gauge (deletes/s over 10 s) | `caller` |
 //! | `mdt_events_lost_total`, `mdt_events_sampled_out_total` | counter | |
 //! | `go_map_capacity_slots`, `go_map_bytes`, `go_map_len` | gauge (sums over the maps watched, as last read) | `map_type` |
+//! | `go_map_fatal_total` | counter (crash forensics) | `message` |
 //! | `mdt_attached_probes`, `mdt_target_up`, `mdt_maps_watched` | gauge | |
 //! | `mdt_series_limit`, `mdt_series_overflow_total`, `mdt_site_table_full_total` | gauge, counter | |
 //! | `mdt_alerts_fired_total`, `mdt_alert_delivery_failures_total`, `mdt_alert_groups_dropped_total` | counter | |
@@ -73,6 +74,8 @@ pub struct Metrics {
     alerts_fired: IntCounter,
     delivery_failures: IntCounter,
     alert_groups_dropped: IntCounter,
+    /// Fatal errors of the target (crash forensics), by message.
+    fatal: IntCounterVec,
     /// `--metric-labels`: deletes per map type and label values.
     by_label: Option<ByLabel>,
     /// The memory of the maps watched, per map type.
@@ -339,8 +342,17 @@ impl Metrics {
         let durations = Durations::new()?;
         registry.register(Box::new(durations.clone()))?;
         let map_memory = MapMemoryGauges::new(&registry, max_series)?;
+        let fatal = IntCounterVec::new(
+            Opts::new(
+                "go_map_fatal_total",
+                "Fatal errors the target died of (\"concurrent map writes\", ...), by message: 0 or 1 per process.",
+            ),
+            &["message"],
+        )?;
+        registry.register(Box::new(fatal.clone()))?;
         let m = Metrics {
             map_memory,
+            fatal,
             delete_count: counter(&registry, "map_delete_count_total", "Go map deletes, all map types and call sites, exact.")?,
             lost: counter(
                 &registry,
@@ -445,6 +457,12 @@ impl Metrics {
             self.by_caller.with_label_values(&[&**caller]).set(rate);
         }
         self.history.push_back((now, self.per_caller.clone()));
+    }
+
+    /// The target died of a fatal error. The runtime's messages are a
+    /// few constant strings: the label is bounded by them.
+    pub(super) fn fatal(&mut self, f: &crate::events::fatal::Fatal) {
+        self.fatal.with_label_values(&[&f.message]).inc();
     }
 
     /// A delete record: counted by its labels (`--metric-labels`).
