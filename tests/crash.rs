@@ -127,6 +127,7 @@ fn launched(ctx: &str, bin: &Path, mode: &str, dir: &Scratch) -> Traced {
 fn attached(ctx: &str, bin: &Path, mode: &str, dir: &Scratch) -> Traced {
     let out = dir.path("pid.json");
     let go = dir.path("go");
+    let _ = std::fs::remove_file(&go);
     let mut target = Command::new(bin);
     target
         .args(["-mode", mode, "-pace", PACE, "-wait-file"])
@@ -158,7 +159,9 @@ fn attached(ctx: &str, bin: &Path, mode: &str, dir: &Scratch) -> Traced {
     }
 }
 
-fn check_forensics(ctx: &str, mode: &str, message: &str, t: &Traced) {
+/// Checks everything the record says; returns whether the other party of the race was found
+/// (running on another thread, or, the deleter, among the recent deletes).
+fn check_forensics(ctx: &str, mode: &str, message: &str, t: &Traced) -> bool {
     // Records without their stacks and recent deletes: a failure's message stays short.
     let brief = |r: &Value| {
         let mut r = r.clone();
@@ -315,11 +318,14 @@ fn check_forensics(ctx: &str, mode: &str, message: &str, t: &Traced) {
                 "{ctx}: {other} at line {line}"
             );
         }
-        None => assert!(
-            other == "main.deleter" && in_recent,
-            "{ctx}: {other} neither running nor among the recent deletes\n{}",
-            all()
-        ),
+        None if other == "main.deleter" && in_recent => {}
+        None => {
+            common::note(&format!(
+                "{ctx}: {other} was on no thread at that instant (descheduled); again\n{}",
+                all()
+            ));
+            return false;
+        }
     }
     // A second goroutine that died at once is named in the same record.
     for a in f["also"].as_array().unwrap() {
@@ -328,6 +334,19 @@ fn check_forensics(ctx: &str, mode: &str, message: &str, t: &Traced) {
             "{ctx}: {a}"
         );
     }
+    true
+}
+
+/// The other party is usually on a thread when the runtime notices the race, not always (it
+/// may have been descheduled, or its thread be starting): a crash without it is checked in
+/// full, and the crash is tried again, three times at most.
+fn check_until_found(ctx: &str, mode: &str, message: &str, run: impl Fn() -> Traced) {
+    for attempt in 1..=3 {
+        if check_forensics(&format!("{ctx} (try {attempt})"), mode, message, &run()) {
+            return;
+        }
+    }
+    panic!("{ctx}: in three crashes the other goroutine was never found");
 }
 
 #[test]
@@ -343,9 +362,9 @@ fn a_fatal_record_names_both_sides_of_the_race() {
             for (mode, message) in MODES {
                 let dir = Scratch::new("crash");
                 let ctx = format!("{tc} {v} {mode} launched");
-                check_forensics(&ctx, mode, message, &launched(&ctx, &bin, mode, &dir));
+                check_until_found(&ctx, mode, message, || launched(&ctx, &bin, mode, &dir));
                 let ctx = format!("{tc} {v} {mode} -p");
-                check_forensics(&ctx, mode, message, &attached(&ctx, &bin, mode, &dir));
+                check_until_found(&ctx, mode, message, || attached(&ctx, &bin, mode, &dir));
             }
         },
     );

@@ -289,7 +289,12 @@ fn a_goroutine_that_moves_thread_mid_call_is_matched() {
             "{ctx}: the fixture saw only {moved} deletes end on another thread than they began"
         );
         let deletes = of(&run, "main.delKey");
-        assert_eq!(deletes.len() as u64, run.own("migrate_deletes"), "{ctx}");
+        assert_eq!(
+            deletes.len() as u64,
+            run.own("migrate_deletes"),
+            "{ctx}: {}",
+            run.summary
+        );
         assert!(
             deletes
                 .iter()

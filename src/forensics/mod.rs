@@ -93,7 +93,7 @@ impl Forensics {
     }
 
     /// A record delivered: kept for the window of a fatal error to come.
-    pub fn saw(&mut self, ev: &Event) {
+    pub fn saw(&mut self, ev: Event) {
         let oldest = ev.ts_ns.saturating_sub(self.window_ns + 10_000_000);
         while self
             .recent
@@ -102,7 +102,6 @@ impl Forensics {
         {
             self.recent.pop_front();
         }
-        self.recent.push_back(ev.clone());
         while self.times.front().is_some_and(|&t| t < oldest) {
             self.times.pop_front();
         }
@@ -110,6 +109,7 @@ impl Forensics {
             self.times_cut = self.times.pop_front();
         }
         self.times.push_back(ev.ts_ns);
+        self.recent.push_back(ev);
     }
 
     /// A fatal record: the first one of the process is looked into at once

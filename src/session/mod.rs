@@ -55,9 +55,14 @@ const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
 /// one: 4096 let a debug build overrun the drain by a quarter of a second).
 const BATCH: usize = 512;
 
-/// After a stop, how long the records still in the ring are drained; the
-/// ones left are counted as lost (a stop is honoured within a second).
+/// After a stop by a signal, how long the records still in the ring are
+/// drained; the ones left are counted as lost (a stop is honoured within a
+/// second).
 const STOP_DRAIN: Duration = Duration::from_millis(300);
+/// After the target exited (or --duration passed), the ring is drained to
+/// its end, for at most this long (a signal meanwhile cuts it to
+/// STOP_DRAIN): the output is complete however far behind the reader was.
+const EXIT_DRAIN: Duration = Duration::from_secs(10);
 
 /// A session with its probes armed and its target running.
 pub struct Session {
@@ -406,8 +411,9 @@ impl Session {
     /// Records are taken in batches of at most [`BATCH`], with a check for
     /// a stop between two, so a stop is honoured however fast the kernel
     /// writes. Once stopped, the probes are detached and what the ring
-    /// still holds is drained for at most [`STOP_DRAIN`]; records left
-    /// after that are counted as lost.
+    /// still holds is drained: to its end when the target exited (at most
+    /// [`EXIT_DRAIN`]), for at most [`STOP_DRAIN`] after a signal; records
+    /// left after that are counted as lost.
     pub fn run(mut self, sink: &mut dyn Sink, signals: &Signals) -> Result<Summary> {
         let decoder = self.decoder();
         let pump = RefCell::new(Pump {
@@ -470,8 +476,15 @@ impl Session {
         self.latency.stop();
         self.probes.set_fatal_hold(false);
         self.probes.detach_all();
-        let drain_until = Instant::now() + STOP_DRAIN;
-        while Instant::now() < drain_until && reader.consume_batch(BATCH)? == BATCH {}
+        let drained_from = Instant::now();
+        let signalled = signals.count();
+        let bound = |signals: &Signals| match reason {
+            StopReason::TargetExited | StopReason::Duration if signals.count() == signalled => {
+                EXIT_DRAIN
+            }
+            _ => STOP_DRAIN,
+        };
+        while drained_from.elapsed() < bound(signals) && reader.consume_batch(BATCH)? == BATCH {}
         // Calls still waiting for an exit will not see it now.
         pump.borrow_mut().expire(None);
         pump.borrow_mut().finish_maps();

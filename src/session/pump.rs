@@ -144,13 +144,10 @@ impl Pump<'_> {
         if let Some(maps) = &mut self.maps {
             event.map_cap = maps.saw(&event, self.maps_clock);
         }
-        if let Some(forensics) = &mut self.forensics {
-            forensics.saw(&event);
-        }
         if let Some(observer) = &mut self.observer {
             observer.event(&event);
         }
-        match self.sink.event(&event) {
+        let taken = match self.sink.event(&event) {
             Ok(()) => {
                 self.records += 1;
                 self.stack_lost += u64::from(event.stack_lost);
@@ -161,7 +158,12 @@ impl Pump<'_> {
                 self.output_error = Some(e);
                 false
             }
+        };
+        // Kept (moved, not copied) for the window of a fatal error to come.
+        if let Some(forensics) = &mut self.forensics {
+            forensics.saw(event);
         }
+        taken
     }
 
     fn keep(&self, ev: &Event) -> bool {
