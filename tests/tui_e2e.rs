@@ -17,6 +17,11 @@
 //!   `MDT_TUI_TEST_PANIC`, debug builds) restores the terminal before its message is printed,
 //!   and the target goes on unharmed.
 //!
+//! * `a_crash_shows_its_report_and_the_ui_stays_up`: the `crash` fixture launched under the UI
+//!   dies of "concurrent map writes": the FATAL banner names the goroutine, the crash view
+//!   shows both sides of the race, the UI stays up after the target died, and mdt exits with
+//!   the program's status (2).
+//!
 //! Needs root and BPF: without them the tests are skipped, unless `CI=true` (then they fail).
 
 mod common;
@@ -714,4 +719,38 @@ fn launch_mode_keeps_the_program_off_the_screen() {
         .map(|l| format!("{l}\n"))
         .collect();
     assert_eq!(shown, stdout, "{s}");
+}
+
+#[test]
+fn a_crash_shows_its_report_and_the_ui_stays_up() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let tc = common::toolchain("1.24");
+    let fixture = common::build_fixture("crash", &tc, Variant::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let mdt = mdt_bin(dir.path());
+    let tmux = Tmux::start(dir.path(), 160, 50, &[]);
+    let args = format!("-- {} -mode writes -pace 200us", fixture.display());
+    tmux.type_text(&shell_line(&mdt, &args));
+    let s = tmux.wait("the crash banner and the exit banner", |s| {
+        s.contains("FATAL fatal error: concurrent map writes")
+            && s.contains("process exited (status 2)")
+    });
+    assert!(s.contains("crash report"), "the crash view is open:\n{s}");
+    assert!(
+        s.contains("main.deleter") && s.contains("main.assigner"),
+        "both sides of the race:\n{s}"
+    );
+    assert!(s.contains("running on the other threads"), "{s}");
+    // The UI stays up after the target died: Esc closes the view, the banner stays.
+    std::thread::sleep(Duration::from_millis(500));
+    tmux.keys(&["Escape"]);
+    let s = tmux.wait("the view closed", |s| !s.contains("crash report ("));
+    assert!(
+        s.contains("FATAL fatal error: concurrent map writes"),
+        "{s}"
+    );
+    tmux.keys(&["q"]);
+    assert_restored_with(&tmux, dir.path(), 2);
 }

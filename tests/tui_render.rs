@@ -1761,3 +1761,103 @@ fn the_labels_view_counts_deletes_per_label_value() {
     assert!(text.contains("label tenant=t2"), "{text}");
     assert!(text.contains("\"s4\""), "{text}");
 }
+
+/// A fatal record as the session gives it: the deleter died, the assigner was running.
+fn fatal() -> mdt::events::fatal::Fatal {
+    use mdt::events::fatal::{Fatal, FatalMap, Recent, Running, RunningGoroutine};
+    let frames = |f: &[(&str, &str, u32, u64)]| {
+        Stack::from(
+            f.iter()
+                .map(|&(func, file, line, addr)| Frame::new(func, file, line, addr, false))
+                .collect::<Vec<_>>(),
+        )
+    };
+    Fatal {
+        ts_ns: T0 * NS,
+        pid: 4242,
+        tid: 4250,
+        goid: Some(18),
+        message: "concurrent map writes".into(),
+        labels: None,
+        stack: frames(&[
+            ("runtime.fatal", "/go/src/runtime/panic.go", 1085, 0x43_0000),
+            (
+                "runtime.mapdelete_fast64",
+                "/go/src/runtime/map_fast64.go",
+                313,
+                0x41_0000,
+            ),
+            ("main.deleter", "/src/app/main.go", 30, 0x49_0000),
+        ]),
+        caller: Some(2),
+        map: Some(FatalMap {
+            addr: 0xc0_0009_2180,
+            map_type: "map[int64]int64".into(),
+        }),
+        running: Running {
+            held: true,
+            held_ns: Some(504_000),
+            threads: 4,
+            stopped: 4,
+            goroutines: vec![RunningGoroutine {
+                tid: 4243,
+                goid: Some(19),
+                system_stack: false,
+                stack: frames(&[
+                    (
+                        "runtime.mapassign_fast64",
+                        "/go/src/runtime/map_fast64.go",
+                        147,
+                        0x41_1000,
+                    ),
+                    ("main.assigner", "/src/app/main.go", 37, 0x49_1000),
+                ]),
+                caller: Some(1),
+            }],
+            unavailable: None,
+        },
+        recent: Recent {
+            since_ns: T0 * NS - 100_000_000,
+            deletes: 2,
+            clears: 0,
+            received: 2,
+            received_complete: true,
+            on_map: true,
+            events: Vec::new(),
+            more: 0,
+        },
+        also: Vec::new(),
+    }
+}
+
+#[test]
+fn a_fatal_error_shows_a_banner_and_opens_the_crash_view() {
+    let mut app = app();
+    app.refresh(&stats(), exact(), NOW);
+    app.set_fatal(Arc::new(fatal()));
+    let s = screen(&mut app, 120, 40);
+    let text = dump(&s);
+    assert!(
+        text.contains("FATAL fatal error: concurrent map writes · goroutine 18 at main.deleter /src/app/main.go:30"),
+        "{text}"
+    );
+    // The crash view is open at once, with both stacks.
+    assert!(text.contains("crash report"), "{text}");
+    assert!(
+        text.contains("on map 0xc000092180 map[int64]int64"),
+        "{text}"
+    );
+    assert!(text.contains("4 of 4 stopped, held 504µs"), "{text}");
+    assert!(text.contains("tid 4243 goroutine 19:"), "{text}");
+    assert!(text.contains("main.assigner /src/app/main.go:37"), "{text}");
+    // Esc closes it (the banner stays), F opens it again.
+    press(&mut app, KeyCode::Esc);
+    let text = dump(&screen(&mut app, 120, 40));
+    assert!(!text.contains("crash report ("), "{text}");
+    assert!(text.contains("FATAL fatal error"), "{text}");
+    press(&mut app, KeyCode::Char('F'));
+    assert!(dump(&screen(&mut app, 120, 40)).contains("main.assigner"));
+    // The layout holds at 80x24.
+    let s = screen(&mut app, 80, 24);
+    assert_eq!(s.len(), 24);
+}

@@ -12,6 +12,7 @@ use super::state::{
     self, CallerLine, Detail, EventLine, Evicted, Filter, LabelLine, MapLine, RateHistory, RowKey,
     Sort, Stats, View, VIEWS,
 };
+use crate::events::fatal::Fatal;
 use crate::monitor::alerts::AlertBoard;
 use crate::process::launch::ExitStatus;
 
@@ -201,6 +202,11 @@ pub struct App {
     board: Option<Arc<AlertBoard>>,
     /// The alerts seen so far and those firing now (for the banner).
     pub alerts: Alerts,
+    /// The target died of a fatal error: its report (banner, and the
+    /// crash view, open while `fatal_open`, scrolled by `fatal_scroll`).
+    pub fatal: Option<Arc<Fatal>>,
+    pub fatal_open: bool,
+    pub fatal_scroll: u16,
 }
 
 impl App {
@@ -235,6 +241,18 @@ impl App {
             evicted: Evicted::default(),
             board: None,
             alerts: Alerts::default(),
+            fatal: None,
+            fatal_open: false,
+            fatal_scroll: 0,
+        }
+    }
+
+    /// The target died of a fatal error: the crash view opens by itself.
+    pub fn set_fatal(&mut self, fatal: Arc<Fatal>) {
+        if self.fatal.is_none() {
+            self.fatal = Some(fatal);
+            self.fatal_open = true;
+            self.fatal_scroll = 0;
         }
     }
 
@@ -417,11 +435,25 @@ impl App {
             Command::Back => {
                 if self.help {
                     self.help = false;
+                } else if self.fatal_open {
+                    self.fatal_open = false;
                 } else if self.detail_open {
                     self.detail_open = false;
                 } else {
                     return Effect::Quit;
                 }
+            }
+            Command::Up if self.fatal_open => {
+                self.fatal_scroll = self.fatal_scroll.saturating_sub(1)
+            }
+            Command::Down if self.fatal_open => {
+                self.fatal_scroll = self.fatal_scroll.saturating_add(1)
+            }
+            Command::PageUp if self.fatal_open => {
+                self.fatal_scroll = self.fatal_scroll.saturating_sub(page as u16)
+            }
+            Command::PageDown if self.fatal_open => {
+                self.fatal_scroll = self.fatal_scroll.saturating_add(page as u16)
             }
             Command::NextView => self.switch(View::ALL[(self.view.index() + 1) % VIEWS]),
             Command::PrevView => self.switch(View::ALL[(self.view.index() + VIEWS - 1) % VIEWS]),
@@ -474,6 +506,7 @@ impl App {
             Command::Reset => return Effect::Reset,
             Command::Export => return Effect::Export,
             Command::ToggleHelp => self.help = !self.help,
+            Command::ToggleFatal => self.fatal_open = self.fatal.is_some() && !self.fatal_open,
         }
         Effect::None
     }

@@ -32,6 +32,8 @@ pub enum Command {
     Reset,
     Export,
     ToggleHelp,
+    /// `F`: the crash report, once the target died of a fatal error.
+    ToggleFatal,
 }
 
 /// Which keys are live.
@@ -95,6 +97,7 @@ pub fn command(key: KeyEvent, mode: Mode) -> Option<Command> {
             KeyCode::Char('c') => Some(Command::Reset),
             KeyCode::Char('e') => Some(Command::Export),
             KeyCode::Char('?') | KeyCode::F(1) => Some(Command::ToggleHelp),
+            KeyCode::Char('F') => Some(Command::ToggleFatal),
             _ => None,
         }),
     }

@@ -64,6 +64,8 @@ enum End {
 pub struct Shared {
     stats: Mutex<Stats>,
     end: Mutex<Option<End>>,
+    /// The target died of a fatal error (crash forensics).
+    fatal: Mutex<Option<Arc<crate::events::fatal::Fatal>>>,
     /// The session thread is unwinding: the UI must leave.
     abort: AtomicBool,
 }
@@ -82,6 +84,10 @@ impl Shared {
 
     fn end(&self) -> Option<End> {
         *self.end.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fatal(&self) -> Option<Arc<crate::events::fatal::Fatal>> {
+        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn set_end(&self, end: End) {
@@ -107,6 +113,11 @@ impl Sink for TuiSink {
 
     fn map(&mut self, m: &crate::events::mapmem::MapMemory) -> io::Result<()> {
         self.shared.stats().map_memory(m);
+        Ok(())
+    }
+
+    fn fatal(&mut self, f: &crate::events::fatal::Fatal) -> io::Result<()> {
+        *self.shared.fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(f.clone()));
         Ok(())
     }
 
@@ -280,6 +291,11 @@ fn ui_main(
                     ended_at.get_or_insert_with(Instant::now);
                 }
                 None => {}
+            }
+        }
+        if app.fatal.is_none() {
+            if let Some(f) = shared.fatal() {
+                app.set_fatal(f);
             }
         }
         // A process mdt attached to: its exit shows at once, while the

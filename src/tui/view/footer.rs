@@ -93,6 +93,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("space", "pause the display (counting continues)"),
     ("c", "reset the counters"),
     ("e", "export folded stacks + JSON aggregates"),
+    (
+        "F",
+        "the crash report, once the target died of a fatal error",
+    ),
     ("?", "this help"),
 ];
 

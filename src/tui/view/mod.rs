@@ -4,8 +4,8 @@
 
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::Line;
-use ratatui::widgets::Paragraph;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph};
 use ratatui::Frame;
 
 mod detail;
@@ -113,7 +113,8 @@ impl Theme {
 /// Draws the whole screen.
 pub fn draw(f: &mut Frame, app: &mut App, theme: &Theme) {
     let area = f.area();
-    let alert = alerts::banner(&app.alerts.active, area.width as usize);
+    let alert =
+        fatal_banner(app).or_else(|| alerts::banner(&app.alerts.active, area.width as usize));
     let banner = u16::from(app.ended.is_some());
     let [header, alert_area, banner_area, tabs, body, footer] = Layout::vertical([
         Constraint::Length(3),
@@ -151,9 +152,46 @@ pub fn draw(f: &mut Frame, app: &mut App, theme: &Theme) {
         draw_table(f, app, theme, body);
     }
     draw_footer(f, app, theme, footer);
+    if let (true, Some(fatal)) = (app.fatal_open, &app.fatal) {
+        draw_fatal(f, fatal, app.fatal_scroll, theme, body);
+    }
     if app.help {
         draw_help(f, theme, area);
     }
+}
+
+/// The crash banner: what the target died of, and where.
+fn fatal_banner(app: &App) -> Option<String> {
+    let f = app.fatal.as_ref()?;
+    let goid = f.goid.map_or("?".into(), |g| g.to_string());
+    let at = crate::events::frame_label(f.caller.and_then(|i| f.stack.get(i)));
+    Some(format!(
+        " FATAL fatal error: {} · goroutine {goid} at {at} · F: crash report ",
+        f.message
+    ))
+}
+
+/// The crash view: the fatal record's report, over the table.
+fn draw_fatal(
+    f: &mut Frame,
+    fatal: &crate::events::fatal::Fatal,
+    scroll: u16,
+    theme: &Theme,
+    area: Rect,
+) {
+    let lines: Vec<Line> = fatal.report_lines().into_iter().map(Line::raw).collect();
+    f.render_widget(Clear, area);
+    f.render_widget(
+        Paragraph::new(lines).scroll((scroll, 0)).block(
+            Block::bordered()
+                .title(Span::styled(
+                    " crash report (↑ ↓ PgUp PgDn scroll, F or Esc close) ",
+                    theme.strong(),
+                ))
+                .border_style(theme.alert()),
+        ),
+        area,
+    );
 }
 
 /// Renders `left` and `right` on one line, `right` flush right (dropped
