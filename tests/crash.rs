@@ -394,3 +394,59 @@ fn a_program_that_does_not_crash_gets_no_fatal_record() {
         assert_eq!(summary["target_exit"], "exit status 0", "{summary}");
     });
 }
+
+#[test]
+fn without_the_hold_and_with_sampling_the_record_says_what_it_lacks() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let jobs: Vec<_> = jobs().into_iter().step_by(3).collect();
+    for_jobs("no_hold_sampled", jobs, |tc, v| {
+        let bin = common::build_fixture("crash", tc, v);
+        let dir = Scratch::new("nohold");
+        let out = dir.path("out.json");
+        let mut cmd = Command::new(mdt_bin());
+        cmd.args(["trace", "--json", "--no-hold", "--sample", "0.5", "-o"])
+            .arg(&out)
+            .arg("--")
+            .arg(&bin)
+            .args(["-mode", "writes", "-pace", PACE]);
+        let ctx = format!("{tc} {v} --no-hold --sample 0.5");
+        let mut p = Proc::spawn(&ctx, cmd, Stdio::null());
+        let f = p.finish(Duration::from_secs(60), "the crash");
+        assert_eq!(f.status.code(), Some(2), "{ctx}: {}", f.stderr);
+        let records = common::read_json_lines(&out);
+        let fatals: Vec<&Value> = records.iter().filter(|r| r["type"] == "fatal").collect();
+        assert_eq!(fatals.len(), 1, "{ctx}");
+        let fatal = fatals[0];
+        // Not stopped: no running goroutines, and the record says why.
+        let r = &fatal["running"];
+        assert_eq!(r["held"], false, "{ctx}: {r}");
+        assert!(r["goroutines"].as_array().unwrap().is_empty(), "{ctx}: {r}");
+        assert!(
+            r["unavailable"]
+                .as_str()
+                .is_some_and(|u| u.contains("--no-hold")),
+            "{ctx}: {r}"
+        );
+        // Sampled: the kernel's count is every delete of the window, the records a share.
+        let w = &fatal["recent"];
+        let (since, until) = (
+            w["since_ns"].as_u64().unwrap(),
+            fatal["ts_ns"].as_u64().unwrap(),
+        );
+        let written = records
+            .iter()
+            .filter(|r| r["type"] == "delete")
+            .filter(|r| (since..=until).contains(&r["ts_ns"].as_u64().unwrap()))
+            .count() as u64;
+        assert_eq!(w["received"].as_u64(), Some(written), "{ctx}: {w}");
+        assert!(
+            w["kernel_deletes"].as_u64().unwrap() >= written,
+            "{ctx}: {w}"
+        );
+        let summary = records.iter().find(|r| r["type"] == "summary").unwrap();
+        assert_eq!(summary["fatal_errors"], 1, "{ctx}");
+        assert_eq!(summary["target_exit"], "exit status 2", "{ctx}");
+    });
+}
