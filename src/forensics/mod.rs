@@ -55,8 +55,7 @@ pub struct Forensics {
     pending: Option<Pending>,
     /// Fatal records of goroutines dying beside the first one, before it.
     early: Vec<Box<MdtFatal>>,
-    /// Fatal records seen, and written.
-    pub seen: u64,
+    /// Fatal records written.
     pub reported: u64,
 }
 
@@ -87,7 +86,6 @@ impl Forensics {
             times_cut: None,
             pending: None,
             early: Vec::new(),
-            seen: 0,
             reported: 0,
         }
     }
@@ -115,7 +113,6 @@ impl Forensics {
     /// A fatal record: the first one of the process is looked into at once
     /// (the process is stopped until then); the others join it.
     pub fn fatal(&mut self, raw: &MdtFatal) {
-        self.seen += 1;
         let raw = Box::new(*raw);
         if let Some(p) = &mut self.pending {
             p.also.push(raw);

@@ -287,12 +287,14 @@ fn event_value(ev: &Event) -> serde_json::Value {
     v
 }
 
-/// `caller` and `stack` of a stack that is not a delete's.
-fn stack_fields(stack: &Stack, caller: Option<usize>) -> serde_json::Value {
-    json!({
+/// `v` with the `caller` and `stack` of a stack that is not a delete's.
+fn with_stack(mut v: serde_json::Value, stack: &Stack, caller: Option<usize>) -> serde_json::Value {
+    let fields = json!({
         "caller": frame_label(caller.and_then(|i| stack.get(i))),
         "stack": stack,
-    })
+    });
+    merge(&mut v, fields);
+    v
 }
 
 fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
@@ -319,7 +321,7 @@ pub fn fatal_record(f: &Fatal) -> serde_json::Value {
             json!({"labels": &**l, "labels_truncated": l.truncated}),
         );
     }
-    merge(&mut v, stack_fields(&f.stack, f.caller));
+    let mut v = with_stack(v, &f.stack, f.caller);
     if let Some(m) = &f.map {
         merge(
             &mut v,
@@ -331,9 +333,8 @@ pub fn fatal_record(f: &Fatal) -> serde_json::Value {
         .goroutines
         .iter()
         .map(|g| {
-            let mut v = json!({"tid": g.tid, "goid": g.goid, "system_stack": g.system_stack});
-            merge(&mut v, stack_fields(&g.stack, g.caller));
-            v
+            let v = json!({"tid": g.tid, "goid": g.goid, "system_stack": g.system_stack});
+            with_stack(v, &g.stack, g.caller)
         })
         .collect();
     let mut running = json!({
@@ -364,9 +365,8 @@ pub fn fatal_record(f: &Fatal) -> serde_json::Value {
         .also
         .iter()
         .map(|a| {
-            let mut v = json!({"tid": a.tid, "goid": a.goid, "message": a.message});
-            merge(&mut v, stack_fields(&a.stack, a.caller));
-            v
+            let v = json!({"tid": a.tid, "goid": a.goid, "message": a.message});
+            with_stack(v, &a.stack, a.caller)
         })
         .collect();
     merge(

@@ -69,13 +69,17 @@ impl<'cb> EventReader<'cb> {
         let mut stacks = StackTable::default();
         let on_record = Rc::new(RefCell::new(on_record));
         let on_fatal = on_record.clone();
+        let fatal_counts = counts.clone();
         let mut builder = RingBufferBuilder::new();
         // The fatal ring first: a dying target is held until its record is
         // handled, and consume_batch reads the rings in this order.
         builder
             .add(&probes.skel.maps.fatals, move |data: &[u8]| {
-                if let Some(f) = MdtFatal::from_record(data) {
-                    (on_fatal.borrow_mut())(Record::Fatal(&f));
+                match MdtFatal::from_record(data) {
+                    Some(f) => (on_fatal.borrow_mut())(Record::Fatal(&f)),
+                    None => {
+                        fatal_counts.undecodable.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 0
             })
