@@ -267,6 +267,13 @@ pub struct TraceArgs {
           value_parser = crate::monitor::metrics::server::parse_listen_addr)]
     pub prometheus: Option<std::net::SocketAddr>,
 
+    /// After the target has exited, keep serving its last metrics for
+    /// DURATION (with --prometheus), so that the next scrape sees how it
+    /// ended (mdt_target_up 0, go_map_fatal_total); Ctrl-C ends it early.
+    #[arg(long, value_name = "DURATION", help_heading = "Metrics and alerts",
+          value_parser = parse_linger)]
+    pub linger: Option<Duration>,
+
     /// No records: only metrics, alerts and a summary line on stderr.
     #[arg(long, help_heading = "Metrics and alerts", conflicts_with_all = ["json", "output"])]
     pub quiet: bool,
@@ -375,6 +382,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try 30s, 5m or 1h)"))?;
     if d.is_zero() {
         return Err("must be longer than 0s".into());
+    }
+    Ok(d)
+}
+
+fn parse_linger(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 30s, 2m)"))?;
+    if d > Duration::from_secs(3600) {
+        return Err("at most 1h".into());
     }
     Ok(d)
 }

@@ -785,6 +785,140 @@ fn outcome_and_latency_rules_fire_with_exact_values() {
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// A fatal error of the target, on fixtures/crash
+
+/// `fatal(message)` fires once when the crash fixture dies of "concurrent map writes": the
+/// webhook has it before mdt says it is lingering (so before mdt exits), with the dying
+/// goroutine and its caller; a rule on another message does not fire. While mdt lingers, a
+/// scrape sees `go_map_fatal_total` 1 for that message, 0 for the other three, and
+/// `mdt_target_up` 0; Ctrl-C ends the linger early, and mdt exits with the target's status.
+fn fatal_alert(tc: &Toolchain) {
+    let ctx = format!("{tc} fatal alert");
+    let bin = common::build_fixture("crash", tc, Variant::Plain);
+    let dir = Scratch::new("alerts-fatal");
+    let receiver = Receiver::start(Behaviour::Answer);
+    let port = free_port();
+    let out = dir.path("out.json");
+    let mut cmd = mdt_cmd(["trace", "--json", "-o"]);
+    cmd.arg(&out).args([
+        "--prometheus",
+        &format!("127.0.0.1:{port}"),
+        "--linger",
+        "60s",
+        "--alert",
+        "fatal(message)",
+        "--alert",
+        r#"fatal(message="concurrent map read and map write")"#,
+        "--webhook",
+        &receiver.url(),
+        "--",
+    ]);
+    cmd.arg(&bin).args(["-mode", "writes", "-pace", "200us"]);
+    let mut mdt = Proc::spawn(&format!("{ctx}: mdt"), cmd, Stdio::null());
+    assert!(
+        mdt.stderr
+            .wait_for(RUN_TIMEOUT, |t| t.contains("serving its last metrics")),
+        "{ctx}: mdt never lingered: {}",
+        mdt.stderr.text()
+    );
+    let lingering = Instant::now();
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 1, "{ctx}: webhook bodies: {bodies:?}");
+    let alert = &bodies[0];
+    assert_eq!(alert["rule"], "fatal(message)", "{ctx}: {alert}");
+    assert_eq!(alert["group"]["message"], "concurrent map writes", "{ctx}");
+    assert_eq!(
+        (alert["value"].clone(), alert["exact"].clone()),
+        (1.into(), true.into())
+    );
+
+    let (status, text) = http_get(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
+    assert_eq!(status, 200, "{ctx}");
+    let samples = parse_samples(&text);
+    let value = |name: &str, message: Option<&str>| -> Option<f64> {
+        samples
+            .iter()
+            .find(|(n, labels, _)| {
+                n == name
+                    && message.is_none_or(|m| labels.iter().any(|(k, v)| k == "message" && v == m))
+            })
+            .map(|s| s.2)
+    };
+    for m in mdt::events::fatal::MAP_MISUSE_MESSAGES {
+        let want = if m == "concurrent map writes" {
+            1.0
+        } else {
+            0.0
+        };
+        assert_eq!(
+            value("go_map_fatal_total", Some(m)),
+            Some(want),
+            "{ctx}: {m}"
+        );
+    }
+    assert_eq!(value("mdt_target_up", None), Some(0.0), "{ctx}");
+
+    mdt.signal(libc::SIGINT);
+    let f = mdt.finish(STOP_TIMEOUT, "the end of the linger");
+    assert!(
+        lingering.elapsed() < Duration::from_secs(30),
+        "{ctx}: Ctrl-C did not end the linger"
+    );
+    assert_eq!(f.status.code(), Some(2), "{ctx}: {}", f.stderr);
+    assert!(
+        f.stderr.contains("fatal error: concurrent map writes"),
+        "{ctx}: the target's crash text: {}",
+        f.stderr
+    );
+    let records = common::read_json_lines(&out);
+    let fatals = of_type(&records, "fatal");
+    assert_eq!(fatals.len(), 1, "{ctx}");
+    let goid = fatals[0]["goid"].as_u64().expect("the dying goroutine");
+    assert_eq!(
+        alert["group"]["goroutine"],
+        goid.to_string(),
+        "{ctx}: {alert}"
+    );
+    assert_eq!(alert["group"]["tid"], fatals[0]["tid"].to_string(), "{ctx}");
+    // Where it died (main.assigner or main.deleter, at its map operation), and its stack.
+    let (short, long) = (
+        alert["group"]["caller"].as_str().unwrap(),
+        fatals[0]["caller"].as_str().unwrap(),
+    );
+    assert!(
+        long.ends_with(&format!("/{short}")),
+        "{ctx}: {short} vs {long}"
+    );
+    let top = &alert["top_stacks"][0];
+    assert!(
+        top["caller"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("main.assigner ") || c.starts_with("main.deleter ")),
+        "{ctx}: {top}"
+    );
+    assert!(
+        top["frames"][0]
+            .as_str()
+            .is_some_and(|f| f.starts_with("runtime.fatal ")),
+        "{ctx}: {top}"
+    );
+    let alerts = of_type(&records, "alert");
+    assert_eq!(alerts.len(), 1, "{ctx}: {alerts:?}");
+    assert_eq!(alerts[0]["rule"], "fatal(message)", "{ctx}");
+    let summary = of_type(&records, "summary")[0];
+    assert_eq!(summary["alerts"]["fired"], 1, "{ctx}: {summary}");
+    assert_eq!(summary["alerts"]["delivered"], 1, "{ctx}: {summary}");
+}
+
+#[test]
+fn a_fatal_error_fires_its_alert_before_mdt_exits() {
+    each_toolchain(
+        "a_fatal_error_fires_its_alert_before_mdt_exits",
+        fatal_alert,
+    );
+}
+
 #[test]
 fn rule_and_url_errors_are_one_line() {
     let t = |extra: &[&str]| -> Vec<String> {
@@ -862,6 +996,19 @@ fn rule_and_url_errors_are_one_line() {
     check(
         &["--alert", RULE, "--webhook-format", "teams"],
         &["--webhook-format"],
+    );
+    check(
+        &["--alert", "fatal(message) > 0 within 1m"],
+        &["--alert", "column 16", "no threshold or window"],
+    );
+    check(
+        &["--alert", "fatal(message)", "--no-forensics"],
+        &["--no-forensics", "fatal(...)"],
+    );
+    check(&["--linger", "30s"], &["--linger", "--prometheus"]);
+    check(
+        &["--linger", "2h", "--prometheus", "127.0.0.1:1"],
+        &["--linger", "at most 1h"],
     );
 
     let dir = Scratch::new("alerts-files");

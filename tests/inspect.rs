@@ -612,7 +612,47 @@ fn check_item(tc: &Toolchain, variant: Variant) -> Vec<String> {
         check_function(&mut p, &it, f);
     }
     check_fatal(&mut p, &it, &report);
+    if variant == Variant::Plain {
+        check_map_misuse_messages(&mut p, tc);
+    }
     p.list
+}
+
+/// The messages the runtime dies with on map misuse, from its own sources: every one is in
+/// mdt's list (the metric's series at 0, `is_map_misuse`), and the three the crash fixture
+/// triggers are in every release.
+fn check_map_misuse_messages(p: &mut Problems, tc: &Toolchain) {
+    let root = tc.go.parent().and_then(Path::parent).unwrap();
+    let mut found = BTreeSet::new();
+    for dir in ["src/runtime", "src/internal/runtime/maps"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "go") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for call in ["fatal(\"concurrent map ", "throw(\"concurrent map "] {
+                for (at, _) in text.match_indices(call) {
+                    let rest = &text[at + call.len() - "concurrent map ".len()..];
+                    found.insert(rest[..rest.find('"').unwrap()].to_string());
+                }
+            }
+        }
+    }
+    let known = mdt::events::fatal::MAP_MISUSE_MESSAGES;
+    for m in &found {
+        p.check(known.contains(&m.as_str()), || {
+            format!("the runtime dies with {m:?}, not in MAP_MISUSE_MESSAGES")
+        });
+    }
+    for m in &known[..3] {
+        p.check(found.contains(*m), || {
+            format!("{m:?} is not in the runtime's sources ({found:?})")
+        });
+    }
 }
 
 /// `runtime.fatal` (where map misuse kills the program): its address and file offset are the

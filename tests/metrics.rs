@@ -7,6 +7,9 @@
 //!   sampling; the health metrics say what happened.
 //! * `a_real_prometheus_scrapes_mdt`: a Prometheus server on loopback scrapes mdt every second;
 //!   its HTTP API answers `sum(go_map_delete_total)` with the fixture's exact total.
+//! * `prometheus_fires_the_shipped_fatal_alert`: the same, with deploy/prometheus/rules.yml
+//!   loaded, on the crash fixture dying under `--linger`: `GoMapFatalError` fires for
+//!   "concurrent map writes" on mdt's instance.
 //! * `latency_metrics_are_exact`: the `latency` fixture (every toolchain of the matrix) traced
 //!   with `--quiet --prometheus ADDR --latency`: `map_delete_duration_seconds` counts every
 //!   delete and clear the fixture made (`_count` per `op`, `+Inf` = `_count`, cumulative
@@ -312,50 +315,12 @@ fn a_real_prometheus_scrapes_mdt() {
     );
     let (deletes, _) = common::expected_deletes(&tc, Variant::Plain, 2);
 
-    let config = dir.path("prometheus.yml");
-    fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: mdt\n    static_configs:\n      - targets: ['127.0.0.1:{mdt_port}']\n"
-        ),
-    )
-    .unwrap();
-    let prom_port = free_port();
-    let mut cmd = Command::new(&prometheus);
-    cmd.arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .current_dir(&dir.0);
-    let mut server = Proc::spawn(&format!("{ctx}: prometheus"), cmd, Stdio::piped());
-    let base = format!("http://127.0.0.1:{prom_port}");
-    poll(
-        Duration::from_secs(60),
-        "prometheus ready",
-        || match http_get(&format!("{base}/-/ready")) {
-            Ok((200, _)) => Ok(()),
-            other => Err(format!("{other:?}; stderr: {}", server.stderr.text())),
-        },
-    );
+    let (mut server, base) = start_prometheus(&ctx, &prometheus, &dir, mdt_port, None);
     let query = |q: &str| -> Result<f64, String> {
-        let url = format!(
-            "{base}/api/v1/query?query={}",
-            q.replace(' ', "%20")
-                .replace('(', "%28")
-                .replace(')', "%29")
-        );
-        let (status, body) = http_get(&url)?;
-        let v: serde_json::Value =
-            serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
-        if status != 200 || v["status"] != "success" {
-            return Err(body);
-        }
-        v["data"]["result"][0]["value"][1]
+        prom_query(&base, q)?[0]["value"][1]
             .as_str()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("no value yet: {body}"))
+            .ok_or_else(|| format!("no value yet for {q}"))
     };
     let total = poll(
         Duration::from_secs(60),
@@ -382,6 +347,151 @@ fn a_real_prometheus_scrapes_mdt() {
     assert!(err.contains("deletes"), "{ctx}: {err}");
     common::note(&format!(
         "a_real_prometheus_scrapes_mdt: {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
+}
+
+/// A Prometheus server on loopback scraping mdt at `mdt_port` every second (and evaluating
+/// `rules` every second): the server and its base URL, once ready.
+fn start_prometheus(
+    ctx: &str,
+    prometheus: &Path,
+    dir: &Scratch,
+    mdt_port: u16,
+    rules: Option<&Path>,
+) -> (Proc, String) {
+    let config = dir.path("prometheus.yml");
+    let rule_files = rules.map_or(String::new(), |r| {
+        format!("rule_files:\n  - {}\n", r.display())
+    });
+    fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{rule_files}scrape_configs:\n  - job_name: mdt\n    static_configs:\n      - targets: ['127.0.0.1:{mdt_port}']\n"
+        ),
+    )
+    .unwrap();
+    let prom_port = free_port();
+    let mut cmd = Command::new(prometheus);
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .current_dir(&dir.0);
+    let server = Proc::spawn(&format!("{ctx}: prometheus"), cmd, Stdio::piped());
+    let base = format!("http://127.0.0.1:{prom_port}");
+    poll(
+        Duration::from_secs(60),
+        "prometheus ready",
+        || match http_get(&format!("{base}/-/ready")) {
+            Ok((200, _)) => Ok(()),
+            other => Err(format!("{other:?}; stderr: {}", server.stderr.text())),
+        },
+    );
+    (server, base)
+}
+
+/// An instant query's result (the array of series), or why there is none yet.
+fn prom_query(base: &str, q: &str) -> Result<Vec<serde_json::Value>, String> {
+    let mut url = format!("{base}/api/v1/query?query=");
+    for b in q.bytes() {
+        if b.is_ascii_alphanumeric() || b"_:.".contains(&b) {
+            url.push(b as char);
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let (status, body) = http_get(&url)?;
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    if status != 200 || v["status"] != "success" {
+        return Err(body);
+    }
+    match v["data"]["result"].as_array() {
+        Some(r) if !r.is_empty() => Ok(r.clone()),
+        _ => Err(format!("no result yet for {q}")),
+    }
+}
+
+/// The shipped `GoMapFatalError` rule (deploy/prometheus/rules.yml), evaluated by a real
+/// Prometheus that scrapes mdt: the crash fixture, traced with -p and `--linger`, is scraped
+/// alive (the map errors at 0), then dies of "concurrent map writes"; Prometheus fires the
+/// alert for that message and that instance, and no other.
+#[test]
+fn prometheus_fires_the_shipped_fatal_alert() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let Some(prometheus) = require_program("prometheus") else {
+        return;
+    };
+    let started = Instant::now();
+    let tc = common::toolchains().remove(0);
+    let ctx = format!("{tc} plain fatal");
+    let bin = common::build_fixture("crash", &tc, Variant::Plain);
+    let dir = Scratch::new("prometheus-fatal");
+    let go = dir.path("go");
+    let mut target = Command::new(&bin);
+    target
+        .args(["-mode", "writes", "-pace", "200us", "-wait-file"])
+        .arg(&go);
+    let mut crash = Proc::spawn(&format!("{ctx}: crash"), target, Stdio::null());
+    assert!(
+        crash
+            .stderr
+            .wait_for(RUN_TIMEOUT, |s| s.contains("crash ready")),
+        "{ctx}: the fixture did not start"
+    );
+    let mdt_port = free_port();
+    let mut cmd = mdt_cmd(["trace", "--quiet", "--linger", "120s", "-p"]);
+    cmd.arg(crash.pid().to_string())
+        .args(["--prometheus", &format!("127.0.0.1:{mdt_port}")]);
+    let mut mdt = Proc::spawn(&format!("{ctx}: mdt"), cmd, Stdio::null());
+    mdt.wait_announce();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/rules.yml");
+    let (mut server, base) = start_prometheus(&ctx, &prometheus, &dir, mdt_port, Some(&rules));
+    let writes = r#"go_map_fatal_total{message="concurrent map writes"}"#;
+    poll(
+        RUN_TIMEOUT,
+        &format!("{ctx}: {writes} at 0"),
+        || match prom_query(&base, writes)?[0]["value"][1].as_str() {
+            Some("0") => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    fs::write(&go, "").unwrap();
+    let alert = poll(
+        RUN_TIMEOUT,
+        &format!("{ctx}: GoMapFatalError firing"),
+        || {
+            prom_query(
+                &base,
+                r#"ALERTS{alertname="GoMapFatalError",alertstate="firing"}"#,
+            )
+        },
+    );
+    assert_eq!(alert.len(), 1, "{ctx}: {alert:?}");
+    let labels = &alert[0]["metric"];
+    assert_eq!(
+        labels["message"], "concurrent map writes",
+        "{ctx}: {labels}"
+    );
+    assert_eq!(labels["instance"], format!("127.0.0.1:{mdt_port}"), "{ctx}");
+    assert_eq!(labels["severity"], "critical", "{ctx}");
+    let up = prom_query(&base, "mdt_target_up").unwrap();
+    assert_eq!(up[0]["value"][1], "0", "{ctx}: {up:?}");
+
+    server.signal(libc::SIGTERM);
+    server.finish(STOP_TIMEOUT, "prometheus stopping");
+    mdt.signal(libc::SIGINT);
+    let f = mdt.finish(STOP_TIMEOUT, "mdt lingering");
+    assert!(f.status.success(), "{ctx}: {}", f.stderr);
+    assert!(f.stderr.contains("1 fatal error"), "{ctx}: {}", f.stderr);
+    let c = crash.finish(STOP_TIMEOUT, "the crash");
+    assert_eq!(c.status.code(), Some(2), "{ctx}: {}", c.stderr);
+    common::note(&format!(
+        "prometheus_fires_the_shipped_fatal_alert: {:.1}s",
         started.elapsed().as_secs_f64()
     ));
 }

@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 
@@ -43,6 +44,14 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         if let Some(k) = m.label_keys().iter().find(|k| !kept.contains(k)) {
             bail!("--labels keeps only {}: --metric-labels and label:KEY rules can only use those (add {k})", kept.join(","));
         }
+    }
+    if args.linger.is_some() && args.prometheus.is_none() {
+        bail!("--linger keeps serving the metrics after the target exited: give --prometheus ADDR too");
+    }
+    if args.target.no_forensics && monitoring.as_ref().is_some_and(Monitoring::has_fatal_rules) {
+        bail!(
+            "--no-forensics: fatal(...) alert rules fire on the fatal record (drop --no-forensics)"
+        );
     }
     if args.no_latency && monitoring.as_ref().is_some_and(Monitoring::needs_latency) {
         bail!("--no-latency: the absent() and pNN() alert rules need the exit probes (drop --no-latency, or use --latency-sample)");
@@ -115,6 +124,15 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             eprintln!("mdt: {failed} alert deliveries failed");
         }
     }
+    if let (Some(linger), Some(addr)) = (
+        args.linger,
+        monitoring.as_ref().and_then(Monitoring::metrics_addr),
+    ) {
+        // The terminal UI stays up after the target died until it is quit.
+        if summary.target_exit.is_some() && !tui {
+            linger_serving(addr, linger, &signals);
+        }
+    }
     if launched {
         Session::wait_child(&mut summary, pid);
         if let Some(status) = summary.exit_status {
@@ -122,6 +140,20 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The target has gone: its last metrics stay served (the server runs on
+/// its own thread) until `linger` has passed or a signal comes.
+fn linger_serving(addr: std::net::SocketAddr, linger: Duration, signals: &Signals) {
+    eprintln!(
+        "mdt: the target has exited; serving its last metrics at http://{addr}/metrics for {} (Ctrl-C ends it)",
+        humantime::format_duration(linger)
+    );
+    let until = std::time::Instant::now() + linger;
+    let signalled = signals.count();
+    while std::time::Instant::now() < until && signals.count() == signalled {
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The terminal UI: on a terminal, unless another output was asked for.

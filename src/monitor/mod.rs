@@ -59,6 +59,10 @@ impl Observer for Monitor {
         if let Some(m) = &mut self.metrics {
             m.fatal(f);
         }
+        // Fired at the next observation; the last one waits for delivery.
+        if let Some(a) = &mut self.alerts {
+            a.evaluator.fatal(f);
+        }
     }
 
     fn observe(&mut self, obs: &mut Observation<'_>) {
@@ -186,6 +190,13 @@ impl Monitoring {
             }
         }
         keys
+    }
+
+    /// Some rule fires on the target's fatal error (`fatal(...)`).
+    pub fn has_fatal_rules(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.measure == alerts::rule::Measure::Fatal)
     }
 
     /// Some rule reads the maps' memory (`fill()`, `bytes()`, ...).

@@ -229,10 +229,11 @@ impl Alerts {
             Measure::Memory(_) => String::new(),
             _ => format!("{} ", r.op.symbol()),
         };
-        facts.push((
-            "value".into(),
-            format!("{value} {unit} (threshold {op}{threshold}) · {how}"),
-        ));
+        let value = match r.measure {
+            Measure::Fatal => r.measure_text(),
+            _ => format!("{value} {unit} (threshold {op}{threshold}) · {how}"),
+        };
+        facts.push(("value".into(), value));
         for t in &n.top_stacks {
             facts.push(("top".into(), format!("{}× {}", group(t.count), t.caller)));
         }

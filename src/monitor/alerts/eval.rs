@@ -18,6 +18,10 @@
 //! firing (no repeats) until the value falls back: a `resolved` notice.
 //! With a cooldown, a group that fired does not fire again before the
 //! cooldown has passed since it last fired.
+//!
+//! A `fatal(...)` rule has no window: the target's fatal error (crash
+//! forensics) fires it once, at the next evaluation, with the dying
+//! goroutine's stack as its top stack; it never resolves.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::rule::{parse_address, Func, Gauge, Measure};
 use super::{AlertBoard, Dim, Notice, Rule, State, TopStack};
+use crate::events::fatal::Fatal;
 use crate::events::mapmem::{MapShape, MapSize};
 use crate::events::{is_runtime_internal, Event, Frame, KeyValue, Outcome, Role, Stack};
 use crate::monitor::latency::LatencyDelta;
@@ -133,6 +138,8 @@ pub struct Evaluator {
     lost: bool,
     /// Counts not tracked because their rule had MAX_GROUPS groups already.
     pub groups_dropped: u64,
+    /// Fired by a fatal error, posted at the next evaluation.
+    fatal: Vec<Arc<Notice>>,
 }
 
 /// The key as a plain string: strings as is, integers in decimal, other
@@ -177,6 +184,7 @@ impl Evaluator {
             pid,
             lost: false,
             groups_dropped: 0,
+            fatal: Vec::new(),
         }
     }
 
@@ -229,6 +237,7 @@ impl Evaluator {
                     Some(f) => (frame_label(f), vec![("function", f.func.to_string())]),
                     None => ("unknown".into(), vec![]),
                 },
+                Dim::Message => continue,
             };
             add(
                 rs,
@@ -243,6 +252,39 @@ impl Evaluator {
         if self.recent.len() > RECENT {
             self.recent.pop_front();
         }
+    }
+
+    /// The target died of a fatal error: the `fatal(...)` rules whose
+    /// filter it passes fire (once per process death: one record).
+    pub fn fatal(&mut self, f: &Fatal) {
+        let at = SystemTime::now();
+        let mut fired = Vec::new();
+        for rs in &self.rules {
+            let rule = &rs.rule;
+            let passes = rule
+                .filters
+                .iter()
+                .all(|(d, want)| *d == Dim::Message && *want == f.message);
+            if rule.measure != Measure::Fatal || !passes {
+                continue;
+            }
+            let top = TopStack {
+                count: 1,
+                caller: f.caller_frame().map_or("?".into(), frame_text),
+                frames: f.stack.iter().take(32).map(frame_text).collect(),
+            };
+            fired.push(self.notice(
+                State::Firing,
+                rule,
+                f.message.clone(),
+                fatal_context(f),
+                1.0,
+                true,
+                at,
+                vec![top],
+            ));
+        }
+        self.fatal.extend(fired);
     }
 
     /// Exact increments per call site since the last observation: calls
@@ -392,7 +434,7 @@ impl Evaluator {
 
     /// Fires and resolves; returns the new notices (also posted to the board).
     pub fn evaluate(&mut self, now: Instant) -> Vec<Arc<Notice>> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.fatal);
         let scale = if self.sample_rate > 0.0 {
             1.0 / self.sample_rate
         } else {
@@ -533,6 +575,7 @@ impl Evaluator {
                         && r.outcome
                             .is_some_and(|o| Histogram::bucket_of(o.duration_ns) >= slow_bucket)
                 }
+                Measure::Fatal => false,
             };
             if !wanted || !record_matches(rule, r) || !in_group(&rule.group, group, r) {
                 continue;
@@ -542,13 +585,7 @@ impl Evaluator {
                 .iter()
                 .skip_while(|f| is_runtime_internal(&f.func))
                 .take(32)
-                .map(|f| {
-                    if f.is_named() {
-                        format!("{} {}:{}", f.func, f.file, f.line)
-                    } else {
-                        f.func.to_string()
-                    }
-                })
+                .map(frame_text)
                 .collect();
             let caller = r
                 .caller
@@ -568,6 +605,32 @@ impl Evaluator {
         top.truncate(TOP_STACKS);
         top
     }
+}
+
+/// `function file:line` (or the function alone when it has no line).
+fn frame_text(f: &Frame) -> String {
+    if f.is_named() {
+        format!("{} {}:{}", f.func, f.file, f.line)
+    } else {
+        f.func.to_string()
+    }
+}
+
+/// What a fatal alert's group says besides the message: who died, where,
+/// and on which map when that is known.
+fn fatal_context(f: &Fatal) -> Vec<(&'static str, String)> {
+    let mut c = vec![
+        ("goroutine", f.goid.map_or("?".into(), |g| g.to_string())),
+        ("tid", f.tid.to_string()),
+    ];
+    if let Some(frame) = f.caller_frame() {
+        c.push(("caller", frame_label(frame)));
+    }
+    if let Some(m) = &f.map {
+        c.push(("map", format!("{:#x}", m.addr)));
+        c.push(("map_type", m.map_type.to_string()));
+    }
+    c
 }
 
 /// A slot of `rule`'s windows, in ms: [`SLOT`], or coarser for a window
@@ -632,6 +695,8 @@ fn window_value(rule: &Rule, slots: &VecDeque<(u64, Amount)>, scale: f64) -> Opt
                 b => b as f64,
             })
         }
+        // Fired by the fatal error itself, never by a window.
+        Measure::Fatal => None,
         Measure::Memory(_) => match slots.back() {
             Some((_, Amount::Gauge { value, .. })) => Some(*value),
             _ => None,
@@ -704,6 +769,7 @@ fn record_matches(rule: &Rule, r: &Recent) -> bool {
                 &format!("{}:{}", f.file, f.line),
             )
         }),
+        Dim::Message => false,
     })
 }
 
@@ -717,6 +783,7 @@ fn in_group(dim: &Dim, group: &str, r: &Recent) -> bool {
             .caller
             .as_ref()
             .map_or(group == "unknown", |f| frame_label(f) == group),
+        Dim::Message => false,
     }
 }
 
@@ -733,7 +800,7 @@ fn site_matches(rule: &Rule, s: &Site) -> bool {
     rule.filters.iter().all(|(dim, want)| match dim {
         Dim::MapType => *s.map_type == **want,
         Dim::Caller => caller_matches(want, &s.caller, &s.caller_func, &s.caller_path),
-        Dim::Map | Dim::Key | Dim::Label(_) => false,
+        Dim::Map | Dim::Key | Dim::Label(_) | Dim::Message => false,
     })
 }
 
@@ -1202,6 +1269,82 @@ mod memory_tests {
         let t4 = t3 + Duration::from_secs(1);
         e.maps(&[], t4);
         assert_eq!(e.evaluate(t4)[0].state, State::Resolved);
+    }
+
+    fn fatal(message: &str) -> Fatal {
+        let stack = Stack::from_frames(vec![
+            Frame::new(
+                "runtime.fatal",
+                "/go/src/runtime/panic.go",
+                1100,
+                0x1000,
+                false,
+            ),
+            Frame::new("main.writer", "/src/main.go", 40, 0x2000, false),
+        ]);
+        Fatal {
+            ts_ns: 0,
+            pid: 1,
+            tid: 7,
+            goid: Some(19),
+            message: message.into(),
+            labels: None,
+            stack,
+            caller: Some(1),
+            map: None,
+            running: Default::default(),
+            recent: Default::default(),
+            also: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_fatal_rule_fires_once_on_the_fatal_error_and_never_resolves() {
+        let rules = [
+            "fatal(message)",
+            r#"fatal(message="concurrent map writes")"#,
+            r#"fatal(message="concurrent map read and map write")"#,
+            "count(map) > 0 within 1m",
+        ];
+        let rules = rules.iter().map(|r| parse(r).unwrap()).collect();
+        let mut e = Evaluator::new(rules, Duration::ZERO, 0.01, AlertBoard::new(), 1);
+        let t0 = Instant::now();
+        assert!(e.evaluate(t0).is_empty());
+        e.fatal(&fatal("concurrent map writes"));
+        let n = e.evaluate(t0 + Duration::from_millis(1));
+        let texts: Vec<&str> = n.iter().map(|n| n.rule.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "fatal(message)",
+                r#"fatal(message="concurrent map writes")"#
+            ]
+        );
+        let j = n[0].to_json();
+        assert_eq!(j["type"], "alert");
+        assert_eq!(j["group"]["message"], "concurrent map writes");
+        assert_eq!(j["group"]["goroutine"], "19");
+        assert_eq!(j["group"]["tid"], "7");
+        assert_eq!(j["group"]["caller"], "main.go:40");
+        assert_eq!(
+            (j["value"].clone(), j["unit"].clone()),
+            (1.into(), "fatal errors".into())
+        );
+        assert_eq!(
+            (j["window"].is_null(), j["exact"].clone()),
+            (true, true.into())
+        );
+        assert_eq!(j["top_stacks"][0]["caller"], "main.writer /src/main.go:40");
+        assert_eq!(
+            j["top_stacks"][0]["frames"][1],
+            "main.writer /src/main.go:40"
+        );
+        assert_eq!(
+            n[0].line(),
+            "ALERT fatal(message): message=concurrent map writes (goroutine=19, tid=7, caller=main.go:40) — the target died of a fatal error"
+        );
+        // Fired once: nothing more, and no resolution, however long after.
+        assert!(e.evaluate(t0 + Duration::from_secs(120)).is_empty());
     }
 
     #[test]

@@ -105,7 +105,7 @@ impl Notice {
     /// The alert as one JSON object (stream record, webhook body, exec input).
     pub fn to_json(&self) -> Value {
         let r = &self.rule;
-        let memory = matches!(r.measure, Measure::Memory(_));
+        let windowless = r.windowless();
         let mut group = serde_json::Map::new();
         group.insert(self.group.0.name().into(), self.group.1.clone().into());
         for (k, v) in &self.context {
@@ -123,9 +123,10 @@ impl Notice {
             "unit": r.unit(),
             "value_text": self.value_text(),
             "threshold_text": r.threshold_text(),
-            // A memory rule reads the maps as they are: no window.
-            "window": (!memory).then(|| r.window_text()),
-            "window_seconds": (!memory).then(|| r.window.as_secs_f64()),
+            // A memory rule reads the maps as they are, a fatal rule fires
+            // on the fatal error: no window.
+            "window": (!windowless).then(|| r.window_text()),
+            "window_seconds": (!windowless).then(|| r.window.as_secs_f64()),
             "exact": self.exact,
             "sample_rate": self.sample_rate,
             "fired_at": rfc3339(self.fired_at),
@@ -167,9 +168,15 @@ impl Notice {
                 format!("{} {}", m.first().gauge.name(), self.value_text()),
                 r.threshold_text(),
             ),
+            Measure::Fatal => (r.measure_text(), String::new()),
+        };
+        let threshold = if threshold.is_empty() {
+            threshold
+        } else {
+            format!(" (threshold {threshold})")
         };
         format!(
-            "{} {}: {}={}{} — {value} (threshold {threshold}){}",
+            "{} {}: {}={}{} — {value}{threshold}{}",
             match self.state {
                 State::Firing => "ALERT",
                 State::Resolved => "RESOLVED",

@@ -3,6 +3,8 @@
 //! ```text
 //! rule      = func "(" item { "," item } ")" op threshold "within" duration [ "min" calls ]
 //!           | memory { "and" memory }          the maps' memory, as last read
+//!           | "fatal" "(" [ "message" [ "=" string ] ] ")"
+//!                                              the target died of a fatal error
 //! memory    = gauge "(" mitem { "," mitem } ")" cmp mthreshold
 //! gauge     = "fill" | "bytes" | "cap" | "len" | "tombstones"
 //! mitem     = "map" | "map_type" | ( "map" | "map_type" ) "=" string
@@ -34,7 +36,8 @@
 //! `count(label:tenant) > 1000 within 1m`,
 //! `rate(label:endpoint, map_type="main.Cache") > 500/s within 30s`,
 //! `fill(map) < 5% and bytes(map) > 64MiB`,
-//! `bytes(map_type="main.Cache") > 1GiB`.
+//! `bytes(map_type="main.Cache") > 1GiB`,
+//! `fatal(message)`, `fatal(message="concurrent map writes")`.
 //!
 //! The first bare dimension groups; without one, the first filter's
 //! dimension does (one group: its value). `absent()` reads the kernel's
@@ -56,6 +59,8 @@ pub enum Dim {
     Key,
     /// The value of the goroutine label with this key (`label:KEY`).
     Label(std::sync::Arc<str>),
+    /// A fatal error's message (`fatal(...)` rules only).
+    Message,
 }
 
 impl Dim {
@@ -66,13 +71,14 @@ impl Dim {
             Dim::Caller => "caller".into(),
             Dim::Key => "key".into(),
             Dim::Label(key) => format!("label:{key}").into(),
+            Dim::Message => "message".into(),
         }
     }
 
     /// Counted exactly in the kernel (per map type and call site); the
     /// others need per-delete records.
     pub fn exact(&self) -> bool {
-        matches!(self, Dim::MapType | Dim::Caller)
+        matches!(self, Dim::MapType | Dim::Caller | Dim::Message)
     }
 
     fn parse(word: &str) -> Option<Self> {
@@ -81,6 +87,7 @@ impl Dim {
             "map_type" => Dim::MapType,
             "caller" => Dim::Caller,
             "key" => Dim::Key,
+            "message" => Dim::Message,
             _ => Dim::Label(
                 word.strip_prefix("label:")
                     .filter(|k| !k.is_empty())?
@@ -113,6 +120,9 @@ pub enum Measure {
     /// read (`crate::mapmem`), every condition holding at once; the value
     /// is the first condition's.
     Memory(MemoryConds),
+    /// `fatal(...)`: the target died of a fatal error (crash forensics);
+    /// fires once, with the fatal record, and never resolves.
+    Fatal,
 }
 
 /// What a memory rule reads of a map (or the sum over a map type's maps).
@@ -358,6 +368,7 @@ impl Rule {
             Measure::Absent => "absent".into(),
             Measure::Quantile(q) => q.name(),
             Measure::Memory(m) => m.first().gauge.name().into(),
+            Measure::Fatal => "fatal".into(),
         }
     }
 
@@ -370,6 +381,7 @@ impl Rule {
             (Measure::Absent, _) => "ratio",
             (Measure::Quantile(_), _) => "ns",
             (Measure::Memory(m), _) => m.first().gauge.unit(),
+            (Measure::Fatal, _) => "fatal errors",
         }
     }
 
@@ -382,6 +394,7 @@ impl Rule {
             (Measure::Absent, _) => percent_text(v),
             (Measure::Quantile(_), _) => bucket_text(v),
             (Measure::Memory(m), _) => m.first().gauge.text(v),
+            (Measure::Fatal, _) => plain(v),
         }
     }
 
@@ -393,6 +406,7 @@ impl Rule {
             (Measure::Absent, _) => percent_text(self.threshold),
             (Measure::Quantile(_), _) => duration_text(self.threshold as u64),
             (Measure::Memory(m), _) => m.text(),
+            (Measure::Fatal, _) => plain(self.threshold),
         }
     }
 
@@ -408,15 +422,22 @@ impl Rule {
                 format!("{} of the {} measured in {w}", q.name(), q.calls())
             }
             (Measure::Memory(m), _) => format!("{} as last read", m.first().gauge.name()),
+            (Measure::Fatal, _) => "the target died of a fatal error".into(),
         }
     }
 
     /// Every dimension it uses is counted in the kernel: exact whatever the
     /// sampling.
     pub fn exact(&self) -> bool {
-        // A memory rule reads the maps themselves, whatever the sampling.
-        matches!(self.measure, Measure::Memory(_))
-            || self.group.exact() && self.filters.iter().all(|(d, _)| d.exact())
+        // A memory rule reads the maps themselves, a fatal rule the fatal
+        // record, whatever the sampling.
+        self.windowless() || self.group.exact() && self.filters.iter().all(|(d, _)| d.exact())
+    }
+
+    /// A memory rule reads the maps as they are, a fatal rule fires on an
+    /// event: neither has a window.
+    pub fn windowless(&self) -> bool {
+        matches!(self.measure, Measure::Memory(_) | Measure::Fatal)
     }
 
     /// The window as written in the rule's canonical form (`5m`).
@@ -664,6 +685,9 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
     if matches!(&p.peek().0, Tok::Word(w) if Gauge::parse(w).is_some()) {
         return parse_memory(p, text);
     }
+    if p.peek().0 == Tok::Word("fatal".into()) {
+        return parse_fatal(p, text);
+    }
     let (func, mut measure) = match p.next() {
         (Tok::Word(w), _) if w == "count" => (Func::Count, Measure::Deletes),
         (Tok::Word(w), _) if w == "rate" => (Func::Rate, Measure::Deletes),
@@ -687,7 +711,7 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
             return p.fail(
                 col,
                 format!(
-                    "expected count(...), rate(...), absent(...) or a quantile such as p99(...), found {}",
+                    "expected count(...), rate(...), absent(...), a quantile such as p99(...), a memory rule such as fill(map) < 5% or fatal(...), found {}",
                     tok.describe()
                 ),
             )
@@ -696,7 +720,7 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
     let fname = match measure {
         Measure::Quantile(q) => q.name(),
         Measure::Absent => "absent".into(),
-        Measure::Deletes | Measure::Memory(_) => String::new(),
+        Measure::Deletes | Measure::Memory(_) | Measure::Fatal => String::new(),
     };
     p.expect(Tok::LParen, "'(' after the function")?;
     let mut group: Option<Dim> = None;
@@ -748,13 +772,21 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
             };
             let Some(dim) = dim else {
                 let want = match measure {
-                    Measure::Deletes | Measure::Memory(_) => "map, map_type, caller or key",
+                    Measure::Deletes | Measure::Memory(_) | Measure::Fatal => {
+                        "map, map_type, caller or key"
+                    }
                     Measure::Absent => "map_type or caller",
                     Measure::Quantile(_) => "map_type or op",
                 };
                 return p.fail(col, format!("expected {want}, found {}", tok.describe()));
             };
             match measure {
+                _ if dim == Dim::Message => {
+                    return p.fail(
+                        col,
+                        "message is the fatal error's: fatal(message) or fatal(message=\"concurrent map writes\")",
+                    )
+                }
                 Measure::Absent if !dim.exact() => {
                     return p.fail(
                         col,
@@ -804,7 +836,9 @@ pub fn parse(src: &str) -> Result<Rule, RuleError> {
         Measure::Deletes => delete_threshold(&mut p, func)?,
         Measure::Absent => share_threshold(&mut p, op)?,
         Measure::Quantile(_) => latency_threshold(&mut p, &fname)?,
-        Measure::Memory(_) => unreachable!("memory rules are parsed by parse_memory"),
+        Measure::Memory(_) | Measure::Fatal => {
+            unreachable!("memory and fatal rules have parsers of their own")
+        }
     };
     match p.next() {
         (Tok::Word(w), _) if w == "within" => {}
@@ -935,6 +969,57 @@ fn more_items(p: &mut Parser) -> Result<bool, RuleError> {
             format!("expected ',' or ')', found {}", tok.describe()),
         ),
     }
+}
+
+/// A fatal rule: `fatal()`, `fatal(message)` (grouped by the message, the
+/// default) or `fatal(message="concurrent map writes")`.
+fn parse_fatal(mut p: Parser, text: &str) -> Result<Rule, RuleError> {
+    p.next();
+    p.expect(Tok::LParen, "'(' after fatal")?;
+    let mut filters = Vec::new();
+    if p.peek().0 != Tok::RParen {
+        loop {
+            let (tok, col) = p.next();
+            if tok != Tok::Word("message".into()) {
+                return p.fail(
+                    col,
+                    format!(
+                        "a fatal rule has the message only: fatal(message) or fatal(message=\"concurrent map writes\"), found {}",
+                        tok.describe()
+                    ),
+                );
+            }
+            let mut group = None;
+            group_or_filter(&mut p, Dim::Message, col, &mut group, &mut filters)?;
+            if !more_items(&mut p)? {
+                break;
+            }
+        }
+    } else {
+        p.next();
+    }
+    let (tok, col) = p.next();
+    if tok != Tok::End {
+        return p.fail(
+            col,
+            format!(
+                "unexpected {} after fatal(...): it fires when the target dies of a fatal error, with no threshold or window",
+                tok.describe()
+            ),
+        );
+    }
+    Ok(Rule {
+        text: text.to_string(),
+        name: None,
+        func: Func::Count,
+        measure: Measure::Fatal,
+        group: Dim::Message,
+        filters,
+        op: Op::Ge,
+        threshold: 1.0,
+        window: MIN_WINDOW,
+        min: 1,
+    })
 }
 
 /// A memory rule: `gauge(items) op threshold { and gauge(items) op threshold }`,
@@ -1519,7 +1604,7 @@ mod tests {
         fails_at(
             "pizza(map) > 1 within 1m",
             "pizza",
-            "absent(...) or a quantile",
+            "a quantile such as p99",
         );
         fails_at("p101(map_type) > 1ms within 1m", "p101", "p0.001 to p100");
         fails_at("p99(caller) > 1ms within 1m", "caller", "per map type");
@@ -1687,6 +1772,41 @@ mod memory_tests {
         let r = parse("tombstones(map_type) > 10000 and fill(map_type) <= 0.5").unwrap();
         assert_eq!(r.group, Dim::MapType);
         assert_eq!(r.unit(), "tombstones");
+    }
+
+    #[test]
+    fn fatal_rules_parse() {
+        let r = parse("fatal(message)").unwrap();
+        assert_eq!(
+            (r.measure, r.group.clone(), r.filters.len()),
+            (Measure::Fatal, Dim::Message, 0)
+        );
+        assert!(r.exact() && r.windowless());
+        assert_eq!(
+            (r.func_name(), r.unit()),
+            ("fatal".to_string(), "fatal errors")
+        );
+        let r = parse("fatal()").unwrap();
+        assert_eq!((r.group.clone(), r.filters.len()), (Dim::Message, 0));
+        let r = parse(r#" fatal(message="concurrent map writes") "#).unwrap();
+        assert_eq!(
+            r.filters,
+            vec![(Dim::Message, "concurrent map writes".to_string())]
+        );
+        assert_eq!(r.text, r#"fatal(message="concurrent map writes")"#);
+    }
+
+    #[test]
+    fn fatal_rule_errors_point_at_the_column() {
+        fails_at("fatal(map)", "map", "the message only");
+        fails_at(
+            "fatal(message) > 0 within 1m",
+            ">",
+            "no threshold or window",
+        );
+        fails_at("fatal(message=1)", "1", "quoted value");
+        fails_at("fatal", "", "'(' after fatal");
+        fails_at("count(message) > 1 within 1m", "message", "fatal(message)");
     }
 
     #[test]

@@ -350,6 +350,11 @@ impl Metrics {
             &["message"],
         )?;
         registry.register(Box::new(fatal.clone()))?;
+        // At 0 from the start, so that Prometheus sees the step to 1
+        // (increase() needs a sample before it).
+        for message in crate::events::fatal::MAP_MISUSE_MESSAGES {
+            fatal.with_label_values(&[message]);
+        }
         let m = Metrics {
             map_memory,
             fatal,
