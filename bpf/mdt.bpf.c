@@ -1506,15 +1506,28 @@ static __always_inline void pending_of_unsampled(struct pt_regs *ctx, struct pen
 }
 
 /*
- * Crash forensics: this hit in this CPU's counts by time. A slot is
- * rewritten by the first hit of its bucket (once per 4 ms per CPU), not
- * per hit.
+ * Crash forensics: the bucket of now in the counts by time (mdt_window):
+ * the jiffies, a variable, where user space knows the tick's length; else
+ * the monotonic clock, whose reading (~30 ns here) goes to *now.
  */
-static __always_inline __u64 count_in_window(__u8 kind)
+static __always_inline __u64 time_bucket(__u64 *now)
+{
+	if (mdt_cfg.tick_ns)
+		return bpf_jiffies64() >> (mdt_cfg.tick_shift & 7);
+	*now = bpf_ktime_get_ns();
+	return *now >> MDT_WINDOW_SHIFT;
+}
+
+/*
+ * Crash forensics: this hit in this CPU's counts by time; returns its
+ * bucket. A slot is rewritten by the first hit of its bucket (once per
+ * 4 ms per CPU), not per hit.
+ */
+static __always_inline __u64 count_in_window(__u8 kind, __u64 *now)
 {
 	__u32 zero = 0;
 	struct mdt_window *w;
-	__u64 now, epoch;
+	__u64 epoch;
 	__u32 i;
 
 	if (!mdt_cfg.windows)
@@ -1522,8 +1535,7 @@ static __always_inline __u64 count_in_window(__u8 kind)
 	w = bpf_map_lookup_elem(&windows, &zero);
 	if (!w)
 		return 0;
-	now = bpf_ktime_get_ns();
-	epoch = now >> MDT_WINDOW_SHIFT;
+	epoch = time_bucket(now);
 	i = epoch & (MDT_WINDOW_BUCKETS - 1);
 	if (w->epoch[i] != epoch) {
 		w->deletes_at[i] = w->deletes;
@@ -1534,7 +1546,7 @@ static __always_inline __u64 count_in_window(__u8 kind)
 		__sync_fetch_and_add(&w->clears, 1);
 	else
 		__sync_fetch_and_add(&w->deletes, 1);
-	return now;
+	return epoch;
 }
 
 /* The probe body, shared by the two attach flavours below. */
@@ -1546,7 +1558,7 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	struct pending pend;
 	struct task_struct *task;
 	bool latency;
-	__u64 seq, g, ts, counted_at;
+	__u64 seq, g, ts, clock = 0, tick;
 	__u32 words, key_n, labels_n;
 	struct mdt_event *e;
 	__u64 seen;
@@ -1568,9 +1580,9 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 		return 0;
 	}
 	seq = count_hit(id);
-	/* The record's time is the one its hit was counted by time at, so a
+	/* The record carries the bucket its hit was counted in by time, so a
 	 * record is in a fatal error's window iff the window counted it. */
-	counted_at = count_in_window(kind);
+	tick = count_in_window(kind, &clock);
 	latency = mdt_cfg.exits && mdt_exits_armed && mdt_cfg.probes[id].has_exits;
 	if (latency)
 		__builtin_memset(&pend, 0, sizeof(pend));
@@ -1586,6 +1598,10 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	/* Without sampling every hit gets a record: nothing to count. */
 	if (mdt_cfg.sample_threshold < (1ULL << 32))
 		count(&stats, MDT_STAT_SAMPLED_IN);
+	/* The record's time, read as close to its count by time as a hit
+	 * without a record allows. */
+	if (!clock)
+		clock = bpf_ktime_get_ns();
 
 	s = bpf_map_lookup_elem(&scratch_space, &zero);
 	if (!s)
@@ -1647,8 +1663,9 @@ static __always_inline int on_delete(struct pt_regs *ctx)
 	/* One clock reading for the record and its pending entry (not read
 	 * back from the per-CPU scratch, which a preempting probe may reuse):
 	 * the exit record names its entry by it. */
-	ts = counted_at ? counted_at : bpf_ktime_get_ns();
+	ts = clock;
 	e->ts_ns = ts;
+	e->tick = tick;
 	pend.ts_ns = ts;
 	pend.sent = submit(s, words, key_n);
 	if (latency)
@@ -1870,17 +1887,26 @@ static long sum_cpu_window(__u64 cpu, struct window_sum *ws)
 static __always_inline void count_window(struct mdt_fatal *f, __u64 now)
 {
 	struct window_sum ws = {};
-	__u64 window = mdt_cfg.fatal_window_ns;
+	__u64 window = mdt_cfg.fatal_window_ns, clock = 0, span;
 
 	if (!mdt_cfg.windows)
 		return;
 	if (window > now)
 		window = now;
-	ws.first = (now - window) >> MDT_WINDOW_SHIFT;
-	ws.last = now >> MDT_WINDOW_SHIFT;
+	ws.last = time_bucket(&clock);
+	if (mdt_cfg.tick_ns) {
+		/* The whole ticks that cover the window, however far into the
+		 * last one now is. */
+		span = (window + mdt_cfg.tick_ns - 1) / mdt_cfg.tick_ns;
+		ws.first = ws.last - span;
+		f->window_start_ns = now - span * mdt_cfg.tick_ns;
+	} else {
+		ws.first = (now - window) >> MDT_WINDOW_SHIFT;
+		f->window_start_ns = ws.first << MDT_WINDOW_SHIFT;
+	}
+	f->window_tick = ws.first;
 	bpf_loop(mdt_cfg.nr_cpus < MDT_MAX_CPUS ? mdt_cfg.nr_cpus : MDT_MAX_CPUS, sum_cpu_window,
 		 &ws, 0);
-	f->window_start_ns = ws.first << MDT_WINDOW_SHIFT;
 	f->window_deletes = ws.deletes;
 	f->window_clears = ws.clears;
 }

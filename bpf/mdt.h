@@ -71,9 +71,12 @@ enum mdt_limits {
 	/* Crash forensics: bytes of a fatal error's message a record holds. */
 	MDT_MAX_FATAL_MSG = 128,
 	/* Crash forensics: the kernel counts deletes and clears per CPU by
-	 * time, in buckets of 2^MDT_WINDOW_SHIFT ns (4.19 ms), the last
-	 * MDT_WINDOW_BUCKETS of them (1.07 s): the counts of any window up to
-	 * a second before a crash, exactly. */
+	 * time, in buckets of about 4 ms, the last MDT_WINDOW_BUCKETS of them
+	 * (over a second): the counts of any window up to a second before a
+	 * crash, exactly. A bucket is 2^mdt_config.tick_shift jiffies (the
+	 * kernel's tick, read from a variable); where user space does not
+	 * know the tick's length, 2^MDT_WINDOW_SHIFT ns (4.19 ms) of the
+	 * monotonic clock, which costs a clock read per hit. */
 	MDT_WINDOW_SHIFT = 22,
 	MDT_WINDOW_BUCKETS = 256, /* a power of two */
 	/* CPUs whose window counts a fatal probe sums, at most. */
@@ -321,7 +324,9 @@ struct mdt_event {
 	__u8 labels;
 	__u8 labels_flags;
 	__u16 labels_n;
-	__u32 __pad;
+	/* Crash forensics: the bucket this hit was counted in by time (its
+	 * low 32 bits; see mdt_window). */
+	__u32 tick;
 	/* User stack, innermost first: stack[0] = the probed instruction,
 	 * stack[1] = return address into the caller, then the frame-pointer
 	 * chain. Runtime (not file) addresses. */
@@ -446,9 +451,11 @@ struct mdt_fatal {
 	__u32 tid;
 	/* As in mdt_event; 0 with MDT_FATAL_GOID_FAULT. */
 	__u64 goid;
-	/* The kernel's counts of deletes and clears, every goroutine's, from
-	 * window_start_ns (a bucket's start, at most mdt_config.
-	 * fatal_window_ns + 4.19 ms before ts_ns) to the probe. */
+	/* The kernel's counts of deletes and clears, every goroutine's, in
+	 * the buckets (see mdt_window) from window_tick to the probe's: the
+	 * whole buckets that cover mdt_config.fatal_window_ns before ts_ns.
+	 * window_start_ns is where the first began: exact with clock
+	 * buckets, at most one bucket late with tick buckets. */
 	__u64 window_start_ns;
 	__u64 window_deletes;
 	__u64 window_clears;
@@ -464,7 +471,8 @@ struct mdt_fatal {
 	__u8 labels_flags;
 	__u8 __pad;
 	__u16 labels_n;
-	__u32 __pad2;
+	/* The first bucket of the window (low 32 bits). */
+	__u32 window_tick;
 	__u64 stack[MDT_MAX_STACK_DEPTH];
 	__u8 msg[MDT_MAX_FATAL_MSG];
 	__u8 label_room[MDT_LABEL_AREA];
@@ -506,7 +514,7 @@ struct mdt_thread {
 /*
  * Crash forensics: this CPU's deletes and clears, counted by time (the
  * "windows" per-CPU array). The counts are cumulative; slot i remembers,
- * for bucket epoch[i] (ts >> MDT_WINDOW_SHIFT, i = epoch % BUCKETS), the
+ * for bucket epoch[i] (i = epoch % BUCKETS), the
  * counts just before that bucket's first hit, so the hits since any bucket
  * are the counts now minus the ones of the first slot at or after it.
  */
@@ -652,6 +660,11 @@ struct mdt_config {
 	__u32 windows;
 	__u32 nr_cpus;
 	__u64 fatal_window_ns;
+	/* A bucket of the counts by time in ns, as 2^tick_shift jiffies; 0:
+	 * buckets of the monotonic clock (2^MDT_WINDOW_SHIFT ns). */
+	__u64 tick_ns;
+	__u32 tick_shift;
+	__u32 __pad_ticks;
 	/* Per attach point (index = probe id). */
 	struct mdt_probe_cfg probes[MDT_MAX_PROBES];
 };
@@ -718,7 +731,7 @@ _Static_assert(sizeof(struct mdt_thread) == 48, "mdt_thread layout changed");
 _Static_assert(sizeof(struct mdt_fatal) ==
 		       64 + 8 * MDT_MAX_STACK_DEPTH + MDT_MAX_FATAL_MSG + MDT_LABEL_AREA,
 	       "mdt_fatal layout changed");
-_Static_assert(sizeof(struct mdt_config) == 184 + 8 * MDT_MAX_PROBES,
+_Static_assert(sizeof(struct mdt_config) == 200 + 8 * MDT_MAX_PROBES,
 	       "mdt_config layout changed");
 
 #endif /* __MDT_H */

@@ -145,6 +145,7 @@ impl Decoder {
         Some(Event {
             kind,
             ts_ns: (i128::from(raw.ts_ns) + offset).max(0) as u64,
+            tick: raw.tick,
             pid: raw.pid,
             tid: raw.tid,
             goid: (!raw.has_flag(mdt_event_flags::MDT_EV_GOID_FAULT)).then_some(raw.goid),

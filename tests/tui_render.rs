@@ -75,6 +75,7 @@ fn ev(
     Event {
         kind,
         ts_ns: (T0 + sec) * NS + n * 1_000_000,
+        tick: 0,
         pid: 4242,
         tid: 4243,
         goid: Some(17 + n % 3),
@@ -1818,6 +1819,7 @@ fn fatal() -> mdt::events::fatal::Fatal {
         },
         recent: Recent {
             since_ns: T0 * NS - 100_000_000,
+            bucket_ns: 4_000_000,
             deletes: 2,
             clears: 0,
             received: 2,

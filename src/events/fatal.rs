@@ -169,6 +169,9 @@ pub struct RunningGoroutine {
 pub struct Recent {
     /// Wall-clock start of the window (the fatal error ends it).
     pub since_ns: u64,
+    /// The kernel counts by time in buckets this long: the window is whole
+    /// buckets (`crate::probes::ProbeConfig::time_bucket_ns`).
+    pub bucket_ns: u64,
     /// What the kernel counted in the window, exactly (every goroutine's,
     /// on every map, sampled or not).
     pub deletes: u64,

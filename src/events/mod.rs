@@ -24,6 +24,10 @@ pub struct Event {
     pub kind: Role,
     /// Wall-clock time, nanoseconds since the Unix epoch.
     pub ts_ns: u64,
+    /// The kernel's bucket of its counts by time this delete was counted
+    /// in (low 32 bits): in a fatal error's window iff the window counted
+    /// it (crash forensics). Not written out.
+    pub tick: u32,
     pub pid: u32,
     pub tid: u32,
     /// Goroutine id; None when it could not be read.
@@ -190,6 +194,7 @@ pub(crate) mod testing {
         Event {
             kind: Role::Delete,
             ts_ns: 0,
+            tick: 0,
             pid: 1,
             tid: 1,
             goid: Some(1),

@@ -46,10 +46,12 @@ pub struct Forensics {
     /// Link-time address of runtime.fatal's entry (stack[0] of a record).
     fatal_va: u64,
     window_ns: u64,
+    /// The length of the kernel's buckets of counts by time.
+    bucket_ns: u64,
     recent: VecDeque<Event>,
-    /// The times of the records of the last window (more than `recent`
-    /// keeps), to count them; at most MAX_COUNTED.
-    times: VecDeque<u64>,
+    /// The times and buckets of the records of the last window (more than
+    /// `recent` keeps), to count them; at most MAX_COUNTED.
+    times: VecDeque<(u64, u32)>,
     /// `times` dropped one younger than a window.
     times_cut: Option<u64>,
     pending: Option<Pending>,
@@ -73,6 +75,7 @@ impl Forensics {
         goid_offset: u64,
         fatal_va: u64,
         window_ns: u64,
+        bucket_ns: u64,
     ) -> Self {
         Forensics {
             lister,
@@ -81,6 +84,7 @@ impl Forensics {
             goid_offset,
             fatal_va,
             window_ns,
+            bucket_ns,
             recent: VecDeque::new(),
             times: VecDeque::new(),
             times_cut: None,
@@ -100,13 +104,13 @@ impl Forensics {
         {
             self.recent.pop_front();
         }
-        while self.times.front().is_some_and(|&t| t < oldest) {
+        while self.times.front().is_some_and(|&(t, _)| t < oldest) {
             self.times.pop_front();
         }
         if self.times.len() >= MAX_COUNTED {
-            self.times_cut = self.times.pop_front();
+            self.times_cut = self.times.pop_front().map(|(t, _)| t);
         }
-        self.times.push_back(ev.ts_ns);
+        self.times.push_back((ev.ts_ns, ev.tick));
         self.recent.push_back(ev);
     }
 
@@ -242,13 +246,22 @@ impl Forensics {
         ts_ns: u64,
         map: Option<&FatalMap>,
     ) -> Recent {
-        let since_ns = decoder.wall_ns(raw.window_start_ns);
-        let window = since_ns..=ts_ns;
-        let received = self.times.iter().filter(|t| window.contains(t)).count() as u64;
+        // In the window: counted in one of its buckets, before the probe.
+        let first = raw.window_tick;
+        let within = |ts: u64, tick: u32| ts <= ts_ns && tick.wrapping_sub(first) as i32 >= 0;
+        let received = self.times.iter().filter(|&&(t, k)| within(t, k)).count() as u64;
+        // Exact with clock buckets; with tick buckets, at most a bucket
+        // late, and no later than the window's first record.
+        let since_ns = self
+            .times
+            .iter()
+            .filter(|&&(t, k)| within(t, k))
+            .map(|&(t, _)| t)
+            .fold(decoder.wall_ns(raw.window_start_ns), u64::min);
         let in_window: Vec<&Event> = self
             .recent
             .iter()
-            .filter(|e| (since_ns..=ts_ns).contains(&e.ts_ns))
+            .filter(|e| within(e.ts_ns, e.tick))
             .collect();
         let mut listed: Vec<&Event> = in_window
             .iter()
@@ -260,6 +273,7 @@ impl Forensics {
         let more = listed.len().saturating_sub(MAX_LISTED) as u64;
         Recent {
             since_ns,
+            bucket_ns: self.bucket_ns,
             deletes: raw.window_deletes,
             clears: raw.window_clears,
             received,

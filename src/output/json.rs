@@ -352,6 +352,7 @@ pub fn fatal_record(f: &Fatal) -> serde_json::Value {
         "since": rfc3339_nanos(w.since_ns),
         "since_ns": w.since_ns,
         "window_ns": f.ts_ns.saturating_sub(w.since_ns),
+        "bucket_ns": w.bucket_ns,
         "kernel_deletes": w.deletes,
         "kernel_clears": w.clears,
         "received": w.received,
@@ -452,6 +453,7 @@ mod tests {
         Event {
             kind,
             ts_ns: 1_795_630_676_408_967_123,
+            tick: 0,
             pid: 4242,
             tid: 4243,
             goid: Some(17),

@@ -14,14 +14,17 @@ use crate::gobin::labels::LabelStore;
 /// Bytes of `runtime.g` the probe reads in one go (`MDT_G_HEAD_BYTES`).
 const G_HEAD_BYTES: usize = types::mdt_limits::MDT_G_HEAD_BYTES.0 as usize;
 
-/// The longest window the kernel's counts by time cover whole: all the
-/// buckets but the one being filled (`MDT_WINDOW_BUCKETS` of
-/// 2^`MDT_WINDOW_SHIFT` ns), rounded down to a millisecond.
-pub const MAX_FATAL_WINDOW_NS: u64 = {
-    let bucket = 1u64 << types::mdt_limits::MDT_WINDOW_SHIFT.0;
-    let span = bucket * (types::mdt_limits::MDT_WINDOW_BUCKETS.0 as u64 - 2);
-    span / 1_000_000 * 1_000_000
-};
+/// Crash forensics: the kernel's buckets of counts by time where its tick
+/// rate is known: `(bucket ns, shift)`, a bucket being 2^shift jiffies, the
+/// fewest that last 4 ms (so that 256 buckets cover over a second).
+pub fn tick_buckets(hz: u32) -> (u64, u32) {
+    let tick_ns = 1_000_000_000 / u64::from(hz.max(1));
+    let mut shift = 0;
+    while (tick_ns << shift) < 4_000_000 && shift < 7 {
+        shift += 1;
+    }
+    (tick_ns << shift, shift)
+}
 
 /// How the Go register arguments are laid out at an attach point
 /// (`enum mdt_kind`).
@@ -158,6 +161,9 @@ pub struct ProbeConfig {
     /// kernel counts (`--fatal-window`, < 1.07 s); None: deletes are not
     /// counted by time.
     pub fatal_window_ns: Option<u64>,
+    /// The kernel's tick rate: counts by time in ticks (a variable) rather
+    /// than by the clock (a clock read per hit). None: unknown.
+    pub kernel_hz: Option<u32>,
 }
 
 impl Default for ProbeConfig {
@@ -187,11 +193,28 @@ impl Default for ProbeConfig {
             label_keys: Vec::new(),
             check_tgid: true,
             fatal_window_ns: None,
+            kernel_hz: None,
         }
     }
 }
 
 impl ProbeConfig {
+    /// The length of the kernel's buckets of counts by time.
+    pub fn time_bucket_ns(&self) -> u64 {
+        match self.kernel_hz {
+            Some(hz) => tick_buckets(hz).0,
+            None => 1 << types::mdt_limits::MDT_WINDOW_SHIFT.0,
+        }
+    }
+
+    /// The longest window those buckets cover whole: all of them but the
+    /// one being filled and the one it may reach back into, rounded down
+    /// to a millisecond (over a second: see [`tick_buckets`]).
+    pub fn max_fatal_window_ns(&self) -> u64 {
+        let span = self.time_bucket_ns() * (types::mdt_limits::MDT_WINDOW_BUCKETS.0 as u64 - 2);
+        span / 1_000_000 * 1_000_000
+    }
+
     /// The `struct mdt_config` written to the program's `.rodata`.
     pub fn to_raw(&self) -> Result<MdtConfig> {
         if self.attach_points() > MAX_PROBES {
@@ -240,10 +263,13 @@ impl ProbeConfig {
             fatal_window_ns: self.fatal_window_ns.unwrap_or(0),
             ..MdtConfig::default()
         };
-        if raw.fatal_window_ns > MAX_FATAL_WINDOW_NS {
+        if let Some(hz) = self.kernel_hz {
+            (raw.tick_ns, raw.tick_shift) = tick_buckets(hz);
+        }
+        if raw.fatal_window_ns > self.max_fatal_window_ns() {
             bail!(
                 "the window before a fatal error is at most {} ms",
-                MAX_FATAL_WINDOW_NS / 1_000_000
+                self.max_fatal_window_ns() / 1_000_000
             );
         }
         if self.label_keys.len() > MAX_LABEL_KEYS {

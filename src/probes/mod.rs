@@ -187,7 +187,7 @@ const _: () =
 const _: () = assert!(std::mem::offset_of!(MdtEvent, stack) == 88);
 const _: () = assert!(size_of::<types::mdt_label>() == 4);
 const _: () = assert!(size_of::<MdtProbeCfg>() == 8);
-const _: () = assert!(size_of::<MdtConfig>() == 184 + 8 * MAX_PROBES);
+const _: () = assert!(size_of::<MdtConfig>() == 200 + 8 * MAX_PROBES);
 const _: () = assert!(size_of::<MdtThread>() == 48);
 const _: () =
     assert!(size_of::<MdtFatal>() == 64 + 8 * MAX_STACK_DEPTH + MAX_FATAL_MSG + LABEL_AREA);

@@ -121,6 +121,33 @@ pub fn kernel_at_least(major: u32, minor: u32) -> bool {
         .is_some_and(|v| v >= (major, minor))
 }
 
+/// The kernel's tick rate (`CONFIG_HZ`), from its configuration
+/// (`/boot/config-RELEASE`, else `/proc/config.gz`); `MDT_KERNEL_HZ`
+/// (a number, or `unknown`) says it where neither can be read.
+pub fn kernel_hz() -> Option<u32> {
+    if let Ok(v) = std::env::var("MDT_KERNEL_HZ") {
+        return v.trim().parse().ok().filter(|&hz| hz > 0);
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let boot = std::fs::read_to_string(format!("/boot/config-{}", release.trim()));
+    let config = boot.ok().or_else(|| {
+        let gz = std::fs::File::open("/proc/config.gz").ok()?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz), &mut text).ok()?;
+        Some(text)
+    })?;
+    config_hz(&config)
+}
+
+/// `CONFIG_HZ=250` of a kernel configuration.
+fn config_hz(config: &str) -> Option<u32> {
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFIG_HZ="))
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&hz| hz > 0)
+}
+
 /// `(major, minor)` of a kernel release string such as "6.18.44-generic".
 fn release_version(release: &str) -> Option<(u32, u32)> {
     let mut parts = release.trim().split(['.', '-', '+']);
@@ -139,6 +166,14 @@ mod tests {
         assert_eq!(release_version("6.1.0-28-amd64"), Some((6, 1)));
         assert_eq!(release_version("5.15+"), Some((5, 15)));
         assert_eq!(release_version("garbage"), None);
+    }
+
+    #[test]
+    fn the_tick_rate_is_read_from_the_config() {
+        let config = "# CONFIG_HZ_100 is not set\nCONFIG_HZ_250=y\nCONFIG_HZ=250\n";
+        assert_eq!(config_hz(config), Some(250));
+        assert_eq!(config_hz("CONFIG_HZ_1000=y\n"), None);
+        assert_eq!(config_hz("CONFIG_HZ=0\n"), None);
     }
 
     #[test]

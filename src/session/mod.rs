@@ -198,6 +198,7 @@ impl Session {
                 .fatal_window
                 .filter(|_| binary.fatal.is_some() && process::kernel_at_least(5, 19))
                 .map(|d| d.as_nanos() as u64),
+            kernel_hz: process::kernel_hz(),
             ringbuf_bytes: match options.mode {
                 Mode::Records { .. } => options.limits.buffer_bytes,
                 // Nothing is sent: the smallest ring the kernel allows.
@@ -214,6 +215,7 @@ impl Session {
             .iter()
             .map(|f| f.probe_file_offset())
             .collect();
+        let time_bucket_ns = config.time_bucket_ns();
         let mut probes = Probes::arm(
             config,
             &attach_path,
@@ -221,7 +223,14 @@ impl Session {
             &exit_offsets,
             target.pid() as u32,
         )?;
-        let forensics = arm_forensics(&mut probes, &binary, &attach_path, &target, &options);
+        let forensics = arm_forensics(
+            &mut probes,
+            &binary,
+            &attach_path,
+            &target,
+            &options,
+            time_bucket_ns,
+        );
         let mut latency = LatencyClock::new(options.latency);
         latency.start(&mut probes)?;
         let attach_time = started.elapsed();
@@ -746,6 +755,7 @@ fn arm_forensics(
     attach_path: &std::path::Path,
     target: &Target,
     options: &Options,
+    time_bucket_ns: u64,
 ) -> Option<Forensics> {
     let fatal = binary.fatal.as_ref()?;
     let window = options.fatal_window?;
@@ -776,6 +786,7 @@ fn arm_forensics(
         binary.layout.map_or(0, |l| l.goid_offset),
         fatal.address,
         window.as_nanos() as u64,
+        time_bucket_ns,
     ))
 }
 
