@@ -266,6 +266,8 @@ fn check_forensics(ctx: &str, mode: &str, message: &str, t: &Traced) -> bool {
         let (func, line) = fixture_frame(&g["stack"])?;
         (func == other).then_some((g, line))
     });
+    assert_eq!(f["stack_truncated"], false, "{ctx}: {fb}");
+    assert_eq!(f["also_dropped"], 0, "{ctx}");
     // recent: the kernel's count of the window is the delete records mdt wrote in it.
     let w = &f["recent"];
     let (since, until) = (
@@ -454,5 +456,48 @@ fn without_the_hold_and_with_sampling_the_record_says_what_it_lacks() {
         let summary = records.iter().find(|r| r["type"] == "summary").unwrap();
         assert_eq!(summary["fatal_errors"], 1, "{ctx}");
         assert_eq!(summary["target_exit"], "exit status 2", "{ctx}");
+    });
+}
+
+/// 300 calls deep, the dying goroutine's stack is deeper than the probe walks (`--stack-depth
+/// 100`): the record
+/// says so (`stack_truncated`), with the innermost frames it has, the map operation's among
+/// them, and the report marks the cut.
+#[test]
+fn a_stack_deeper_than_the_walk_is_marked_truncated() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let jobs: Vec<_> = jobs().into_iter().rev().take(1).collect();
+    for_jobs("deep_stack", jobs, |tc, v| {
+        let bin = common::build_fixture("crash", tc, v);
+        let dir = Scratch::new("deep");
+        let out = dir.path("out.json");
+        let mut cmd = Command::new(mdt_bin());
+        cmd.args(["trace", "--json", "--stack-depth", "100", "-o"])
+            .arg(&out)
+            .arg("--")
+            .arg(&bin)
+            .args(["-mode", "writes", "-pace", PACE, "-depth", "300"]);
+        let ctx = format!("{tc} {v} -depth 300");
+        let mut p = Proc::spawn(&ctx, cmd, Stdio::null());
+        let f = p.finish(Duration::from_secs(60), "the crash");
+        assert_eq!(f.status.code(), Some(2), "{ctx}: {}", f.stderr);
+        let records = common::read_json_lines(&out);
+        let fatals: Vec<&Value> = records.iter().filter(|r| r["type"] == "fatal").collect();
+        assert_eq!(fatals.len(), 1, "{ctx}");
+        let fatal = fatals[0];
+        assert_eq!(fatal["stack_truncated"], true, "{ctx}");
+        let stack = fatal["stack"].as_array().unwrap();
+        let nests = stack.iter().filter(|f| f["func"] == "main.nest").count();
+        assert!(
+            stack.len() >= 100 && nests >= 90,
+            "{ctx}: {} frames, {nests} main.nest",
+            stack.len()
+        );
+        assert!(
+            fixture_frame(&fatal["stack"]).is_some(),
+            "{ctx}: no map operation's frame"
+        );
     });
 }

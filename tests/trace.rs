@@ -1350,6 +1350,12 @@ fn errors_are_one_line() {
             "--latency with --no-latency",
             vec!["--latency", "--no-latency"],
         ),
+        ("--fatal-window 2s", vec!["--fatal-window", "2s"]),
+        ("--fatal-window 0s", vec!["--fatal-window", "0s"]),
+        (
+            "--no-forensics with --no-hold",
+            vec!["--no-forensics", "--no-hold"],
+        ),
     ] {
         let mut cmd = mdt_cmd(["trace", "--json"]);
         cmd.args(&args).args(["-p", "1"]);

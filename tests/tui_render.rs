@@ -1791,6 +1791,7 @@ fn fatal() -> mdt::events::fatal::Fatal {
             ("main.deleter", "/src/app/main.go", 30, 0x49_0000),
         ]),
         caller: Some(2),
+        stack_truncated: false,
         map: Some(FatalMap {
             addr: 0xc0_0009_2180,
             map_type: "map[int64]int64".into(),
@@ -1829,6 +1830,7 @@ fn fatal() -> mdt::events::fatal::Fatal {
             more: 0,
         },
         also: Vec::new(),
+        also_dropped: 0,
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Fatal {
     pub labels: Option<Arc<Labels>>,
     /// Innermost first: runtime.fatal, then what called it.
     pub stack: Stack,
+    /// The stack was deeper than the probe walks (its outermost frames
+    /// are missing).
+    pub stack_truncated: bool,
     /// Index in `stack` of the first frame outside the Go runtime.
     pub caller: Option<usize>,
     /// The map the goroutine was deleting from when it died (when that is
@@ -39,6 +42,8 @@ pub struct Fatal {
     /// Other goroutines that died of a fatal error at the same time (Go
     /// 1.23 and older often print two "fatal error" lines).
     pub also: Vec<AlsoFatal>,
+    /// More of those than a record names (`crate::forensics::MAX_ALSO`).
+    pub also_dropped: u64,
 }
 
 impl Fatal {
@@ -71,6 +76,9 @@ impl Fatal {
             out.push(format!("  labels: {}", l.text()));
         }
         push_stack(&mut out, "  ", &self.stack);
+        if self.stack_truncated {
+            out.push("  ... (deeper than mdt walks)".into());
+        }
         for a in &self.also {
             out.push(format!(
                 "  also: goroutine {} (tid {}): {} at {}",

@@ -27,6 +27,9 @@ pub const MAX_RECENT: usize = 4096;
 pub const MAX_COUNTED: usize = 1 << 20;
 /// Other goroutines' records a fatal record lists, at most.
 pub const MAX_LISTED: usize = 32;
+/// Other goroutines' fatal errors a record names, at most (the others are
+/// counted).
+pub const MAX_ALSO: usize = 16;
 /// How long a fatal error waits for another goroutine's at the same time
 /// (and for the records still in the ring from before it).
 const MERGE_WAIT: Duration = Duration::from_millis(150);
@@ -59,6 +62,17 @@ pub struct Forensics {
     early: Vec<Box<MdtFatal>>,
     /// Fatal records written.
     pub reported: u64,
+    /// Other goroutines' fatal records past MAX_ALSO, for the next report.
+    also_dropped: u64,
+}
+
+/// Keeps at most MAX_ALSO of the other goroutines' fatal records.
+fn push_bounded(list: &mut Vec<Box<MdtFatal>>, raw: Box<MdtFatal>, dropped: &mut u64) {
+    if list.len() < MAX_ALSO {
+        list.push(raw);
+    } else {
+        *dropped += 1;
+    }
 }
 
 struct Pending {
@@ -91,6 +105,7 @@ impl Forensics {
             pending: None,
             early: Vec::new(),
             reported: 0,
+            also_dropped: 0,
         }
     }
 
@@ -119,11 +134,11 @@ impl Forensics {
     pub fn fatal(&mut self, raw: &MdtFatal) {
         let raw = Box::new(*raw);
         if let Some(p) = &mut self.pending {
-            p.also.push(raw);
+            push_bounded(&mut p.also, raw, &mut self.also_dropped);
             return;
         }
         if raw.has(ff::MDT_FATAL_NOT_FIRST) {
-            self.early.push(raw);
+            push_bounded(&mut self.early, raw, &mut self.also_dropped);
             return;
         }
         if self.mem.is_none() {
@@ -166,7 +181,9 @@ impl Forensics {
         }
         let p = self.pending.take()?;
         self.reported += 1;
-        Some(self.report(p, decoder))
+        let mut fatal = self.report(p, decoder);
+        fatal.also_dropped = std::mem::take(&mut self.also_dropped);
+        Some(fatal)
     }
 
     fn report(&self, p: Pending, decoder: &mut Decoder) -> Fatal {
@@ -183,6 +200,7 @@ impl Forensics {
             message: raw.message(),
             labels: decoder.labels(&raw.labels()),
             stack,
+            stack_truncated: raw.has(ff::MDT_FATAL_STACK_TRUNCATED),
             caller,
             recent: self.recent(decoder, raw, ts_ns, map.as_ref()),
             map,
@@ -201,6 +219,7 @@ impl Forensics {
                     }
                 })
                 .collect(),
+            also_dropped: 0,
         }
     }
 

@@ -322,6 +322,7 @@ pub fn fatal_record(f: &Fatal) -> serde_json::Value {
         );
     }
     let mut v = with_stack(v, &f.stack, f.caller);
+    merge(&mut v, json!({"stack_truncated": f.stack_truncated}));
     if let Some(m) = &f.map {
         merge(
             &mut v,
@@ -372,7 +373,7 @@ pub fn fatal_record(f: &Fatal) -> serde_json::Value {
         .collect();
     merge(
         &mut v,
-        json!({"running": running, "recent": recent, "also": also}),
+        json!({"running": running, "recent": recent, "also": also, "also_dropped": f.also_dropped}),
     );
     v
 }

@@ -1295,6 +1295,8 @@ mod memory_tests {
             running: Default::default(),
             recent: Default::default(),
             also: Vec::new(),
+            also_dropped: 0,
+            stack_truncated: false,
         }
     }
 
