@@ -31,6 +31,11 @@ complete -c mdt -n "__fish_mdt_needs_command" -f -a "trace" -d 'Trace map delete
 complete -c mdt -n "__fish_mdt_needs_command" -f -a "flame" -d 'Draw the code paths that lead to map deletes: flame graph, folded stacks or pprof'
 complete -c mdt -n "__fish_mdt_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mdt -n "__fish_mdt_using_subcommand inspect" -s p -l pid -d 'Read the executable of this running process (through /proc/PID/exe)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand inspect" -l comm -d 'Only processes whose command name (/proc/PID/comm) matches REGEX' -r
+complete -c mdt -n "__fish_mdt_using_subcommand inspect" -l exe -d 'Only processes whose executable\'s path matches REGEX' -r
+complete -c mdt -n "__fish_mdt_using_subcommand inspect" -l container -d 'Only processes in this container (its id, or the first digits of it, as `docker ps` or `podman ps` shows them)' -r
+complete -c mdt -n "__fish_mdt_using_subcommand inspect" -l cgroup -d 'Only processes in this cgroup or below it: a cgroup path (/kubepods.slice) or a directory under /sys/fs/cgroup' -r
+complete -c mdt -n "__fish_mdt_using_subcommand inspect" -l all -d 'List the node\'s Go processes (those the filters keep): pid, command, Go version, container, and whether mdt can trace each'
 complete -c mdt -n "__fish_mdt_using_subcommand inspect" -l json -d 'Print one JSON object instead of the report'
 complete -c mdt -n "__fish_mdt_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mdt -n "__fish_mdt_using_subcommand inspect" -s V -l version -d 'Print version'

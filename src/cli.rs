@@ -437,18 +437,84 @@ pub struct InspectArgs {
     /// The Go executable to read.
     #[arg(
         value_name = "BINARY",
-        required_unless_present = "pid",
-        conflicts_with = "pid"
+        required_unless_present_any = ["pid", "all"],
+        conflicts_with_all = ["pid", "all"]
     )]
     pub binary: Option<PathBuf>,
 
     /// Read the executable of this running process (through /proc/PID/exe).
-    #[arg(short, long, value_name = "PID")]
+    #[arg(short, long, value_name = "PID", conflicts_with = "all")]
     pub pid: Option<i32>,
+
+    /// List the node's Go processes (those the filters keep): pid, command,
+    /// Go version, container, and whether mdt can trace each.
+    #[arg(long)]
+    pub all: bool,
+
+    #[command(flatten)]
+    pub node: NodeArgs,
 
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which of the node's processes `--all` takes (every filter given must
+/// keep a process).
+#[derive(Args, Debug, Clone, Default)]
+pub struct NodeArgs {
+    /// Only processes whose command name (/proc/PID/comm) matches REGEX.
+    #[arg(
+        long,
+        value_name = "REGEX",
+        requires = "all",
+        help_heading = "Node-wide"
+    )]
+    pub comm: Option<Regex>,
+
+    /// Only processes whose executable's path matches REGEX.
+    #[arg(
+        long,
+        value_name = "REGEX",
+        requires = "all",
+        help_heading = "Node-wide"
+    )]
+    pub exe: Option<Regex>,
+
+    /// Only processes in this container (its id, or the first digits of it,
+    /// as `docker ps` or `podman ps` shows them).
+    #[arg(long, value_name = "ID", requires = "all", help_heading = "Node-wide",
+          value_parser = parse_container_id)]
+    pub container: Option<String>,
+
+    /// Only processes in this cgroup or below it: a cgroup path
+    /// (/kubepods.slice) or a directory under /sys/fs/cgroup.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "all",
+        help_heading = "Node-wide"
+    )]
+    pub cgroup: Option<String>,
+}
+
+impl NodeArgs {
+    pub fn selector(&self) -> crate::process::discover::Selector {
+        crate::process::discover::Selector {
+            comm: self.comm.clone(),
+            exe: self.exe.clone(),
+            container: self.container.clone(),
+            cgroup: self.cgroup.clone(),
+        }
+    }
+}
+
+fn parse_container_id(s: &str) -> Result<String, String> {
+    let id = s.trim().to_ascii_lowercase();
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("a container id is hex digits (up to 64; a prefix of 12 as `docker ps` shows it is enough)".into());
+    }
+    Ok(id)
 }
 
 /// The clap command, for the man page and the completion generators.

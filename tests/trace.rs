@@ -1220,26 +1220,6 @@ fn expect_error(ctx: &str, cmd: Command, code: Option<i32>, needles: &[&str]) {
     );
 }
 
-/// A copy of `bin` with every occurrence of its version string replaced by `fake` (same length).
-fn patched_version_copy(bin: &Path, real: &str, fake: &str, dest: &Path) {
-    assert_eq!(real.len(), fake.len());
-    let mut data = fs::read(bin).unwrap();
-    let mut n = 0;
-    let mut i = 0;
-    while let Some(pos) = data[i..]
-        .windows(real.len())
-        .position(|w| w == real.as_bytes())
-    {
-        let at = i + pos;
-        data[at..at + real.len()].copy_from_slice(fake.as_bytes());
-        n += 1;
-        i = at + real.len();
-    }
-    assert!(n > 0, "{real} not found in {}", bin.display());
-    fs::write(dest, &data).unwrap();
-    fs::set_permissions(dest, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// A pid that no process has.
 fn free_pid() -> i32 {
     let max: i32 = fs::read_to_string("/proc/sys/kernel/pid_max")
@@ -1305,7 +1285,7 @@ fn errors_are_one_line() {
         let real = format!("go{}.", newest.short);
         let fake_full = format!("{fake}.");
         let dest = dir.path(&format!("deletes-{fake}"));
-        patched_version_copy(&bin, &real, &fake_full, &dest);
+        common::patched_version_copy(&bin, &real, &fake_full, &dest);
         let ctx = format!("unsupported version {fake} (launch)");
         let mut cmd = mdt_cmd(["trace", "--json", "--"]);
         cmd.arg(&dest);

@@ -9,8 +9,12 @@ use crate::cli::InspectArgs;
 use crate::gobin::layout::LayoutSource;
 use crate::gobin::{GoBinary, MapImpl, TextBaseSource, VersionSource};
 use crate::process;
+use crate::session::node::{go_processes, NodeProcess};
 
 pub fn run(args: &InspectArgs) -> Result<ExitCode> {
+    if args.all {
+        return node(args);
+    }
     let path = match (args.pid, &args.binary) {
         (Some(pid), _) => process::exe_of(pid)?,
         (None, Some(path)) => path.clone(),
@@ -24,6 +28,66 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `mdt inspect --all`: the node's Go processes, one row (or JSON object)
+/// each.
+fn node(args: &InspectArgs) -> Result<ExitCode> {
+    let procs = go_processes(&args.node.selector());
+    if args.json {
+        let list: Vec<_> = procs.iter().map(node_json).collect();
+        let doc = serde_json::json!({ "processes": list });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", node_table(&procs));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn node_json(p: &NodeProcess) -> serde_json::Value {
+    let i = &p.info;
+    serde_json::json!({
+        "pid": i.pid,
+        "comm": i.comm,
+        "exe": i.exe,
+        "go_version": p.binary.go_version,
+        "traceable": p.binary.untraceable.is_none(),
+        "reason": p.binary.untraceable,
+        "cgroup": i.cgroups.main_path(),
+        "container_id": i.container.as_ref().map(|c| &c.id),
+        "pod_uid": i.container.as_ref().and_then(|c| c.pod_uid.as_ref()),
+    })
+}
+
+/// `PID COMM GO CONTAINER TRACE EXE`, the reason after an untraceable one.
+fn node_table(procs: &[NodeProcess]) -> String {
+    let mut out = format!(
+        "{:>7}  {:<15}  {:<12}  {:<12}  {:<5}  EXE\n",
+        "PID", "COMM", "GO", "CONTAINER", "TRACE"
+    );
+    for p in procs {
+        let i = &p.info;
+        let _ = write!(
+            out,
+            "{:>7}  {:<15}  {:<12}  {:<12}  {:<5}  {}",
+            i.pid,
+            i.comm,
+            p.binary.go_version.as_deref().unwrap_or("?"),
+            i.container.as_ref().map_or("-".into(), |c| c.to_string()),
+            if p.binary.untraceable.is_none() {
+                "yes"
+            } else {
+                "no"
+            },
+            i.exe.display()
+        );
+        if let Some(why) = &p.binary.untraceable {
+            let _ = write!(out, "  ({why})");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{} Go processes", procs.len());
+    out
 }
 
 /// The human report: a short aligned header, then one row per function.

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod cgroup;
+pub mod discover;
 pub mod launch;
 pub mod memory;
 pub mod stop;

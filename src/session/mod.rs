@@ -10,6 +10,7 @@
 
 mod join;
 mod latency;
+pub mod node;
 mod observe;
 mod options;
 mod pump;

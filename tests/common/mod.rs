@@ -993,3 +993,23 @@ pub fn private_mdt(tag: &str) -> &'static Path {
         copy
     })
 }
+
+/// A copy of `bin` with every occurrence of its version string replaced by `fake` (same length).
+pub fn patched_version_copy(bin: &Path, real: &str, fake: &str, dest: &Path) {
+    assert_eq!(real.len(), fake.len());
+    let mut data = fs::read(bin).unwrap();
+    let mut n = 0;
+    let mut i = 0;
+    while let Some(pos) = data[i..]
+        .windows(real.len())
+        .position(|w| w == real.as_bytes())
+    {
+        let at = i + pos;
+        data[at..at + real.len()].copy_from_slice(fake.as_bytes());
+        n += 1;
+        i = at + real.len();
+    }
+    assert!(n > 0, "{real} not found in {}", bin.display());
+    fs::write(dest, &data).unwrap();
+    fs::set_permissions(dest, fs::Permissions::from_mode(0o755)).unwrap();
+}
