@@ -501,3 +501,116 @@ fn a_stack_deeper_than_the_walk_is_marked_truncated() {
         );
     });
 }
+
+/// The pid the crash fixture announced on stderr ("crash ready pid=N ...").
+fn announced_pid(stderr: &str) -> u64 {
+    stderr
+        .split("crash ready pid=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no pid announced: {stderr}"))
+}
+
+/// The number before `word` in `line` ("12 deletes, ..." → 12).
+fn count_before(line: &str, word: &str) -> u64 {
+    let head = line
+        .split(word)
+        .next()
+        .unwrap_or_else(|| panic!("no {word:?} in {line}"));
+    head.split_whitespace()
+        .last()
+        .and_then(|n| n.trim_start_matches('(').parse().ok())
+        .unwrap_or_else(|| panic!("no count before {word:?} in {line}"))
+}
+
+#[test]
+fn the_text_output_and_flame_report_the_crash_and_keep_their_outputs() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let tcs = common::toolchains();
+    let jobs = vec![
+        (tcs[0].clone(), common::Variant::Plain),
+        (tcs.last().unwrap().clone(), common::Variant::Plain),
+    ];
+    for_jobs("text_and_flame_crash", jobs, |tc, v| {
+        let bin = common::build_fixture("crash", tc, v);
+        let dir = Scratch::new("crash-outputs");
+        let message = "fatal error: concurrent map writes";
+
+        // Text: the report once, every delete a line, the summary with the target's status.
+        let text = dir.path("out.txt");
+        let mut cmd = Command::new(mdt_bin());
+        cmd.args(["trace", "-o"])
+            .arg(&text)
+            .arg("--")
+            .arg(&bin)
+            .args(["-mode", "writes", "-pace", PACE]);
+        let ctx = format!("{tc} {v} text");
+        let mut p = Proc::spawn(&format!("{ctx}: mdt trace"), cmd, Stdio::null());
+        let f = p.finish(Duration::from_secs(60), "the crash");
+        assert_eq!(f.status.code(), Some(2), "{ctx}: {}", f.stderr);
+        assert!(f.stderr.contains(message), "{ctx}: {}", f.stderr);
+        let pid = announced_pid(&f.stderr);
+        let out = std::fs::read_to_string(&text).unwrap();
+        let heads: Vec<_> = out.lines().filter(|l| l.starts_with("FATAL ")).collect();
+        assert_eq!(heads.len(), 1, "{ctx}: {out}");
+        assert!(
+            heads[0].starts_with(&format!("FATAL {message} (pid {pid}, tid ")),
+            "{ctx}: {}",
+            heads[0]
+        );
+        let summary = out
+            .lines()
+            .find(|l| l.contains(" deletes, ") && l.contains("(exact)"))
+            .unwrap_or_else(|| panic!("{ctx}: no summary: {out}"));
+        assert!(
+            summary.contains("target: exit status 2; 1 fatal error"),
+            "{ctx}: {summary}"
+        );
+        let deletes = count_before(summary, " deletes,");
+        let lines = out.lines().filter(|l| l.contains(" delete map[")).count() as u64;
+        assert_eq!(lines, deletes, "{ctx}: a line per delete: {out}");
+
+        // Flame: the report on stderr, the graph written all the same, every delete in it.
+        let folded = dir.path("out.folded");
+        let mut cmd = Command::new(mdt_bin());
+        cmd.args(["flame", "--format", "folded", "-o"])
+            .arg(&folded)
+            .arg("--")
+            .arg(&bin)
+            .args(["-mode", "writes", "-pace", PACE]);
+        let ctx = format!("{tc} {v} flame");
+        let mut p = Proc::spawn(&format!("{ctx}: mdt flame"), cmd, Stdio::null());
+        let f = p.finish(Duration::from_secs(60), "the crash");
+        assert_eq!(f.status.code(), Some(2), "{ctx}: {}", f.stderr);
+        let pid = announced_pid(&f.stderr);
+        let reports: Vec<_> = f
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("mdt: FATAL "))
+            .collect();
+        assert_eq!(reports.len(), 1, "{ctx}: {}", f.stderr);
+        assert!(
+            reports[0].starts_with(&format!("mdt: FATAL {message} (pid {pid}, tid ")),
+            "{ctx}: {}",
+            reports[0]
+        );
+        let wrote = f
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("mdt: wrote "))
+            .unwrap_or_else(|| panic!("{ctx}: no graph written: {}", f.stderr));
+        let graphed = count_before(wrote, " deletes in");
+        let stacks = std::fs::read_to_string(&folded).unwrap();
+        let total: u64 = stacks
+            .lines()
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(total, graphed, "{ctx}: {stacks}");
+        assert!(
+            stacks.lines().all(|l| l.contains(";main.deleter;")),
+            "{ctx}: only the deleter deletes: {stacks}"
+        );
+    });
+}
