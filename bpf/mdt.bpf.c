@@ -1928,8 +1928,7 @@ static __always_inline void hold(struct mdt_fatal *f)
 	__sync_fetch_and_add(&mdt_fatal_holds, 1);
 }
 
-SEC("uprobe")
-int mdt_fatal(struct pt_regs *ctx)
+static __always_inline int on_fatal(struct pt_regs *ctx)
 {
 	__u32 zero = 0, n;
 	struct task_struct *task;
@@ -1937,6 +1936,10 @@ int mdt_fatal(struct pt_regs *ctx)
 	struct scratch *s;
 	__u64 len, now;
 
+	/* A fork of the target dying is not the target dying. */
+	if (mdt_cfg.check_tgid && mdt_cfg.target_tgid &&
+	    bpf_get_current_pid_tgid() >> 32 != mdt_cfg.target_tgid)
+		return 0;
 	now = bpf_ktime_get_ns();
 	s = bpf_map_lookup_elem(&scratch_space, &zero);
 	if (!s)
@@ -1990,6 +1993,24 @@ int mdt_fatal(struct pt_regs *ctx)
 	hold(f);
 	bpf_ringbuf_submit(f, BPF_RB_FORCE_WAKEUP);
 	return 0;
+}
+
+/*
+ * The fatal probe in the same two flavours as the deletes': a plain uprobe
+ * is a perf event, which Linux 6.18 opens for another process only with
+ * CAP_SYS_ADMIN (CAP_PERFMON is not enough); a uprobe.multi link needs no
+ * more than the deletes' CAP_BPF and CAP_PERFMON.
+ */
+SEC("uprobe")
+int mdt_fatal(struct pt_regs *ctx)
+{
+	return on_fatal(ctx);
+}
+
+SEC("uprobe.multi")
+int mdt_fatal_multi(struct pt_regs *ctx)
+{
+	return on_fatal(ctx);
 }
 
 /*

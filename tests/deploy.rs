@@ -169,3 +169,57 @@ fn the_dashboard_reads_metrics_mdt_exports_in_valid_promql() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A program on PATH, or None (then the check is skipped, unless CI=true).
+fn tool(name: &str, package: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(!common::is_ci(), "{name} is missing (Debian's {package})");
+        common::note(&format!("{name} not found: its check is skipped"));
+    }
+    found
+}
+
+#[test]
+fn the_systemd_unit_verifies_and_traces_its_service_with_what_mdt_needs() {
+    let unit = std::fs::read_to_string(deploy("systemd/mdt@.service")).unwrap();
+    // What mdt needs (tests/privileges.rs proves these are enough), no more, and never root's all.
+    let caps = "CAP_BPF CAP_PERFMON CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_KILL";
+    for key in ["CapabilityBoundingSet=", "AmbientCapabilities="] {
+        assert!(unit.contains(&format!("\n{key}{caps}\n")), "{key}");
+    }
+    assert!(
+        unit.contains("mdt trace --quiet --pid "),
+        "traces one process"
+    );
+    assert!(
+        unit.contains("BindsTo=%i.service"),
+        "stops with its service"
+    );
+    let Some(analyze) = tool("systemd-analyze", "systemd") else {
+        return;
+    };
+    // An instance of it next to the service it names, checked offline.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mdt@.service"), &unit).unwrap();
+    std::fs::write(
+        dir.path().join("myapp.service"),
+        "[Unit]\nDescription=app\n[Service]\nExecStart=/bin/true\n",
+    )
+    .unwrap();
+    let out = Command::new(analyze)
+        .args(["verify", "--man=no"])
+        .arg(dir.path().join("mdt@myapp.service"))
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.path().display()))
+        .output()
+        .unwrap();
+    let complaints = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && complaints.trim().is_empty(),
+        "systemd-analyze verify: {complaints}"
+    );
+}

@@ -40,6 +40,8 @@ const LAST_ACT_NS: u64 = 100_000_000;
 
 pub struct Forensics {
     lister: Option<ThreadLister>,
+    /// Why a fatal error's process was not stopped when the probe did not.
+    not_held: &'static str,
     pid: i32,
     /// Opened at the first fatal error (the process is stopped then):
     /// opened earlier, a launched program's would be of the process before
@@ -83,6 +85,12 @@ struct Pending {
 }
 
 impl Forensics {
+    /// Says why the process will not be stopped, when not for --no-hold.
+    pub fn not_held_because(mut self, why: &'static str) -> Self {
+        self.not_held = why;
+        self
+    }
+
     pub fn new(
         pid: i32,
         lister: Option<ThreadLister>,
@@ -93,6 +101,7 @@ impl Forensics {
     ) -> Self {
         Forensics {
             lister,
+            not_held: "the process was not stopped (--no-hold)",
             pid,
             mem: None,
             goid_offset,
@@ -149,6 +158,7 @@ impl Forensics {
             self.lister.as_ref(),
             self.mem.as_ref(),
             self.goid_offset,
+            self.not_held,
         );
         self.pending = Some(Pending {
             raw,

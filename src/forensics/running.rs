@@ -50,12 +50,13 @@ pub fn capture(
     lister: Option<&ThreadLister>,
     mem: Option<&ProcessMemory>,
     goid_offset: u64,
+    not_held: &str,
 ) -> RawRunning {
     if !raw.has(ff::MDT_FATAL_HELD) {
         let why = if raw.has(ff::MDT_FATAL_HOLD_FAILED) {
             "stopping the process failed"
         } else {
-            "the process was not stopped (--no-hold)"
+            not_held
         };
         return RawRunning {
             unavailable: Some(why.into()),
@@ -85,7 +86,7 @@ pub fn capture(
         (Err(e), _) => out.unavailable = Some(e),
         (_, None) => out.unavailable = Some("the process's memory cannot be read".into()),
     }
-    stop::resume(pid);
+    let _ = stop::resume(pid);
     out.held_ns = Some(crate::events::monotonic_ns().saturating_sub(raw.ts_ns));
     out
 }

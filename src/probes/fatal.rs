@@ -17,23 +17,36 @@ impl Probes {
     /// Attaches the fatal probe at `file_offset` (the entry of
     /// `runtime.fatal`) of `binary`, for process `pid` only.
     pub fn attach_fatal(&mut self, binary: &Path, file_offset: u64, pid: u32) -> Result<()> {
-        let opts = UprobeOpts {
-            retprobe: false,
-            ..UprobeOpts::default()
-        };
         let offset = usize::try_from(file_offset).context("file offset out of range")?;
         let pid = i32::try_from(pid).context("pid out of range")?;
-        let link = self
-            .skel
-            .progs
-            .mdt_fatal
-            .attach_uprobe_with_opts(pid, binary, offset, opts)
-            .with_context(|| {
-                format!(
-                    "attaching the fatal-error probe to {} at file offset {file_offset:#x}",
-                    binary.display()
-                )
-            })?;
+        let what = || {
+            format!(
+                "attaching the fatal-error probe to {} at file offset {file_offset:#x}",
+                binary.display()
+            )
+        };
+        let progs = &self.skel.progs;
+        // As the deletes: a uprobe.multi link where the kernel has them (it
+        // needs less privilege than a perf event: see mdt_fatal_multi).
+        let link = if self.multi {
+            let opts = libbpf_rs::UprobeMultiOpts {
+                offsets: vec![offset],
+                ..libbpf_rs::UprobeMultiOpts::default()
+            };
+            progs
+                .mdt_fatal_multi
+                .attach_uprobe_multi_with_opts(pid, binary, "", opts)
+                .with_context(what)?
+        } else {
+            let opts = UprobeOpts {
+                retprobe: false,
+                ..UprobeOpts::default()
+            };
+            progs
+                .mdt_fatal
+                .attach_uprobe_with_opts(pid, binary, offset, opts)
+                .with_context(what)?
+        };
         self.fatal_link = Some(link);
         Ok(())
     }

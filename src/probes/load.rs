@@ -23,7 +23,8 @@ pub struct Probes {
     exits: Option<ExitTargets>,
     pub(super) skel: MdtSkel<'static>,
     pub(super) n_probes: usize,
-    multi: bool,
+    /// uprobe.multi links (Linux 6.6+), not a uprobe per attach point.
+    pub(super) multi: bool,
     /// Attach points armed (not links: one uprobe.multi link arms many).
     armed: usize,
     /// Crash forensics: the probe on runtime.fatal.
@@ -150,7 +151,10 @@ impl Probes {
             .mdt_map_return_multi
             .set_autoload(exits && cfg.multi);
         let forensics = cfg.fatal_window_ns.is_some();
-        open.progs.mdt_fatal.set_autoload(forensics);
+        open.progs.mdt_fatal.set_autoload(forensics && !cfg.multi);
+        open.progs
+            .mdt_fatal_multi
+            .set_autoload(forensics && cfg.multi);
         open.progs.mdt_threads.set_autoload(forensics);
         if !forensics {
             open.maps

@@ -14,7 +14,7 @@ pub struct ProcessMemory {
 impl ProcessMemory {
     pub fn open(pid: i32) -> Result<Self> {
         let file = File::open(format!("/proc/{pid}/mem")).with_context(|| {
-            format!("cannot read the memory of process {pid} (needs root or CAP_SYS_PTRACE)")
+            format!("cannot read the memory of process {pid} (needs root, or CAP_SYS_PTRACE and, for another user's process, CAP_DAC_READ_SEARCH)")
         })?;
         Ok(ProcessMemory { file })
     }

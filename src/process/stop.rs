@@ -45,8 +45,24 @@ pub fn wait_stopped(pid: i32, timeout: Duration) -> (u32, u32) {
     }
 }
 
-/// Lets a stopped process go on (SIGCONT).
-pub fn resume(pid: i32) {
+/// Whether mdt may signal `pid` (a `kill(pid, 0)`): without that (a process
+/// of another user, and no CAP_KILL) it could stop the process from the
+/// probe but never let it go on.
+pub fn can_signal(pid: i32) -> bool {
     // SAFETY: kill takes a pid and a signal number; it touches no memory.
-    unsafe { libc::kill(pid, libc::SIGCONT) };
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+/// Lets a stopped process go on (SIGCONT); says so on stderr if it could
+/// not (the process would stay stopped).
+pub fn resume(pid: i32) -> bool {
+    // SAFETY: kill takes a pid and a signal number; it touches no memory.
+    if unsafe { libc::kill(pid, libc::SIGCONT) } == 0 {
+        return true;
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::ESRCH) {
+        eprintln!("mdt: error: could not let process {pid} go on after stopping it (SIGCONT: {e}); it stays stopped until it gets a SIGCONT");
+    }
+    false
 }

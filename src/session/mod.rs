@@ -151,6 +151,9 @@ impl Session {
             },
             _ => unreachable!("launch always resolves a program"),
         };
+        if let Err(e) = crate::process::memory::ProcessMemory::open(target.pid()) {
+            eprintln!("mdt: warning: {e:#}: map sizes, the other threads at a crash and keys the probe could not copy will be missing");
+        }
         // Latency: every exit point of every attached function, by the
         // probe id of its entry; their probe ids follow the entries'.
         let mut exits = Vec::new();
@@ -527,7 +530,7 @@ impl Session {
     /// of it was read (it could not be), let the target go on.
     fn release_if_held(&mut self) {
         if self.probes.fatal_stopped() && !self.target.exited() {
-            crate::process::stop::resume(self.pid());
+            let _ = crate::process::stop::resume(self.pid());
         }
     }
 
@@ -768,8 +771,13 @@ fn arm_forensics(
         eprintln!("mdt: crash forensics off: {e:#}");
         return None;
     }
-    probes.set_fatal_hold(options.fatal_hold);
-    let lister = if options.fatal_hold {
+    // Never stop a process mdt could not let go on.
+    let hold = options.fatal_hold && crate::process::stop::can_signal(pid);
+    if options.fatal_hold && !hold {
+        eprintln!("mdt: crash forensics without the other threads: mdt may not signal process {pid} (it runs as another user: mdt needs CAP_KILL), so it will not stop it");
+    }
+    probes.set_fatal_hold(hold);
+    let lister = if hold {
         match probes.thread_lister() {
             Ok(l) => Some(l),
             Err(e) => {
@@ -781,14 +789,21 @@ fn arm_forensics(
     } else {
         None
     };
-    Some(Forensics::new(
+    let forensics = Forensics::new(
         pid,
         lister,
         binary.layout.map_or(0, |l| l.goid_offset),
         fatal.address,
         window.as_nanos() as u64,
         time_bucket_ns,
-    ))
+    );
+    Some(if options.fatal_hold && !hold {
+        forensics.not_held_because(
+            "the process was not stopped: mdt may not signal it (another user's process, and no CAP_KILL)",
+        )
+    } else {
+        forensics
+    })
 }
 
 /// Refuses binaries mdt cannot trace correctly, with what to do.

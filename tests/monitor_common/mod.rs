@@ -3,6 +3,8 @@
 //! processes are `common::proc::Proc`.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
