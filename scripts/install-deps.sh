@@ -9,10 +9,12 @@ cd "$(dirname "$0")/.."
 # golang-1.19-go: the oldest Go of the test matrix (newer ones come from PyPI).
 # bpftrace: the peer the benchmark compares against. tmux: the TUI tests.
 # binutils: objdump, an independent disassembler for the tests.
-# prometheus: promtool and a real server for the metrics tests (tests/metrics.rs).
+# prometheus: promtool and a real server for the metrics tests (tests/metrics.rs);
+# prometheus-alertmanager: the shipped route, delivered for real (amtool checks it).
+# systemd: systemd-analyze, to verify deploy/systemd/mdt@.service.
 packages=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc binutils
           golang-1.19-go bpftrace tmux python3 python3-pip python3-venv ca-certificates curl
-          prometheus bpftool)
+          prometheus prometheus-alertmanager systemd bpftool)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -2,7 +2,9 @@
 //! what their unit tests say (`promtool test rules`: sample series in, the alerts and recorded
 //! values expected out), and read only metrics mdt exports (the table of docs/monitoring.md);
 //! the Grafana dashboard (`deploy/grafana/mdt.json`) is JSON whose queries are valid PromQL
-//! (checked by promtool) over those metrics.
+//! (checked by promtool) over those metrics; the Alertmanager route routes every alert and
+//! checks (`amtool check-config`); the systemd unit verifies (`systemd-analyze verify`) and
+//! grants what mdt needs.
 //!
 //! Needs `promtool` (Debian's `prometheus`, installed by scripts/install-deps.sh): without it
 //! the promtool checks are skipped, unless `CI=true`.
@@ -221,5 +223,37 @@ fn the_systemd_unit_verifies_and_traces_its_service_with_what_mdt_needs() {
     assert!(
         out.status.success() && complaints.trim().is_empty(),
         "systemd-analyze verify: {complaints}"
+    );
+}
+
+#[test]
+fn the_alertmanager_route_checks_and_pages_for_fatal_errors() {
+    let config = std::fs::read_to_string(deploy("alertmanager/alertmanager.yml")).unwrap();
+    // Every alert the rules define is routed somewhere on purpose: the fatal error to the
+    // pager, mdt's own to its operators, the rest to the maps' owners (the default).
+    let rules = std::fs::read_to_string(deploy("prometheus/rules.yml")).unwrap();
+    for alert in rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")) {
+        let routed = if alert == "GoMapFatalError" {
+            config.contains(r#"alertname = "GoMapFatalError""#)
+        } else if alert.starts_with("Mdt") {
+            config.contains(r#"alertname =~ "Mdt.*""#)
+        } else {
+            alert.starts_with("GoMap") && config.contains("receiver: map-owners")
+        };
+        assert!(routed, "{alert} has no route");
+    }
+    let Some(amtool) = tool("amtool", "prometheus-alertmanager") else {
+        return;
+    };
+    let out = Command::new(amtool)
+        .args(["check-config", "alertmanager.yml"])
+        .current_dir(deploy("alertmanager"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "amtool check-config: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }

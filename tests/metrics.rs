@@ -7,9 +7,10 @@
 //!   sampling; the health metrics say what happened.
 //! * `a_real_prometheus_scrapes_mdt`: a Prometheus server on loopback scrapes mdt every second;
 //!   its HTTP API answers `sum(go_map_delete_total)` with the fixture's exact total.
-//! * `prometheus_fires_the_shipped_fatal_alert`: the same, with deploy/prometheus/rules.yml
-//!   loaded, on the crash fixture dying under `--linger`: `GoMapFatalError` fires for
-//!   "concurrent map writes" on mdt's instance.
+//! * `prometheus_and_alertmanager_deliver_the_shipped_fatal_alert`: the same, with
+//!   deploy/prometheus/rules.yml loaded, on the crash fixture dying under `--linger`:
+//!   `GoMapFatalError` fires for "concurrent map writes" on mdt's instance, and a real
+//!   Alertmanager with deploy/alertmanager/alertmanager.yml delivers it to the pager's webhook.
 //! * `latency_metrics_are_exact`: the `latency` fixture (every toolchain of the matrix) traced
 //!   with `--quiet --prometheus ADDR --latency`: `map_delete_duration_seconds` counts every
 //!   delete and clear the fixture made (`_count` per `op`, `+Inf` = `_count`, cumulative
@@ -41,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use common::proc::{Finished, Proc};
 use common::{Toolchain, Variant};
+use monitor_common::receiver::{Behaviour, Receiver};
 use monitor_common::*;
 
 /// (kind, map type, caller label) → count.
@@ -315,7 +317,7 @@ fn a_real_prometheus_scrapes_mdt() {
     );
     let (deletes, _) = common::expected_deletes(&tc, Variant::Plain, 2);
 
-    let (mut server, base) = start_prometheus(&ctx, &prometheus, &dir, mdt_port, None);
+    let (mut server, base) = start_prometheus(&ctx, &prometheus, &dir, mdt_port, None, None);
     let query = |q: &str| -> Result<f64, String> {
         prom_query(&base, q)?[0]["value"][1]
             .as_str()
@@ -352,22 +354,27 @@ fn a_real_prometheus_scrapes_mdt() {
 }
 
 /// A Prometheus server on loopback scraping mdt at `mdt_port` every second (and evaluating
-/// `rules` every second): the server and its base URL, once ready.
+/// `rules` every second, sending their alerts to the Alertmanager at `alertmanager`): the
+/// server and its base URL, once ready.
 fn start_prometheus(
     ctx: &str,
     prometheus: &Path,
     dir: &Scratch,
     mdt_port: u16,
     rules: Option<&Path>,
+    alertmanager: Option<u16>,
 ) -> (Proc, String) {
     let config = dir.path("prometheus.yml");
     let rule_files = rules.map_or(String::new(), |r| {
         format!("rule_files:\n  - {}\n", r.display())
     });
+    let alerting = alertmanager.map_or(String::new(), |port| {
+        format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{port}']\n")
+    });
     fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{rule_files}scrape_configs:\n  - job_name: mdt\n    static_configs:\n      - targets: ['127.0.0.1:{mdt_port}']\n"
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{rule_files}{alerting}scrape_configs:\n  - job_name: mdt\n    static_configs:\n      - targets: ['127.0.0.1:{mdt_port}']\n"
         ),
     )
     .unwrap();
@@ -414,16 +421,50 @@ fn prom_query(base: &str, q: &str) -> Result<Vec<serde_json::Value>, String> {
     }
 }
 
+/// A real Alertmanager with the shipped route (deploy/alertmanager/alertmanager.yml, its
+/// receivers' URLs pointed at `hook`): the server, once ready, and its port.
+fn start_alertmanager(ctx: &str, program: &Path, dir: &Scratch, hook: &Receiver) -> (Proc, u16) {
+    let shipped =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/alertmanager/alertmanager.yml");
+    let config = fs::read_to_string(shipped).unwrap().replace(
+        "http://127.0.0.1:5001/",
+        &format!("http://127.0.0.1:{}/", hook.port),
+    );
+    let path = dir.path("alertmanager.yml");
+    fs::write(&path, config).unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(program);
+    cmd.arg(format!("--config.file={}", path.display()))
+        .arg(format!("--storage.path={}", dir.path("am").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=");
+    let server = Proc::spawn(&format!("{ctx}: alertmanager"), cmd, Stdio::null());
+    poll(
+        Duration::from_secs(60),
+        "alertmanager ready",
+        || match http_get(&format!("http://127.0.0.1:{port}/-/ready")) {
+            Ok((200, _)) => Ok(()),
+            other => Err(format!("{other:?}; stderr: {}", server.stderr.text())),
+        },
+    );
+    (server, port)
+}
+
 /// The shipped `GoMapFatalError` rule (deploy/prometheus/rules.yml), evaluated by a real
-/// Prometheus that scrapes mdt: the crash fixture, traced with -p and `--linger`, is scraped
-/// alive (the map errors at 0), then dies of "concurrent map writes"; Prometheus fires the
-/// alert for that message and that instance, and no other.
+/// Prometheus that scrapes mdt, and routed by a real Alertmanager with the shipped route
+/// (deploy/alertmanager/alertmanager.yml) to a webhook: the crash fixture, traced with -p and
+/// `--linger`, is scraped alive (the map errors at 0), then dies of "concurrent map writes";
+/// Prometheus fires the alert for that message and that instance, and no other, and the
+/// pager's receiver gets it.
 #[test]
-fn prometheus_fires_the_shipped_fatal_alert() {
+fn prometheus_and_alertmanager_deliver_the_shipped_fatal_alert() {
     if !common::require_root_bpf() {
         return;
     }
     let Some(prometheus) = require_program("prometheus") else {
+        return;
+    };
+    let Some(am) = require_program("prometheus-alertmanager") else {
         return;
     };
     let started = Instant::now();
@@ -450,7 +491,16 @@ fn prometheus_fires_the_shipped_fatal_alert() {
     let mut mdt = Proc::spawn(&format!("{ctx}: mdt"), cmd, Stdio::null());
     mdt.wait_announce();
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/rules.yml");
-    let (mut server, base) = start_prometheus(&ctx, &prometheus, &dir, mdt_port, Some(&rules));
+    let hook = Receiver::start(Behaviour::Answer);
+    let (mut alertmanager, am_port) = start_alertmanager(&ctx, &am, &dir, &hook);
+    let (mut server, base) = start_prometheus(
+        &ctx,
+        &prometheus,
+        &dir,
+        mdt_port,
+        Some(&rules),
+        Some(am_port),
+    );
     let writes = r#"go_map_fatal_total{message="concurrent map writes"}"#;
     poll(
         RUN_TIMEOUT,
@@ -481,6 +531,29 @@ fn prometheus_fires_the_shipped_fatal_alert() {
     assert_eq!(labels["severity"], "critical", "{ctx}");
     let up = prom_query(&base, "mdt_target_up").unwrap();
     assert_eq!(up[0]["value"][1], "0", "{ctx}: {up:?}");
+    // Routed to the pager, at once, as Alertmanager's webhook payload.
+    let paged = poll(RUN_TIMEOUT, &format!("{ctx}: the pager's webhook"), || {
+        let got = hook.got.lock().unwrap();
+        let to_pager: Vec<_> = got.iter().filter(|r| r.path == "/oncall").collect();
+        match to_pager.first() {
+            Some(r) => Ok(r.body.clone()),
+            None => Err(format!(
+                "{} deliveries elsewhere: {:?}",
+                got.len(),
+                got.iter().map(|r| &r.path).collect::<Vec<_>>()
+            )),
+        }
+    });
+    assert_eq!(paged["status"], "firing", "{ctx}: {paged}");
+    assert_eq!(paged["receiver"], "oncall-pager", "{ctx}: {paged}");
+    let alerts = paged["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{ctx}: {paged}");
+    let labels = &alerts[0]["labels"];
+    assert_eq!(labels["alertname"], "GoMapFatalError", "{ctx}: {paged}");
+    assert_eq!(labels["message"], "concurrent map writes", "{ctx}: {paged}");
+    assert_eq!(labels["instance"], format!("127.0.0.1:{mdt_port}"), "{ctx}");
+    alertmanager.signal(libc::SIGTERM);
+    alertmanager.finish(STOP_TIMEOUT, "alertmanager stopping");
 
     server.signal(libc::SIGTERM);
     server.finish(STOP_TIMEOUT, "prometheus stopping");
@@ -491,7 +564,7 @@ fn prometheus_fires_the_shipped_fatal_alert() {
     let c = crash.finish(STOP_TIMEOUT, "the crash");
     assert_eq!(c.status.code(), Some(2), "{ctx}: {}", c.stderr);
     common::note(&format!(
-        "prometheus_fires_the_shipped_fatal_alert: {:.1}s",
+        "prometheus_and_alertmanager_deliver_the_shipped_fatal_alert: {:.1}s",
         started.elapsed().as_secs_f64()
     ));
 }
