@@ -12,9 +12,11 @@ cd "$(dirname "$0")/.."
 # prometheus: promtool and a real server for the metrics tests (tests/metrics.rs);
 # prometheus-alertmanager: the shipped route, delivered for real (amtool checks it).
 # systemd: systemd-analyze, to verify deploy/systemd/mdt@.service.
+# podman, runc: a real container to trace (tests/container.rs; runc, as crun
+# refuses hybrid v1/v2 cgroups).
 packages=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc binutils
           golang-1.19-go bpftrace tmux python3 python3-pip python3-venv ca-certificates curl
-          prometheus prometheus-alertmanager systemd bpftool)
+          prometheus prometheus-alertmanager systemd podman runc bpftool)
 
 missing=()
 for p in "${packages[@]}"; do

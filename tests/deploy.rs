@@ -232,7 +232,10 @@ fn the_alertmanager_route_checks_and_pages_for_fatal_errors() {
     // Every alert the rules define is routed somewhere on purpose: the fatal error to the
     // pager, mdt's own to its operators, the rest to the maps' owners (the default).
     let rules = std::fs::read_to_string(deploy("prometheus/rules.yml")).unwrap();
-    for alert in rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")) {
+    for alert in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+    {
         let routed = if alert == "GoMapFatalError" {
             config.contains(r#"alertname = "GoMapFatalError""#)
         } else if alert.starts_with("Mdt") {
