@@ -20,19 +20,7 @@ fn deploy(path: &str) -> PathBuf {
 }
 
 fn promtool() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("promtool"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            !common::is_ci(),
-            "promtool is missing (scripts/install-deps.sh installs prometheus)"
-        );
-        common::note("promtool not found: the rules checks are skipped");
-    }
-    found
+    tool("promtool", "prometheus")
 }
 
 #[test]
