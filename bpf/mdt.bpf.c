@@ -1920,6 +1920,11 @@ static __always_inline void hold(struct mdt_fatal *f)
 	}
 	if (!mdt_fatal_hold)
 		return;
+	if (mdt_cfg.hold_uid != MDT_HOLD_ANY_UID &&
+	    (__u32)bpf_get_current_uid_gid() != mdt_cfg.hold_uid) {
+		f->flags |= MDT_FATAL_HOLD_DENIED;
+		return;
+	}
 	if (bpf_send_signal(19 /* SIGSTOP */)) {
 		f->flags |= MDT_FATAL_HOLD_FAILED;
 		return;
@@ -1997,9 +2002,10 @@ static __always_inline int on_fatal(struct pt_regs *ctx)
 
 /*
  * The fatal probe in the same two flavours as the deletes': a plain uprobe
- * is a perf event, which Linux 6.18 opens for another process only with
- * CAP_SYS_ADMIN (CAP_PERFMON is not enough); a uprobe.multi link needs no
- * more than the deletes' CAP_BPF and CAP_PERFMON.
+ * is a perf event, which the Linux 6.18 kernel mdt is tested on opens for
+ * another process only with CAP_SYS_ADMIN (CAP_PERFMON was not enough:
+ * docs/deploy.md); a uprobe.multi link needs no more than the deletes'
+ * CAP_BPF and CAP_PERFMON.
  */
 SEC("uprobe")
 int mdt_fatal(struct pt_regs *ctx)

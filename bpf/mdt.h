@@ -491,7 +491,11 @@ enum mdt_fatal_flags {
 	MDT_FATAL_STACK_TRUNCATED = 16,
 	/* Stopping the process was asked for and failed: no `running`. */
 	MDT_FATAL_HOLD_FAILED = 32,
+	/* Not stopped: mdt could not have let it go on (see hold_uid). */
+	MDT_FATAL_HOLD_DENIED = 64,
 };
+
+#define MDT_HOLD_ANY_UID 0xffffffffu
 
 /*
  * Crash forensics: one thread of the target as the "mdt_threads" task
@@ -664,7 +668,11 @@ struct mdt_config {
 	 * buckets of the monotonic clock (2^MDT_WINDOW_SHIFT ns). */
 	__u64 tick_ns;
 	__u32 tick_shift;
-	__u32 __pad_ticks;
+	/* Crash forensics: the probe stops a dying process only if mdt may
+	 * let it go on: its real uid is hold_uid (mdt's effective uid), or
+	 * any with MDT_HOLD_ANY_UID (mdt has CAP_KILL). Decided at the fatal
+	 * error, so a target that changed its uid since is not stopped. */
+	__u32 hold_uid;
 	/* Per attach point (index = probe id). */
 	struct mdt_probe_cfg probes[MDT_MAX_PROBES];
 };

@@ -12,8 +12,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 fn deploy(path: &str) -> PathBuf {
     common::repo_root().join("deploy").join(path)
@@ -175,7 +175,7 @@ fn tool(name: &str, package: &str) -> Option<PathBuf> {
 }
 
 #[test]
-fn the_systemd_unit_verifies_and_traces_its_service_with_what_mdt_needs() {
+fn the_systemd_unit_verifies_and_grants_what_mdt_needs() {
     let unit = std::fs::read_to_string(deploy("systemd/mdt@.service")).unwrap();
     // What mdt needs (tests/privileges.rs proves these are enough), no more, and never root's all.
     let caps = "CAP_BPF CAP_PERFMON CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_KILL";
@@ -186,10 +186,14 @@ fn the_systemd_unit_verifies_and_traces_its_service_with_what_mdt_needs() {
         unit.contains("mdt trace --quiet --pid "),
         "traces one process"
     );
+    // Stopped with its service on request (PartOf), but not taken down when the service dies
+    // by itself (BindsTo would stop mdt before its last metrics were scraped).
+    assert!(unit.contains("\nPartOf=%i.service\n") && !unit.contains("BindsTo="));
     assert!(
-        unit.contains("BindsTo=%i.service"),
-        "stops with its service"
+        unit.contains("\nWantedBy=%i.service\n"),
+        "starts with its service"
     );
+    assert!(unit.contains("--linger="), "serves how the target ended");
     let Some(analyze) = tool("systemd-analyze", "systemd") else {
         return;
     };
@@ -215,28 +219,11 @@ fn the_systemd_unit_verifies_and_traces_its_service_with_what_mdt_needs() {
 }
 
 #[test]
-fn the_alertmanager_route_checks_and_pages_for_fatal_errors() {
-    let config = std::fs::read_to_string(deploy("alertmanager/alertmanager.yml")).unwrap();
-    // Every alert the rules define is routed somewhere on purpose: the fatal error to the
-    // pager, mdt's own to its operators, the rest to the maps' owners (the default).
-    let rules = std::fs::read_to_string(deploy("prometheus/rules.yml")).unwrap();
-    for alert in rules
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("- alert: "))
-    {
-        let routed = if alert == "GoMapFatalError" {
-            config.contains(r#"alertname = "GoMapFatalError""#)
-        } else if alert.starts_with("Mdt") {
-            config.contains(r#"alertname =~ "Mdt.*""#)
-        } else {
-            alert.starts_with("GoMap") && config.contains("receiver: map-owners")
-        };
-        assert!(routed, "{alert} has no route");
-    }
+fn the_alertmanager_route_checks_and_routes_every_shipped_alert() {
     let Some(amtool) = tool("amtool", "prometheus-alertmanager") else {
         return;
     };
-    let out = Command::new(amtool)
+    let out = Command::new(&amtool)
         .args(["check-config", "alertmanager.yml"])
         .current_dir(deploy("alertmanager"))
         .output()
@@ -247,4 +234,117 @@ fn the_alertmanager_route_checks_and_pages_for_fatal_errors() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // Every alert the rules define goes where it is meant to (as Alertmanager routes it): the
+    // fatal error to the pager, mdt's own health to its operators, the rest to the maps' owners.
+    let rules = std::fs::read_to_string(deploy("prometheus/rules.yml")).unwrap();
+    let alerts: Vec<_> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
+    assert!(alerts.len() >= 7, "{alerts:?}");
+    for alert in alerts {
+        let expected = match alert {
+            "GoMapFatalError" => "oncall-pager",
+            a if a.starts_with("Mdt") => "mdt-operators",
+            _ => "map-owners",
+        };
+        let out = Command::new(&amtool)
+            .args(["config", "routes", "test", "--config.file=alertmanager.yml"])
+            .arg(format!("alertname={alert}"))
+            .args([
+                "map_type=main.T",
+                "instance=host:9464",
+                "message=concurrent map writes",
+            ])
+            .current_dir(deploy("alertmanager"))
+            .output()
+            .unwrap();
+        let receiver = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(receiver.trim(), expected, "{alert}");
+    }
+}
+
+/// The unit's ExecStart command line as the shell gets it, for service `name`, with `mdt`
+/// for /usr/local/bin/mdt.
+fn exec_start(unit: &str, name: &str, mdt: &Path) -> String {
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=/bin/sh -c '"))
+        .and_then(|l| l.strip_suffix('\''))
+        .expect("ExecStart=/bin/sh -c '...'");
+    line.replace("$$", "$")
+        .replace("%i", name)
+        .replace("/usr/local/bin/mdt", &mdt.display().to_string())
+}
+
+/// The unit's own command, run as systemd would run it (`systemctl` answering the service's
+/// main pid), traces that process to its end, exactly.
+#[test]
+fn the_systemd_units_command_traces_the_services_main_process() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let unit = std::fs::read_to_string(deploy("systemd/mdt@.service")).unwrap();
+    let tc = common::toolchains().last().unwrap().clone();
+    let bin = common::build_fixture("deletes", &tc, common::Variant::Plain);
+    let dir = common::Scratch::new("unit");
+    let go = dir.path("go");
+    let mut target = Command::new(&bin);
+    target.arg("-wait-file").arg(&go);
+    let service = common::proc::Proc::spawn("myapp", target, Stdio::null());
+    // A systemctl that knows one service, as `systemctl show` prints its main pid.
+    let fake = dir.path("bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    std::fs::write(
+        fake.join("systemctl"),
+        format!(
+            "#!/bin/sh\n[ \"$*\" = 'show --property=MainPID --value myapp.service' ] && echo {} && exit 0\necho \"systemctl $*: unknown\" >&2; exit 1\n",
+            service.pid()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        fake.join("systemctl"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let default_args = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("Environment=\"MDT_ARGS="))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("the default MDT_ARGS");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args = default_args
+        .replace("127.0.0.1:9464", &format!("127.0.0.1:{port}"))
+        .replace("--linger=2m", "--linger=1s");
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(exec_start(
+            &unit,
+            "myapp",
+            Path::new(env!("CARGO_BIN_EXE_mdt")),
+        ))
+        .env("MDT_ARGS", args)
+        .env(
+            "PATH",
+            format!("{}:{}", fake.display(), std::env::var("PATH").unwrap()),
+        );
+    let mut mdt = common::proc::Proc::spawn("the unit's ExecStart", cmd, Stdio::null());
+    mdt.wait_announce();
+    std::fs::write(&go, "").unwrap();
+    let f = mdt.finish(std::time::Duration::from_secs(60), "the service's end");
+    assert!(f.status.success(), "{}: {}", f.status, f.stderr);
+    let (deletes, clears) = common::expected_deletes(&tc, common::Variant::Plain, 1);
+    assert!(
+        f.stderr
+            .contains(&format!("{deletes} deletes, {clears} clears")),
+        "{}",
+        f.stderr
+    );
+    assert!(f.stderr.contains("exit status 0"), "{}", f.stderr);
+    drop(service);
 }

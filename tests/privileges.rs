@@ -5,8 +5,9 @@
 //!
 //! mdt runs as root with its bounding set cut down to those capabilities (`setpriv`), as in
 //! a container started with `cap_drop: ALL` and `cap_add` of them; the target runs as
-//! `nobody` (`setpriv --reuid`) in a session of its own (`setsid`). Needs root: skipped
-//! without, unless CI=true.
+//! `nobody` (`setpriv --reuid`) in a session of its own (`setsid`), or as root until just
+//! before it crashes (then nobody). And mdt refuses to run in a pid namespace of its own (the
+//! kernel's pids would not be its own). Needs root: skipped without, unless CI=true.
 
 mod common;
 
@@ -55,19 +56,28 @@ fn only(caps: &BTreeSet<String>) -> Vec<String> {
     ]
 }
 
-/// `bin ARGS` as `nobody`, in a session of its own: `setsid` forks it (Proc makes its child a
-/// process group leader) and waits for it, exiting with its status.
-struct Nobody {
+/// `bin ARGS` in a session of its own (as `nobody`, unless `as_root`): `setsid` forks it (Proc
+/// makes its child a process group leader) and waits for it, exiting with its status. Killed
+/// on drop (a failing test must not leave it behind, stopped).
+struct Target {
     setsid: Proc,
     pid: i32,
 }
 
-fn as_nobody(name: &str, bin: &Path, args: &[&str]) -> Nobody {
+impl Drop for Target {
+    fn drop(&mut self) {
+        // SAFETY: kill takes a pid and a signal number; it touches no memory.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+    }
+}
+
+fn in_own_session(name: &str, bin: &Path, as_root: bool, args: &[&str]) -> Target {
     let mut cmd = Command::new("setsid");
-    cmd.args(["--wait", "setpriv", "--reuid", "65534", "--regid", "65534"])
-        .arg("--clear-groups")
-        .arg(bin)
-        .args(args);
+    cmd.args(["--wait", "setpriv"]);
+    if !as_root {
+        cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"]);
+    }
+    cmd.arg(bin).args(args);
     let setsid = Proc::spawn(name, cmd, Stdio::null());
     let children = format!("/proc/{0}/task/{0}/children", setsid.pid());
     let mut pid = None;
@@ -80,10 +90,14 @@ fn as_nobody(name: &str, bin: &Path, args: &[&str]) -> Nobody {
         pid.is_some()
     });
     assert!(started, "{name}: {} did not start", bin.display());
-    Nobody {
+    Target {
         setsid,
         pid: pid.unwrap(),
     }
+}
+
+fn as_nobody(name: &str, bin: &Path, args: &[&str]) -> Target {
+    in_own_session(name, bin, false, args)
 }
 
 /// A directory `nobody` may write to.
@@ -166,28 +180,40 @@ fn the_granted_capabilities_trace_another_users_process_exactly() {
     );
 }
 
-/// The crash fixture as nobody, traced by mdt with `caps`: (fatal record, mdt's stderr,
-/// the target's exit status).
-fn crash_with(caps: &BTreeSet<String>) -> (Value, String, Option<i32>) {
+/// Who the crashing target is.
+#[derive(Clone, Copy)]
+enum Crasher {
+    /// `nobody` from the start.
+    Nobody,
+    /// root when mdt attaches, `nobody` (setuid) just before it races.
+    BecomesNobody,
+}
+
+/// The crash fixture, traced by mdt with `caps`: (fatal record, mdt's stderr, the target's
+/// exit status).
+fn crash_with(caps: &BTreeSet<String>, who: Crasher) -> (Value, String, Option<i32>) {
     let tc = common::toolchains().last().unwrap().clone();
     let bin = common::build_fixture("crash", &tc, Variant::Plain);
     let dir = Scratch::new("caps-crash");
     open_dir(&dir);
-    let go = dir.path("go");
-    let mut target = as_nobody(
-        "crash as nobody",
-        &bin,
-        &[
-            "-mode",
-            "writes",
-            "-pace",
-            "200us",
-            "-timeout",
-            "20s",
-            "-wait-file",
-            &go.display().to_string(),
-        ],
-    );
+    let go = dir.path("go").display().to_string();
+    let mut args = vec![
+        "-mode",
+        "writes",
+        "-pace",
+        "200us",
+        "-timeout",
+        "20s",
+        "-wait-file",
+        &go,
+    ];
+    let mut target = match who {
+        Crasher::Nobody => as_nobody("crash as nobody", &bin, &args),
+        Crasher::BecomesNobody => {
+            args.extend(["-setuid", "65534"]);
+            in_own_session("crash, then nobody", &bin, true, &args)
+        }
+    };
     let out = dir.path("out.json");
     let mut m = mdt_with(caps, target.pid, &out);
     std::fs::write(&go, "").unwrap();
@@ -209,7 +235,7 @@ fn a_crash_of_another_users_process_is_looked_at_and_let_go_on() {
         return;
     }
     let caps = granted();
-    let (fatal, stderr, status) = crash_with(&caps);
+    let (fatal, stderr, status) = crash_with(&caps, Crasher::Nobody);
     assert_eq!(status, Some(2), "the target dies of its own error");
     assert_eq!(fatal["message"], "concurrent map writes");
     let running = &fatal["running"];
@@ -229,7 +255,7 @@ fn a_crash_of_another_users_process_is_looked_at_and_let_go_on() {
     // Without CAP_KILL, mdt may not resume it: it does not stop it, and says why.
     let mut fewer = caps.clone();
     assert!(fewer.remove("kill"), "the unit grants CAP_KILL");
-    let (fatal, stderr, status) = crash_with(&fewer);
+    let (fatal, stderr, status) = crash_with(&fewer, Crasher::Nobody);
     assert_eq!(
         status,
         Some(2),
@@ -244,4 +270,43 @@ fn a_crash_of_another_users_process_is_looked_at_and_let_go_on() {
     );
     let said: Vec<_> = stderr.lines().filter(|l| l.contains("CAP_KILL")).collect();
     assert_eq!(said.len(), 1, "{stderr}");
+
+    // A target mdt could signal when it attached and cannot when it dies (it changed its
+    // uid): the probe decides at the fatal error, and does not stop it.
+    let (fatal, stderr, status) = crash_with(&fewer, Crasher::BecomesNobody);
+    assert_eq!(status, Some(2), "never held");
+    assert_eq!(fatal["running"]["held"], false, "{fatal}");
+    assert!(
+        fatal["running"]["unavailable"]
+            .as_str()
+            .is_some_and(|w| w.contains("another user than mdt") && w.contains("CAP_KILL")),
+        "{fatal}"
+    );
+    assert!(
+        !stderr.contains("CAP_KILL"),
+        "nothing to say at the start: {stderr}"
+    );
+}
+
+#[test]
+fn mdt_refuses_to_run_in_a_pid_namespace_of_its_own() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    for args in [vec!["trace", "--", "/bin/true"], vec!["trace", "-p", "1"]] {
+        let out = Command::new("unshare")
+            .args(["--fork", "--pid", "--mount-proc"])
+            .arg(env!("CARGO_BIN_EXE_mdt"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("--pid=host") && err.contains("hostPID"),
+            "{err}"
+        );
+    }
 }

@@ -154,6 +154,7 @@ impl Forensics {
             self.mem = ProcessMemory::open(self.pid).ok();
         }
         let running = running::capture(
+            self.pid,
             &raw,
             self.lister.as_ref(),
             self.mem.as_ref(),

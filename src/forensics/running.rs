@@ -43,9 +43,11 @@ pub struct RawRunning {
     pub unavailable: Option<String>,
 }
 
-/// Reads the other threads of a process the probe stopped, and resumes it
-/// (always, whatever failed).
+/// Reads the other threads of process `pid` (mdt's pid of it, not the
+/// record's) once the probe stopped it, and resumes it (always, whatever
+/// failed).
 pub fn capture(
+    pid: i32,
     raw: &MdtFatal,
     lister: Option<&ThreadLister>,
     mem: Option<&ProcessMemory>,
@@ -55,6 +57,8 @@ pub fn capture(
     if !raw.has(ff::MDT_FATAL_HELD) {
         let why = if raw.has(ff::MDT_FATAL_HOLD_FAILED) {
             "stopping the process failed"
+        } else if raw.has(ff::MDT_FATAL_HOLD_DENIED) {
+            "the process was not stopped: it runs as another user than mdt, and mdt has no CAP_KILL to let it go on"
         } else {
             not_held
         };
@@ -63,7 +67,6 @@ pub fn capture(
             ..RawRunning::default()
         };
     }
-    let pid = raw.pid as i32;
     let (threads, stopped) = stop::wait_stopped(pid, STOP_WAIT);
     let listed = match lister {
         Some(l) => l.list().map_err(|e| format!("{e:#}")),

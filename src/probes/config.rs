@@ -164,6 +164,9 @@ pub struct ProbeConfig {
     /// The kernel's tick rate: counts by time in ticks (a variable) rather
     /// than by the clock (a clock read per hit). None: unknown.
     pub kernel_hz: Option<u32>,
+    /// Crash forensics: stop only a dying process of this real uid (the
+    /// one mdt may signal); None: any (mdt has CAP_KILL).
+    pub hold_uid: Option<u32>,
 }
 
 impl Default for ProbeConfig {
@@ -194,6 +197,7 @@ impl Default for ProbeConfig {
             check_tgid: true,
             fatal_window_ns: None,
             kernel_hz: None,
+            hold_uid: None,
         }
     }
 }
@@ -261,6 +265,8 @@ impl ProbeConfig {
             windows: u32::from(self.fatal_window_ns.is_some()),
             nr_cpus: libbpf_rs::num_possible_cpus().unwrap_or(1).max(1) as u32,
             fatal_window_ns: self.fatal_window_ns.unwrap_or(0),
+            // MDT_HOLD_ANY_UID in bpf/mdt.h: all ones.
+            hold_uid: self.hold_uid.unwrap_or(u32::MAX),
             ..MdtConfig::default()
         };
         if let Some(hz) = self.kernel_hz {

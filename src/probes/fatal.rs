@@ -48,6 +48,7 @@ impl Probes {
                 .with_context(what)?
         };
         self.fatal_link = Some(link);
+        self.fatal_pid = Some(pid);
         Ok(())
     }
 
@@ -56,6 +57,17 @@ impl Probes {
     pub fn set_fatal_hold(&mut self, on: bool) {
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
             bss.mdt_fatal_hold = u32::from(on);
+        }
+    }
+
+    /// The last safety of the hold: no new stop, and a process the probe
+    /// stopped that is still stopped let go.
+    fn release_held(&mut self) {
+        self.set_fatal_hold(false);
+        if let Some(pid) = self.fatal_pid.take() {
+            if self.fatal_stopped() && crate::process::stop::thread_states(pid).1 > 0 {
+                let _ = crate::process::stop::resume(pid);
+            }
         }
     }
 
@@ -159,5 +171,11 @@ impl MdtFatal {
             self.labels_n,
             &self.label_room,
         )
+    }
+}
+
+impl Drop for Probes {
+    fn drop(&mut self) {
+        self.release_held();
     }
 }

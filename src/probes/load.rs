@@ -29,6 +29,9 @@ pub struct Probes {
     armed: usize,
     /// Crash forensics: the probe on runtime.fatal.
     pub(super) fatal_link: Option<Link>,
+    /// The process the fatal probe may stop: resumed when the probes go,
+    /// whatever way mdt leaves (an error, a panic), if it was stopped.
+    pub(super) fatal_pid: Option<i32>,
     /// Crash forensics was asked for and the program has it.
     pub(super) forensics: bool,
     /// The program samples (rate < 1): it counts the hits it keeps.
@@ -177,6 +180,7 @@ impl Probes {
             multi: cfg.multi,
             armed: 0,
             fatal_link: None,
+            fatal_pid: None,
             forensics,
             samples,
         })

@@ -144,8 +144,8 @@ fn container_of_path(path: &str) -> Option<Container> {
 }
 
 /// `ID`, `docker-ID.scope`, `cri-containerd-ID.scope`, `crio-ID.scope`,
-/// `libpod-ID.scope`, `libpod-ID` (not `crio-conmon-ID.scope`: the
-/// container's monitor, not the container).
+/// `libpod-ID.scope`, `libpod-ID`, `nerdctl-ID.scope` (not
+/// `crio-conmon-ID.scope`: the container's monitor, not the container).
 fn container_id_of(component: &str) -> Option<&str> {
     let name = component.strip_suffix(".scope").unwrap_or(component);
     if name.starts_with("crio-conmon-") || name.starts_with("libpod-conmon-") {
@@ -157,6 +157,7 @@ fn container_id_of(component: &str) -> Option<&str> {
         "crio-",
         "libpod-",
         "containerd-",
+        "nerdctl-",
     ]
     .iter()
     .find_map(|p| name.strip_prefix(p))
@@ -171,12 +172,13 @@ fn is_container_id(s: &str) -> bool {
 }
 
 /// `podUID` (cgroupfs) or `kubepods-QOS-podUID.slice` / `kubepods-podUID.slice`
-/// (systemd, with `_` for `-`): the uid with dashes.
+/// (systemd, with `_` for `-`; under a kubelet `--cgroup-root`, as kind's
+/// `kubelet-kubepods-QOS-podUID.slice`): the uid with dashes.
 fn pod_uid_of(component: &str) -> Option<String> {
     let name = component.strip_suffix(".slice").unwrap_or(component);
     let at = name.rfind("pod")?;
     let before = &name[..at];
-    if !(before.is_empty() || before.starts_with("kubepods")) {
+    if !(before.is_empty() || (before.contains("kubepods") && before.ends_with('-'))) {
         return None;
     }
     let uid = name[at + 3..].replace('_', "-");
@@ -214,6 +216,7 @@ mod tests {
             format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope/container"),
             format!("/libpod_parent/libpod-{ID}"),
             format!("/system.slice/crio-{ID}.scope"),
+            format!("/system.slice/nerdctl-{ID}.scope"),
         ] {
             let c = container(&path).unwrap_or_else(|| panic!("{path}"));
             assert_eq!((c.id.as_str(), c.pod_uid), (ID, None), "{path}");
@@ -224,6 +227,8 @@ mod tests {
             format!("/kubepods.slice/kubepods-pod{uid_}.slice/docker-{ID}.scope"),
             format!("/kubepods/burstable/pod{UID}/{ID}"),
             format!("/kubepods/pod{UID}/{ID}"),
+            // kind: a kubelet with --cgroup-root, the systemd driver.
+            format!("/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod{uid_}.slice/cri-containerd-{ID}.scope"),
         ] {
             let c = container(&path).unwrap_or_else(|| panic!("{path}"));
             assert_eq!(c.id, ID, "{path}");

@@ -70,6 +70,18 @@ pub fn check_privileges() -> Result<()> {
     bail!("permission denied: mdt trace needs root, or the capabilities CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE (try sudo)");
 }
 
+// Capability numbers (linux/capability.h).
+pub const CAP_KILL: u32 = 5;
+const CAP_SYS_PTRACE: u32 = 19;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Whether this process has capability `cap` (a `CAP_*` number) in effect.
+pub fn has_capability(cap: u32) -> bool {
+    cap < 64 && effective_capabilities() & (1 << cap) != 0
+}
+
 /// The effective capability set of this process (`CapEff` in /proc/self/status).
 fn effective_capabilities() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -83,10 +95,6 @@ fn effective_capabilities() -> u64 {
 /// The capabilities tracing needs that `caps` lacks (CAP_SYS_ADMIN stands in
 /// for CAP_BPF and CAP_PERFMON, as on kernels before 5.8).
 fn missing_capabilities(caps: u64) -> Vec<&'static str> {
-    const CAP_SYS_PTRACE: u32 = 19;
-    const CAP_SYS_ADMIN: u32 = 21;
-    const CAP_PERFMON: u32 = 38;
-    const CAP_BPF: u32 = 39;
     let has = |bit: u32| caps & (1u64 << bit) != 0;
     let mut missing = Vec::new();
     if !has(CAP_SYS_ADMIN) {
@@ -111,7 +119,17 @@ pub fn check_kernel() -> Result<()> {
     if !std::path::Path::new("/sys/bus/event_source/devices/uprobe").exists() {
         bail!("this kernel has no uprobes (/sys/bus/event_source/devices/uprobe is missing): mdt needs CONFIG_UPROBE_EVENTS=y");
     }
+    if !in_initial_pid_namespace() {
+        bail!("mdt runs in a pid namespace of its own: run it in the host's (podman/docker run --pid=host, Kubernetes hostPID: true), where the process ids the kernel's probes see are mdt's too");
+    }
     Ok(())
+}
+
+/// Whether this process runs in the initial pid namespace: its inode is
+/// the kernel's fixed PROC_PID_INIT_INO (true when it cannot be read).
+fn in_initial_pid_namespace() -> bool {
+    const PROC_PID_INIT_INO: &str = "pid:[4026531836]";
+    std::fs::read_link("/proc/self/ns/pid").map_or(true, |ns| ns.as_os_str() == PROC_PID_INIT_INO)
 }
 
 /// True if the running kernel's release is at least `major.minor`

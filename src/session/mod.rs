@@ -203,6 +203,12 @@ impl Session {
                 .filter(|_| binary.fatal.is_some() && process::kernel_at_least(5, 19))
                 .map(|d| d.as_nanos() as u64),
             kernel_hz: process::kernel_hz(),
+            hold_uid: if process::has_capability(process::CAP_KILL) {
+                None
+            } else {
+                // SAFETY: geteuid has no preconditions.
+                Some(unsafe { libc::geteuid() })
+            },
             ringbuf_bytes: match options.mode {
                 Mode::Records { .. } => options.limits.buffer_bytes,
                 // Nothing is sent: the smallest ring the kernel allows.
@@ -772,23 +778,25 @@ fn arm_forensics(
         return None;
     }
     // Never stop a process mdt could not let go on.
-    let hold = options.fatal_hold && crate::process::stop::can_signal(pid);
-    if options.fatal_hold && !hold {
-        eprintln!("mdt: crash forensics without the other threads: mdt may not signal process {pid} (it runs as another user: mdt needs CAP_KILL), so it will not stop it");
+    let mut not_held = None;
+    if options.fatal_hold && !crate::process::stop::can_signal(pid) {
+        eprintln!("mdt: crash forensics without the other threads: mdt may not signal process {pid} (another user's, and no CAP_KILL, or a security policy), so it will not stop it");
+        not_held = Some("the process was not stopped: mdt may not signal it (another user's process and no CAP_KILL, or a security policy)");
     }
-    probes.set_fatal_hold(hold);
-    let lister = if hold {
+    let lister = if options.fatal_hold && not_held.is_none() {
         match probes.thread_lister() {
             Ok(l) => Some(l),
             Err(e) => {
                 eprintln!("mdt: crash forensics without the other threads: {e:#}");
-                probes.set_fatal_hold(false);
+                not_held =
+                    Some("the process was not stopped: the thread iterator could not be loaded");
                 None
             }
         }
     } else {
         None
     };
+    probes.set_fatal_hold(lister.is_some());
     let forensics = Forensics::new(
         pid,
         lister,
@@ -797,12 +805,9 @@ fn arm_forensics(
         window.as_nanos() as u64,
         time_bucket_ns,
     );
-    Some(if options.fatal_hold && !hold {
-        forensics.not_held_because(
-            "the process was not stopped: mdt may not signal it (another user's process, and no CAP_KILL)",
-        )
-    } else {
-        forensics
+    Some(match not_held {
+        Some(why) => forensics.not_held_because(why),
+        None => forensics,
     })
 }
 
