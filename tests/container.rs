@@ -2,7 +2,7 @@
 //! `FROM scratch` (no registry is needed), run by podman. `mdt inspect --all --container ID`
 //! finds exactly it, with podman's container id derived from its cgroup path, and
 //! `mdt trace -p PID` (the host's pid: the container has its own pid and mount namespaces)
-//! sees each of its deletes exactly once.
+//! sees each of its deletes exactly once, every record naming the container.
 //!
 //! Podman runs rootful with runc and cgroupfs (crun refuses this machine's v1/v2 hybrid
 //! cgroups) and lowered rlimits (root here may not raise them). Needs root and podman
@@ -165,6 +165,19 @@ fn a_podman_container_is_found_by_its_id_and_traced_exactly() {
         events.iter().all(|r| r["pid"] == pid),
         "the host's pid on every record"
     );
+    for r in events
+        .iter()
+        .copied()
+        .chain([summary["process"].clone()].iter())
+    {
+        assert_eq!(r["container_id"], id.as_str(), "{r}");
+        assert_eq!(
+            (&r["comm"], &r["exe"]),
+            (&"deletes".into(), &"/deletes".into()),
+            "{r}"
+        );
+        assert!(r.get("pod_uid").is_none(), "not in a pod: {r}");
+    }
     assert!(
         events
             .iter()

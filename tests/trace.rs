@@ -564,6 +564,36 @@ fn check_summary(t: &Traced, deletes: u64, clears: u64, ctx: &str) {
     );
 }
 
+/// Every record names the traced process as /proc does (`bin`, not in a container), and the
+/// summary's `process` is the same.
+fn check_process(t: &Traced, bin: &Path, ctx: &str) {
+    let exe = std::fs::canonicalize(bin).unwrap().display().to_string();
+    let comm: String = bin
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .take(15)
+        .collect();
+    let p = &t.summary["process"];
+    assert_eq!(
+        (&p["exe"], &p["comm"]),
+        (&exe.clone().into(), &comm.clone().into()),
+        "{ctx}: {p}"
+    );
+    assert!(p.get("container_id").is_none(), "{ctx}: {p}");
+    for r in t.events() {
+        assert_eq!(r["pid"], p["pid"], "{ctx}: {}", short_event(r));
+        assert_eq!(
+            (&r["exe"], &r["comm"]),
+            (&p["exe"], &p["comm"]),
+            "{ctx}: {}",
+            short_event(r)
+        );
+        assert!(r.get("container_id").is_none(), "{ctx}: {}", short_event(r));
+    }
+}
+
 /// `--latency`: every record has its duration (and every delete its outcome, compared by
 /// `compare`), none is unmatched, and the kernel's exact outcomes are the fixture's: its
 /// deletes of present and of absent keys, every call seen returning.
@@ -659,6 +689,7 @@ fn launch_and_pid_mode_find_every_delete_exactly_once() {
             );
             assert_eq!(t.summary["sampled_out"], 0, "{ctx}");
             assert_eq!(t.summary["filtered_out"], 0, "{ctx}");
+            check_process(&t, &bin, &ctx);
             let expected = common::read_json_lines(&expect);
             assert_eq!(expected.len() as u64, d + c, "{ctx}: expect file length");
             fail_if(compare(&expected, &t, 64, false), &ctx, &t);
@@ -712,6 +743,7 @@ fn launch_and_pid_mode_find_every_delete_exactly_once() {
             assert_eq!(t.target_stdout, untraced_stdout, "{ctx}: fixture stdout");
             let (d, c) = fixture_counts(&t.target_stdout, &ctx);
             check_summary(&t, d, c, &ctx);
+            check_process(&t, &bin, &ctx);
             // The real status, read while it is a zombie or from its pidfd.
             assert_eq!(
                 t.summary["target_exit"], "exit status 0",

@@ -7,6 +7,7 @@ pub mod gofmt;
 pub mod key;
 pub mod labels;
 pub mod mapmem;
+pub mod process;
 pub mod stack;
 pub mod summary;
 

@@ -13,6 +13,7 @@ use crate::bounded::Cache;
 use super::{Sink, Summary};
 use crate::events::fatal::Fatal;
 use crate::events::mapmem::MapMemory;
+use crate::events::process::Process;
 use crate::events::{frame_label, Event, Frame, KeyValue, Labels, Role, Stack};
 
 pub struct JsonSink<W: Write> {
@@ -22,6 +23,8 @@ pub struct JsonSink<W: Write> {
     line: Vec<u8>,
     /// `--alert`: alert records from the board, and where we are in it.
     alerts: Option<(Arc<dyn SideRecords>, usize)>,
+    /// The traced process, and the fields its records add to their pid.
+    process: Option<(Process, Box<[u8]>)>,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -33,6 +36,7 @@ impl<W: Write> JsonSink<W> {
             stacks: StackJson::new(max_stacks),
             line: Vec::with_capacity(4096),
             alerts: None,
+            process: None,
         }
     }
 
@@ -384,12 +388,21 @@ pub fn rfc3339_nanos(ts_ns: u64) -> String {
 }
 
 impl<W: Write> Sink for JsonSink<W> {
+    fn process(&mut self, p: &Process) {
+        self.process = Some((p.clone(), p.json_fields().into()));
+    }
+
     fn event(&mut self, ev: &Event) -> io::Result<()> {
         self.write_alerts()?;
         let record = Record::of(ev);
         self.line.clear();
         serde_json::to_writer(&mut self.line, &record)?;
-        self.line.pop(); // the closing brace: caller and stack follow
+        self.line.pop(); // the closing brace: the process, caller and stack follow
+        if let Some((p, fields)) = &self.process {
+            if p.pid == ev.pid {
+                self.line.extend_from_slice(fields);
+            }
+        }
         self.stacks.append(ev, &mut self.line)?;
         self.line.extend_from_slice(b"}\n");
         self.out.write_all(&self.line)
@@ -401,7 +414,15 @@ impl<W: Write> Sink for JsonSink<W> {
 
     fn fatal(&mut self, f: &Fatal) -> io::Result<()> {
         self.write_alerts()?;
-        self.line(&fatal_record(f))?;
+        let mut record = fatal_record(f);
+        if let Some((p, _)) = self.process.as_ref().filter(|(p, _)| p.pid == f.pid) {
+            let mut fields = serde_json::to_value(p).map_err(io::Error::other)?;
+            if let Some(o) = fields.as_object_mut() {
+                o.remove("pid");
+            }
+            merge(&mut record, fields);
+        }
+        self.line(&record)?;
         self.out.flush()
     }
 
@@ -423,6 +444,12 @@ impl<W: Write> Sink for JsonSink<W> {
             if let Some((board, _)) = &self.alerts {
                 let (key, value) = board.summary();
                 obj.insert(key.into(), value);
+            }
+            if let Some((p, _)) = &self.process {
+                obj.insert(
+                    "process".into(),
+                    serde_json::to_value(p).map_err(io::Error::other)?,
+                );
             }
         }
         self.line(&value)?;

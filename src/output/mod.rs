@@ -12,6 +12,9 @@ use crate::events::Event;
 pub use crate::events::{FunctionCount, Summary};
 
 pub trait Sink {
+    /// The traced process, before its first record: the records of its pid
+    /// name it.
+    fn process(&mut self, _p: &crate::events::process::Process) {}
     fn event(&mut self, ev: &Event) -> io::Result<()>;
     /// `count` more records could not be delivered by the kernel (`total` so far).
     fn lost(&mut self, count: u64, total: u64) -> io::Result<()>;

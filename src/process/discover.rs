@@ -45,6 +45,51 @@ impl ProcessInfo {
     }
 }
 
+impl ProcessInfo {
+    /// The process as records name it.
+    pub fn identity(&self) -> crate::events::process::Process {
+        crate::events::process::Process {
+            pid: self.pid as u32,
+            comm: self.comm.clone(),
+            exe: self.exe.display().to_string(),
+            container_id: self.container.as_ref().map(|c| c.id.clone()),
+            pod_uid: self.container.as_ref().and_then(|c| c.pod_uid.clone()),
+        }
+    }
+}
+
+/// Process `pid` as records name it. `launched`: the program mdt launched
+/// it to run, which /proc does not name yet while it is held before its
+/// exec.
+pub fn identity(pid: i32, launched: Option<&std::path::Path>) -> crate::events::process::Process {
+    let Some(program) = launched else {
+        return ProcessInfo::of(pid).map_or_else(
+            || crate::events::process::Process {
+                pid: pid as u32,
+                ..Default::default()
+            },
+            |p| p.identity(),
+        );
+    };
+    let exe = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
+    // The kernel names a process after its executable, cut to 15 bytes.
+    let mut comm = exe
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    while comm.len() > 15 {
+        comm.pop();
+    }
+    let container = Cgroups::of(pid).ok().and_then(|c| c.container());
+    crate::events::process::Process {
+        pid: pid as u32,
+        comm,
+        exe: exe.display().to_string(),
+        container_id: container.as_ref().map(|c| c.id.clone()),
+        pod_uid: container.and_then(|c| c.pod_uid),
+    }
+}
+
 /// The pids of `/proc`, smallest first, mdt's own left out.
 pub fn pids() -> Vec<i32> {
     let me = std::process::id() as i32;

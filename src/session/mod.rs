@@ -90,6 +90,8 @@ pub struct Session {
     latency: LatencyClock,
     /// Crash forensics (moved into the pump while running).
     forensics: Option<Forensics>,
+    /// The target as its records name it.
+    identity: crate::events::process::Process,
 }
 
 /// Why the session stopped.
@@ -243,6 +245,13 @@ impl Session {
         );
         let mut latency = LatencyClock::new(options.latency);
         latency.start(&mut probes)?;
+        let identity = crate::process::discover::identity(
+            target.pid(),
+            match &target {
+                Target::Launched { child, .. } => Some(child.program.as_path()),
+                Target::Attached { .. } => None,
+            },
+        );
         let attach_time = started.elapsed();
         if let Target::Launched { child, .. } = &mut target {
             child.release()?;
@@ -262,6 +271,7 @@ impl Session {
             site_hits: Default::default(),
             latency,
             forensics,
+            identity,
         })
     }
 
@@ -434,6 +444,7 @@ impl Session {
     /// [`EXIT_DRAIN`]), for at most [`STOP_DRAIN`] after a signal; records
     /// left after that are counted as lost.
     pub fn run(mut self, sink: &mut dyn Sink, signals: &Signals) -> Result<Summary> {
+        sink.process(&self.identity);
         let decoder = self.decoder();
         let pump = RefCell::new(Pump {
             decoder,
