@@ -168,6 +168,7 @@ impl Decoder {
             },
             stack,
             stack_lost: raw.stack_lost(),
+            stack_truncated: raw.stack_truncated(),
             labels: self.options.labels.labels_of(&raw.labels()),
             outcome: None,
         })

@@ -29,7 +29,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -1601,4 +1601,71 @@ fn decoder_rereads_keys_the_probe_could_not_read() {
             "{tc}"
         );
     }
+}
+
+/// The raw frames of a record's stack (one non-inlined frame per address).
+fn raw_depth(ev: &Value) -> usize {
+    ev["stack"]
+        .as_array()
+        .map_or(0, |s| s.iter().filter(|f| f["inlined"] == false).count())
+}
+
+#[test]
+fn a_stack_deeper_than_stack_depth_is_marked_truncated() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    // The fixture's stacks are 5 to 10 frames deep (goroutines, main, reflect).
+    const DEPTH: usize = 8;
+    let tc = common::toolchains().last().unwrap().clone();
+    let bin = fixture(&tc, Variant::Plain);
+    let ident = |ev: &Value| {
+        format!(
+            "{} {} {} {}",
+            ev["func"], ev["key"], ev["caller"], ev["goid"]
+        )
+    };
+    // Whole stacks first: how deep each delete's is, and none is cut.
+    let dir = Scratch::new("depth-full");
+    let full = trace_launch("full stacks", &bin, &dir, &[], &[], &[]);
+    let mut depth_of: HashMap<String, BTreeSet<usize>> = HashMap::new();
+    for ev in full.events() {
+        assert!(ev.get("stack_truncated").is_none(), "{}", short_event(ev));
+        depth_of.entry(ident(ev)).or_default().insert(raw_depth(ev));
+    }
+    let dir = Scratch::new("depth-cut");
+    let depth = DEPTH.to_string();
+    let cut = trace_launch(
+        "--stack-depth 8",
+        &bin,
+        &dir,
+        &["--stack-depth", &depth],
+        &[],
+        &[],
+    );
+    assert_eq!(cut.count(), full.count());
+    let (mut truncated, mut whole) = (0, 0);
+    for ev in cut.events() {
+        let d = raw_depth(ev);
+        assert!(d <= DEPTH, "{}", short_event(ev));
+        let is_cut = ev["stack_truncated"] == true;
+        let Some(depths) = depth_of.get(&ident(ev)).filter(|d| d.len() == 1) else {
+            continue; // one call, several paths: no single depth to compare with
+        };
+        let real = *depths.first().unwrap();
+        assert_eq!(
+            is_cut,
+            real > DEPTH,
+            "{real} frames deep: {}",
+            short_event(ev)
+        );
+        if is_cut {
+            assert_eq!(d, DEPTH, "{}", short_event(ev));
+            truncated += 1;
+        } else {
+            assert_eq!(d, real, "{}", short_event(ev));
+            whole += 1;
+        }
+    }
+    assert!(truncated > 0 && whole > 0, "{truncated} cut, {whole} whole");
 }

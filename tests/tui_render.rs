@@ -96,6 +96,7 @@ fn ev(
         stack: s.stack.clone(),
         caller: Some(s.caller),
         stack_lost: false,
+        stack_truncated: false,
         stack_id: s.stack_id,
         labels: None,
         outcome: None,

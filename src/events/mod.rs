@@ -64,6 +64,9 @@ pub struct Event {
     /// The stack could not be put back together (see `probes::stacks`):
     /// this record has none, rather than a wrong one.
     pub stack_lost: bool,
+    /// The stack was deeper than the walk (`--stack-depth`): its outermost
+    /// frames are missing.
+    pub stack_truncated: bool,
     /// Index in `stack` of the caller: the first frame outside the Go
     /// runtime's map machinery.
     pub caller: Option<usize>,
@@ -212,6 +215,7 @@ pub(crate) mod testing {
             cleared: None,
             caller: find_caller(&stack),
             stack_lost: false,
+            stack_truncated: false,
             stack_id: 0,
             stack,
             labels: None,

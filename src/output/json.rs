@@ -137,6 +137,8 @@ pub struct Record<'a> {
     pub labels_truncated: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stack_lost: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stack_truncated: bool,
     #[serde(default, skip_serializing, borrow)]
     pub caller: Cow<'a, str>,
     #[serde(default, skip_serializing)]
@@ -180,6 +182,7 @@ impl<'a> Record<'a> {
             labels: ev.labels.as_deref().map(Cow::Borrowed),
             labels_truncated: ev.labels.as_ref().is_some_and(|l| l.truncated),
             stack_lost: ev.stack_lost,
+            stack_truncated: ev.stack_truncated,
             caller: Cow::Borrowed(""),
             stack: Vec::new(),
         }
@@ -498,6 +501,7 @@ mod tests {
             cleared: (kind == Role::Clear).then_some(3),
             caller: crate::events::find_caller(&stack),
             stack_lost: false,
+            stack_truncated: false,
             stack_id,
             stack,
             labels: None,

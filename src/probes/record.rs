@@ -187,6 +187,12 @@ impl MdtEvent {
         self.has_flag(mdt_event_flags::MDT_EV_STACK_LOST)
     }
 
+    /// The frame-pointer walk stopped at the depth asked for, before the
+    /// outermost frame.
+    pub fn stack_truncated(&self) -> bool {
+        self.has_flag(mdt_event_flags::MDT_EV_STACK_TRUNCATED)
+    }
+
     /// The key held string bytes read through a pointer (generic delete of
     /// a string-keyed map).
     pub fn key_is_string(&self) -> bool {
