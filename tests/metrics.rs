@@ -206,6 +206,29 @@ fn run_exact(tc: &Toolchain, promtool: &Path) {
         "{ctx}"
     );
     assert_eq!(sample(&text, "mdt_target_up"), Some(1.0), "{ctx}");
+    // Who is traced, for joins.
+    let info: Vec<_> = parse_samples(&text)
+        .into_iter()
+        .filter(|(n, _, _)| n == "mdt_target_info")
+        .collect();
+    assert_eq!(info.len(), 1, "{ctx}: {info:?}");
+    let (_, labels, v) = &info[0];
+    assert_eq!(*v, 1.0, "{ctx}");
+    let exe = fs::canonicalize(&bin).unwrap().display().to_string();
+    let pid = fixture.pid().to_string();
+    let want_info: Vec<(String, String)> = [
+        ("comm", "deletes"),
+        ("container_id", ""),
+        ("exe", exe.as_str()),
+        ("pid", pid.as_str()),
+        ("pod_uid", ""),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut got = labels.clone();
+    got.sort();
+    assert_eq!(got, want_info, "{ctx}");
     assert!(
         sample(&text, "mdt_attached_probes").unwrap() >= 4.0,
         "{ctx}"

@@ -90,7 +90,8 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     let mut session = session?;
     let pid = session.pid();
     if let Some(m) = &mut monitoring {
-        session.set_observer(Box::new(m.start(pid, !tui)?));
+        let observer = m.start(session.identity(), !tui)?;
+        session.set_observer(Box::new(observer));
     }
     announce(&session);
     let labels_used =

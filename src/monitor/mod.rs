@@ -24,6 +24,7 @@ use self::latency::Latencies;
 use self::metrics::server::MetricsServer;
 use self::metrics::Metrics;
 use self::sites::Sites;
+use crate::events::process::Process;
 use crate::events::Event;
 use crate::session::{Observation, Observer};
 
@@ -229,11 +230,13 @@ impl Monitoring {
     /// Starts serving metrics and delivering alerts; returns the observer
     /// to give the session. `print`: alert lines and delivery failures on
     /// stderr (not while the TUI owns the terminal).
-    pub fn start(&mut self, pid: i32, print: bool) -> Result<Monitor> {
+    pub fn start(&mut self, target: &Process, print: bool) -> Result<Monitor> {
+        let pid = target.pid as i32;
         let a = &self.args;
         let metrics = match self.listener.take() {
             Some(listener) => {
                 let m = Metrics::new(a.max_series, &a.metric_labels)?;
+                metrics::register_target_info(&m.registry, target)?;
                 self.server = Some(MetricsServer::start(listener, m.registry.clone())?);
                 Some(m)
             }

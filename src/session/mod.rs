@@ -279,6 +279,11 @@ impl Session {
         self.target.pid()
     }
 
+    /// The target as its records name it.
+    pub fn identity(&self) -> &crate::events::process::Process {
+        &self.identity
+    }
+
     /// A watch on the target's exit, for a process mdt attached to (a
     /// launched one is mdt's child: its status comes with the summary).
     pub fn process_watch(&self) -> Option<ProcessWatch> {

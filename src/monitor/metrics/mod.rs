@@ -17,6 +17,7 @@
 //! | `go_map_capacity_slots`, `go_map_bytes`, `go_map_len` | gauge (sums over the maps watched, as last read) | `map_type` |
 //! | `go_map_fatal_total` | counter (crash forensics) | `message` |
 //! | `mdt_attached_probes`, `mdt_target_up`, `mdt_maps_watched` | gauge | |
+//! | `mdt_target_info` | gauge (1) | `pid`, `comm`, `exe`, `container_id`, `pod_uid` |
 //! | `mdt_series_limit`, `mdt_series_overflow_total`, `mdt_site_table_full_total` | gauge, counter | |
 //! | `mdt_alerts_fired_total`, `mdt_alert_delivery_failures_total`, `mdt_alert_groups_dropped_total` | counter | |
 //!
@@ -43,7 +44,9 @@ use std::time::Duration;
 use anyhow::Result;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
-use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::events::process::Process;
 
 use super::alerts::AlertBoard;
 use super::latency::LatencyDelta;
@@ -293,6 +296,28 @@ fn raise(c: &IntCounter, total: u64) {
     if total > now {
         c.inc_by(total - now);
     }
+}
+
+/// `mdt_target_info`: the traced process, as its records name it, for
+/// joins (`* on (instance) group_left (comm, container_id) mdt_target_info`).
+pub fn register_target_info(registry: &Registry, p: &Process) -> Result<()> {
+    let info = IntGaugeVec::new(
+        Opts::new(
+            "mdt_target_info",
+            "The traced process (always 1): its pid, command, executable, and container and pod when it runs in one (empty otherwise).",
+        ),
+        &["pid", "comm", "exe", "container_id", "pod_uid"],
+    )?;
+    registry.register(Box::new(info.clone()))?;
+    info.with_label_values(&[
+        p.pid.to_string().as_str(),
+        &p.comm,
+        &p.exe,
+        p.container_id.as_deref().unwrap_or(""),
+        p.pod_uid.as_deref().unwrap_or(""),
+    ])
+    .set(1);
+    Ok(())
 }
 
 impl Metrics {
