@@ -168,7 +168,7 @@ impl Decoder {
             },
             stack,
             stack_lost: raw.stack_lost(),
-            stack_truncated: raw.stack_truncated(),
+            stack_truncated: raw.stack_truncated() && !raw.stack_lost(),
             labels: self.options.labels.labels_of(&raw.labels()),
             outcome: None,
         })

@@ -187,6 +187,8 @@ enum Crasher {
     Nobody,
     /// root when mdt attaches, `nobody` (setuid) just before it races.
     BecomesNobody,
+    /// root, as mdt.
+    Root,
 }
 
 /// The crash fixture, traced by mdt with `caps`: (fatal record, mdt's stderr, the target's
@@ -213,6 +215,7 @@ fn crash_with(caps: &BTreeSet<String>, who: Crasher) -> (Value, String, Option<i
             args.extend(["-setuid", "65534"]);
             in_own_session("crash, then nobody", &bin, true, &args)
         }
+        Crasher::Root => in_own_session("crash as root", &bin, true, &args),
     };
     let out = dir.path("out.json");
     let mut m = mdt_with(caps, target.pid, &out);
@@ -286,6 +289,13 @@ fn a_crash_of_another_users_process_is_looked_at_and_let_go_on() {
         !stderr.contains("CAP_KILL"),
         "nothing to say at the start: {stderr}"
     );
+
+    // A target of mdt's own user needs no CAP_KILL: held, read and let go.
+    let (fatal, stderr, status) = crash_with(&fewer, Crasher::Root);
+    assert_eq!(status, Some(2));
+    assert_eq!(fatal["running"]["held"], true, "{fatal}");
+    assert_eq!(fatal["running"]["unavailable"], Value::Null, "{fatal}");
+    assert!(!stderr.contains("CAP_KILL"), "{stderr}");
 }
 
 #[test]

@@ -32,7 +32,8 @@ impl ProcessInfo {
         let dir = PathBuf::from(format!("/proc/{pid}"));
         let exe = std::fs::read_link(dir.join("exe")).ok()?;
         let meta = std::fs::metadata(dir.join("exe")).ok()?;
-        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        // Bytes: the kernel cuts a name at 15 bytes, in a character or not.
+        let comm = String::from_utf8_lossy(&std::fs::read(dir.join("comm")).ok()?).into_owned();
         let cgroups = Cgroups::of(pid).unwrap_or_default();
         Some(ProcessInfo {
             pid,
@@ -72,14 +73,13 @@ pub fn identity(pid: i32, launched: Option<&std::path::Path>) -> crate::events::
         );
     };
     let exe = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
-    // The kernel names a process after its executable, cut to 15 bytes.
-    let mut comm = exe
+    // The kernel names a process after the file name it was exec'd by (a
+    // symlink's, not its target's), cut at 15 bytes.
+    let name = program
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(|n| n.as_encoded_bytes())
         .unwrap_or_default();
-    while comm.len() > 15 {
-        comm.pop();
-    }
+    let comm = String::from_utf8_lossy(&name[..name.len().min(15)]).into_owned();
     let container = Cgroups::of(pid).ok().and_then(|c| c.container());
     crate::events::process::Process {
         pid: pid as u32,

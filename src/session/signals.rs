@@ -1,12 +1,15 @@
-//! SIGINT and SIGTERM, and the TUI's `q`, as one stop request.
+//! SIGINT, SIGTERM, SIGHUP and SIGQUIT, and the TUI's `q`, as one stop
+//! request: mdt always ends by its own stop (probes detached, a target it
+//! stopped let go, outputs complete), never killed mid-way by a signal
+//! it could handle.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-/// SIGINT / SIGTERM, counted (the session forwards the first to a launched
-/// program and stops on the next).
+/// SIGINT / SIGTERM / SIGHUP / SIGQUIT, counted (the session forwards the
+/// first to a launched program and stops on the next).
 pub struct Signals {
     count: Arc<AtomicUsize>,
     last: Arc<AtomicUsize>,
@@ -16,7 +19,8 @@ impl Signals {
     pub fn install() -> Result<Self> {
         let count = Arc::new(AtomicUsize::new(0));
         let last = Arc::new(AtomicUsize::new(0));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
             let (count, last) = (count.clone(), last.clone());
             // SAFETY: the handler only performs atomic stores, which are
             // async-signal-safe.
