@@ -261,6 +261,7 @@ fn app() -> App {
     App::new(TargetInfo {
         pid: 4242,
         binary: "/srv/api/bin/api-server".into(),
+        container: None,
         go_version: "go1.24.11".into(),
         map_impl: "swiss".into(),
         sample_rate: 1.0,
@@ -348,6 +349,7 @@ fn callers_view_rows_numbers_and_default_order() {
         "{text}"
     );
     assert!(s[0].contains("attached 00:01:08"), "{text}");
+    assert!(!s[0].contains("container"), "not in one: {text}");
     assert!(
         s[1].contains("deletes 50") && s[1].contains("clears 1"),
         "{text}"
@@ -1865,4 +1867,19 @@ fn a_fatal_error_shows_a_banner_and_opens_the_crash_view() {
     // The layout holds at 80x24.
     let s = screen(&mut app, 80, 24);
     assert_eq!(s.len(), 24);
+}
+
+#[test]
+fn the_header_names_the_container_the_target_runs_in() {
+    let mut app = App::new(TargetInfo {
+        container: Some("4e30b4250185".into()),
+        ..app().info.clone()
+    });
+    app.refresh(&stats(), exact(), NOW);
+    let s = screen(&mut app, 120, 24);
+    assert!(
+        s[0].contains("pid 4242 · container 4e30b4250185 · /srv/api/bin/api-server"),
+        "{}",
+        dump(&s)
+    );
 }

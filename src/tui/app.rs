@@ -26,6 +26,8 @@ pub struct TargetInfo {
     pub pid: i32,
     /// The executable's path.
     pub binary: String,
+    /// The container it runs in (its id's first 12 digits), if any.
+    pub container: Option<String>,
     /// `go1.24.11`.
     pub go_version: String,
     /// `swiss` or `hmap`.

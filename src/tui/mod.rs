@@ -185,6 +185,11 @@ pub fn run(
     let info = TargetInfo {
         pid,
         binary,
+        container: session
+            .identity()
+            .container_id
+            .as_ref()
+            .map(|id| id.chars().take(12).collect()),
         go_version: session.binary.go_version.clone(),
         map_impl: match session.binary.map_impl {
             MapImpl::Swiss => "swiss".into(),

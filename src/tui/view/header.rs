@@ -21,8 +21,12 @@ pub(super) fn draw_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let info = &app.info;
     let until = app.ended_ns.unwrap_or(app.now_ns).min(app.now_ns);
     let attached = hms(until.saturating_sub(info.attached_ns));
+    let container = info
+        .container
+        .as_ref()
+        .map_or(String::new(), |c| format!(" · container {c}"));
     let fixed = format!(
-        " mdt · pid {} ·  · {} · {} maps · attached {attached} ",
+        " mdt · pid {}{container} ·  · {} · {} maps · attached {attached} ",
         info.pid, info.go_version, info.map_impl
     );
     // The full path when it fits, else the file name.
@@ -39,7 +43,7 @@ pub(super) fn draw_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let title = Line::from(vec![
         Span::styled(" mdt", theme.strong()),
         Span::raw(format!(
-            " · pid {} · {binary} · {} · {} maps · attached {attached} ",
+            " · pid {}{container} · {binary} · {} · {} maps · attached {attached} ",
             info.pid, info.go_version, info.map_impl
         )),
     ]);
