@@ -1911,6 +1911,21 @@ static __always_inline void count_window(struct mdt_fatal *f, __u64 now)
 	f->window_clears = ws.clears;
 }
 
+/*
+ * Whether mdt, without CAP_KILL, may send the dying process SIGCONT: the
+ * kernel's rule for kill() is checked against the process (its thread
+ * group leader, which kill(pid) finds), whose real or saved uid must be
+ * mdt's effective uid (mdt_cfg.hold_uid).
+ */
+static __always_inline bool may_resume(void)
+{
+	struct task_struct *leader = BPF_CORE_READ(bpf_get_current_task_btf(), group_leader);
+	__u32 uid = BPF_CORE_READ(leader, real_cred, uid.val);
+	__u32 suid = BPF_CORE_READ(leader, real_cred, suid.val);
+
+	return uid == mdt_cfg.hold_uid || suid == mdt_cfg.hold_uid;
+}
+
 /* Stop the process, once: see mdt_fatal_hold. */
 static __always_inline void hold(struct mdt_fatal *f)
 {
@@ -1920,8 +1935,7 @@ static __always_inline void hold(struct mdt_fatal *f)
 	}
 	if (!mdt_fatal_hold)
 		return;
-	if (mdt_cfg.hold_uid != MDT_HOLD_ANY_UID &&
-	    (__u32)bpf_get_current_uid_gid() != mdt_cfg.hold_uid) {
+	if (mdt_cfg.hold_uid != MDT_HOLD_ANY_UID && !may_resume()) {
 		f->flags |= MDT_FATAL_HOLD_DENIED;
 		return;
 	}

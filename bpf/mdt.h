@@ -669,9 +669,10 @@ struct mdt_config {
 	__u64 tick_ns;
 	__u32 tick_shift;
 	/* Crash forensics: the probe stops a dying process only if mdt may
-	 * let it go on: its real uid is hold_uid (mdt's effective uid), or
-	 * any with MDT_HOLD_ANY_UID (mdt has CAP_KILL). Decided at the fatal
-	 * error, so a target that changed its uid since is not stopped. */
+	 * let it go on: its real or saved uid is hold_uid (mdt's effective
+	 * uid), or any with MDT_HOLD_ANY_UID (mdt has CAP_KILL). Decided at
+	 * the fatal error, so a target that changed its uid since is not
+	 * stopped. */
 	__u32 hold_uid;
 	/* Per attach point (index = probe id). */
 	struct mdt_probe_cfg probes[MDT_MAX_PROBES];

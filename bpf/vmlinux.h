@@ -118,11 +118,20 @@ struct fred_ss {
 struct thread_struct {
 	long unsigned int fsbase;
 } __attribute__((preserve_access_index));
+typedef struct {
+	unsigned int val;
+} kuid_t;
+struct cred {
+	kuid_t uid;
+	kuid_t suid;
+} __attribute__((preserve_access_index));
 struct task_struct {
 	unsigned int __state;
 	int pid;
 	int tgid;
 	struct thread_struct thread;
+	struct task_struct *group_leader;
+	const struct cred *real_cred;
 } __attribute__((preserve_access_index));
 /* The context of a task iterator ("iter/task"). */
 struct seq_file;
