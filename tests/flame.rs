@@ -2478,3 +2478,57 @@ fn weight_latency_from_files() {
     svg.check_against(&parse_folded(&read(&folded, "in"), "in"), "folded → svg");
     dir.assert_no_temp_files("--weight latency");
 }
+
+#[test]
+fn stacks_deeper_than_stack_depth_have_a_root_that_says_so() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    const MARK: &str = "[deeper than --stack-depth]";
+    let tc = common::toolchains().last().unwrap().clone();
+    let bin = fixture(&tc, Variant::Plain);
+    let dir = Scratch::new("flame-depth");
+    let folded = |tag: &str, flags: &[&str]| -> (BTreeMap<String, u64>, u64) {
+        let out = dir.path(&format!("{tag}.folded"));
+        let mut all = vec!["--format", "folded", "-o", out.to_str().unwrap()];
+        all.extend_from_slice(flags);
+        let (stdout, _, _) = flame_launch(tag, &dir, tag, &bin, &all, &[]);
+        let (d, c) = fixture_counts(&stdout, tag);
+        (parse_folded(&read(&out, tag), tag), d + c)
+    };
+    let marked = |lines: &BTreeMap<String, u64>| -> u64 {
+        lines
+            .iter()
+            .filter(|(l, _)| l.starts_with(&format!("{MARK};")))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    // Whole stacks: none marked. (The fixture's are 5 to 10 frames deep.)
+    let (whole, calls) = folded("whole", &[]);
+    assert_eq!(total(&whole), calls);
+    assert_eq!(marked(&whole), 0, "{}", folded_text(&whole));
+    // Cut at 6 frames: the deeper ones are marked at their root, every call still counted.
+    let (cut, calls) = folded("cut", &["--stack-depth", "6"]);
+    assert_eq!(total(&cut), calls);
+    let deep = marked(&cut);
+    assert!(
+        deep > 0 && deep < calls,
+        "{deep} of {calls}: {}",
+        folded_text(&cut)
+    );
+    assert!(
+        cut.keys().all(|l| !l[1..].contains(MARK)),
+        "the mark is the root only"
+    );
+    // From records: the same stacks marked.
+    let json = dir.path("cut.json");
+    let mut cmd = mdt(["trace", "--json", "--stack-depth", "6", "-o"]);
+    cmd.arg(&json).arg("--").arg(&bin);
+    run_ok("mdt trace --stack-depth 6", cmd);
+    let from = dir.path("from.folded");
+    let mut cmd = mdt(["flame", "--format", "folded", "-o"]);
+    cmd.arg(&from).arg("--from").arg(&json);
+    run_ok("mdt flame --from", cmd);
+    let from = parse_folded(&read(&from, "from"), "from");
+    assert_eq!(marked(&from), deep, "{}", folded_text(&from));
+}

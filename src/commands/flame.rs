@@ -161,6 +161,7 @@ fn trace(args: &FlameArgs, shape: &Shape) -> Result<(Profile, Option<(Summary, i
                 key_type: &c.key_type,
                 goid: c.goid,
                 labels: None,
+                truncated: c.truncated,
                 count: match weight {
                     Weight::Count => c.count,
                     // Calls not seen returning weigh nothing.
@@ -288,6 +289,7 @@ impl crate::output::Sink for ProfileSink {
                 goid: ev.goid,
                 labels: ev.labels.as_deref(),
                 count,
+                truncated: ev.stack_truncated,
             },
             &self.shape,
         );

@@ -304,8 +304,8 @@ impl Probes {
     }
 
     /// Aggregation mode: the frames behind a stack hash (runtime addresses,
-    /// innermost first).
-    pub fn stack_frames(&self, hash: u64) -> Result<Option<Vec<u64>>> {
+    /// innermost first), and whether the walk stopped before the outermost.
+    pub fn stack_frames(&self, hash: u64) -> Result<Option<(Vec<u64>, bool)>> {
         let map = &self.skel.maps.stacks;
         let Some(value) = map
             .lookup(&hash.to_ne_bytes(), MapFlags::ANY)
@@ -315,7 +315,8 @@ impl Probes {
         };
         let stack = decode::<types::mdt_stack>(&value).context("stacks: short value")?;
         let depth = (stack.depth as usize).min(MAX_STACK_DEPTH);
-        Ok(Some(stack.pcs[..depth].to_vec()))
+        let truncated = stack.flags & types::mdt_event_flags::MDT_EV_STACK_TRUNCATED.0 != 0;
+        Ok(Some((stack.pcs[..depth].to_vec(), truncated)))
     }
 }
 

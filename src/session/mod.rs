@@ -638,7 +638,7 @@ impl Session {
         let mut decoder = self.decoder();
         let mut counts = Vec::new();
         for (key, count) in self.probes.stack_counts()? {
-            let pcs = self
+            let (pcs, truncated) = self
                 .probes
                 .stack_frames(key.stack_hash)?
                 .unwrap_or_default();
@@ -659,6 +659,7 @@ impl Session {
                 .then_some(key.goid),
                 count,
                 total_ns: durations.get(&key).copied(),
+                truncated,
             });
         }
         let mut summary = self.summary(0, stats.agg_full, reason)?;
@@ -859,4 +860,6 @@ pub struct StackCount {
     /// With the exit points armed (`--weight latency`): the calls' total
     /// time, nanoseconds.
     pub total_ns: Option<u64>,
+    /// The stack was deeper than the walk (`--stack-depth`).
+    pub truncated: bool,
 }

@@ -128,6 +128,7 @@ fn from_json(text: &str, shape: &Shape, weight: Weight) -> Result<(Profile, u64)
                         goid: r.goid,
                         labels: r.labels.as_deref(),
                         count,
+                        truncated: r.stack_truncated,
                     },
                     shape,
                 );

@@ -181,7 +181,14 @@ pub struct RawStack<'a> {
     pub labels: Option<&'a crate::events::Labels>,
     /// Its weight: calls, or nanoseconds.
     pub count: u64,
+    /// The stack was deeper than the walk: its outermost frames are
+    /// missing (drawn as one frame, [`TRUNCATED_FRAME`], at the root).
+    pub truncated: bool,
 }
+
+/// The root frame of a stack deeper than `--stack-depth` (in brackets: not
+/// a function name).
+pub const TRUNCATED_FRAME: &str = "[deeper than --stack-depth]";
 
 /// The aggregated profile.
 #[derive(Debug, Clone, Default)]
@@ -281,6 +288,9 @@ impl Profile {
             }),
             GroupBy::None => None,
         };
+        if raw.truncated {
+            frames.push(FlameFrame::synthetic(TRUNCATED_FRAME));
+        }
         if let Some(root) = root {
             frames.push(FlameFrame::synthetic(&root));
         }
@@ -438,6 +448,7 @@ mod tests {
             goid: Some(7),
             labels: None,
             count,
+            truncated: false,
         }
     }
 

@@ -229,6 +229,7 @@ impl Stats {
                     key: skey,
                     func: ev.func,
                     frames: ev.stack.clone(),
+                    truncated: ev.stack_truncated,
                     map_type: ev.map_type.clone(),
                     key_type: ev.key_type.clone(),
                     caller: label.clone(),
@@ -620,6 +621,7 @@ impl Stats {
                         goid: None,
                         labels: None,
                         count: s.count,
+                        truncated: s.truncated,
                     },
                     &Shape::default(),
                 );

@@ -257,6 +257,8 @@ pub(super) struct StackRow {
     pub(super) key: StackKey,
     pub(super) func: &'static str,
     pub(super) frames: Stack,
+    /// Deeper than the walk (`--stack-depth`).
+    pub(super) truncated: bool,
     pub(super) map_type: Arc<str>,
     pub(super) key_type: Arc<str>,
     pub(super) caller: Arc<str>,
