@@ -52,22 +52,6 @@ fn hold(name: &str, bin: &Path, wrap: &[&str]) -> Proc {
     Proc::spawn(name, cmd, Stdio::piped())
 }
 
-/// The pid of the child `unshare --fork` made under `p`, once it runs `bin`.
-fn go_pid_under(p: &Proc, bin: &Path) -> i32 {
-    let children = format!("/proc/{0}/task/{0}/children", p.pid());
-    for _ in 0..1000 {
-        if let Some(c) = std::fs::read_to_string(&children)
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse().ok())
-            .filter(|c: &i32| std::fs::read_link(format!("/proc/{c}/exe")).is_ok_and(|e| e == bin))
-        {
-            return c;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("no child under {}", p.pid());
-}
-
 /// A cgroup of the unified hierarchy, removed on drop (its processes moved out first).
 struct Cgroup {
     dir: std::path::PathBuf,
@@ -136,7 +120,7 @@ fn inspect_all_lists_the_nodes_go_processes() {
         &new_bin,
         &["unshare", "--fork", "--pid", "--mount-proc"],
     );
-    let inner = go_pid_under(&unshared, &new_bin);
+    let inner = unshared.child_running(&new_bin, Duration::from_secs(10));
     let too_old = hold("go1.16 copy", &fake, &[]);
     let mut sleep = Proc::spawn(
         "sleep",

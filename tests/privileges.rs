@@ -79,21 +79,9 @@ fn in_own_session(name: &str, bin: &Path, as_root: bool, args: &[&str]) -> Targe
     }
     cmd.arg(bin).args(args);
     let setsid = Proc::spawn(name, cmd, Stdio::null());
-    let children = format!("/proc/{0}/task/{0}/children", setsid.pid());
-    let mut pid = None;
     // Traced once it is the binary (setpriv execs it in the child).
-    let started = setsid.wait_until(Duration::from_secs(10), |_| {
-        pid = std::fs::read_to_string(&children)
-            .ok()
-            .and_then(|c| c.split_whitespace().next()?.parse::<i32>().ok())
-            .filter(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == bin));
-        pid.is_some()
-    });
-    assert!(started, "{name}: {} did not start", bin.display());
-    Target {
-        setsid,
-        pid: pid.unwrap(),
-    }
+    let pid = setsid.child_running(bin, Duration::from_secs(10));
+    Target { setsid, pid }
 }
 
 fn as_nobody(name: &str, bin: &Path, args: &[&str]) -> Target {

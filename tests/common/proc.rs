@@ -13,6 +13,7 @@
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -203,6 +204,27 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The pid of this process's child (one a wrapper such as `unshare --fork` or `setsid`
+    /// forked) once that child runs `bin`; fails after `timeout`.
+    pub fn child_running(&self, bin: &Path, timeout: Duration) -> i32 {
+        let children = format!("/proc/{0}/task/{0}/children", self.pid());
+        let mut pid = None;
+        let started = self.wait_until(timeout, |_| {
+            pid = std::fs::read_to_string(&children)
+                .ok()
+                .and_then(|c| c.split_whitespace().next()?.parse::<i32>().ok())
+                .filter(|c| std::fs::read_link(format!("/proc/{c}/exe")).is_ok_and(|e| e == bin));
+            pid.is_some()
+        });
+        assert!(
+            started,
+            "{}: no child running {} within {timeout:?}",
+            self.name,
+            bin.display()
+        );
+        pid.unwrap()
     }
 
     /// Waits for the exit, then kills what it left in its group and reaps it; on timeout kills
