@@ -19,6 +19,11 @@ pub struct Process {
     pub pod_uid: Option<String>,
 }
 
+/// A container id as `docker ps` and `podman ps` show it: its first 12 digits.
+pub fn short_container_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
 impl Process {
     /// `,"comm":…,"exe":…[,"container_id":…[,"pod_uid":…]]`: what a record
     /// adds to its `pid`, rendered once per process.

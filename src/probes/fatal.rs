@@ -61,11 +61,13 @@ impl Probes {
     }
 
     /// The last safety of the hold: no new stop, and a process the probe
-    /// stopped that is still stopped let go.
-    fn release_held(&mut self) {
+    /// stopped let go while it lives, its stop delivered yet or not (a
+    /// SIGCONT cancels a pending SIGSTOP). At the end of a session, and
+    /// when the probes are dropped, whatever way mdt leaves.
+    pub fn release_held(&mut self) {
         self.set_fatal_hold(false);
         if let Some(pid) = self.fatal_pid.take() {
-            if self.fatal_stopped() && crate::process::stop::thread_states(pid).1 > 0 {
+            if self.fatal_stopped() && crate::process::stop::thread_states(pid).0 > 0 {
                 let _ = crate::process::stop::resume(pid);
             }
         }

@@ -29,7 +29,7 @@ pub struct Container {
 
 impl fmt::Display for Container {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.id[..12.min(self.id.len())])
+        f.write_str(crate::events::process::short_container_id(&self.id))
     }
 }
 

@@ -79,7 +79,12 @@ const CAP_BPF: u32 = 39;
 
 /// Whether this process has capability `cap` (a `CAP_*` number) in effect.
 pub fn has_capability(cap: u32) -> bool {
-    cap < 64 && effective_capabilities() & (1 << cap) != 0
+    in_set(effective_capabilities(), cap)
+}
+
+/// Whether capability set `caps` (a `CapEff` mask) holds `cap`.
+fn in_set(caps: u64, cap: u32) -> bool {
+    cap < 64 && caps & (1u64 << cap) != 0
 }
 
 /// The effective capability set of this process (`CapEff` in /proc/self/status).
@@ -95,7 +100,7 @@ fn effective_capabilities() -> u64 {
 /// The capabilities tracing needs that `caps` lacks (CAP_SYS_ADMIN stands in
 /// for CAP_BPF and CAP_PERFMON, as on kernels before 5.8).
 fn missing_capabilities(caps: u64) -> Vec<&'static str> {
-    let has = |bit: u32| caps & (1u64 << bit) != 0;
+    let has = |cap: u32| in_set(caps, cap);
     let mut missing = Vec::new();
     if !has(CAP_SYS_ADMIN) {
         if !has(CAP_BPF) {

@@ -524,7 +524,8 @@ impl Session {
         pump.borrow_mut().expire(None);
         pump.borrow_mut().finish_maps();
         pump.borrow_mut().poll_fatal(true);
-        self.release_if_held();
+        // A target the probe stopped whose record could not be read: let go.
+        self.probes.release_held();
         let stats = self.probes.stats()?;
         let unread = stats.submitted.saturating_sub(reader.received());
         let exits_unread = stats.exits_sent.saturating_sub(reader.exits_received());
@@ -546,14 +547,6 @@ impl Session {
             let _ = pump.sink.summary(&summary);
         }
         Ok(summary)
-    }
-
-    /// A last safety: if the fatal probe stopped the target and no record
-    /// of it was read (it could not be), let the target go on.
-    fn release_if_held(&mut self) {
-        if self.probes.fatal_stopped() && !self.target.exited() {
-            let _ = crate::process::stop::resume(self.pid());
-        }
     }
 
     /// Records that did not reach user space so far: the ones the kernel
@@ -628,7 +621,8 @@ impl Session {
         self.probes.detach_all();
         reader.consume_batch(BATCH)?;
         drop(reader);
-        self.release_if_held();
+        // A target the probe stopped whose record could not be read: let go.
+        self.probes.release_held();
         let stats = self.probes.stats()?;
         let durations = if self.probes.has_exits() {
             self.probes.stack_durations()?

@@ -178,18 +178,19 @@ pub fn run(
     alerts: Option<Arc<AlertBoard>>,
 ) -> Result<Summary> {
     let pid = session.pid();
-    let binary = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .unwrap_or_else(|_| session.binary.path.clone())
-        .display()
-        .to_string();
+    let target = session.identity();
+    let binary = if target.exe.is_empty() {
+        session.binary.path.display().to_string()
+    } else {
+        target.exe.clone()
+    };
     let info = TargetInfo {
         pid,
         binary,
-        container: session
-            .identity()
+        container: target
             .container_id
-            .as_ref()
-            .map(|id| id.chars().take(12).collect()),
+            .as_deref()
+            .map(|id| crate::events::process::short_container_id(id).to_string()),
         go_version: session.binary.go_version.clone(),
         map_impl: match session.binary.map_impl {
             MapImpl::Swiss => "swiss".into(),
