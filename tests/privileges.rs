@@ -1,7 +1,8 @@
 //! What mdt needs to run, proven: the capabilities the deployment files grant
 //! (`deploy/systemd/mdt@.service`'s `CapabilityBoundingSet`) are enough to trace a process
 //! of another user in another session exactly, and to look at its threads when it crashes
-//! and let it go on; and without CAP_KILL, mdt never stops a process it could not resume.
+//! and let it go on; without CAP_KILL, mdt never stops a process it could not resume; without
+//! CAP_DAC_READ_SEARCH it says once what it cannot read, and still counts every delete.
 //!
 //! mdt runs as root with its bounding set cut down to those capabilities (`setpriv`), as in
 //! a container started with `cap_drop: ALL` and `cap_add` of them; the target runs as
@@ -307,4 +308,55 @@ fn mdt_refuses_to_run_in_a_pid_namespace_of_its_own() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn without_cap_dac_read_search_mdt_says_once_what_it_cannot_read() {
+    if !common::require_root_bpf() {
+        return;
+    }
+    let mut caps = granted();
+    assert!(caps.remove("dac_read_search"), "the unit grants it");
+    let tc = common::toolchains().last().unwrap().clone();
+    let bin = common::build_fixture("deletes", &tc, Variant::Plain);
+    let dir = Scratch::new("caps-nodac");
+    open_dir(&dir);
+    let go = dir.path("go");
+    let target = as_nobody(
+        "deletes as nobody",
+        &bin,
+        &["-wait-file", &go.display().to_string()],
+    );
+    let out = dir.path("out.json");
+    let mut m = mdt_with(&caps, target.pid, &out);
+    std::fs::write(&go, "").unwrap();
+    let f = m.finish(Duration::from_secs(60), "the fixture");
+    assert!(f.status.success(), "mdt: {}\n{}", f.status, f.stderr);
+    let said: Vec<_> = f
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("mdt: tracing pid "))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with(&format!(
+            "mdt: warning: cannot read the memory of process {}",
+            target.pid
+        )) && said[0].contains("CAP_DAC_READ_SEARCH"),
+        "{}",
+        said[0]
+    );
+    // The probes need no such read: every delete is still counted and recorded.
+    let records = common::read_json_lines(&out);
+    let (deletes, clears) = common::expected_deletes(&tc, Variant::Plain, 1);
+    let s = summary(&records);
+    assert_eq!(
+        (
+            s["deletes"].as_u64(),
+            s["clears"].as_u64(),
+            s["lost"].as_u64()
+        ),
+        (Some(deletes as u64), Some(clears as u64), Some(0)),
+        "{s}"
+    );
 }
