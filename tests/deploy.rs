@@ -30,19 +30,21 @@ fn prometheus_rules_check_and_pass_their_tests() {
         vec!["check", "rules", "rules.yml"],
         vec!["test", "rules", "rules_test.yml"],
     ] {
-        let out = Command::new(&promtool)
-            .args(&args)
-            .current_dir(deploy("prometheus"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "promtool {}:\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut cmd = Command::new(&promtool);
+        cmd.args(&args).current_dir(deploy("prometheus"));
+        succeeds(cmd, &format!("promtool {}", args.join(" ")));
     }
+}
+
+/// Runs a checker; fails with what it printed unless it succeeded.
+fn succeeds(mut cmd: Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The metric names mdt documents (docs/monitoring.md's table), with a histogram's series.
@@ -147,17 +149,9 @@ fn the_dashboard_reads_metrics_mdt_exports_in_valid_promql() {
     }
     let file = dir.path("dashboard-rules.yml");
     std::fs::write(&file, rules).unwrap();
-    let out = Command::new(&promtool)
-        .args(["check", "rules"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the dashboard's queries:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = Command::new(&promtool);
+    cmd.args(["check", "rules"]).arg(&file);
+    succeeds(cmd, "the dashboard's queries");
 }
 
 /// A program on PATH, or None (then the check is skipped, unless CI=true).
@@ -223,17 +217,10 @@ fn the_alertmanager_route_checks_and_routes_every_shipped_alert() {
     let Some(amtool) = tool("amtool", "prometheus-alertmanager") else {
         return;
     };
-    let out = Command::new(&amtool)
-        .args(["check-config", "alertmanager.yml"])
-        .current_dir(deploy("alertmanager"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "amtool check-config: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = Command::new(&amtool);
+    cmd.args(["check-config", "alertmanager.yml"])
+        .current_dir(deploy("alertmanager"));
+    succeeds(cmd, "amtool check-config");
     // Every alert the rules define goes where it is meant to (as Alertmanager routes it): the
     // fatal error to the pager, mdt's own health to its operators, the rest to the maps' owners.
     let rules = std::fs::read_to_string(deploy("prometheus/rules.yml")).unwrap();
