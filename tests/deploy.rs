@@ -300,11 +300,7 @@ fn the_systemd_units_command_traces_the_services_main_process() {
         .find_map(|l| l.strip_prefix("Environment=\"MDT_ARGS="))
         .and_then(|l| l.strip_suffix('"'))
         .expect("the default MDT_ARGS");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let args = default_args
         .replace("127.0.0.1:9464", &format!("127.0.0.1:{port}"))
         .replace("--linger=2m", "--linger=1s");

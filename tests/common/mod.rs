@@ -914,6 +914,30 @@ pub fn require_root_bpf() -> bool {
     }
 }
 
+/// The ports `free_port` hands out: below the kernel's ephemeral range (32768–60999 by
+/// default), which outgoing connections take their source ports from.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback port nobody listens on right now, for a server a test starts. Not one the kernel
+/// picks (`bind :0`): between this check and the server's own bind, a port of the ephemeral
+/// range can become the source port of any connection (the tests' own HTTP requests), and the
+/// server then fails with "Address already in use". Distinct within a test binary; test
+/// binaries start at different places.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    let start = std::process::id().wrapping_mul(7919);
+    for _ in 0..span {
+        let i = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = TEST_PORTS.start + i as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {TEST_PORTS:?}");
+}
+
 /// A scratch directory under `target/tmp/`, named after the test binary and
 /// `tag`; removed when the test passes, kept for inspection when it fails.
 pub struct Scratch(pub PathBuf);

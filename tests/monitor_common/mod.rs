@@ -5,7 +5,6 @@
 
 pub mod receiver;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,13 +33,8 @@ where
 #[allow(unused_imports)] // not every test binary names it through here
 pub use crate::common::Scratch;
 
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
+#[allow(unused_imports)] // not every test binary names it through here
+pub use crate::common::free_port;
 
 /// GET `url` (loopback only): (status, body).
 pub fn http_get(url: &str) -> Result<(u16, String), String> {
